@@ -1,0 +1,203 @@
+// Package errs is the one place where cellar's error kinds are defined and mapped to
+// gRPC status codes (between daemons) and to S3 error responses (for clients).
+//
+// Code anywhere in cellar returns errors made with New or Wrap; the gRPC layer turns them
+// into status errors with ToGRPC, the client side turns status errors back with FromGRPC,
+// and the gateway renders them with S3.
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Kind classifies an error by what the caller can do about it.
+type Kind int
+
+const (
+	Internal          Kind = iota // a bug or an unexpected failure; never shown in detail
+	NoSuchKey                     // the object does not exist
+	NoSuchBucket                  // the bucket does not exist
+	BucketExists                  // CreateBucket of a bucket that exists
+	BucketNotEmpty                // DeleteBucket of a bucket with objects
+	InvalidArgument               // bad input from the client
+	Unavailable                   // a dependency is down or not ready; retry later
+	SlowDown                      // the dependency is up but not ready for this request yet
+	Corrupt                       // stored data failed its checksum
+	NotImplemented                // a request cellar does not support
+	InvalidBucketName             // a bucket name S3 would refuse
+	KeyTooLong                    // an object key over 1024 bytes
+	EntityTooLarge                // an object over the configured maximum
+	IncompleteBody                // the body was shorter than Content-Length
+	BadDigest                     // a checksum sent by the client did not match
+	MalformedXML                  // an XML body that does not parse
+	AccessDenied                  // authentication or authorisation failed
+)
+
+var kindNames = map[Kind]string{
+	Internal: "internal", NoSuchKey: "no such key", NoSuchBucket: "no such bucket",
+	BucketExists: "bucket exists", BucketNotEmpty: "bucket not empty",
+	InvalidArgument: "invalid argument", Unavailable: "unavailable", SlowDown: "slow down",
+	Corrupt: "corrupt", NotImplemented: "not implemented", InvalidBucketName: "invalid bucket name",
+	KeyTooLong: "key too long", EntityTooLarge: "entity too large", IncompleteBody: "incomplete body",
+	BadDigest: "bad digest", MalformedXML: "malformed xml", AccessDenied: "access denied",
+}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Error is a cellar error: a kind, a message safe to show to a client, and an optional cause.
+type Error struct {
+	Kind    Kind
+	Message string // shown to clients; never contains Go internals
+	Cause   error  // logged, never shown
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New returns an error of kind k with a client-safe message.
+func New(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of kind k with a client-safe message and a cause kept for logs.
+func Wrap(k Kind, cause error, format string, args ...any) error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+// KindOf returns the kind of err: the kind of the first *Error in its chain, Unavailable
+// for context deadlines and gRPC Unavailable/DeadlineExceeded status errors, else Internal.
+func KindOf(err error) Kind {
+	if err == nil {
+		return Internal
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return Unavailable
+	}
+	if _, ok := status.FromError(err); ok {
+		var fe *Error
+		if errors.As(FromGRPC(err), &fe) {
+			return fe.Kind
+		}
+	}
+	return Internal
+}
+
+// Is reports whether err is of kind k.
+func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
+
+type mapping struct {
+	code     codes.Code
+	status   int
+	s3Code   string
+	fallback string // client message used when the error carries none
+}
+
+var table = map[Kind]mapping{
+	Internal:          {codes.Internal, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."},
+	NoSuchKey:         {codes.NotFound, http.StatusNotFound, "NoSuchKey", "The specified key does not exist."},
+	NoSuchBucket:      {codes.NotFound, http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist."},
+	BucketExists:      {codes.AlreadyExists, http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it."},
+	BucketNotEmpty:    {codes.FailedPrecondition, http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty."},
+	InvalidArgument:   {codes.InvalidArgument, http.StatusBadRequest, "InvalidArgument", "Invalid Argument."},
+	Unavailable:       {codes.Unavailable, http.StatusServiceUnavailable, "ServiceUnavailable", "Please reduce your request rate."},
+	SlowDown:          {codes.ResourceExhausted, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate."},
+	Corrupt:           {codes.DataLoss, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."},
+	NotImplemented:    {codes.Unimplemented, http.StatusNotImplemented, "NotImplemented", "A header or query you provided implies functionality that is not implemented."},
+	InvalidBucketName: {codes.InvalidArgument, http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid."},
+	KeyTooLong:        {codes.InvalidArgument, http.StatusBadRequest, "KeyTooLongError", "Your key is too long."},
+	EntityTooLarge:    {codes.InvalidArgument, http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."},
+	IncompleteBody:    {codes.InvalidArgument, http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header."},
+	BadDigest:         {codes.InvalidArgument, http.StatusBadRequest, "BadDigest", "The Content-MD5 or checksum you specified did not match what we received."},
+	MalformedXML:      {codes.InvalidArgument, http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."},
+	AccessDenied:      {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Access Denied"},
+}
+
+// kindHeader carries the exact kind across gRPC, since several kinds share a code.
+const kindPrefix = "cellar-kind="
+
+// ToGRPC converts err to a gRPC status error that FromGRPC turns back into the same kind.
+func ToGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		var e *Error
+		if !errors.As(err, &e) {
+			return err
+		}
+	}
+	k := KindOf(err)
+	msg := table[k].fallback
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		msg = e.Message
+	}
+	return status.Error(table[k].code, fmt.Sprintf("%s%d;%s", kindPrefix, int(k), msg))
+}
+
+// FromGRPC converts a gRPC status error back into an *Error. Transport failures
+// (Unavailable, DeadlineExceeded, Canceled) become Unavailable.
+func FromGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	s, ok := status.FromError(err)
+	if !ok {
+		return Wrap(Internal, err, "internal error")
+	}
+	var k int
+	var msg string
+	if n, _ := fmt.Sscanf(s.Message(), kindPrefix+"%d;", &k); n == 1 {
+		if i := strings.IndexByte(s.Message(), ';'); i >= 0 {
+			msg = s.Message()[i+1:]
+		}
+		return &Error{Kind: Kind(k), Message: msg, Cause: err}
+	}
+	switch s.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		return &Error{Kind: Unavailable, Message: "A cell dependency is unavailable.", Cause: err}
+	case codes.ResourceExhausted:
+		return &Error{Kind: SlowDown, Message: table[SlowDown].fallback, Cause: err}
+	case codes.NotFound:
+		return &Error{Kind: NoSuchKey, Message: table[NoSuchKey].fallback, Cause: err}
+	case codes.InvalidArgument:
+		return &Error{Kind: InvalidArgument, Message: s.Message(), Cause: err}
+	case codes.Unimplemented:
+		return &Error{Kind: NotImplemented, Message: table[NotImplemented].fallback, Cause: err}
+	}
+	return &Error{Kind: Internal, Message: table[Internal].fallback, Cause: err}
+}
+
+// S3 returns the HTTP status, S3 error code and client-safe message for err.
+// Internal errors never expose their cause.
+func S3(err error) (httpStatus int, code, message string) {
+	k := KindOf(err)
+	m := table[k]
+	message = m.fallback
+	var e *Error
+	if k != Internal && k != Corrupt && errors.As(err, &e) && e.Message != "" {
+		message = e.Message
+	}
+	return m.status, m.s3Code, message
+}
