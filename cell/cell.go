@@ -1,0 +1,75 @@
+// Package cell says what a cell is: its id, the roles of the nodes in it, the states a
+// node goes through, the topology of a cluster of cells, and the gossip membership every
+// daemon joins to tell the others who it is and whether it is ready.
+//
+// A cell is an independent slice of the whole store: its own index, placement and
+// storage nodes. Nothing in one cell calls another cell; only the router in the gateway
+// spans cells.
+package cell
+
+import (
+	"fmt"
+	"time"
+)
+
+// Role is the job of a node.
+type Role string
+
+const (
+	RoleIndex     Role = "index"
+	RolePlacement Role = "placement"
+	RoleStorage   Role = "storage"
+	RoleGateway   Role = "gateway"
+	// RoleObserver is a member that only watches the gossip (cellctl status).
+	RoleObserver Role = "observer"
+)
+
+// Tiers are the roles that live inside a cell, in the order a cell starts them.
+var Tiers = []Role{RoleIndex, RolePlacement, RoleStorage}
+
+// ParseRole returns the Role named s.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleIndex, RolePlacement, RoleStorage, RoleGateway, RoleObserver:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want index, placement, storage or gateway)", s)
+}
+
+// State is where a node is in its life. Only ready nodes get work.
+type State string
+
+const (
+	StateStarting   State = "starting"
+	StateRebuilding State = "rebuilding"
+	StateReady      State = "ready"
+	StateDraining   State = "draining"
+	StateDrained    State = "drained"
+)
+
+// ID returns the id of the i-th cell: "cell-0", "cell-1", ...
+func ID(i int) string { return fmt.Sprintf("cell-%d", i) }
+
+// NodeID returns the id of the i-th node of a role in a cell: "cell-0-index-0".
+// Gateways belong to no cell: "gateway-0".
+func NodeID(cellID string, role Role, i int) string {
+	if cellID == "" {
+		return fmt.Sprintf("%s-%d", role, i)
+	}
+	return fmt.Sprintf("%s-%s-%d", cellID, role, i)
+}
+
+// Node is what a member of the cluster says about itself through gossip.
+type Node struct {
+	ID        string    `json:"id"`
+	Role      Role      `json:"role"`
+	Cell      string    `json:"cell,omitempty"`
+	State     State     `json:"state"`
+	PID       int       `json:"pid"`
+	GRPCAddr  string    `json:"grpc_addr,omitempty"`
+	AdminAddr string    `json:"admin_addr,omitempty"`
+	Gossip    string    `json:"gossip_addr,omitempty"`
+	Started   time.Time `json:"started"`
+	// Progress is the rebuild progress in [0,1] while State is rebuilding.
+	Progress float64 `json:"progress,omitempty"`
+}

@@ -1,0 +1,259 @@
+package cell
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/proto"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+)
+
+// MembershipConfig says how a node joins the gossip.
+type MembershipConfig struct {
+	Self Node
+	// BindAddr is the gossip address, host:port; port 0 picks a free one.
+	BindAddr string
+	// Join lists gossip addresses of members to join; empty starts a new cluster.
+	Join []string
+	// Fast shortens the gossip timers, for tests on one machine.
+	Fast   bool
+	Logger *slog.Logger
+}
+
+// Membership is this node's view of the cluster, kept by hashicorp/memberlist. It
+// publishes this node's Node (role, cell, addresses, state, pid) as memberlist metadata
+// and lists the others'.
+type Membership struct {
+	ml      *memberlist.Memberlist
+	log     *slog.Logger
+	mu      sync.Mutex
+	self    Node
+	meta    []byte
+	changed chan struct{} // closed and replaced on every change
+}
+
+// JoinCluster starts gossip for cfg.Self and joins the members in cfg.Join. Failing to
+// reach any of them is not an error: the node serves on its own and is found when
+// others join it (a restarted seed must not wait for the cluster it seeds).
+func JoinCluster(cfg MembershipConfig) (*Membership, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	m := &Membership{log: logger, self: cfg.Self, changed: make(chan struct{})}
+	if err := m.encode(); err != nil {
+		return nil, err
+	}
+	host, portStr, err := net.SplitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: %w", cfg.BindAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: bad port", cfg.BindAddr)
+	}
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.PushPullInterval = 2 * time.Second
+		mc.SuspicionMult = 2
+	}
+	// An incarnation gets its own memberlist name, so a node restarted on a new
+	// address never conflicts with its dead predecessor; Nodes keeps the newest.
+	mc.Name = fmt.Sprintf("%s@%d", cfg.Self.ID, cfg.Self.Started.UnixNano())
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertiseAddr = host
+	mc.AdvertisePort = port
+	mc.Delegate = (*delegate)(m)
+	mc.Events = (*events)(m)
+	mc.Logger = log.New(&logWriter{log: logger}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	m.ml = ml
+	m.mu.Lock()
+	m.self.Gossip = ml.LocalNode().Address()
+	m.mu.Unlock()
+	_ = m.encode()
+	if len(cfg.Join) > 0 {
+		if _, err := ml.Join(cfg.Join); err != nil {
+			logger.Warn("gossip: no seed reachable yet; serving alone until found", "seeds", cfg.Join, "err", err)
+		}
+	}
+	return m, nil
+}
+
+// Addr is the gossip address this node listens on.
+func (m *Membership) Addr() string { return m.ml.LocalNode().Address() }
+
+// Self returns this node as it is gossiped now.
+func (m *Membership) Self() Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.self
+}
+
+// SetState publishes a new state (and rebuild progress) for this node.
+func (m *Membership) SetState(s State, progress float64) {
+	m.mu.Lock()
+	m.self.State, m.self.Progress = s, progress
+	m.mu.Unlock()
+	if err := m.encode(); err != nil {
+		m.log.Error("gossip: encode state", "err", err)
+		return
+	}
+	if err := m.ml.UpdateNode(time.Second); err != nil {
+		m.log.Warn("gossip: broadcast state", "err", err)
+	}
+	m.notify()
+}
+
+// Join joins more members; it is how a node finds a cluster started after it.
+func (m *Membership) Join(addrs []string) error {
+	_, err := m.ml.Join(addrs)
+	return err
+}
+
+// Nodes lists the live members, one per node id (the newest incarnation), sorted by id.
+func (m *Membership) Nodes() []Node {
+	byID := map[string]Node{}
+	for _, mem := range m.ml.Members() {
+		if mem.State != memberlist.StateAlive && mem.State != memberlist.StateSuspect {
+			continue
+		}
+		n, err := decodeMeta(mem.Meta)
+		if err != nil {
+			continue
+		}
+		n.Gossip = mem.Address()
+		if old, ok := byID[n.ID]; ok && old.Started.After(n.Started) {
+			continue
+		}
+		byID[n.ID] = n
+	}
+	out := make([]Node, 0, len(byID))
+	for _, n := range byID {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Ready lists the ready nodes of a role in a cell.
+func (m *Membership) Ready(cellID string, role Role) []Node {
+	var out []Node
+	for _, n := range m.Nodes() {
+		if n.Cell == cellID && n.Role == role && n.State == StateReady {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Changed returns a channel that is closed at the next change in membership or state.
+func (m *Membership) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+// Leave tells the others this node is going, then stops gossiping.
+func (m *Membership) Leave(timeout time.Duration) {
+	if err := m.ml.Leave(timeout); err != nil {
+		m.log.Warn("gossip: leave", "err", err)
+	}
+	if err := m.ml.Shutdown(); err != nil {
+		m.log.Warn("gossip: shutdown", "err", err)
+	}
+}
+
+func (m *Membership) notify() {
+	m.mu.Lock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *Membership) encode() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.self
+	b, err := proto.Marshal(&cellarv1.NodeMeta{
+		NodeId: n.ID, Role: string(n.Role), Cell: n.Cell, State: string(n.State), Pid: int64(n.PID),
+		GrpcAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, StartedUnixNano: n.Started.UnixNano(), Progress: n.Progress,
+	})
+	if err != nil {
+		return err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return fmt.Errorf("node metadata is %d bytes, over memberlist's %d", len(b), memberlist.MetaMaxSize)
+	}
+	m.meta = b
+	return nil
+}
+
+func decodeMeta(b []byte) (Node, error) {
+	var pm cellarv1.NodeMeta
+	if err := proto.Unmarshal(b, &pm); err != nil {
+		return Node{}, err
+	}
+	if pm.NodeId == "" {
+		return Node{}, fmt.Errorf("no node id in metadata")
+	}
+	return Node{
+		ID: pm.NodeId, Role: Role(pm.Role), Cell: pm.Cell, State: State(pm.State), PID: int(pm.Pid),
+		GRPCAddr: pm.GrpcAddr, AdminAddr: pm.AdminAddr, Started: time.Unix(0, pm.StartedUnixNano), Progress: pm.Progress,
+	}, nil
+}
+
+// delegate gives memberlist this node's metadata; cellar sends no other gossip.
+type delegate Membership
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events wakes up whoever waits on Changed.
+type events Membership
+
+func (e *events) NotifyJoin(*memberlist.Node)   { (*Membership)(e).notify() }
+func (e *events) NotifyLeave(*memberlist.Node)  { (*Membership)(e).notify() }
+func (e *events) NotifyUpdate(*memberlist.Node) { (*Membership)(e).notify() }
+
+// logWriter turns memberlist's log lines into slog records: errors and warnings as
+// warnings, the rest as debug.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	switch {
+	case bytes.Contains(p, []byte("[ERR]")), bytes.Contains(p, []byte("[WARN]")):
+		w.log.Warn(line, "component", "gossip")
+	default:
+		w.log.Debug(line, "component", "gossip")
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*logWriter)(nil)

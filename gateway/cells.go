@@ -1,0 +1,495 @@
+package gateway
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/router"
+)
+
+// rpcTimeout bounds every unary call to a cell, so a hung node gives a 503, not a hang.
+const rpcTimeout = 2 * time.Second
+
+// chunkSize is how much of an object moves in one storage message.
+const chunkSize = 1 << 20
+
+// cells is the Backend that serves S3 from the cells, following the data path:
+// PUT: placement.Allocate → bytes to the chosen storage nodes → index.Commit.
+// GET/HEAD: index.Lookup → storage.Read. LIST: index.List. DELETE: index.Delete.
+type cells struct {
+	r   *router.Router
+	log *slog.Logger
+}
+
+// NewCellBackend returns the Backend that serves S3 requests from the cells r routes to.
+func NewCellBackend(r *router.Router, logger *slog.Logger) Backend {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &cells{r: r, log: logger}
+}
+
+func (c *cells) index(cellID string) (cellarv1.IndexClient, error) { return c.r.Index(cellID) }
+
+func (c *cells) ListBuckets(ctx context.Context) (string, []BucketInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		out []BucketInfo
+	)
+	// Every cell holds some buckets, so listing them needs every cell.
+	err := c.eachCell(func(cellID string) error {
+		ix, err := c.index(cellID)
+		if err != nil {
+			return err
+		}
+		resp, err := ix.ListBuckets(ctx, &cellarv1.ListBucketsRequest{})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range resp.Buckets {
+			out = append(out, BucketInfo{Name: b.Name, Created: time.Unix(0, b.CreatedUnixNano), Cell: cellID})
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return strings.Join(c.r.Cells(), ","), out, err
+}
+
+// eachCell calls f for every cell at once and returns the first error.
+func (c *cells) eachCell(f func(cellID string) error) error {
+	cellIDs := c.r.Cells()
+	errc := make(chan error, len(cellIDs))
+	for _, id := range cellIDs {
+		go func() { errc <- f(id) }()
+	}
+	var first error
+	for range cellIDs {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (c *cells) CreateBucket(ctx context.Context, bucket string) (string, error) {
+	cellID := c.r.BucketCell(bucket)
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	_, err = ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: bucket})
+	return cellID, err
+}
+
+func (c *cells) HeadBucket(ctx context.Context, bucket string) (string, error) {
+	cellID := c.r.BucketCell(bucket)
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	_, err = ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket})
+	return cellID, err
+}
+
+func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error) {
+	cellID := c.r.BucketCell(bucket)
+	if c.r.SpansCells() {
+		// The bucket's objects are in every cell: it is empty only if each cell says so.
+		if _, res, err := c.ListObjects(ctx, bucket, ListOptions{MaxKeys: 1}); err != nil {
+			return cellID, err
+		} else if len(res.Objects) > 0 {
+			return cellID, errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
+		}
+	}
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	_, err = ix.DeleteBucket(ctx, &cellarv1.DeleteBucketRequest{Name: bucket})
+	return cellID, err
+}
+
+func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo, error) {
+	cellID := c.r.ObjectCell(in.Bucket, in.Key)
+	if c.r.SpansCells() {
+		if _, err := c.HeadBucket(ctx, in.Bucket); err != nil {
+			return cellID, ObjectInfo{}, err
+		}
+	}
+	// Placement and the index are both needed: check the index first, so that a cell
+	// without its index refuses the PUT before any byte is moved.
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, ObjectInfo{}, err
+	}
+	pl, err := c.r.Placement(cellID)
+	if err != nil {
+		return cellID, ObjectInfo{}, err
+	}
+	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	alloc, err := pl.Allocate(actx, &cellarv1.AllocateRequest{Bucket: in.Bucket, Key: in.Key, Size: in.Size})
+	cancel()
+	if err != nil {
+		return cellID, ObjectInfo{}, err
+	}
+	size, sum, err := c.writeReplicas(ctx, cellID, alloc, in)
+	if err != nil {
+		return cellID, ObjectInfo{}, err
+	}
+	loc := &cellarv1.Location{
+		Bucket: in.Bucket, Key: in.Key, ObjectId: alloc.ObjectId, Size: size, Md5: sum,
+		ContentType: in.ContentType, ModifiedUnixNano: time.Now().UnixNano(),
+	}
+	for _, rep := range alloc.Replicas {
+		loc.Replicas = append(loc.Replicas, rep.NodeId)
+	}
+	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	resp, err := ix.Commit(cctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: !c.r.SpansCells()})
+	if err != nil {
+		// Not committed: the blobs are garbage. (If the commit did land and only its
+		// answer was lost, the object is readable and these deletes would break it; so
+		// only reclaim when the index said no.)
+		if !errs.Is(err, errs.Unavailable) {
+			c.reclaim(cellID, loc)
+		}
+		return cellID, ObjectInfo{}, err
+	}
+	if resp.Previous != nil {
+		c.reclaim(cellID, resp.Previous)
+	}
+	return cellID, infoOf(loc), nil
+}
+
+// writeReplicas streams the body to every allocated storage node at once, hashing it
+// on the way. Any failure, of a replica or of the body, cancels every stream, so no
+// replica keeps a partial blob.
+func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv1.AllocateResponse, in PutInput) (int64, []byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	streams := make([]cellarv1.Storage_WriteClient, 0, len(alloc.Replicas))
+	for _, rep := range alloc.Replicas {
+		st, err := c.r.Storage(cellID, rep.NodeId)
+		if err != nil {
+			return 0, nil, err
+		}
+		ws, err := st.Write(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: in.Size}}}
+		if err := ws.Send(hdr); err != nil {
+			return 0, nil, sendErr(ws, err)
+		}
+		streams = append(streams, ws)
+	}
+	h := md5.New()
+	buf := make([]byte, chunkSize)
+	var size int64
+	for {
+		n, rerr := io.ReadFull(in.Body, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			size += int64(n)
+			msg := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Data{Data: buf[:n]}}
+			for _, ws := range streams {
+				if err := ws.Send(msg); err != nil {
+					return 0, nil, sendErr(ws, err)
+				}
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return 0, nil, rerr
+		}
+	}
+	for _, ws := range streams {
+		if _, err := ws.CloseAndRecv(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return size, h.Sum(nil), nil
+}
+
+// sendErr returns the real error of a stream whose Send failed: gRPC reports it from
+// the receiving side.
+func sendErr(ws cellarv1.Storage_WriteClient, err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := ws.CloseAndRecv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// reclaim deletes a blob that no index record points to, in the background.
+func (c *cells) reclaim(cellID string, loc *cellarv1.Location) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		defer cancel()
+		for _, nodeID := range loc.Replicas {
+			st, err := c.r.Storage(cellID, nodeID)
+			if err == nil {
+				_, err = st.Delete(ctx, &cellarv1.DeleteBlobRequest{ObjectId: loc.ObjectId})
+			}
+			if err != nil {
+				c.log.Warn("reclaim blob", "cell", cellID, "node", nodeID, "object_id", hex.EncodeToString(loc.ObjectId), "err", err)
+			}
+		}
+	}()
+}
+
+func infoOf(loc *cellarv1.Location) ObjectInfo {
+	return ObjectInfo{
+		Bucket: loc.Bucket, Key: loc.Key, Size: loc.Size, ETag: hex.EncodeToString(loc.Md5),
+		ContentType: loc.ContentType, LastModified: time.Unix(0, loc.ModifiedUnixNano),
+	}
+}
+
+func (c *cells) lookup(ctx context.Context, bucket, key string) (string, *cellarv1.Location, error) {
+	cellID := c.r.ObjectCell(bucket, key)
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	resp, err := ix.Lookup(ctx, &cellarv1.LookupRequest{Bucket: bucket, Key: key})
+	if err != nil {
+		if errs.Is(err, errs.NoSuchKey) {
+			// S3 says NoSuchBucket when the bucket itself is missing.
+			if _, berr := c.HeadBucket(ctx, bucket); errs.Is(berr, errs.NoSuchBucket) {
+				return cellID, nil, berr
+			}
+		}
+		return cellID, nil, err
+	}
+	return cellID, resp.Location, nil
+}
+
+func (c *cells) HeadObject(ctx context.Context, bucket, key string) (string, ObjectInfo, error) {
+	cellID, loc, err := c.lookup(ctx, bucket, key)
+	if err != nil {
+		return cellID, ObjectInfo{}, err
+	}
+	return cellID, infoOf(loc), nil
+}
+
+func (c *cells) GetObject(ctx context.Context, bucket, key string) (string, ObjectInfo, io.ReadCloser, error) {
+	cellID, loc, err := c.lookup(ctx, bucket, key)
+	if err != nil {
+		return cellID, ObjectInfo{}, nil, err
+	}
+	body, err := c.openBlob(ctx, cellID, loc)
+	if err != nil {
+		return cellID, ObjectInfo{}, nil, err
+	}
+	return cellID, infoOf(loc), body, nil
+}
+
+// openBlob opens a read stream on the first replica that answers with data (or with
+// an empty blob), trying the others in turn.
+func (c *cells) openBlob(ctx context.Context, cellID string, loc *cellarv1.Location) (io.ReadCloser, error) {
+	var lastErr error = errs.New(errs.Unavailable, "no replica of this object is available")
+	for _, nodeID := range loc.Replicas {
+		st, err := c.r.Storage(cellID, nodeID)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		rs, err := st.Read(sctx, &cellarv1.ReadRequest{ObjectId: loc.ObjectId})
+		if err != nil {
+			cancel()
+			lastErr = err
+			continue
+		}
+		first, err := rs.Recv()
+		if err != nil && err != io.EOF {
+			cancel()
+			lastErr = err
+			c.log.Warn("read replica", "cell", cellID, "node", nodeID, "err", err)
+			continue
+		}
+		br := &blobReader{stream: rs, cancel: cancel, eof: err == io.EOF}
+		if first != nil {
+			br.buf = first.Data
+		}
+		return br, nil
+	}
+	return nil, lastErr
+}
+
+// blobReader reads a storage read stream as an io.Reader.
+type blobReader struct {
+	stream cellarv1.Storage_ReadClient
+	cancel context.CancelFunc
+	buf    []byte
+	eof    bool
+}
+
+func (b *blobReader) Read(p []byte) (int, error) {
+	for len(b.buf) == 0 {
+		if b.eof {
+			return 0, io.EOF
+		}
+		msg, err := b.stream.Recv()
+		if err == io.EOF {
+			b.eof = true
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		b.buf = msg.Data
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *blobReader) Close() error {
+	b.cancel()
+	return nil
+}
+
+func (c *cells) DeleteObject(ctx context.Context, bucket, key string) (string, error) {
+	cellID := c.r.ObjectCell(bucket, key)
+	ix, err := c.index(cellID)
+	if err != nil {
+		return cellID, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	resp, err := ix.Delete(dctx, &cellarv1.DeleteRequest{Bucket: bucket, Key: key})
+	if err != nil {
+		return cellID, err
+	}
+	if resp.Previous != nil {
+		c.reclaim(cellID, resp.Previous)
+	} else if !c.r.SpansCells() {
+		// S3 answers NoSuchBucket for a delete in a missing bucket.
+		if _, berr := c.HeadBucket(ctx, bucket); errs.Is(berr, errs.NoSuchBucket) {
+			return cellID, berr
+		}
+	}
+	return cellID, nil
+}
+
+func (c *cells) ListObjects(ctx context.Context, bucket string, o ListOptions) (string, ListResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	req := &cellarv1.ListRequest{Bucket: bucket, Prefix: o.Prefix, StartAfter: o.StartAfter, Delimiter: o.Delimiter, Limit: int32(o.MaxKeys)}
+	home := c.r.BucketCell(bucket)
+	if !c.r.SpansCells() {
+		ix, err := c.index(home)
+		if err != nil {
+			return home, ListResult{}, err
+		}
+		if _, err := ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket}); err != nil {
+			return home, ListResult{}, err
+		}
+		resp, err := ix.List(ctx, req)
+		if err != nil {
+			return home, ListResult{}, err
+		}
+		return home, listResult([]*cellarv1.ListResponse{resp}, o.MaxKeys), nil
+	}
+	// The bucket spans cells: ask every cell for a page and merge them.
+	if _, err := c.HeadBucket(ctx, bucket); err != nil {
+		return home, ListResult{}, err
+	}
+	cellIDs := c.r.Cells()
+	pages := make([]*cellarv1.ListResponse, len(cellIDs))
+	err := c.eachCell(func(cellID string) error {
+		ix, err := c.index(cellID)
+		if err != nil {
+			return err
+		}
+		resp, err := ix.List(ctx, req)
+		if err != nil {
+			return err
+		}
+		for i, id := range cellIDs {
+			if id == cellID {
+				pages[i] = resp
+			}
+		}
+		return nil
+	})
+	all := strings.Join(cellIDs, ",")
+	if err != nil {
+		return all, ListResult{}, err
+	}
+	return all, listResult(pages, o.MaxKeys), nil
+}
+
+// listResult merges pages of sorted keys and common prefixes (one page per cell) into
+// one page of at most maxKeys entries, in order, without duplicate prefixes.
+func listResult(pages []*cellarv1.ListResponse, maxKeys int) ListResult {
+	if maxKeys <= 0 || maxKeys > 1000 {
+		maxKeys = 1000
+	}
+	type item struct {
+		name   string
+		loc    *cellarv1.Location
+		prefix bool
+	}
+	var items []item
+	truncated := false
+	for _, p := range pages {
+		for _, e := range p.Entries {
+			items = append(items, item{name: e.Key, loc: e})
+		}
+		for _, cp := range p.CommonPrefixes {
+			items = append(items, item{name: cp, prefix: true})
+		}
+		truncated = truncated || p.Truncated
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
+	var res ListResult
+	count := 0
+	for i, it := range items {
+		if it.prefix && i > 0 && items[i-1].prefix && items[i-1].name == it.name {
+			continue
+		}
+		if count == maxKeys {
+			truncated = true
+			break
+		}
+		if it.prefix {
+			res.CommonPrefixes = append(res.CommonPrefixes, it.name)
+		} else {
+			res.Objects = append(res.Objects, infoOf(it.loc))
+		}
+		res.Next = it.name
+		count++
+	}
+	res.IsTruncated = truncated
+	if !truncated {
+		res.Next = ""
+	}
+	return res
+}

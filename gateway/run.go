@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/router"
+)
+
+// Run runs a gateway until ctx is done: the S3 API on cfg.S3Addr, routing every request
+// to the cell that owns its bucket (or key) through the router.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.Role = cell.RoleGateway
+	cfg.Cell = ""
+	if cfg.Topology.Cells == 0 {
+		cfg.Topology = cell.DefaultTopology()
+	}
+	if err := cfg.Topology.Validate(); err != nil {
+		return fmt.Errorf("gateway: topology: %w", err)
+	}
+	ln := cfg.S3Listener
+	if ln == nil {
+		addr := cfg.S3Addr
+		if addr == "" {
+			addr = cfg.Topology.S3Addr
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("gateway: S3 listener: %w", err)
+		}
+	}
+	d, err := daemon.New(cfg.Options)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := d.Start(); err != nil {
+		ln.Close()
+		return err
+	}
+	conns := daemon.NewConns()
+	rt := router.New(cfg.Topology, d.Members, conns)
+	h := NewHandler(NewCellBackend(rt, d.Log), HandlerOptions{
+		Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics,
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	serveErr := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	d.Log.Info("S3 API listening", "addr", ln.Addr().String(), "router", rt.String())
+	// A gateway holds no state: it is ready as soon as it listens. It keeps serving
+	// with the cell map it has when the cells are away (static stability).
+	d.SetState(cell.StateReady, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case err := <-serveErr:
+			d.Log.Error("S3 server failed", "err", err)
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	return d.Wait(wctx, func() error {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		err := srv.Shutdown(sctx)
+		conns.Close()
+		return err
+	})
+}

@@ -1,0 +1,304 @@
+// Package daemon is the bootstrap every cellar daemon shares: listeners, structured
+// logging, a Prometheus registry of its own, a gRPC server with the health and node-admin
+// services, an admin HTTP server (/metrics, /healthz, /readyz, /status), gossip
+// membership, and a graceful stop.
+//
+// A daemon's Run builds a Daemon with New, registers its gRPC services on d.GRPC, starts
+// serving with d.Start, does its own start-up work (an index rebuilds its map), says
+// d.SetState(cell.StateReady), and returns d.Wait(ctx).
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell"
+)
+
+// Options configure the parts every daemon has. Zero values are usable defaults.
+type Options struct {
+	NodeID string
+	Role   cell.Role
+	Cell   string // "" for gateways and observers
+
+	// Listeners passed in are used as they are; otherwise the daemon listens on the
+	// address ("127.0.0.1:0" when empty).
+	GRPCListener  net.Listener
+	AdminListener net.Listener
+	GRPCAddr      string
+	AdminAddr     string
+
+	// GossipAddr is this node's memberlist address ("127.0.0.1:0" when empty); Join the
+	// addresses of members to join.
+	GossipAddr string
+	Join       []string
+	// FastGossip shortens gossip timers, for clusters on one machine.
+	FastGossip bool
+
+	Logger *slog.Logger
+	// StopTimeout bounds the graceful stop; after it, calls in flight are cut (default 5s).
+	StopTimeout time.Duration
+}
+
+// Daemon is one running cellar process (or one daemon inside a test process).
+type Daemon struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	// Metrics registers this daemon's metrics with its cell and tier labels attached.
+	Metrics prometheus.Registerer
+	GRPC    *grpc.Server
+	Admin   *http.ServeMux
+	Members *cell.Membership
+
+	opts      Options
+	grpcLn    net.Listener
+	adminLn   net.Listener
+	adminSrv  *http.Server
+	health    *health.Server
+	started   time.Time
+	mu        sync.Mutex
+	state     cell.State
+	readyAt   time.Time
+	gauges    func() map[string]float64
+	serveErrs chan error
+}
+
+// New prepares a daemon: listeners, registry, servers. Nothing is served until Start.
+func New(opts Options) (*Daemon, error) {
+	if opts.NodeID == "" || opts.Role == "" {
+		return nil, errors.New("daemon: node id and role are required")
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = 5 * time.Second
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("node", opts.NodeID)
+	d := &Daemon{
+		Log: logger, Registry: prometheus.NewRegistry(), Admin: http.NewServeMux(),
+		opts: opts, started: time.Now(), state: cell.StateStarting, serveErrs: make(chan error, 2),
+		health: health.NewServer(),
+	}
+	labels := prometheus.Labels{"tier": string(opts.Role)}
+	if opts.Cell != "" {
+		labels["cell"] = opts.Cell
+	}
+	d.Metrics = prometheus.WrapRegistererWith(labels, d.Registry)
+	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var err error
+	if d.grpcLn, err = listen(opts.GRPCListener, opts.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	if d.adminLn, err = listen(opts.AdminListener, opts.AdminAddr); err != nil {
+		d.grpcLn.Close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	rpcMetrics := newRPCMetrics(d.Metrics)
+	d.GRPC = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
+		grpc.ChainStreamInterceptor(rpcMetrics.stream),
+	)
+	healthpb.RegisterHealthServer(d.GRPC, d.health)
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	cellarv1.RegisterNodeAdminServer(d.GRPC, adminServer{d: d})
+
+	d.Admin.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	d.Admin.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	d.Admin.HandleFunc("/readyz", d.serveReadyz)
+	d.Admin.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(d.Status())
+	})
+	d.adminSrv = &http.Server{Handler: d.Admin, ReadHeaderTimeout: 5 * time.Second}
+	return d, nil
+}
+
+func listen(ln net.Listener, addr string) (net.Listener, error) {
+	if ln != nil {
+		return ln, nil
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	return net.Listen("tcp", addr)
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (d *Daemon) GRPCAddr() string { return d.grpcLn.Addr().String() }
+
+// AdminAddr is the address the admin HTTP server listens on.
+func (d *Daemon) AdminAddr() string { return d.adminLn.Addr().String() }
+
+// Start serves gRPC and admin HTTP and joins the gossip in state starting.
+func (d *Daemon) Start() error {
+	members, err := cell.JoinCluster(cell.MembershipConfig{
+		Self: cell.Node{
+			ID: d.opts.NodeID, Role: d.opts.Role, Cell: d.opts.Cell, State: cell.StateStarting,
+			PID: os.Getpid(), GRPCAddr: d.GRPCAddr(), AdminAddr: d.AdminAddr(), Started: d.started,
+		},
+		BindAddr: orDefault(d.opts.GossipAddr, "127.0.0.1:0"),
+		Join:     d.opts.Join,
+		Fast:     d.opts.FastGossip,
+		Logger:   d.Log,
+	})
+	if err != nil {
+		d.grpcLn.Close()
+		d.adminLn.Close()
+		return err
+	}
+	d.Members = members
+	go func() { d.serveErrs <- d.GRPC.Serve(d.grpcLn) }()
+	go func() {
+		if err := d.adminSrv.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.serveErrs <- err
+		}
+	}()
+	d.Log.Info("daemon started", "role", d.opts.Role, "cell", d.opts.Cell,
+		"grpc", d.GRPCAddr(), "admin", d.AdminAddr(), "gossip", members.Addr(), "pid", os.Getpid())
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// SetState publishes the node's state through gossip, gRPC health and /readyz.
+func (d *Daemon) SetState(s cell.State, progress float64) {
+	d.mu.Lock()
+	prev := d.state
+	d.state = s
+	if s == cell.StateReady && d.readyAt.IsZero() {
+		d.readyAt = time.Now()
+	}
+	d.mu.Unlock()
+	if s == cell.StateReady {
+		d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	} else {
+		d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	if d.Members != nil {
+		d.Members.SetState(s, progress)
+	}
+	if prev != s {
+		d.Log.Info("state", "from", prev, "to", s, "since_start", time.Since(d.started).Round(time.Millisecond))
+	}
+}
+
+// State is the node's current state.
+func (d *Daemon) State() cell.State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state
+}
+
+// SetGauges sets the function whose numbers /status and NodeAdmin.Status report.
+func (d *Daemon) SetGauges(f func() map[string]float64) {
+	d.mu.Lock()
+	d.gauges = f
+	d.mu.Unlock()
+}
+
+// Status is what /status and NodeAdmin.Status report.
+func (d *Daemon) Status() *cellarv1.NodeStatus {
+	d.mu.Lock()
+	st := &cellarv1.NodeStatus{
+		NodeId: d.opts.NodeID, Role: string(d.opts.Role), Cell: d.opts.Cell, State: string(d.state),
+		Pid: int64(os.Getpid()), GrpcAddr: d.GRPCAddr(), AdminAddr: d.AdminAddr(),
+		StartedUnixNano: d.started.UnixNano(),
+	}
+	if !d.readyAt.IsZero() {
+		st.ReadyUnixNano = d.readyAt.UnixNano()
+	}
+	gauges := d.gauges
+	d.mu.Unlock()
+	if d.Members != nil {
+		st.GossipAddr = d.Members.Addr()
+	}
+	if gauges != nil {
+		st.Gauges = gauges()
+	}
+	return st
+}
+
+func (d *Daemon) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	st := d.State()
+	if st != cell.StateReady {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	fmt.Fprintln(w, st)
+}
+
+// Wait serves until ctx is done or a server fails, then stops gracefully: the node
+// says it is draining, leaves the gossip, finishes calls in flight (up to StopTimeout)
+// and closes its listeners. cleanup, if not nil, runs after the servers have stopped.
+func (d *Daemon) Wait(ctx context.Context, cleanup func() error) error {
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-d.serveErrs:
+		d.Log.Error("server failed", "err", serveErr)
+	}
+	return errors.Join(serveErr, d.Stop(cleanup))
+}
+
+// Stop stops the daemon gracefully; Wait calls it. It is safe to call on a daemon that
+// was never started.
+func (d *Daemon) Stop(cleanup func() error) error {
+	d.SetState(cell.StateDraining, 0)
+	if d.Members != nil {
+		d.Members.Leave(time.Second)
+	}
+	done := make(chan struct{})
+	go func() { d.GRPC.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.opts.StopTimeout):
+		d.Log.Warn("graceful stop timed out; cutting calls in flight")
+		d.GRPC.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), d.opts.StopTimeout)
+	defer cancel()
+	err := d.adminSrv.Shutdown(sctx)
+	d.grpcLn.Close()
+	if cleanup != nil {
+		err = errors.Join(err, cleanup())
+	}
+	d.Log.Info("daemon stopped")
+	return err
+}
+
+type adminServer struct {
+	cellarv1.UnimplementedNodeAdminServer
+	d *Daemon
+}
+
+func (a adminServer) Status(context.Context, *cellarv1.StatusRequest) (*cellarv1.NodeStatus, error) {
+	return a.d.Status(), nil
+}
+

@@ -1,0 +1,23 @@
+package daemon
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// AddFlags registers the flags every daemon takes, filling o. The role is set by the
+// caller, not by a flag.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.NodeID, "id", o.NodeID, "node id, unique in the cluster (e.g. cell-0-index-0)")
+	fs.StringVar(&o.Cell, "cell", o.Cell, "cell this node belongs to (e.g. cell-0); empty for gateways")
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", orDefault(o.GRPCAddr, "127.0.0.1:0"), "address for the gRPC server")
+	fs.StringVar(&o.AdminAddr, "admin-addr", orDefault(o.AdminAddr, "127.0.0.1:0"), "address for the admin HTTP server (/metrics, /healthz, /readyz, /status)")
+	fs.StringVar(&o.GossipAddr, "gossip-addr", orDefault(o.GossipAddr, "127.0.0.1:0"), "address for memberlist gossip (TCP and UDP)")
+	fs.StringSliceVar(&o.Join, "join", o.Join, "gossip addresses of members to join (comma-separated)")
+	fs.BoolVar(&o.FastGossip, "fast-gossip", o.FastGossip, "shorter gossip timers, for clusters on one machine")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "how long a graceful stop may take before calls in flight are cut")
+}
+
+// Roles lists the daemons a node can run, for commands that take a role.
+var Roles = []cell.Role{cell.RoleIndex, cell.RolePlacement, cell.RoleStorage, cell.RoleGateway}

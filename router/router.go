@@ -1,0 +1,137 @@
+// Package router maps keys to cells and gives the gateway connections to the ready
+// nodes of a cell. It is the only part of cellar that spans cells.
+//
+// A slot table maps hash(partition key) → slot → cell. The partition key is the bucket
+// (a bucket lives in one cell) or, when the topology says so, bucket and object key (a
+// bucket spans cells and a LIST fans out to all of them). The router picks nodes from
+// the gossip view and sends work only to nodes that are ready; when a cell has none,
+// the caller gets an Unavailable error at once, naming the cell and tier.
+package router
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// SlotTable maps slots to cells. It is versioned so that a newer map can replace an
+// older one; a gateway keeps serving with the last map it had.
+type SlotTable struct {
+	Version int
+	Cells   []string // cell of each slot
+}
+
+// NewSlotTable spreads slots over cells in contiguous runs of equal size.
+func NewSlotTable(slots int, cells []string) SlotTable {
+	t := SlotTable{Version: 1, Cells: make([]string, slots)}
+	for i := range t.Cells {
+		t.Cells[i] = cells[i*len(cells)/slots]
+	}
+	return t
+}
+
+// Slot returns the slot of a partition key.
+func (t SlotTable) Slot(partitionKey string) int {
+	h := fnv.New64a()
+	h.Write([]byte(partitionKey))
+	return int(h.Sum64() % uint64(len(t.Cells)))
+}
+
+// Cell returns the cell of a partition key.
+func (t SlotTable) Cell(partitionKey string) string { return t.Cells[t.Slot(partitionKey)] }
+
+// Membership is the part of the gossip view the router reads.
+type Membership interface {
+	Nodes() []cell.Node
+	Ready(cellID string, role cell.Role) []cell.Node
+}
+
+// Router routes requests to cells.
+type Router struct {
+	table     SlotTable
+	partition string
+	cells     []string
+	members   Membership
+	conns     *daemon.Conns
+}
+
+// New returns a router for a topology, reading node readiness from members.
+func New(topo cell.Topology, members Membership, conns *daemon.Conns) *Router {
+	cells := topo.CellIDs()
+	return &Router{table: NewSlotTable(topo.Slots, cells), partition: topo.Partition, cells: cells, members: members, conns: conns}
+}
+
+// Cells lists every cell.
+func (r *Router) Cells() []string { return r.cells }
+
+// SpansCells reports whether a bucket's objects are spread over all cells.
+func (r *Router) SpansCells() bool { return r.partition == cell.PartitionByKey }
+
+// BucketCell is the cell that holds a bucket's record (its home cell).
+func (r *Router) BucketCell(bucket string) string { return r.table.Cell(bucket) }
+
+// ObjectCell is the cell that holds an object.
+func (r *Router) ObjectCell(bucket, key string) string {
+	if r.partition == cell.PartitionByKey {
+		return r.table.Cell(bucket + "/" + key)
+	}
+	return r.table.Cell(bucket)
+}
+
+// Index returns a client for a ready index node of the cell.
+func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
+	addr, err := r.readyAddr(cellID, cell.RoleIndex)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := r.conns.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return cellarv1.NewIndexClient(cc), nil
+}
+
+// Placement returns a client for a ready placement node of the cell.
+func (r *Router) Placement(cellID string) (cellarv1.PlacementClient, error) {
+	addr, err := r.readyAddr(cellID, cell.RolePlacement)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := r.conns.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return cellarv1.NewPlacementClient(cc), nil
+}
+
+// Storage returns a client for a storage node by id, if it is ready.
+func (r *Router) Storage(cellID, nodeID string) (cellarv1.StorageClient, error) {
+	for _, n := range r.members.Ready(cellID, cell.RoleStorage) {
+		if n.ID == nodeID {
+			cc, err := r.conns.Get(n.GRPCAddr)
+			if err != nil {
+				return nil, err
+			}
+			return cellarv1.NewStorageClient(cc), nil
+		}
+	}
+	return nil, errs.New(errs.Unavailable, "storage node %s of %s is not ready", nodeID, cellID)
+}
+
+// readyAddr picks a ready node of a role in a cell. With several, it takes the first
+// by id, so that every gateway sends a cell's work to the same node.
+func (r *Router) readyAddr(cellID string, role cell.Role) (string, error) {
+	nodes := r.members.Ready(cellID, role)
+	if len(nodes) == 0 {
+		return "", errs.New(errs.Unavailable, "no ready %s node in %s", role, cellID)
+	}
+	return nodes[0].GRPCAddr, nil
+}
+
+func (r *Router) String() string {
+	return fmt.Sprintf("router(v%d, %d slots over %d cells, by %s)", r.table.Version, len(r.table.Cells), len(r.cells), r.partition)
+}
