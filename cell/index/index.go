@@ -49,7 +49,8 @@ type Store struct {
 	corruptMu sync.Mutex
 	corrupt   map[string]struct{} // map keys whose records failed their checksum
 
-	stats RebuildStats
+	stats  RebuildStats
+	loaded atomic.Int64 // records loaded so far by the running rebuild
 }
 
 // RebuildStats describes the last rebuild of the in-memory map.
@@ -57,7 +58,6 @@ type RebuildStats struct {
 	Objects  int64
 	Corrupt  int64
 	Duration time.Duration
-	loaded   atomic.Int64
 }
 
 // Open opens (or creates) the Pebble database in dir and rebuilds the map from it.
@@ -82,7 +82,7 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Stats returns the numbers of the last rebuild.
 func (s *Store) Stats() RebuildStats {
-	return RebuildStats{Objects: s.stats.Objects, Corrupt: s.stats.Corrupt, Duration: s.stats.Duration}
+	return s.stats
 }
 
 // Len is the number of objects indexed now.
@@ -129,7 +129,7 @@ func (s *Store) rebuild() error {
 			it.Close()
 			return fmt.Errorf("rebuild objects: %w", err)
 		}
-		s.stats.loaded.Add(1)
+		s.loaded.Add(1)
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("rebuild objects: %w", err)

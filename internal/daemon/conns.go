@@ -40,7 +40,7 @@ func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
 		}),
 		grpc.WithChainUnaryInterceptor(unaryErrs),
 		grpc.WithChainStreamInterceptor(streamErrs),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 	)
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "cannot reach %s", addr)
@@ -89,4 +89,3 @@ func (s errStream) SendMsg(m any) error {
 	}
 	return errs.FromGRPC(err)
 }
-

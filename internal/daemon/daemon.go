@@ -1,6 +1,7 @@
 // Package daemon is the bootstrap every cellar daemon shares: listeners, structured
 // logging, a Prometheus registry of its own, a gRPC server with the health and node-admin
-// services, an admin HTTP server (/metrics, /healthz, /readyz, /status), gossip
+// services, an admin HTTP server (/metrics, /healthz, /readyz, /status, and /members: the
+// node's gossip view), gossip
 // membership, and a graceful stop.
 //
 // A daemon's Run builds a Daemon with New, registers its gRPC services on d.GRPC, starts
@@ -30,6 +31,10 @@ import (
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
 )
+
+// maxMessage is the largest gRPC message a daemon sends or takes; object data moves
+// in chunks well under it.
+const maxMessage = 8 << 20
 
 // Options configure the parts every daemon has. Zero values are usable defaults.
 type Options struct {
@@ -112,10 +117,11 @@ func New(opts Options) (*Daemon, error) {
 		d.grpcLn.Close()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	rpcMetrics := newRPCMetrics(d.Metrics)
+	rpcMetrics := newRPCMetrics(d.Metrics, logger)
 	d.GRPC = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
 		grpc.ChainStreamInterceptor(rpcMetrics.stream),
+		grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
 	)
 	healthpb.RegisterHealthServer(d.GRPC, d.health)
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -131,6 +137,16 @@ func New(opts Options) (*Daemon, error) {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(d.Status())
+	})
+	d.Admin.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
+		var nodes []cell.Node
+		if d.Members != nil {
+			nodes = d.Members.Nodes()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(nodes)
 	})
 	d.adminSrv = &http.Server{Handler: d.Admin, ReadHeaderTimeout: 5 * time.Second}
 	return d, nil
@@ -286,6 +302,7 @@ func (d *Daemon) Stop(cleanup func() error) error {
 	defer cancel()
 	err := d.adminSrv.Shutdown(sctx)
 	d.grpcLn.Close()
+	d.adminLn.Close()
 	if cleanup != nil {
 		err = errors.Join(err, cleanup())
 	}
@@ -301,4 +318,3 @@ type adminServer struct {
 func (a adminServer) Status(context.Context, *cellarv1.StatusRequest) (*cellarv1.NodeStatus, error) {
 	return a.d.Status(), nil
 }
-

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +15,14 @@ import (
 // rpcMetrics counts and times every gRPC call a daemon serves, and turns the errors
 // its handlers return into gRPC status errors that keep their cellar kind.
 type rpcMetrics struct {
+	log      *slog.Logger
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newRPCMetrics(reg prometheus.Registerer) *rpcMetrics {
+func newRPCMetrics(reg prometheus.Registerer, logger *slog.Logger) *rpcMetrics {
 	m := &rpcMetrics{
+		log: logger,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cellar_rpc_requests_total",
 			Help: "gRPC calls served, by method and status code.",
@@ -35,6 +38,9 @@ func newRPCMetrics(reg prometheus.Registerer) *rpcMetrics {
 }
 
 func (m *rpcMetrics) observe(method string, start time.Time, err error) error {
+	if err != nil && (errs.KindOf(err) == errs.Internal || errs.KindOf(err) == errs.Corrupt) {
+		m.log.Error("rpc failed", "method", method, "err", err)
+	}
 	err = errs.ToGRPC(err)
 	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
 	m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())

@@ -144,6 +144,9 @@ func ToGRPC(err error) error {
 		}
 	}
 	k := KindOf(err)
+	if _, known := table[k]; !known {
+		k = Internal
+	}
 	msg := table[k].fallback
 	var e *Error
 	if errors.As(err, &e) && e.Message != "" {
@@ -168,7 +171,7 @@ func FromGRPC(err error) error {
 	}
 	var k int
 	var msg string
-	if n, _ := fmt.Sscanf(s.Message(), kindPrefix+"%d;", &k); n == 1 {
+	if n, _ := fmt.Sscanf(s.Message(), kindPrefix+"%d;", &k); n == 1 && table[Kind(k)].s3Code != "" {
 		if i := strings.IndexByte(s.Message(), ';'); i >= 0 {
 			msg = s.Message()[i+1:]
 		}

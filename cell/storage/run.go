@@ -1,0 +1,55 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
+)
+
+// Run is storaged: it serves the Storage service for the blobs in cfg.DataDir until ctx
+// is done, then stops gracefully. The node gossips state starting while it opens and
+// recovers its data directory (calls meanwhile get Unavailable), then ready.
+//
+// Run has no way to report its addresses: pass listeners in cfg.Options (GRPCListener,
+// AdminListener) to know them, as tests do.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("storage: --data-dir is required")
+	}
+	opts := cfg.Options
+	opts.Role = cell.RoleStorage
+	d, err := daemon.New(opts)
+	if err != nil {
+		return err
+	}
+	srv := newServer(nil, d.Log)
+	cellarv1.RegisterStorageServer(d.GRPC, srv)
+	if err := d.Start(); err != nil {
+		return err
+	}
+
+	st, err := Open(cfg.DataDir)
+	if err != nil {
+		return errors.Join(err, d.Stop(nil))
+	}
+	rec := st.Recovery()
+	d.Log.Info("storage opened", "dir", cfg.DataDir, "blobs", rec.Blobs, "used_bytes", rec.UsedBytes,
+		"temp_removed", rec.TempRemoved, "took", rec.Took)
+	if rec.Stray > 0 {
+		d.Log.Warn("files in the blob directories that are not blobs; left alone", "count", rec.Stray)
+	}
+	if err := st.RegisterMetrics(d.Metrics); err != nil {
+		return errors.Join(fmt.Errorf("storage: metrics: %w", err), d.Stop(st.Close))
+	}
+	d.SetGauges(func() map[string]float64 {
+		s := st.Stats()
+		return map[string]float64{"blobs": float64(s.Blobs), "used_bytes": float64(s.UsedBytes)}
+	})
+	srv.store.Store(st)
+	d.SetState(cell.StateReady, 1)
+	return d.Wait(ctx, st.Close)
+}

@@ -1,0 +1,286 @@
+// Package clustertest runs a whole cellar cluster inside one test process: every
+// daemon of a topology, each on its own 127.0.0.1 ports and data directory, joined by
+// real gossip and talking real gRPC. Tests stop and start single nodes to watch what a
+// cell does without them, and talk to the gateway with a real S3 client.
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/index"
+	"github.com/cellarsim/cellar/cell/placement"
+	"github.com/cellarsim/cellar/cell/storage"
+	"github.com/cellarsim/cellar/gateway"
+	"github.com/cellarsim/cellar/internal/daemon"
+)
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	t        testing.TB
+	Topology cell.Topology
+	Dir      string
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	nodes map[string]*Node
+	order []string
+	join  []string
+}
+
+// Node is one daemon of the cluster, with addresses that stay the same across restarts.
+type Node struct {
+	Spec                                    cell.NodeSpec
+	GRPCAddr, AdminAddr, GossipAddr, S3Addr string
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs every node of topo and waits until the gateway sees all of them ready.
+// The cluster stops when the test ends.
+func Start(t testing.TB, topo cell.Topology) *Cluster {
+	t.Helper()
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("CELLAR_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	c := &Cluster{
+		t: t, Topology: topo, Dir: t.TempDir(), nodes: map[string]*Node{},
+		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	for _, spec := range topo.Nodes() {
+		n := &Node{Spec: spec, GRPCAddr: freeAddr(t), AdminAddr: freeAddr(t), GossipAddr: freeAddr(t)}
+		if spec.Role == cell.RoleGateway {
+			n.S3Addr = freeAddr(t)
+		}
+		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleGateway {
+			c.join = append(c.join, n.GossipAddr)
+		}
+		c.nodes[spec.ID] = n
+		c.order = append(c.order, spec.ID)
+	}
+	t.Cleanup(c.StopAll)
+	for _, id := range c.order {
+		c.StartNode(id)
+	}
+	c.WaitReady(c.order...)
+	return c
+}
+
+// freeAddr returns a 127.0.0.1 address whose port is free for both TCP and UDP. It
+// picks from below the kernel's ephemeral range, so that a node restarted on the same
+// address does not find its port taken by some outgoing connection meanwhile.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return ""
+}
+
+// Node returns a node by id.
+func (c *Cluster) Node(id string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[id]
+	if !ok {
+		c.t.Fatalf("no node %s", id)
+	}
+	return n
+}
+
+// Gateway returns the first gateway.
+func (c *Cluster) Gateway() *Node { return c.Node(cell.NodeID("", cell.RoleGateway, 0)) }
+
+// S3Endpoint is the URL of the first gateway.
+func (c *Cluster) S3Endpoint() string { return "http://" + c.Gateway().S3Addr }
+
+// StartNode runs a node (again) on its addresses and data directory.
+func (c *Cluster) StartNode(id string) {
+	c.t.Helper()
+	n := c.Node(id)
+	c.mu.Lock()
+	if n.done != nil {
+		c.mu.Unlock()
+		c.t.Fatalf("node %s is running", id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	n.cancel, n.done = cancel, done
+	c.mu.Unlock()
+
+	opts := daemon.Options{
+		NodeID: id, Role: n.Spec.Role, Cell: n.Spec.Cell,
+		GRPCAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, GossipAddr: n.GossipAddr,
+		Join: c.join, FastGossip: true, Logger: c.log, StopTimeout: 2 * time.Second,
+	}
+	dataDir := filepath.Join(c.Dir, id)
+	var run func() error
+	switch n.Spec.Role {
+	case cell.RoleIndex:
+		run = func() error { return index.Run(ctx, index.Config{Options: opts, DataDir: dataDir}) }
+	case cell.RolePlacement:
+		run = func() error { return placement.Run(ctx, placement.Config{Options: opts}) }
+	case cell.RoleStorage:
+		run = func() error { return storage.Run(ctx, storage.Config{Options: opts, DataDir: dataDir}) }
+	case cell.RoleGateway:
+		run = func() error {
+			return gateway.Run(ctx, gateway.Config{Options: opts, S3Addr: n.S3Addr, Topology: c.Topology})
+		}
+	}
+	go func() { done <- run() }()
+}
+
+// StopNode stops a node gracefully and waits until it has stopped.
+func (c *Cluster) StopNode(id string) {
+	c.t.Helper()
+	n := c.Node(id)
+	c.mu.Lock()
+	cancel, done := n.cancel, n.done
+	n.cancel, n.done = nil, nil
+	c.mu.Unlock()
+	if done == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			c.t.Errorf("node %s stopped with: %v", id, err)
+		}
+	case <-time.After(15 * time.Second):
+		buf := make([]byte, 1<<20)
+		c.t.Fatalf("node %s did not stop within 15s; goroutines:\n%s", id, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// StopAll stops every node, gateways first and index nodes last.
+func (c *Cluster) StopAll() {
+	for i := len(c.order) - 1; i >= 0; i-- {
+		c.StopNode(c.order[i])
+	}
+}
+
+// WaitReady waits until the gateway's gossip view shows the nodes ready.
+func (c *Cluster) WaitReady(ids ...string) {
+	c.t.Helper()
+	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
+		for _, id := range ids {
+			if view[id].State != cell.StateReady {
+				return fmt.Errorf("%s is %q", id, view[id].State)
+			}
+		}
+		return nil
+	})
+}
+
+// WaitGone waits until the gateway's gossip view no longer shows the nodes ready.
+func (c *Cluster) WaitGone(ids ...string) {
+	c.t.Helper()
+	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
+		for _, id := range ids {
+			if view[id].State == cell.StateReady {
+				return fmt.Errorf("%s is still ready", id)
+			}
+		}
+		return nil
+	})
+}
+
+func (c *Cluster) waitView(timeout time.Duration, ok func(map[string]cell.Node) error) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		view, err := c.GatewayView()
+		if err == nil {
+			if last = ok(view); last == nil {
+				return
+			}
+		} else {
+			last = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster not as expected after %v: %v", timeout, last)
+}
+
+// GatewayView is the gateway's gossip view, by node id.
+func (c *Cluster) GatewayView() (map[string]cell.Node, error) {
+	resp, err := http.Get("http://" + c.Gateway().AdminAddr + "/members")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var nodes []cell.Node
+	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+		return nil, err
+	}
+	view := map[string]cell.Node{}
+	for _, n := range nodes {
+		view[n.ID] = n
+	}
+	return view, nil
+}
+
+// S3 returns an aws-sdk-go-v2 client for the first gateway, path-style.
+func (c *Cluster) S3(optFns ...func(*s3.Options)) *s3.Client {
+	opts := []func(*s3.Options){func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(c.S3Endpoint())
+		o.UsePathStyle = true
+		o.Region = "us-east-1"
+		o.Credentials = credentials.NewStaticCredentialsProvider(c.Topology.AccessKey, c.Topology.SecretKey, "")
+		o.RetryMaxAttempts = 1
+	}}
+	return s3.New(s3.Options{}, append(opts, optFns...)...)
+}
+
+// BucketsPerCell returns, for each cell, n bucket names whose home is that cell.
+func BucketsPerCell(topo cell.Topology, cellOf func(string) string, n int) map[string][]string {
+	out := map[string][]string{}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("bucket-%03d", i)
+		c := cellOf(name)
+		if len(out[c]) < n {
+			out[c] = append(out[c], name)
+		}
+		full := len(out) == topo.Cells
+		for _, bs := range out {
+			full = full && len(bs) == n
+		}
+		if full {
+			return out
+		}
+	}
+}
