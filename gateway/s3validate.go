@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+const maxKeyLen = 1024 // bytes of UTF-8, as in S3
+
+// validateBucketName applies S3's naming rules for general purpose buckets.
+func validateBucketName(name string) error {
+	bad := func(why string) error {
+		return errs.New(errs.InvalidBucketName, "The specified bucket is not valid: %s.", why)
+	}
+	if len(name) < 3 || len(name) > 63 {
+		return bad("a bucket name must be 3 to 63 characters long")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return bad("a bucket name may contain only lowercase letters, digits, dots and hyphens")
+		}
+	}
+	if !isAlnum(name[0]) || !isAlnum(name[len(name)-1]) {
+		return bad("a bucket name must begin and end with a letter or digit")
+	}
+	if strings.Contains(name, "..") {
+		return bad("a bucket name must not contain two adjacent dots")
+	}
+	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
+		return bad("a bucket name must not be an IP address")
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return bad("the prefix " + p + " is reserved")
+		}
+	}
+	for _, s := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, s) {
+			return bad("the suffix " + s + " is reserved")
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// validateKey checks an object key: at most 1024 bytes of valid UTF-8.
+func validateKey(key string) error {
+	if len(key) > maxKeyLen {
+		return errs.New(errs.KeyTooLong, "Your key is too long: %d bytes, the maximum is %d.", len(key), maxKeyLen)
+	}
+	if !utf8.ValidString(key) {
+		return errs.New(errs.InvalidArgument, "Object keys must be valid UTF-8.")
+	}
+	return nil
+}
+
+// parseMaxKeys reads max-keys: absent means 1000, values over 1000 are lowered to 1000
+// (as S3 does), and 0 is allowed (an empty listing).
+func parseMaxKeys(v string, present bool) (int, error) {
+	if !present {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errs.New(errs.InvalidArgument, "max-keys must be an integer between 0 and 2147483647.")
+	}
+	return min(n, 1000), nil
+}
+
+// A continuation token is the backend's Next key, versioned and base64-encoded so that
+// clients treat it as opaque and a foreign token is recognised as invalid.
+const tokenPrefix = "c1:"
+
+func encodeContinuationToken(next string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + next))
+}
+
+func decodeContinuationToken(tok string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), tokenPrefix) || !utf8.Valid(b) {
+		return "", errs.New(errs.InvalidArgument, "The continuation token provided is incorrect.")
+	}
+	return string(b[len(tokenPrefix):]), nil
+}
+
+// parseContentMD5 decodes a Content-MD5 header (base64 of the 16-byte digest).
+func parseContentMD5(v string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	if err != nil || len(b) != 16 {
+		return nil, errs.New(errs.InvalidArgument, "The Content-MD5 you specified is not valid.")
+	}
+	return b, nil
+}
+
+// Values of x-amz-content-sha256 other than a hex digest.
+const (
+	unsignedPayload          = "UNSIGNED-PAYLOAD"
+	streamingSigned          = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	streamingSignedTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	streamingECDSA           = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
+	streamingECDSATrailer    = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"
+)
+
+// contentSHA256 is what x-amz-content-sha256 says about a request body.
+type contentSHA256 struct {
+	streaming bool   // the body is aws-chunked
+	digest    []byte // the payload's SHA-256 when the client declared it
+}
+
+func parseContentSHA256(v string) (contentSHA256, error) {
+	switch v {
+	case "", unsignedPayload:
+		return contentSHA256{}, nil
+	case streamingSigned, streamingSignedTrailer, streamingUnsignedTrailer, streamingECDSA, streamingECDSATrailer:
+		return contentSHA256{streaming: true}, nil
+	}
+	if d, err := hex.DecodeString(v); err == nil && len(d) == 32 {
+		return contentSHA256{digest: d}, nil
+	}
+	return contentSHA256{}, errs.New(errs.InvalidArgument, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-*, or a hex SHA-256 digest.")
+}
+
+// hasToken reports whether a comma-separated header value contains tok (case-insensitive).
+func hasToken(v, tok string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// byteRange is a satisfiable single range of an object: bytes start..start+length-1.
+type byteRange struct{ start, length int64 }
+
+// parseRange interprets a Range header against an object of the given size. It returns
+// ok=false when the header is absent, malformed, asks for several ranges or cannot be
+// satisfied; the caller then serves the whole object, which RFC 9110 allows a server to
+// do with any Range header.
+func parseRange(v string, size int64) (r byteRange, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
+	if !found || strings.Contains(spec, ",") || size <= 0 {
+		return r, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return r, false
+	}
+	if first == "" { // suffix range: the last n bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return r, false
+		}
+		n = min(n, size)
+		return byteRange{start: size - n, length: n}, true
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || start < 0 || start >= size {
+		return r, false
+	}
+	end := size - 1
+	if last != "" {
+		e, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || e < start {
+			return r, false
+		}
+		end = min(e, size-1)
+	}
+	return byteRange{start: start, length: end - start + 1}, true
+}
