@@ -21,6 +21,361 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GroupStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupStatusRequest) Reset() {
+	*x = GroupStatusRequest{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupStatusRequest) ProtoMessage() {}
+
+func (x *GroupStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupStatusRequest.ProtoReflect.Descriptor instead.
+func (*GroupStatusRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type GroupMember struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// "voter", "nonvoter" or "staging".
+	Suffrage      string `protobuf:"bytes,3,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	Leader        bool   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GroupMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GroupMember) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *GroupMember) GetSuffrage() string {
+	if x != nil {
+		return x.Suffrage
+	}
+	return ""
+}
+
+func (x *GroupMember) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type GroupStatusResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// "leader", "follower", "candidate" or "shutdown".
+	RaftState    string         `protobuf:"bytes,2,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	LeaderId     string         `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Members      []*GroupMember `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	CommitIndex  uint64         `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64         `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex uint64         `protobuf:"varint,7,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	Term         uint64         `protobuf:"varint,8,opt,name=term,proto3" json:"term,omitempty"`
+	// milliseconds since this node last heard from the leader (0 on the leader).
+	LastContactMs int64 `protobuf:"varint,9,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupStatusResponse) Reset() {
+	*x = GroupStatusResponse{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupStatusResponse) ProtoMessage() {}
+
+func (x *GroupStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupStatusResponse.ProtoReflect.Descriptor instead.
+func (*GroupStatusResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GroupStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GroupStatusResponse) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *GroupStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *GroupStatusResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *GroupStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *GroupStatusResponse) GetLastLogIndex() uint64 {
+	if x != nil {
+		return x.LastLogIndex
+	}
+	return 0
+}
+
+func (x *GroupStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *GroupStatusResponse) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+type AddVoterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddVoterRequest) Reset() {
+	*x = AddVoterRequest{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddVoterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddVoterRequest) ProtoMessage() {}
+
+func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddVoterRequest.ProtoReflect.Descriptor instead.
+func (*AddVoterRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddVoterRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddVoterRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type RemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerRequest) Reset() {
+	*x = RemoveServerRequest{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerRequest) ProtoMessage() {}
+
+func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveServerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeadershipRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_cellar_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TransferLeadershipRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +384,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_cellar_v1_admin_proto_msgTypes[0]
+	mi := &file_cellar_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +396,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_admin_proto_msgTypes[0]
+	mi := &file_cellar_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +409,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 type NodeStatus struct {
@@ -77,7 +432,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_cellar_v1_admin_proto_msgTypes[1]
+	mi := &file_cellar_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +444,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_admin_proto_msgTypes[1]
+	mi := &file_cellar_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +457,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_cellar_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeStatus) GetNodeId() string {
@@ -186,7 +541,31 @@ var File_cellar_v1_admin_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x15cellar/v1/admin.proto\x12\tcellar.v1\"\x0f\n" +
+	"\x15cellar/v1/admin.proto\x12\tcellar.v1\"\x14\n" +
+	"\x12GroupStatusRequest\"k\n" +
+	"\vGroupMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bsuffrage\x18\x03 \x01(\tR\bsuffrage\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xc6\x02\n" +
+	"\x13GroupStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\x02 \x01(\tR\traftState\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x120\n" +
+	"\amembers\x18\x04 \x03(\v2\x16.cellar.v1.GroupMemberR\amembers\x12!\n" +
+	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12$\n" +
+	"\x0elast_log_index\x18\a \x01(\x04R\flastLogIndex\x12\x12\n" +
+	"\x04term\x18\b \x01(\x04R\x04term\x12&\n" +
+	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\";\n" +
+	"\x0fAddVoterRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"%\n" +
+	"\x13RemoveServerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x0f\n" +
 	"\rStatusRequest\"\x9c\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x17\n" +
@@ -206,9 +585,13 @@ const file_cellar_v1_admin_proto_rawDesc = "" +
 	"\x06gauges\x18\v \x03(\v2!.cellar.v1.NodeStatus.GaugesEntryR\x06gauges\x1a9\n" +
 	"\vGaugesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012F\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\x88\x03\n" +
 	"\tNodeAdmin\x129\n" +
-	"\x06Status\x12\x18.cellar.v1.StatusRequest\x1a\x15.cellar.v1.NodeStatusB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
+	"\x06Status\x12\x18.cellar.v1.StatusRequest\x1a\x15.cellar.v1.NodeStatus\x12L\n" +
+	"\vGroupStatus\x12\x1d.cellar.v1.GroupStatusRequest\x1a\x1e.cellar.v1.GroupStatusResponse\x12F\n" +
+	"\bAddVoter\x12\x1a.cellar.v1.AddVoterRequest\x1a\x1e.cellar.v1.GroupStatusResponse\x12N\n" +
+	"\fRemoveServer\x12\x1e.cellar.v1.RemoveServerRequest\x1a\x1e.cellar.v1.GroupStatusResponse\x12Z\n" +
+	"\x12TransferLeadership\x12$.cellar.v1.TransferLeadershipRequest\x1a\x1e.cellar.v1.GroupStatusResponseB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
 
 var (
 	file_cellar_v1_admin_proto_rawDescOnce sync.Once
@@ -222,21 +605,36 @@ func file_cellar_v1_admin_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_admin_proto_rawDescData
 }
 
-var file_cellar_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_cellar_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_cellar_v1_admin_proto_goTypes = []any{
-	(*StatusRequest)(nil), // 0: cellar.v1.StatusRequest
-	(*NodeStatus)(nil),    // 1: cellar.v1.NodeStatus
-	nil,                   // 2: cellar.v1.NodeStatus.GaugesEntry
+	(*GroupStatusRequest)(nil),        // 0: cellar.v1.GroupStatusRequest
+	(*GroupMember)(nil),               // 1: cellar.v1.GroupMember
+	(*GroupStatusResponse)(nil),       // 2: cellar.v1.GroupStatusResponse
+	(*AddVoterRequest)(nil),           // 3: cellar.v1.AddVoterRequest
+	(*RemoveServerRequest)(nil),       // 4: cellar.v1.RemoveServerRequest
+	(*TransferLeadershipRequest)(nil), // 5: cellar.v1.TransferLeadershipRequest
+	(*StatusRequest)(nil),             // 6: cellar.v1.StatusRequest
+	(*NodeStatus)(nil),                // 7: cellar.v1.NodeStatus
+	nil,                               // 8: cellar.v1.NodeStatus.GaugesEntry
 }
 var file_cellar_v1_admin_proto_depIdxs = []int32{
-	2, // 0: cellar.v1.NodeStatus.gauges:type_name -> cellar.v1.NodeStatus.GaugesEntry
-	0, // 1: cellar.v1.NodeAdmin.Status:input_type -> cellar.v1.StatusRequest
-	1, // 2: cellar.v1.NodeAdmin.Status:output_type -> cellar.v1.NodeStatus
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: cellar.v1.GroupStatusResponse.members:type_name -> cellar.v1.GroupMember
+	8, // 1: cellar.v1.NodeStatus.gauges:type_name -> cellar.v1.NodeStatus.GaugesEntry
+	6, // 2: cellar.v1.NodeAdmin.Status:input_type -> cellar.v1.StatusRequest
+	0, // 3: cellar.v1.NodeAdmin.GroupStatus:input_type -> cellar.v1.GroupStatusRequest
+	3, // 4: cellar.v1.NodeAdmin.AddVoter:input_type -> cellar.v1.AddVoterRequest
+	4, // 5: cellar.v1.NodeAdmin.RemoveServer:input_type -> cellar.v1.RemoveServerRequest
+	5, // 6: cellar.v1.NodeAdmin.TransferLeadership:input_type -> cellar.v1.TransferLeadershipRequest
+	7, // 7: cellar.v1.NodeAdmin.Status:output_type -> cellar.v1.NodeStatus
+	2, // 8: cellar.v1.NodeAdmin.GroupStatus:output_type -> cellar.v1.GroupStatusResponse
+	2, // 9: cellar.v1.NodeAdmin.AddVoter:output_type -> cellar.v1.GroupStatusResponse
+	2, // 10: cellar.v1.NodeAdmin.RemoveServer:output_type -> cellar.v1.GroupStatusResponse
+	2, // 11: cellar.v1.NodeAdmin.TransferLeadership:output_type -> cellar.v1.GroupStatusResponse
+	7, // [7:12] is the sub-list for method output_type
+	2, // [2:7] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_admin_proto_init() }
@@ -250,7 +648,7 @@ func file_cellar_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_admin_proto_rawDesc), len(file_cellar_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NodeAdmin_Status_FullMethodName = "/cellar.v1.NodeAdmin/Status"
+	NodeAdmin_Status_FullMethodName             = "/cellar.v1.NodeAdmin/Status"
+	NodeAdmin_GroupStatus_FullMethodName        = "/cellar.v1.NodeAdmin/GroupStatus"
+	NodeAdmin_AddVoter_FullMethodName           = "/cellar.v1.NodeAdmin/AddVoter"
+	NodeAdmin_RemoveServer_FullMethodName       = "/cellar.v1.NodeAdmin/RemoveServer"
+	NodeAdmin_TransferLeadership_FullMethodName = "/cellar.v1.NodeAdmin/TransferLeadership"
 )
 
 // NodeAdminClient is the client API for NodeAdmin service.
@@ -29,6 +33,15 @@ const (
 // NodeAdmin is served by every daemon: what an operator's tools ask a node directly.
 type NodeAdminClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*NodeStatus, error)
+	// Replication group of an index node's cell. Other roles answer Unimplemented.
+	GroupStatus(ctx context.Context, in *GroupStatusRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error)
+	// Adds a voter to the group (the node must be running, with an empty or matching
+	// data directory). Must be sent to the leader.
+	AddVoter(ctx context.Context, in *AddVoterRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error)
+	// Removes a node from the group. Must be sent to the leader.
+	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error)
+	// Hands leadership to another voter (or any, when id is empty).
+	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error)
 }
 
 type nodeAdminClient struct {
@@ -49,6 +62,46 @@ func (c *nodeAdminClient) Status(ctx context.Context, in *StatusRequest, opts ..
 	return out, nil
 }
 
+func (c *nodeAdminClient) GroupStatus(ctx context.Context, in *GroupStatusRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupStatusResponse)
+	err := c.cc.Invoke(ctx, NodeAdmin_GroupStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeAdminClient) AddVoter(ctx context.Context, in *AddVoterRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupStatusResponse)
+	err := c.cc.Invoke(ctx, NodeAdmin_AddVoter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeAdminClient) RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupStatusResponse)
+	err := c.cc.Invoke(ctx, NodeAdmin_RemoveServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeAdminClient) TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*GroupStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupStatusResponse)
+	err := c.cc.Invoke(ctx, NodeAdmin_TransferLeadership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeAdminServer is the server API for NodeAdmin service.
 // All implementations must embed UnimplementedNodeAdminServer
 // for forward compatibility.
@@ -56,6 +109,15 @@ func (c *nodeAdminClient) Status(ctx context.Context, in *StatusRequest, opts ..
 // NodeAdmin is served by every daemon: what an operator's tools ask a node directly.
 type NodeAdminServer interface {
 	Status(context.Context, *StatusRequest) (*NodeStatus, error)
+	// Replication group of an index node's cell. Other roles answer Unimplemented.
+	GroupStatus(context.Context, *GroupStatusRequest) (*GroupStatusResponse, error)
+	// Adds a voter to the group (the node must be running, with an empty or matching
+	// data directory). Must be sent to the leader.
+	AddVoter(context.Context, *AddVoterRequest) (*GroupStatusResponse, error)
+	// Removes a node from the group. Must be sent to the leader.
+	RemoveServer(context.Context, *RemoveServerRequest) (*GroupStatusResponse, error)
+	// Hands leadership to another voter (or any, when id is empty).
+	TransferLeadership(context.Context, *TransferLeadershipRequest) (*GroupStatusResponse, error)
 	mustEmbedUnimplementedNodeAdminServer()
 }
 
@@ -68,6 +130,18 @@ type UnimplementedNodeAdminServer struct{}
 
 func (UnimplementedNodeAdminServer) Status(context.Context, *StatusRequest) (*NodeStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedNodeAdminServer) GroupStatus(context.Context, *GroupStatusRequest) (*GroupStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GroupStatus not implemented")
+}
+func (UnimplementedNodeAdminServer) AddVoter(context.Context, *AddVoterRequest) (*GroupStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddVoter not implemented")
+}
+func (UnimplementedNodeAdminServer) RemoveServer(context.Context, *RemoveServerRequest) (*GroupStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveServer not implemented")
+}
+func (UnimplementedNodeAdminServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*GroupStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
 }
 func (UnimplementedNodeAdminServer) mustEmbedUnimplementedNodeAdminServer() {}
 func (UnimplementedNodeAdminServer) testEmbeddedByValue()                   {}
@@ -108,6 +182,78 @@ func _NodeAdmin_Status_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeAdmin_GroupStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeAdminServer).GroupStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeAdmin_GroupStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeAdminServer).GroupStatus(ctx, req.(*GroupStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeAdmin_AddVoter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddVoterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeAdminServer).AddVoter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeAdmin_AddVoter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeAdminServer).AddVoter(ctx, req.(*AddVoterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeAdmin_RemoveServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeAdminServer).RemoveServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeAdmin_RemoveServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeAdminServer).RemoveServer(ctx, req.(*RemoveServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeAdmin_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeadershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeAdminServer).TransferLeadership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeAdmin_TransferLeadership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeAdminServer).TransferLeadership(ctx, req.(*TransferLeadershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeAdmin_ServiceDesc is the grpc.ServiceDesc for NodeAdmin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -118,6 +264,22 @@ var NodeAdmin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _NodeAdmin_Status_Handler,
+		},
+		{
+			MethodName: "GroupStatus",
+			Handler:    _NodeAdmin_GroupStatus_Handler,
+		},
+		{
+			MethodName: "AddVoter",
+			Handler:    _NodeAdmin_AddVoter_Handler,
+		},
+		{
+			MethodName: "RemoveServer",
+			Handler:    _NodeAdmin_RemoveServer_Handler,
+		},
+		{
+			MethodName: "TransferLeadership",
+			Handler:    _NodeAdmin_TransferLeadership_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

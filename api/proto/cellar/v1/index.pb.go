@@ -123,6 +123,11 @@ type CommitRequest struct {
 	// require_bucket makes the commit fail with NoSuchBucket unless this cell's index
 	// holds the bucket (true when buckets are the partition key).
 	RequireBucket bool `protobuf:"varint,2,opt,name=require_bucket,json=requireBucket,proto3" json:"require_bucket,omitempty"`
+	// if_match makes the commit fail with PreconditionFailed unless the key exists with
+	// this ETag (NoSuchKey if it does not exist).
+	IfMatch string `protobuf:"bytes,3,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
+	// if_none_match makes the commit fail with PreconditionFailed if the key exists.
+	IfNoneMatch   bool `protobuf:"varint,4,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,6 +172,20 @@ func (x *CommitRequest) GetLocation() *Location {
 func (x *CommitRequest) GetRequireBucket() bool {
 	if x != nil {
 		return x.RequireBucket
+	}
+	return false
+}
+
+func (x *CommitRequest) GetIfMatch() string {
+	if x != nil {
+		return x.IfMatch
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetIfNoneMatch() bool {
+	if x != nil {
+		return x.IfNoneMatch
 	}
 	return false
 }
@@ -796,6 +815,941 @@ func (x *ListBucketsResponse) GetBuckets() []*Bucket {
 	return nil
 }
 
+// IndexCommand is one write to a cell's index, as replicated through the cell's
+// raft log and applied by every index node of the cell in log order.
+type IndexCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*IndexCommand_Commit
+	//	*IndexCommand_Delete
+	//	*IndexCommand_CreateBucket
+	//	*IndexCommand_DeleteBucket
+	Op isIndexCommand_Op `protobuf_oneof:"op"`
+	// when the leader accepted the command; applied the same on every node.
+	UnixNano      int64 `protobuf:"varint,10,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexCommand) Reset() {
+	*x = IndexCommand{}
+	mi := &file_cellar_v1_index_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexCommand) ProtoMessage() {}
+
+func (x *IndexCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexCommand.ProtoReflect.Descriptor instead.
+func (*IndexCommand) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *IndexCommand) GetOp() isIndexCommand_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetCommit() *CommitRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_Commit); ok {
+			return x.Commit
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetCreateBucket() *CreateBucketRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_CreateBucket); ok {
+			return x.CreateBucket
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetDeleteBucket() *DeleteBucketRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_DeleteBucket); ok {
+			return x.DeleteBucket
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+type isIndexCommand_Op interface {
+	isIndexCommand_Op()
+}
+
+type IndexCommand_Commit struct {
+	Commit *CommitRequest `protobuf:"bytes,1,opt,name=commit,proto3,oneof"`
+}
+
+type IndexCommand_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,2,opt,name=delete,proto3,oneof"`
+}
+
+type IndexCommand_CreateBucket struct {
+	CreateBucket *CreateBucketRequest `protobuf:"bytes,3,opt,name=create_bucket,json=createBucket,proto3,oneof"`
+}
+
+type IndexCommand_DeleteBucket struct {
+	DeleteBucket *DeleteBucketRequest `protobuf:"bytes,4,opt,name=delete_bucket,json=deleteBucket,proto3,oneof"`
+}
+
+func (*IndexCommand_Commit) isIndexCommand_Op() {}
+
+func (*IndexCommand_Delete) isIndexCommand_Op() {}
+
+func (*IndexCommand_CreateBucket) isIndexCommand_Op() {}
+
+func (*IndexCommand_DeleteBucket) isIndexCommand_Op() {}
+
+type CreateUploadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the upload, with its id and initiation time chosen by the caller.
+	Upload        *Upload `protobuf:"bytes,1,opt,name=upload,proto3" json:"upload,omitempty"`
+	RequireBucket bool    `protobuf:"varint,2,opt,name=require_bucket,json=requireBucket,proto3" json:"require_bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUploadRequest) Reset() {
+	*x = CreateUploadRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUploadRequest) ProtoMessage() {}
+
+func (x *CreateUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUploadRequest.ProtoReflect.Descriptor instead.
+func (*CreateUploadRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateUploadRequest) GetUpload() *Upload {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+func (x *CreateUploadRequest) GetRequireBucket() bool {
+	if x != nil {
+		return x.RequireBucket
+	}
+	return false
+}
+
+type CreateUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUploadResponse) Reset() {
+	*x = CreateUploadResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUploadResponse) ProtoMessage() {}
+
+func (x *CreateUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUploadResponse.ProtoReflect.Descriptor instead.
+func (*CreateUploadResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{18}
+}
+
+type PutPartRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId      string                 `protobuf:"bytes,3,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Part          *PartLocation          `protobuf:"bytes,4,opt,name=part,proto3" json:"part,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPartRequest) Reset() {
+	*x = PutPartRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPartRequest) ProtoMessage() {}
+
+func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPartRequest.ProtoReflect.Descriptor instead.
+func (*PutPartRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PutPartRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *PutPartRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PutPartRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *PutPartRequest) GetPart() *PartLocation {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+type PutPartResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the part of the same number this one replaced, so the caller can reclaim its blob.
+	Previous      *PartLocation `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPartResponse) Reset() {
+	*x = PutPartResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPartResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPartResponse) ProtoMessage() {}
+
+func (x *PutPartResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPartResponse.ProtoReflect.Descriptor instead.
+func (*PutPartResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PutPartResponse) GetPrevious() *PartLocation {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+type CompletedPart struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Number int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// the part's ETag, quoted or not.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletedPart) Reset() {
+	*x = CompletedPart{}
+	mi := &file_cellar_v1_index_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletedPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletedPart) ProtoMessage() {}
+
+func (x *CompletedPart) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletedPart.ProtoReflect.Descriptor instead.
+func (*CompletedPart) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CompletedPart) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CompletedPart) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+type CompleteUploadRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Bucket   string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key      string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId string                 `protobuf:"bytes,3,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// the parts the object is made of, in ascending order of number.
+	Parts []*CompletedPart `protobuf:"bytes,4,rep,name=parts,proto3" json:"parts,omitempty"`
+	// every part but the last must be at least this large.
+	MinPartSize      int64  `protobuf:"varint,5,opt,name=min_part_size,json=minPartSize,proto3" json:"min_part_size,omitempty"`
+	ModifiedUnixNano int64  `protobuf:"varint,6,opt,name=modified_unix_nano,json=modifiedUnixNano,proto3" json:"modified_unix_nano,omitempty"`
+	IfMatch          string `protobuf:"bytes,7,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
+	IfNoneMatch      bool   `protobuf:"varint,8,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
+	RequireBucket    bool   `protobuf:"varint,9,opt,name=require_bucket,json=requireBucket,proto3" json:"require_bucket,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CompleteUploadRequest) Reset() {
+	*x = CompleteUploadRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUploadRequest) ProtoMessage() {}
+
+func (x *CompleteUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUploadRequest.ProtoReflect.Descriptor instead.
+func (*CompleteUploadRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CompleteUploadRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetParts() []*CompletedPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *CompleteUploadRequest) GetMinPartSize() int64 {
+	if x != nil {
+		return x.MinPartSize
+	}
+	return 0
+}
+
+func (x *CompleteUploadRequest) GetModifiedUnixNano() int64 {
+	if x != nil {
+		return x.ModifiedUnixNano
+	}
+	return 0
+}
+
+func (x *CompleteUploadRequest) GetIfMatch() string {
+	if x != nil {
+		return x.IfMatch
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetIfNoneMatch() bool {
+	if x != nil {
+		return x.IfNoneMatch
+	}
+	return false
+}
+
+func (x *CompleteUploadRequest) GetRequireBucket() bool {
+	if x != nil {
+		return x.RequireBucket
+	}
+	return false
+}
+
+type CompleteUploadResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Location *Location              `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	// the location the new object replaced, and the uploaded parts it does not use:
+	// both are for the caller to reclaim.
+	Previous      *Location       `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	Unused        []*PartLocation `protobuf:"bytes,3,rep,name=unused,proto3" json:"unused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUploadResponse) Reset() {
+	*x = CompleteUploadResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUploadResponse) ProtoMessage() {}
+
+func (x *CompleteUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUploadResponse.ProtoReflect.Descriptor instead.
+func (*CompleteUploadResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CompleteUploadResponse) GetLocation() *Location {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+func (x *CompleteUploadResponse) GetPrevious() *Location {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *CompleteUploadResponse) GetUnused() []*PartLocation {
+	if x != nil {
+		return x.Unused
+	}
+	return nil
+}
+
+type AbortUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId      string                 `protobuf:"bytes,3,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortUploadRequest) Reset() {
+	*x = AbortUploadRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortUploadRequest) ProtoMessage() {}
+
+func (x *AbortUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortUploadRequest.ProtoReflect.Descriptor instead.
+func (*AbortUploadRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AbortUploadRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *AbortUploadRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AbortUploadRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+type AbortUploadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the parts the upload had, for the caller to reclaim.
+	Parts         []*PartLocation `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortUploadResponse) Reset() {
+	*x = AbortUploadResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortUploadResponse) ProtoMessage() {}
+
+func (x *AbortUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortUploadResponse.ProtoReflect.Descriptor instead.
+func (*AbortUploadResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AbortUploadResponse) GetParts() []*PartLocation {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+type ListUploadsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "" lists the uploads of every bucket of the cell.
+	Bucket string `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// only uploads after (key_marker, upload_id_marker), in key then upload id order.
+	KeyMarker      string `protobuf:"bytes,3,opt,name=key_marker,json=keyMarker,proto3" json:"key_marker,omitempty"`
+	UploadIdMarker string `protobuf:"bytes,4,opt,name=upload_id_marker,json=uploadIdMarker,proto3" json:"upload_id_marker,omitempty"`
+	// 0 means 1000.
+	Limit int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// if not 0, only uploads initiated before this time.
+	InitiatedBeforeUnixNano int64 `protobuf:"varint,6,opt,name=initiated_before_unix_nano,json=initiatedBeforeUnixNano,proto3" json:"initiated_before_unix_nano,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *ListUploadsRequest) Reset() {
+	*x = ListUploadsRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUploadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUploadsRequest) ProtoMessage() {}
+
+func (x *ListUploadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUploadsRequest.ProtoReflect.Descriptor instead.
+func (*ListUploadsRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListUploadsRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *ListUploadsRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListUploadsRequest) GetKeyMarker() string {
+	if x != nil {
+		return x.KeyMarker
+	}
+	return ""
+}
+
+func (x *ListUploadsRequest) GetUploadIdMarker() string {
+	if x != nil {
+		return x.UploadIdMarker
+	}
+	return ""
+}
+
+func (x *ListUploadsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListUploadsRequest) GetInitiatedBeforeUnixNano() int64 {
+	if x != nil {
+		return x.InitiatedBeforeUnixNano
+	}
+	return 0
+}
+
+type ListUploadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uploads       []*Upload              `protobuf:"bytes,1,rep,name=uploads,proto3" json:"uploads,omitempty"`
+	Truncated     bool                   `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUploadsResponse) Reset() {
+	*x = ListUploadsResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUploadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUploadsResponse) ProtoMessage() {}
+
+func (x *ListUploadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUploadsResponse.ProtoReflect.Descriptor instead.
+func (*ListUploadsResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListUploadsResponse) GetUploads() []*Upload {
+	if x != nil {
+		return x.Uploads
+	}
+	return nil
+}
+
+func (x *ListUploadsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type ListPartsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Bucket   string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key      string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId string                 `protobuf:"bytes,3,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// only parts numbered above this.
+	PartNumberMarker int32 `protobuf:"varint,4,opt,name=part_number_marker,json=partNumberMarker,proto3" json:"part_number_marker,omitempty"`
+	// 0 means 1000.
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartsRequest) Reset() {
+	*x = ListPartsRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartsRequest) ProtoMessage() {}
+
+func (x *ListPartsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartsRequest.ProtoReflect.Descriptor instead.
+func (*ListPartsRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListPartsRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *ListPartsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListPartsRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *ListPartsRequest) GetPartNumberMarker() int32 {
+	if x != nil {
+		return x.PartNumberMarker
+	}
+	return 0
+}
+
+func (x *ListPartsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListPartsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Upload        *Upload                `protobuf:"bytes,1,opt,name=upload,proto3" json:"upload,omitempty"`
+	Parts         []*PartLocation        `protobuf:"bytes,2,rep,name=parts,proto3" json:"parts,omitempty"`
+	Truncated     bool                   `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartsResponse) Reset() {
+	*x = ListPartsResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartsResponse) ProtoMessage() {}
+
+func (x *ListPartsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartsResponse.ProtoReflect.Descriptor instead.
+func (*ListPartsResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListPartsResponse) GetUpload() *Upload {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+func (x *ListPartsResponse) GetParts() []*PartLocation {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *ListPartsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 var File_cellar_v1_index_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_index_proto_rawDesc = "" +
@@ -805,10 +1759,12 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"A\n" +
 	"\x0eLookupResponse\x12/\n" +
-	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"g\n" +
+	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"\xa6\x01\n" +
 	"\rCommitRequest\x12/\n" +
 	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12%\n" +
-	"\x0erequire_bucket\x18\x02 \x01(\bR\rrequireBucket\"A\n" +
+	"\x0erequire_bucket\x18\x02 \x01(\bR\rrequireBucket\x12\x19\n" +
+	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\"\n" +
+	"\rif_none_match\x18\x04 \x01(\bR\vifNoneMatch\"A\n" +
 	"\x0eCommitResponse\x12/\n" +
 	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\"9\n" +
 	"\rDeleteRequest\x12\x16\n" +
@@ -841,7 +1797,70 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"\x14\n" +
 	"\x12ListBucketsRequest\"B\n" +
 	"\x13ListBucketsResponse\x12+\n" +
-	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets2\xb5\x04\n" +
+	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xa7\x02\n" +
+	"\fIndexCommand\x122\n" +
+	"\x06commit\x18\x01 \x01(\v2\x18.cellar.v1.CommitRequestH\x00R\x06commit\x122\n" +
+	"\x06delete\x18\x02 \x01(\v2\x18.cellar.v1.DeleteRequestH\x00R\x06delete\x12E\n" +
+	"\rcreate_bucket\x18\x03 \x01(\v2\x1e.cellar.v1.CreateBucketRequestH\x00R\fcreateBucket\x12E\n" +
+	"\rdelete_bucket\x18\x04 \x01(\v2\x1e.cellar.v1.DeleteBucketRequestH\x00R\fdeleteBucket\x12\x1b\n" +
+	"\tunix_nano\x18\n" +
+	" \x01(\x03R\bunixNanoB\x04\n" +
+	"\x02op\"g\n" +
+	"\x13CreateUploadRequest\x12)\n" +
+	"\x06upload\x18\x01 \x01(\v2\x11.cellar.v1.UploadR\x06upload\x12%\n" +
+	"\x0erequire_bucket\x18\x02 \x01(\bR\rrequireBucket\"\x16\n" +
+	"\x14CreateUploadResponse\"\x84\x01\n" +
+	"\x0ePutPartRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12+\n" +
+	"\x04part\x18\x04 \x01(\v2\x17.cellar.v1.PartLocationR\x04part\"F\n" +
+	"\x0fPutPartResponse\x123\n" +
+	"\bprevious\x18\x01 \x01(\v2\x17.cellar.v1.PartLocationR\bprevious\";\n" +
+	"\rCompletedPart\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"\xc6\x02\n" +
+	"\x15CompleteUploadRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
+	"\x05parts\x18\x04 \x03(\v2\x18.cellar.v1.CompletedPartR\x05parts\x12\"\n" +
+	"\rmin_part_size\x18\x05 \x01(\x03R\vminPartSize\x12,\n" +
+	"\x12modified_unix_nano\x18\x06 \x01(\x03R\x10modifiedUnixNano\x12\x19\n" +
+	"\bif_match\x18\a \x01(\tR\aifMatch\x12\"\n" +
+	"\rif_none_match\x18\b \x01(\bR\vifNoneMatch\x12%\n" +
+	"\x0erequire_bucket\x18\t \x01(\bR\rrequireBucket\"\xab\x01\n" +
+	"\x16CompleteUploadResponse\x12/\n" +
+	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12/\n" +
+	"\bprevious\x18\x02 \x01(\v2\x13.cellar.v1.LocationR\bprevious\x12/\n" +
+	"\x06unused\x18\x03 \x03(\v2\x17.cellar.v1.PartLocationR\x06unused\"[\n" +
+	"\x12AbortUploadRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x03 \x01(\tR\buploadId\"D\n" +
+	"\x13AbortUploadResponse\x12-\n" +
+	"\x05parts\x18\x01 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\"\xe0\x01\n" +
+	"\x12ListUploadsRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x1d\n" +
+	"\n" +
+	"key_marker\x18\x03 \x01(\tR\tkeyMarker\x12(\n" +
+	"\x10upload_id_marker\x18\x04 \x01(\tR\x0euploadIdMarker\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12;\n" +
+	"\x1ainitiated_before_unix_nano\x18\x06 \x01(\x03R\x17initiatedBeforeUnixNano\"`\n" +
+	"\x13ListUploadsResponse\x12+\n" +
+	"\auploads\x18\x01 \x03(\v2\x11.cellar.v1.UploadR\auploads\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\x9d\x01\n" +
+	"\x10ListPartsRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12,\n" +
+	"\x12part_number_marker\x18\x04 \x01(\x05R\x10partNumberMarker\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\x8b\x01\n" +
+	"\x11ListPartsResponse\x12)\n" +
+	"\x06upload\x18\x01 \x01(\v2\x11.cellar.v1.UploadR\x06upload\x12-\n" +
+	"\x05parts\x18\x02 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated2\x83\b\n" +
 	"\x05Index\x12=\n" +
 	"\x06Lookup\x12\x18.cellar.v1.LookupRequest\x1a\x19.cellar.v1.LookupResponse\x12=\n" +
 	"\x06Commit\x12\x18.cellar.v1.CommitRequest\x1a\x19.cellar.v1.CommitResponse\x12=\n" +
@@ -850,7 +1869,13 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\fCreateBucket\x12\x1e.cellar.v1.CreateBucketRequest\x1a\x1f.cellar.v1.CreateBucketResponse\x12O\n" +
 	"\fDeleteBucket\x12\x1e.cellar.v1.DeleteBucketRequest\x1a\x1f.cellar.v1.DeleteBucketResponse\x12F\n" +
 	"\tGetBucket\x12\x1b.cellar.v1.GetBucketRequest\x1a\x1c.cellar.v1.GetBucketResponse\x12L\n" +
-	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponseB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
+	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponse\x12O\n" +
+	"\fCreateUpload\x12\x1e.cellar.v1.CreateUploadRequest\x1a\x1f.cellar.v1.CreateUploadResponse\x12@\n" +
+	"\aPutPart\x12\x19.cellar.v1.PutPartRequest\x1a\x1a.cellar.v1.PutPartResponse\x12U\n" +
+	"\x0eCompleteUpload\x12 .cellar.v1.CompleteUploadRequest\x1a!.cellar.v1.CompleteUploadResponse\x12L\n" +
+	"\vAbortUpload\x12\x1d.cellar.v1.AbortUploadRequest\x1a\x1e.cellar.v1.AbortUploadResponse\x12L\n" +
+	"\vListUploads\x12\x1d.cellar.v1.ListUploadsRequest\x1a\x1e.cellar.v1.ListUploadsResponse\x12F\n" +
+	"\tListParts\x12\x1b.cellar.v1.ListPartsRequest\x1a\x1c.cellar.v1.ListPartsResponseB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
 
 var (
 	file_cellar_v1_index_proto_rawDescOnce sync.Once
@@ -864,57 +1889,100 @@ func file_cellar_v1_index_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_index_proto_rawDescData
 }
 
-var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_cellar_v1_index_proto_goTypes = []any{
-	(*LookupRequest)(nil),        // 0: cellar.v1.LookupRequest
-	(*LookupResponse)(nil),       // 1: cellar.v1.LookupResponse
-	(*CommitRequest)(nil),        // 2: cellar.v1.CommitRequest
-	(*CommitResponse)(nil),       // 3: cellar.v1.CommitResponse
-	(*DeleteRequest)(nil),        // 4: cellar.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 5: cellar.v1.DeleteResponse
-	(*ListRequest)(nil),          // 6: cellar.v1.ListRequest
-	(*ListResponse)(nil),         // 7: cellar.v1.ListResponse
-	(*CreateBucketRequest)(nil),  // 8: cellar.v1.CreateBucketRequest
-	(*CreateBucketResponse)(nil), // 9: cellar.v1.CreateBucketResponse
-	(*DeleteBucketRequest)(nil),  // 10: cellar.v1.DeleteBucketRequest
-	(*DeleteBucketResponse)(nil), // 11: cellar.v1.DeleteBucketResponse
-	(*GetBucketRequest)(nil),     // 12: cellar.v1.GetBucketRequest
-	(*GetBucketResponse)(nil),    // 13: cellar.v1.GetBucketResponse
-	(*ListBucketsRequest)(nil),   // 14: cellar.v1.ListBucketsRequest
-	(*ListBucketsResponse)(nil),  // 15: cellar.v1.ListBucketsResponse
-	(*Location)(nil),             // 16: cellar.v1.Location
-	(*Bucket)(nil),               // 17: cellar.v1.Bucket
+	(*LookupRequest)(nil),          // 0: cellar.v1.LookupRequest
+	(*LookupResponse)(nil),         // 1: cellar.v1.LookupResponse
+	(*CommitRequest)(nil),          // 2: cellar.v1.CommitRequest
+	(*CommitResponse)(nil),         // 3: cellar.v1.CommitResponse
+	(*DeleteRequest)(nil),          // 4: cellar.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 5: cellar.v1.DeleteResponse
+	(*ListRequest)(nil),            // 6: cellar.v1.ListRequest
+	(*ListResponse)(nil),           // 7: cellar.v1.ListResponse
+	(*CreateBucketRequest)(nil),    // 8: cellar.v1.CreateBucketRequest
+	(*CreateBucketResponse)(nil),   // 9: cellar.v1.CreateBucketResponse
+	(*DeleteBucketRequest)(nil),    // 10: cellar.v1.DeleteBucketRequest
+	(*DeleteBucketResponse)(nil),   // 11: cellar.v1.DeleteBucketResponse
+	(*GetBucketRequest)(nil),       // 12: cellar.v1.GetBucketRequest
+	(*GetBucketResponse)(nil),      // 13: cellar.v1.GetBucketResponse
+	(*ListBucketsRequest)(nil),     // 14: cellar.v1.ListBucketsRequest
+	(*ListBucketsResponse)(nil),    // 15: cellar.v1.ListBucketsResponse
+	(*IndexCommand)(nil),           // 16: cellar.v1.IndexCommand
+	(*CreateUploadRequest)(nil),    // 17: cellar.v1.CreateUploadRequest
+	(*CreateUploadResponse)(nil),   // 18: cellar.v1.CreateUploadResponse
+	(*PutPartRequest)(nil),         // 19: cellar.v1.PutPartRequest
+	(*PutPartResponse)(nil),        // 20: cellar.v1.PutPartResponse
+	(*CompletedPart)(nil),          // 21: cellar.v1.CompletedPart
+	(*CompleteUploadRequest)(nil),  // 22: cellar.v1.CompleteUploadRequest
+	(*CompleteUploadResponse)(nil), // 23: cellar.v1.CompleteUploadResponse
+	(*AbortUploadRequest)(nil),     // 24: cellar.v1.AbortUploadRequest
+	(*AbortUploadResponse)(nil),    // 25: cellar.v1.AbortUploadResponse
+	(*ListUploadsRequest)(nil),     // 26: cellar.v1.ListUploadsRequest
+	(*ListUploadsResponse)(nil),    // 27: cellar.v1.ListUploadsResponse
+	(*ListPartsRequest)(nil),       // 28: cellar.v1.ListPartsRequest
+	(*ListPartsResponse)(nil),      // 29: cellar.v1.ListPartsResponse
+	(*Location)(nil),               // 30: cellar.v1.Location
+	(*Bucket)(nil),                 // 31: cellar.v1.Bucket
+	(*Upload)(nil),                 // 32: cellar.v1.Upload
+	(*PartLocation)(nil),           // 33: cellar.v1.PartLocation
 }
 var file_cellar_v1_index_proto_depIdxs = []int32{
-	16, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
-	16, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
-	16, // 2: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
-	16, // 3: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
-	16, // 4: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
-	17, // 5: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	17, // 6: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	17, // 7: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
-	0,  // 8: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
-	2,  // 9: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
-	4,  // 10: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
-	6,  // 11: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
-	8,  // 12: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
-	10, // 13: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
-	12, // 14: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
-	14, // 15: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
-	1,  // 16: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
-	3,  // 17: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
-	5,  // 18: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
-	7,  // 19: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
-	9,  // 20: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
-	11, // 21: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
-	13, // 22: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
-	15, // 23: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	30, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
+	30, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
+	30, // 2: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
+	30, // 3: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
+	30, // 4: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
+	31, // 5: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	31, // 6: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	31, // 7: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
+	2,  // 8: cellar.v1.IndexCommand.commit:type_name -> cellar.v1.CommitRequest
+	4,  // 9: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
+	8,  // 10: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
+	10, // 11: cellar.v1.IndexCommand.delete_bucket:type_name -> cellar.v1.DeleteBucketRequest
+	32, // 12: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
+	33, // 13: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
+	33, // 14: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
+	21, // 15: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
+	30, // 16: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
+	30, // 17: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
+	33, // 18: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
+	33, // 19: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
+	32, // 20: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
+	32, // 21: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
+	33, // 22: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
+	0,  // 23: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
+	2,  // 24: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
+	4,  // 25: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
+	6,  // 26: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
+	8,  // 27: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
+	10, // 28: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
+	12, // 29: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
+	14, // 30: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
+	17, // 31: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
+	19, // 32: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
+	22, // 33: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
+	24, // 34: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
+	26, // 35: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
+	28, // 36: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
+	1,  // 37: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
+	3,  // 38: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
+	5,  // 39: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
+	7,  // 40: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
+	9,  // 41: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
+	11, // 42: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
+	13, // 43: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
+	15, // 44: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
+	18, // 45: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
+	20, // 46: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
+	23, // 47: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
+	25, // 48: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
+	27, // 49: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
+	29, // 50: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
+	37, // [37:51] is the sub-list for method output_type
+	23, // [23:37] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_index_proto_init() }
@@ -923,13 +1991,19 @@ func file_cellar_v1_index_proto_init() {
 		return
 	}
 	file_cellar_v1_types_proto_init()
+	file_cellar_v1_index_proto_msgTypes[16].OneofWrappers = []any{
+		(*IndexCommand_Commit)(nil),
+		(*IndexCommand_Delete)(nil),
+		(*IndexCommand_CreateBucket)(nil),
+		(*IndexCommand_DeleteBucket)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_index_proto_rawDesc), len(file_cellar_v1_index_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

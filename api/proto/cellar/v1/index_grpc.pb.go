@@ -19,14 +19,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Index_Lookup_FullMethodName       = "/cellar.v1.Index/Lookup"
-	Index_Commit_FullMethodName       = "/cellar.v1.Index/Commit"
-	Index_Delete_FullMethodName       = "/cellar.v1.Index/Delete"
-	Index_List_FullMethodName         = "/cellar.v1.Index/List"
-	Index_CreateBucket_FullMethodName = "/cellar.v1.Index/CreateBucket"
-	Index_DeleteBucket_FullMethodName = "/cellar.v1.Index/DeleteBucket"
-	Index_GetBucket_FullMethodName    = "/cellar.v1.Index/GetBucket"
-	Index_ListBuckets_FullMethodName  = "/cellar.v1.Index/ListBuckets"
+	Index_Lookup_FullMethodName         = "/cellar.v1.Index/Lookup"
+	Index_Commit_FullMethodName         = "/cellar.v1.Index/Commit"
+	Index_Delete_FullMethodName         = "/cellar.v1.Index/Delete"
+	Index_List_FullMethodName           = "/cellar.v1.Index/List"
+	Index_CreateBucket_FullMethodName   = "/cellar.v1.Index/CreateBucket"
+	Index_DeleteBucket_FullMethodName   = "/cellar.v1.Index/DeleteBucket"
+	Index_GetBucket_FullMethodName      = "/cellar.v1.Index/GetBucket"
+	Index_ListBuckets_FullMethodName    = "/cellar.v1.Index/ListBuckets"
+	Index_CreateUpload_FullMethodName   = "/cellar.v1.Index/CreateUpload"
+	Index_PutPart_FullMethodName        = "/cellar.v1.Index/PutPart"
+	Index_CompleteUpload_FullMethodName = "/cellar.v1.Index/CompleteUpload"
+	Index_AbortUpload_FullMethodName    = "/cellar.v1.Index/AbortUpload"
+	Index_ListUploads_FullMethodName    = "/cellar.v1.Index/ListUploads"
+	Index_ListParts_FullMethodName      = "/cellar.v1.Index/ListParts"
 )
 
 // IndexClient is the client API for Index service.
@@ -44,6 +50,15 @@ type IndexClient interface {
 	DeleteBucket(ctx context.Context, in *DeleteBucketRequest, opts ...grpc.CallOption) (*DeleteBucketResponse, error)
 	GetBucket(ctx context.Context, in *GetBucketRequest, opts ...grpc.CallOption) (*GetBucketResponse, error)
 	ListBuckets(ctx context.Context, in *ListBucketsRequest, opts ...grpc.CallOption) (*ListBucketsResponse, error)
+	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
+	// the upload and its parts until the upload is completed (one commit makes the
+	// object, listing its parts, visible) or aborted.
+	CreateUpload(ctx context.Context, in *CreateUploadRequest, opts ...grpc.CallOption) (*CreateUploadResponse, error)
+	PutPart(ctx context.Context, in *PutPartRequest, opts ...grpc.CallOption) (*PutPartResponse, error)
+	CompleteUpload(ctx context.Context, in *CompleteUploadRequest, opts ...grpc.CallOption) (*CompleteUploadResponse, error)
+	AbortUpload(ctx context.Context, in *AbortUploadRequest, opts ...grpc.CallOption) (*AbortUploadResponse, error)
+	ListUploads(ctx context.Context, in *ListUploadsRequest, opts ...grpc.CallOption) (*ListUploadsResponse, error)
+	ListParts(ctx context.Context, in *ListPartsRequest, opts ...grpc.CallOption) (*ListPartsResponse, error)
 }
 
 type indexClient struct {
@@ -134,6 +149,66 @@ func (c *indexClient) ListBuckets(ctx context.Context, in *ListBucketsRequest, o
 	return out, nil
 }
 
+func (c *indexClient) CreateUpload(ctx context.Context, in *CreateUploadRequest, opts ...grpc.CallOption) (*CreateUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUploadResponse)
+	err := c.cc.Invoke(ctx, Index_CreateUpload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) PutPart(ctx context.Context, in *PutPartRequest, opts ...grpc.CallOption) (*PutPartResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutPartResponse)
+	err := c.cc.Invoke(ctx, Index_PutPart_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) CompleteUpload(ctx context.Context, in *CompleteUploadRequest, opts ...grpc.CallOption) (*CompleteUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteUploadResponse)
+	err := c.cc.Invoke(ctx, Index_CompleteUpload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) AbortUpload(ctx context.Context, in *AbortUploadRequest, opts ...grpc.CallOption) (*AbortUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortUploadResponse)
+	err := c.cc.Invoke(ctx, Index_AbortUpload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) ListUploads(ctx context.Context, in *ListUploadsRequest, opts ...grpc.CallOption) (*ListUploadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUploadsResponse)
+	err := c.cc.Invoke(ctx, Index_ListUploads_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) ListParts(ctx context.Context, in *ListPartsRequest, opts ...grpc.CallOption) (*ListPartsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPartsResponse)
+	err := c.cc.Invoke(ctx, Index_ListParts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IndexServer is the server API for Index service.
 // All implementations must embed UnimplementedIndexServer
 // for forward compatibility.
@@ -149,6 +224,15 @@ type IndexServer interface {
 	DeleteBucket(context.Context, *DeleteBucketRequest) (*DeleteBucketResponse, error)
 	GetBucket(context.Context, *GetBucketRequest) (*GetBucketResponse, error)
 	ListBuckets(context.Context, *ListBucketsRequest) (*ListBucketsResponse, error)
+	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
+	// the upload and its parts until the upload is completed (one commit makes the
+	// object, listing its parts, visible) or aborted.
+	CreateUpload(context.Context, *CreateUploadRequest) (*CreateUploadResponse, error)
+	PutPart(context.Context, *PutPartRequest) (*PutPartResponse, error)
+	CompleteUpload(context.Context, *CompleteUploadRequest) (*CompleteUploadResponse, error)
+	AbortUpload(context.Context, *AbortUploadRequest) (*AbortUploadResponse, error)
+	ListUploads(context.Context, *ListUploadsRequest) (*ListUploadsResponse, error)
+	ListParts(context.Context, *ListPartsRequest) (*ListPartsResponse, error)
 	mustEmbedUnimplementedIndexServer()
 }
 
@@ -182,6 +266,24 @@ func (UnimplementedIndexServer) GetBucket(context.Context, *GetBucketRequest) (*
 }
 func (UnimplementedIndexServer) ListBuckets(context.Context, *ListBucketsRequest) (*ListBucketsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListBuckets not implemented")
+}
+func (UnimplementedIndexServer) CreateUpload(context.Context, *CreateUploadRequest) (*CreateUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUpload not implemented")
+}
+func (UnimplementedIndexServer) PutPart(context.Context, *PutPartRequest) (*PutPartResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutPart not implemented")
+}
+func (UnimplementedIndexServer) CompleteUpload(context.Context, *CompleteUploadRequest) (*CompleteUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteUpload not implemented")
+}
+func (UnimplementedIndexServer) AbortUpload(context.Context, *AbortUploadRequest) (*AbortUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortUpload not implemented")
+}
+func (UnimplementedIndexServer) ListUploads(context.Context, *ListUploadsRequest) (*ListUploadsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUploads not implemented")
+}
+func (UnimplementedIndexServer) ListParts(context.Context, *ListPartsRequest) (*ListPartsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParts not implemented")
 }
 func (UnimplementedIndexServer) mustEmbedUnimplementedIndexServer() {}
 func (UnimplementedIndexServer) testEmbeddedByValue()               {}
@@ -348,6 +450,114 @@ func _Index_ListBuckets_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Index_CreateUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).CreateUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_CreateUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).CreateUpload(ctx, req.(*CreateUploadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_PutPart_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutPartRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).PutPart(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_PutPart_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).PutPart(ctx, req.(*PutPartRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_CompleteUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).CompleteUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_CompleteUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).CompleteUpload(ctx, req.(*CompleteUploadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_AbortUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).AbortUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_AbortUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).AbortUpload(ctx, req.(*AbortUploadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_ListUploads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUploadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).ListUploads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_ListUploads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).ListUploads(ctx, req.(*ListUploadsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_ListParts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPartsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).ListParts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_ListParts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).ListParts(ctx, req.(*ListPartsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Index_ServiceDesc is the grpc.ServiceDesc for Index service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -386,6 +596,30 @@ var Index_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBuckets",
 			Handler:    _Index_ListBuckets_Handler,
+		},
+		{
+			MethodName: "CreateUpload",
+			Handler:    _Index_CreateUpload_Handler,
+		},
+		{
+			MethodName: "PutPart",
+			Handler:    _Index_PutPart_Handler,
+		},
+		{
+			MethodName: "CompleteUpload",
+			Handler:    _Index_CompleteUpload_Handler,
+		},
+		{
+			MethodName: "AbortUpload",
+			Handler:    _Index_AbortUpload_Handler,
+		},
+		{
+			MethodName: "ListUploads",
+			Handler:    _Index_ListUploads_Handler,
+		},
+		{
+			MethodName: "ListParts",
+			Handler:    _Index_ListParts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

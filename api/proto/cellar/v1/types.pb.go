@@ -35,7 +35,24 @@ type Location struct {
 	ContentType      string `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	ModifiedUnixNano int64  `protobuf:"varint,7,opt,name=modified_unix_nano,json=modifiedUnixNano,proto3" json:"modified_unix_nano,omitempty"`
 	// ids of the storage nodes of the cell that hold the blob.
-	Replicas      []string `protobuf:"bytes,8,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Replicas []string `protobuf:"bytes,8,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// etag of a multipart object ("<md5 of the parts' md5s>-<parts>"); empty for a
+	// single-part object, whose ETag is md5.
+	Etag string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	// user metadata (x-amz-meta-*), by lowercase name without the prefix.
+	UserMetadata map[string]string `protobuf:"bytes,10,rep,name=user_metadata,json=userMetadata,proto3" json:"user_metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// standard headers stored with the object and returned on GET and HEAD.
+	ContentEncoding    string `protobuf:"bytes,11,opt,name=content_encoding,json=contentEncoding,proto3" json:"content_encoding,omitempty"`
+	CacheControl       string `protobuf:"bytes,12,opt,name=cache_control,json=cacheControl,proto3" json:"cache_control,omitempty"`
+	ContentDisposition string `protobuf:"bytes,13,opt,name=content_disposition,json=contentDisposition,proto3" json:"content_disposition,omitempty"`
+	ContentLanguage    string `protobuf:"bytes,14,opt,name=content_language,json=contentLanguage,proto3" json:"content_language,omitempty"`
+	Expires            string `protobuf:"bytes,15,opt,name=expires,proto3" json:"expires,omitempty"`
+	// the checksum the client sent: algorithm (CRC32, CRC32C, SHA1, SHA256) and the
+	// base64 value ("<value>-<parts>" for a multipart object).
+	ChecksumAlgorithm string `protobuf:"bytes,16,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
+	Checksum          string `protobuf:"bytes,17,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// the parts of a multipart object, in order; object_id and replicas are then empty.
+	Parts         []*PartLocation `protobuf:"bytes,18,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,6 +143,250 @@ func (x *Location) GetReplicas() []string {
 	return nil
 }
 
+func (x *Location) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *Location) GetUserMetadata() map[string]string {
+	if x != nil {
+		return x.UserMetadata
+	}
+	return nil
+}
+
+func (x *Location) GetContentEncoding() string {
+	if x != nil {
+		return x.ContentEncoding
+	}
+	return ""
+}
+
+func (x *Location) GetCacheControl() string {
+	if x != nil {
+		return x.CacheControl
+	}
+	return ""
+}
+
+func (x *Location) GetContentDisposition() string {
+	if x != nil {
+		return x.ContentDisposition
+	}
+	return ""
+}
+
+func (x *Location) GetContentLanguage() string {
+	if x != nil {
+		return x.ContentLanguage
+	}
+	return ""
+}
+
+func (x *Location) GetExpires() string {
+	if x != nil {
+		return x.Expires
+	}
+	return ""
+}
+
+func (x *Location) GetChecksumAlgorithm() string {
+	if x != nil {
+		return x.ChecksumAlgorithm
+	}
+	return ""
+}
+
+func (x *Location) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+func (x *Location) GetParts() []*PartLocation {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// PartLocation is one part of a multipart upload: a blob of its own on the cell's
+// storage nodes.
+type PartLocation struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Number           int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	ObjectId         []byte                 `protobuf:"bytes,2,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Size             int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Md5              []byte                 `protobuf:"bytes,4,opt,name=md5,proto3" json:"md5,omitempty"`
+	Replicas         []string               `protobuf:"bytes,5,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	ModifiedUnixNano int64                  `protobuf:"varint,6,opt,name=modified_unix_nano,json=modifiedUnixNano,proto3" json:"modified_unix_nano,omitempty"`
+	// base64 checksum of the part, in the upload's checksum algorithm, if any.
+	Checksum      string `protobuf:"bytes,7,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartLocation) Reset() {
+	*x = PartLocation{}
+	mi := &file_cellar_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartLocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartLocation) ProtoMessage() {}
+
+func (x *PartLocation) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartLocation.ProtoReflect.Descriptor instead.
+func (*PartLocation) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PartLocation) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *PartLocation) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *PartLocation) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PartLocation) GetMd5() []byte {
+	if x != nil {
+		return x.Md5
+	}
+	return nil
+}
+
+func (x *PartLocation) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *PartLocation) GetModifiedUnixNano() int64 {
+	if x != nil {
+		return x.ModifiedUnixNano
+	}
+	return 0
+}
+
+func (x *PartLocation) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Bucket            string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key               string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId          string                 `protobuf:"bytes,3,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	InitiatedUnixNano int64                  `protobuf:"varint,4,opt,name=initiated_unix_nano,json=initiatedUnixNano,proto3" json:"initiated_unix_nano,omitempty"`
+	// what the completed object will carry besides its data: content type, user
+	// metadata, standard headers and the checksum algorithm.
+	Meta          *Location `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Upload) Reset() {
+	*x = Upload{}
+	mi := &file_cellar_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Upload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Upload) ProtoMessage() {}
+
+func (x *Upload) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Upload.ProtoReflect.Descriptor instead.
+func (*Upload) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Upload) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *Upload) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Upload) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *Upload) GetInitiatedUnixNano() int64 {
+	if x != nil {
+		return x.InitiatedUnixNano
+	}
+	return 0
+}
+
+func (x *Upload) GetMeta() *Location {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type Bucket struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -136,7 +397,7 @@ type Bucket struct {
 
 func (x *Bucket) Reset() {
 	*x = Bucket{}
-	mi := &file_cellar_v1_types_proto_msgTypes[1]
+	mi := &file_cellar_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +409,7 @@ func (x *Bucket) String() string {
 func (*Bucket) ProtoMessage() {}
 
 func (x *Bucket) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_types_proto_msgTypes[1]
+	mi := &file_cellar_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +422,7 @@ func (x *Bucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bucket.ProtoReflect.Descriptor instead.
 func (*Bucket) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Bucket) GetName() string {
@@ -191,14 +452,18 @@ type NodeMeta struct {
 	AdminAddr       string                 `protobuf:"bytes,7,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"`
 	StartedUnixNano int64                  `protobuf:"varint,8,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
 	// rebuild progress in [0,1] while state is "rebuilding".
-	Progress      float64 `protobuf:"fixed64,9,opt,name=progress,proto3" json:"progress,omitempty"`
+	Progress float64 `protobuf:"fixed64,9,opt,name=progress,proto3" json:"progress,omitempty"`
+	// index nodes: whether this node leads its cell's replication group, and the
+	// last log index it has applied (followers' lag is the leader's minus theirs).
+	Leader        bool   `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,11,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeMeta) Reset() {
 	*x = NodeMeta{}
-	mi := &file_cellar_v1_types_proto_msgTypes[2]
+	mi := &file_cellar_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +475,7 @@ func (x *NodeMeta) String() string {
 func (*NodeMeta) ProtoMessage() {}
 
 func (x *NodeMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_types_proto_msgTypes[2]
+	mi := &file_cellar_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +488,7 @@ func (x *NodeMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeMeta.ProtoReflect.Descriptor instead.
 func (*NodeMeta) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeMeta) GetNodeId() string {
@@ -289,11 +554,25 @@ func (x *NodeMeta) GetProgress() float64 {
 	return 0
 }
 
+func (x *NodeMeta) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *NodeMeta) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 var File_cellar_v1_types_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x15cellar/v1/types.proto\x12\tcellar.v1\"\xe4\x01\n" +
+	"\x15cellar/v1/types.proto\x12\tcellar.v1\"\xc5\x05\n" +
 	"\bLocation\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
@@ -302,10 +581,38 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\x03md5\x18\x05 \x01(\fR\x03md5\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12,\n" +
 	"\x12modified_unix_nano\x18\a \x01(\x03R\x10modifiedUnixNano\x12\x1a\n" +
-	"\breplicas\x18\b \x03(\tR\breplicas\"H\n" +
+	"\breplicas\x18\b \x03(\tR\breplicas\x12\x12\n" +
+	"\x04etag\x18\t \x01(\tR\x04etag\x12J\n" +
+	"\ruser_metadata\x18\n" +
+	" \x03(\v2%.cellar.v1.Location.UserMetadataEntryR\fuserMetadata\x12)\n" +
+	"\x10content_encoding\x18\v \x01(\tR\x0fcontentEncoding\x12#\n" +
+	"\rcache_control\x18\f \x01(\tR\fcacheControl\x12/\n" +
+	"\x13content_disposition\x18\r \x01(\tR\x12contentDisposition\x12)\n" +
+	"\x10content_language\x18\x0e \x01(\tR\x0fcontentLanguage\x12\x18\n" +
+	"\aexpires\x18\x0f \x01(\tR\aexpires\x12-\n" +
+	"\x12checksum_algorithm\x18\x10 \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
+	"\bchecksum\x18\x11 \x01(\tR\bchecksum\x12-\n" +
+	"\x05parts\x18\x12 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x1a?\n" +
+	"\x11UserMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
+	"\fPartLocation\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x1b\n" +
+	"\tobject_id\x18\x02 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x10\n" +
+	"\x03md5\x18\x04 \x01(\fR\x03md5\x12\x1a\n" +
+	"\breplicas\x18\x05 \x03(\tR\breplicas\x12,\n" +
+	"\x12modified_unix_nano\x18\x06 \x01(\x03R\x10modifiedUnixNano\x12\x1a\n" +
+	"\bchecksum\x18\a \x01(\tR\bchecksum\"\xa8\x01\n" +
+	"\x06Upload\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
+	"\x13initiated_unix_nano\x18\x04 \x01(\x03R\x11initiatedUnixNano\x12'\n" +
+	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\"H\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
-	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xf7\x01\n" +
+	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xb4\x02\n" +
 	"\bNodeMeta\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -316,7 +623,10 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"admin_addr\x18\a \x01(\tR\tadminAddr\x12*\n" +
 	"\x11started_unix_nano\x18\b \x01(\x03R\x0fstartedUnixNano\x12\x1a\n" +
-	"\bprogress\x18\t \x01(\x01R\bprogressB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
+	"\bprogress\x18\t \x01(\x01R\bprogress\x12\x16\n" +
+	"\x06leader\x18\n" +
+	" \x01(\bR\x06leader\x12#\n" +
+	"\rapplied_index\x18\v \x01(\x04R\fappliedIndexB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
 
 var (
 	file_cellar_v1_types_proto_rawDescOnce sync.Once
@@ -330,18 +640,24 @@ func file_cellar_v1_types_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_types_proto_rawDescData
 }
 
-var file_cellar_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_cellar_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cellar_v1_types_proto_goTypes = []any{
-	(*Location)(nil), // 0: cellar.v1.Location
-	(*Bucket)(nil),   // 1: cellar.v1.Bucket
-	(*NodeMeta)(nil), // 2: cellar.v1.NodeMeta
+	(*Location)(nil),     // 0: cellar.v1.Location
+	(*PartLocation)(nil), // 1: cellar.v1.PartLocation
+	(*Upload)(nil),       // 2: cellar.v1.Upload
+	(*Bucket)(nil),       // 3: cellar.v1.Bucket
+	(*NodeMeta)(nil),     // 4: cellar.v1.NodeMeta
+	nil,                  // 5: cellar.v1.Location.UserMetadataEntry
 }
 var file_cellar_v1_types_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	5, // 0: cellar.v1.Location.user_metadata:type_name -> cellar.v1.Location.UserMetadataEntry
+	1, // 1: cellar.v1.Location.parts:type_name -> cellar.v1.PartLocation
+	0, // 2: cellar.v1.Upload.meta:type_name -> cellar.v1.Location
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_types_proto_init() }
@@ -355,7 +671,7 @@ func file_cellar_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_types_proto_rawDesc), len(file_cellar_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

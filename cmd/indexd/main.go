@@ -1,0 +1,16 @@
+// Command indexd runs one index node of a cellar cell: the key-to-location map.
+//
+// Run it with --help for its flags. All daemons share their main in internal/cli;
+// 'cellctl up' runs the same code as child processes of cellctl.
+package main
+
+import (
+	"os"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.DaemonMain("indexd", cell.RoleIndex, os.Args[1:]))
+}

@@ -1,0 +1,344 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/localcluster"
+)
+
+// StateDown is the state status gives a node that cluster.json lists but the gossip
+// does not (stopped, killed, crashed, or cut off).
+const StateDown cell.State = "down"
+
+type statusOptions struct {
+	output  string
+	dataDir string
+	join    []string
+	bind    string
+	wait    time.Duration
+}
+
+func newStatusCommand() *cobra.Command {
+	var o statusOptions
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every node of a cluster and its state, as the gossip sees it",
+		Long: `status joins the cluster's gossip as an observer, waits briefly for the member list to
+settle, prints every node per cell and tier (id, state, pid, addresses) and leaves. It
+asks no gateway and no cell anything, so it works when every cell is down.
+
+The gossip seeds come from DATA_DIR/cluster.json (written by 'cellctl up') or from
+--join. A node that cluster.json lists but the gossip does not is shown as down.`,
+		Example: `  cellctl status
+  cellctl status --output json --data-dir /tmp/cellar
+  cellctl status --join 10.0.0.5:7946`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up' (its cluster.json)")
+	f.StringSliceVar(&o.join, "join", nil, "gossip addresses to join instead of reading cluster.json (comma-separated)")
+	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "gossip address the observer listens on while it looks")
+	f.DurationVar(&o.wait, "wait", 3*time.Second, "longest wait for the member list to settle")
+	return cmd
+}
+
+// statusNode is one row of status: a node as the gossip reports it and, when
+// cluster.json lists it, what the supervisor knows of its process.
+type statusNode struct {
+	cell.Node
+	Process localcluster.ProcState `json:"process,omitempty"`
+}
+
+type statusReport struct {
+	Nodes []statusNode `json:"nodes"`
+	Total int          `json:"total"`
+	Ready int          `json:"ready"`
+	Down  int          `json:"down"`
+}
+
+func runStatus(cmd *cobra.Command, o statusOptions) error {
+	if o.output != "table" && o.output != "json" {
+		return usageErrorf("--output %q: want table or json", o.output)
+	}
+	var (
+		seeds []string
+		file  *localcluster.ClusterFile
+	)
+	if cmd.Flags().Changed("join") {
+		seeds = o.join
+		if len(seeds) == 0 {
+			return usageErrorf("--join needs at least one gossip address")
+		}
+	} else {
+		f, err := localcluster.ReadClusterFile(o.dataDir)
+		if errors.Is(err, localcluster.ErrNoClusterFile) {
+			return fmt.Errorf("no cluster found: %s has no %s (start one with 'cellctl up', or pass --join with gossip addresses)",
+				o.dataDir, localcluster.ClusterFileName)
+		}
+		if err != nil {
+			return err
+		}
+		if !f.Running {
+			return fmt.Errorf("the cluster in %s is stopped (start it with 'cellctl up --data-dir %s')", o.dataDir, o.dataDir)
+		}
+		file, seeds = f, f.GossipAddrs()
+		if len(seeds) == 0 {
+			return fmt.Errorf("%s lists no node to ask", localcluster.ClusterFileName)
+		}
+	}
+	expect := 0
+	if file != nil {
+		for _, n := range file.Nodes {
+			if n.Process == localcluster.ProcRunning || n.Process == localcluster.ProcStarting {
+				expect++
+			}
+		}
+	}
+	seen, err := observe(cmd.Context(), o.bind, seeds, expect, o.wait)
+	if err != nil {
+		return err
+	}
+	rep := buildReport(seen, file)
+	out := cmd.OutOrStdout()
+	if o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printStatusTable(out, rep)
+	return nil
+}
+
+// observe joins the gossip as an observer through seeds, waits for the member list to
+// settle (every expected node seen and a short quiet spell, or maxWait), and returns
+// the members other than observers.
+func observe(ctx context.Context, bind string, seeds []string, expect int, maxWait time.Duration) ([]cell.Node, error) {
+	m, err := cell.JoinCluster(cell.MembershipConfig{
+		Self: cell.Node{
+			ID: fmt.Sprintf("cellctl-status-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
+			PID: os.Getpid(), Started: time.Now(),
+		},
+		BindAddr: bind,
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the observer's gossip: %w", err)
+	}
+	defer m.Leave(500 * time.Millisecond)
+	if err := m.Join(seeds); err != nil {
+		return nil, fmt.Errorf("no cluster is reachable: no member answered at %s", describeAddrs(seeds))
+	}
+	quiet := 300 * time.Millisecond
+	deadline := time.NewTimer(maxWait)
+	defer deadline.Stop()
+	for {
+		changed := m.Changed()
+		nodes := members(m)
+		if expect > 0 && len(nodes) >= expect {
+			quiet = 100 * time.Millisecond
+		}
+		t := time.NewTimer(quiet)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return nodes, nil
+		case <-deadline.C:
+			t.Stop()
+			return members(m), nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func members(m *cell.Membership) []cell.Node {
+	var out []cell.Node
+	for _, n := range m.Nodes() {
+		if n.Role != cell.RoleObserver {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func describeAddrs(addrs []string) string {
+	if len(addrs) <= 3 {
+		return strings.Join(addrs, ", ")
+	}
+	return fmt.Sprintf("%s and %d other addresses", strings.Join(addrs[:3], ", "), len(addrs)-3)
+}
+
+// buildReport merges the gossip's view with cluster.json's list of nodes.
+func buildReport(seen []cell.Node, file *localcluster.ClusterFile) statusReport {
+	byID := map[string]int{}
+	var rows []statusNode
+	for _, n := range seen {
+		byID[n.ID] = len(rows)
+		rows = append(rows, statusNode{Node: n})
+	}
+	if file != nil {
+		for _, fn := range file.Nodes {
+			if i, ok := byID[fn.ID]; ok {
+				rows[i].Process = fn.Process
+				continue
+			}
+			rows = append(rows, statusNode{
+				Node: cell.Node{
+					ID: fn.ID, Role: fn.Role, Cell: fn.Cell, State: StateDown,
+					GRPCAddr: fn.GRPCAddr, AdminAddr: fn.AdminAddr, Gossip: fn.GossipAddr,
+				},
+				Process: fn.Process,
+			})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rowLess(rows[i].Node, rows[j].Node) })
+	rep := statusReport{Nodes: rows, Total: len(rows)}
+	for _, r := range rows {
+		switch r.State {
+		case cell.StateReady:
+			rep.Ready++
+		case StateDown:
+			rep.Down++
+		}
+	}
+	if rep.Nodes == nil {
+		rep.Nodes = []statusNode{}
+	}
+	return rep
+}
+
+// rowLess orders nodes per cell (cell-2 before cell-10), per tier in start order, then
+// by id; gateways and cell-less nodes come last.
+func rowLess(a, b cell.Node) bool {
+	if a.Cell != b.Cell {
+		switch {
+		case a.Cell == "":
+			return false
+		case b.Cell == "":
+			return true
+		}
+		return naturalLess(a.Cell, b.Cell)
+	}
+	if ra, rb := roleRank(a.Role), roleRank(b.Role); ra != rb {
+		return ra < rb
+	}
+	return naturalLess(a.ID, b.ID)
+}
+
+func roleRank(r cell.Role) int {
+	for i, t := range cell.Tiers {
+		if t == r {
+			return i
+		}
+	}
+	if r == cell.RoleGateway {
+		return len(cell.Tiers)
+	}
+	return len(cell.Tiers) + 1
+}
+
+// naturalLess compares strings with runs of digits compared as numbers.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.Atoi(a[:da])
+			nb, _ := strconv.Atoi(b[:db])
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
+
+func printStatusTable(out io.Writer, rep statusReport) {
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "CELL\tTIER\tNODE\tSTATE\tPID\tGRPC\tADMIN\tGOSSIP\tAGE")
+	for _, r := range rep.Nodes {
+		c := r.Cell
+		if c == "" {
+			c = "-"
+		}
+		state := string(r.State)
+		if r.State == cell.StateRebuilding && r.Progress > 0 {
+			state = fmt.Sprintf("%s %d%%", state, int(r.Progress*100))
+		}
+		if r.State == StateDown && r.Process != "" && r.Process != localcluster.ProcRunning {
+			state = fmt.Sprintf("down (%s)", r.Process)
+		}
+		pid, age := "-", "-"
+		if r.PID > 0 {
+			pid = strconv.Itoa(r.PID)
+		}
+		if !r.Started.IsZero() && r.Started.Unix() > 0 {
+			age = shortAge(time.Since(r.Started))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			c, r.Role, r.ID, state, pid, dash(r.GRPCAddr), dash(r.AdminAddr), dash(r.Gossip), age)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\n%d of %d nodes ready", rep.Ready, rep.Total)
+	if rep.Down > 0 {
+		fmt.Fprintf(out, ", %d down", rep.Down)
+	}
+	fmt.Fprintln(out)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortAge writes a duration the way kubectl does: 45s, 3m12s, 5h2m, 3d4h.
+func shortAge(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 10*time.Minute:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}

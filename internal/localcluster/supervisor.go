@@ -1,0 +1,826 @@
+//go:build unix
+
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// ProcState is what the supervisor knows about a node's process. Whether the node is
+// ready now is for gossip (or the node's /readyz) to say.
+type ProcState string
+
+const (
+	ProcStarting ProcState = "starting" // started, not yet ready
+	ProcRunning  ProcState = "running"  // became ready; still running
+	ProcStopped  ProcState = "stopped"  // stopped on purpose, or not started yet
+	ProcKilled   ProcState = "killed"   // killed on purpose (KillNode)
+	ProcExited   ProcState = "exited"   // died on its own; see LastExit and its log
+)
+
+// Node is one node of the local cluster: who it is, where it listens, and its process.
+type Node struct {
+	ID         string    `json:"id"`
+	Role       cell.Role `json:"role"`
+	Cell       string    `json:"cell,omitempty"`
+	Process    ProcState `json:"process"`
+	PID        int       `json:"pid,omitempty"`
+	GRPCAddr   string    `json:"grpc_addr"`
+	AdminAddr  string    `json:"admin_addr"`
+	GossipAddr string    `json:"gossip_addr"`
+	S3Addr     string    `json:"s3_addr,omitempty"`  // gateways
+	DataDir    string    `json:"data_dir,omitempty"` // index and storage nodes
+	LogFile    string    `json:"log_file"`
+	Started    time.Time `json:"started,omitzero"`
+	// ReadyMS is how long the last start took to become ready, in milliseconds.
+	ReadyMS int64 `json:"ready_ms,omitempty"`
+	// LastExit is how the last process of this node ended ("exit status 1", "signal: killed").
+	LastExit string `json:"last_exit,omitempty"`
+}
+
+// Errors a caller may want to tell apart.
+var (
+	ErrDirInUse    = errors.New("data directory in use")
+	ErrUnknownNode = errors.New("unknown node")
+	ErrStopped     = errors.New("cluster stopped")
+)
+
+// Options tune a Supervisor. The zero value is usable.
+type Options struct {
+	// FastGossip gives every node short gossip timers (--fast-gossip).
+	FastGossip bool
+	// LogFormat of the children's logs: "text" (default) or "json".
+	LogFormat string
+	// ReadyTimeout bounds how long one node may take to become ready (default 2m).
+	ReadyTimeout time.Duration
+	// StopTimeout is how long a node has to stop after SIGTERM before it gets SIGKILL
+	// (default 10s).
+	StopTimeout time.Duration
+	// Command gives the program and leading arguments that run a node of a role; the
+	// node's flags follow them. Default: this executable, "daemon", role.
+	Command func(role cell.Role) (path string, args []string)
+	// Env is added to the children's environment.
+	Env []string
+	// Progress receives one line per event a person watching wants to see: a node
+	// started and ready, stopped, died. Nil discards them.
+	Progress io.Writer
+	// OnExit is called when a node's process ends without being asked to.
+	OnExit func(n Node, err error)
+}
+
+// Supervisor runs the nodes of one topology as child processes.
+type Supervisor struct {
+	opts     Options
+	topo     cell.Topology
+	dir      string
+	topoFile string
+	lock     *os.File
+	started  time.Time
+	endpoint string
+
+	mu      sync.Mutex
+	procs   map[string]*proc
+	order   []string // node ids in topology order
+	stopped bool
+
+	outMu  sync.Mutex
+	saveMu sync.Mutex
+}
+
+// proc is one node and its current process, guarded by Supervisor.mu.
+type proc struct {
+	node     Node
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the current process has been reaped
+	running  bool
+	stopping bool // asked to stop: its end is no surprise
+	killing  bool
+}
+
+// Start starts every node of topo as a child process, with its data under dir, and
+// returns once all are ready: index nodes first, then storage, placement, and the
+// gateways last, each tier gated on every node of it answering /readyz. (Storage comes
+// before placement so that placement finds its cell's storage up when it starts.)
+//
+// If a node dies or does not become ready in time, or ctx ends, Start stops what it
+// started and returns an error.
+func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*Supervisor, error) {
+	if err := topo.Validate(); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	if opts.LogFormat == "" {
+		opts.LogFormat = "text"
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 2 * time.Minute
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Command == nil {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable: %w", err)
+		}
+		opts.Command = func(role cell.Role) (string, []string) { return exe, []string{"daemon", string(role)} }
+	}
+	if topo.S3Addr == "" {
+		topo.S3Addr = "127.0.0.1:9000"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{
+		opts: opts, topo: topo, dir: abs, lock: lock, started: time.Now(),
+		topoFile: filepath.Join(abs, "topology.yaml"), procs: map[string]*proc{},
+	}
+	if err := s.plan(); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	if err := s.writeTopology(); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	s.save()
+	if err := s.startAll(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 2*opts.StopTimeout)
+		defer cancel()
+		_ = s.Stop(stopCtx)
+		return nil, err
+	}
+	return s, nil
+}
+
+// plan gives every node of the topology its addresses, directories and log file.
+func (s *Supervisor) plan() error {
+	var prev map[string]Node
+	if f, err := ReadClusterFile(s.dir); err == nil {
+		prev = map[string]Node{}
+		for _, n := range f.Nodes {
+			prev[n.ID] = n
+		}
+	}
+	ports := newPortPicker("127.0.0.1")
+
+	s3host, s3port, err := net.SplitHostPort(s.topo.S3Addr)
+	if err != nil {
+		return fmt.Errorf("S3 address %q is not host:port", s.topo.S3Addr)
+	}
+	if l, err := net.Listen("tcp", s.topo.S3Addr); err != nil {
+		return fmt.Errorf("S3 address %s is in use (is another cluster running? pick another with --s3-addr)", s.topo.S3Addr)
+	} else {
+		l.Close()
+	}
+	var p int
+	if _, err := fmt.Sscan(s3port, &p); err == nil {
+		ports.reserve(p)
+	}
+	clientHost := s3host
+	if clientHost == "" || clientHost == "0.0.0.0" || clientHost == "::" {
+		clientHost = "127.0.0.1"
+	}
+	s.endpoint = "http://" + net.JoinHostPort(clientHost, s3port)
+
+	addr := func(old string, udp bool) (string, error) {
+		if port, ok := ports.reuse(old, udp); ok {
+			return ports.addr(port), nil
+		}
+		port, err := ports.pick(udp)
+		if err != nil {
+			return "", err
+		}
+		return ports.addr(port), nil
+	}
+	for _, spec := range s.topo.Nodes() {
+		old := prev[spec.ID]
+		n := Node{
+			ID: spec.ID, Role: spec.Role, Cell: spec.Cell, Process: ProcStopped,
+			LogFile: filepath.Join(s.dir, "logs", spec.ID+".log"),
+		}
+		if n.GRPCAddr, err = addr(old.GRPCAddr, false); err != nil {
+			return err
+		}
+		if n.AdminAddr, err = addr(old.AdminAddr, false); err != nil {
+			return err
+		}
+		if n.GossipAddr, err = addr(old.GossipAddr, true); err != nil {
+			return err
+		}
+		switch spec.Role {
+		case cell.RoleIndex, cell.RoleStorage:
+			n.DataDir = filepath.Join(s.dir, spec.ID)
+		case cell.RoleGateway:
+			if len(s.gatewaysLocked()) == 0 {
+				n.S3Addr = s.topo.S3Addr
+			} else if n.S3Addr, err = addr(old.S3Addr, false); err != nil {
+				return err
+			}
+		}
+		s.procs[n.ID] = &proc{node: n}
+		s.order = append(s.order, n.ID)
+	}
+	return nil
+}
+
+func (s *Supervisor) gatewaysLocked() []string {
+	var ids []string
+	for _, id := range s.order {
+		if s.procs[id].node.Role == cell.RoleGateway {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// writeTopology writes the topology the gateways read (--topology).
+func (s *Supervisor) writeTopology() error {
+	b, err := yaml.Marshal(s.topo)
+	if err != nil {
+		return err
+	}
+	b = append([]byte("# Written by the cellar supervisor at every start; edits here are overwritten.\n"), b...)
+	if err := os.WriteFile(s.topoFile, b, 0o644); err != nil {
+		return fmt.Errorf("write topology: %w", err)
+	}
+	return nil
+}
+
+// startOrder is the order in which tiers start; stopOrder the order in which they stop.
+var (
+	startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement, cell.RoleGateway}
+	stopOrder  = []cell.Role{cell.RoleGateway, cell.RoleStorage, cell.RolePlacement, cell.RoleIndex}
+)
+
+func (s *Supervisor) startAll(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first := true
+	for _, role := range startOrder {
+		ids := s.idsOf(role)
+		if len(ids) == 0 {
+			continue
+		}
+		s.printf("starting %d %s node%s\n", len(ids), role, plural(len(ids)))
+		var (
+			wg       sync.WaitGroup
+			errOnce  sync.Once
+			firstErr error
+		)
+		fail := func(err error) {
+			errOnce.Do(func() { firstErr = err; cancel() })
+		}
+		for _, id := range ids {
+			p := s.proc(id)
+			if err := s.launch(p); err != nil {
+				fail(err)
+				break
+			}
+			if first {
+				// Every other node joins the gossip through the first one: let it
+				// listen before the others look for it.
+				first = false
+				if err := s.waitGossip(ctx, p); err != nil {
+					fail(err)
+					break
+				}
+			}
+			wg.Go(func() {
+				if err := s.waitReady(ctx, p); err != nil {
+					fail(err)
+				}
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+	}
+	s.printf("all %d nodes ready in %s\n", len(s.order), roundDur(time.Since(s.started)))
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+func (s *Supervisor) printf(format string, args ...any) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	fmt.Fprintf(s.opts.Progress, format, args...)
+}
+
+func (s *Supervisor) idsOf(role cell.Role) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, id := range s.order {
+		if s.procs[id].node.Role == role {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (s *Supervisor) proc(id string) *proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[id]
+}
+
+// seedsLocked picks up to five gossip addresses for id to join: running index nodes
+// first (ready before starting), then other running nodes.
+func (s *Supervisor) seedsLocked(id string) []string {
+	rank := func(p *proc) int {
+		r := 0
+		if p.node.Role != cell.RoleIndex {
+			r += 2
+		}
+		if p.node.Process != ProcRunning {
+			r++
+		}
+		return r
+	}
+	var cands []*proc
+	for _, oid := range s.order {
+		if p := s.procs[oid]; oid != id && p.running {
+			cands = append(cands, p)
+		}
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return rank(cands[i]) < rank(cands[j]) })
+	var seeds []string
+	for _, p := range cands {
+		if len(seeds) == 5 {
+			break
+		}
+		seeds = append(seeds, p.node.GossipAddr)
+	}
+	return seeds
+}
+
+func (s *Supervisor) args(p *proc) []string {
+	n := p.node
+	a := []string{
+		"--id", n.ID,
+		"--grpc-addr", n.GRPCAddr,
+		"--admin-addr", n.AdminAddr,
+		"--gossip-addr", n.GossipAddr,
+		"--log-format", s.opts.LogFormat,
+	}
+	if n.Cell != "" {
+		a = append(a, "--cell", n.Cell)
+	}
+	if seeds := s.seedsLocked(n.ID); len(seeds) > 0 {
+		a = append(a, "--join", strings.Join(seeds, ","))
+	}
+	if s.opts.FastGossip {
+		a = append(a, "--fast-gossip")
+	}
+	if n.DataDir != "" {
+		a = append(a, "--data-dir", n.DataDir)
+	}
+	if n.Role == cell.RoleGateway {
+		a = append(a, "--s3-addr", n.S3Addr, "--topology", s.topoFile)
+	}
+	return a
+}
+
+// launch starts p's process; it does not wait for it to be ready.
+func (s *Supervisor) launch(p *proc) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return ErrStopped
+	}
+	if p.running {
+		s.mu.Unlock()
+		return fmt.Errorf("%s is already running (pid %d)", p.node.ID, p.node.PID)
+	}
+	n := p.node
+	path, lead := s.opts.Command(n.Role)
+	args := append(append([]string(nil), lead...), s.args(p)...)
+	s.mu.Unlock()
+
+	if n.DataDir != "" {
+		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
+			return fmt.Errorf("start %s: %w", n.ID, err)
+		}
+	}
+	logf, err := os.OpenFile(n.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start %s: open log: %w", n.ID, err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), s.opts.Env...)
+	cmd.SysProcAttr = childAttr()
+	err = cmd.Start()
+	logf.Close() // the child has its own copy
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.ID, err)
+	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	p.cmd, p.done, p.running = cmd, done, true
+	p.stopping, p.killing = false, false
+	p.node.PID, p.node.Process, p.node.Started, p.node.ReadyMS = cmd.Process.Pid, ProcStarting, time.Now(), 0
+	s.mu.Unlock()
+	go s.reap(p, cmd, done)
+	s.save()
+	return nil
+}
+
+// reap waits for a process to end and records how.
+func (s *Supervisor) reap(p *proc, cmd *exec.Cmd, done chan struct{}) {
+	err := cmd.Wait()
+	s.mu.Lock()
+	p.running = false
+	p.node.PID = 0
+	p.node.LastExit = exitString(err)
+	surprise := false
+	switch {
+	case p.killing:
+		p.node.Process = ProcKilled
+	case p.stopping:
+		p.node.Process = ProcStopped
+	default:
+		p.node.Process = ProcExited
+		surprise = true
+	}
+	n := p.node
+	stopped := s.stopped
+	s.mu.Unlock()
+	if surprise {
+		s.printf("%s (pid %d) exited unexpectedly: %s; the other nodes keep running (log: %s)\n",
+			n.ID, cmd.Process.Pid, n.LastExit, n.LogFile)
+		if s.opts.OnExit != nil {
+			s.opts.OnExit(n, err)
+		}
+	}
+	if !stopped {
+		s.save()
+	}
+	close(done)
+}
+
+func exitString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// waitGossip waits until p's gossip port accepts connections.
+func (s *Supervisor) waitGossip(ctx context.Context, p *proc) error {
+	s.mu.Lock()
+	addr, done := p.node.GossipAddr, p.done
+	s.mu.Unlock()
+	deadline := time.Now().Add(s.opts.ReadyTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if err := s.pause(ctx, p, done, deadline, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// pause sleeps a little while p's process runs, ctx lasts and the deadline is ahead.
+func (s *Supervisor) pause(ctx context.Context, p *proc, done <-chan struct{}, deadline time.Time, d time.Duration) error {
+	if time.Now().After(deadline) {
+		return fmt.Errorf("%s did not become ready within %s; see %s", p.node.ID, s.opts.ReadyTimeout, p.node.LogFile)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for %s: %w", p.node.ID, ctx.Err())
+	case <-done:
+		s.mu.Lock()
+		n := p.node
+		s.mu.Unlock()
+		return fmt.Errorf("%s exited before it was ready (%s); see %s", n.ID, n.LastExit, n.LogFile)
+	case <-t.C:
+		return nil
+	}
+}
+
+var readyClient = &http.Client{Timeout: 2 * time.Second}
+
+// waitReady polls p's /readyz until it answers 200, then records the time it took.
+func (s *Supervisor) waitReady(ctx context.Context, p *proc) error {
+	s.mu.Lock()
+	url := "http://" + p.node.AdminAddr + "/readyz"
+	done, started, pid := p.done, p.node.Started, p.node.PID
+	s.mu.Unlock()
+	deadline := started.Add(s.opts.ReadyTimeout)
+	wait := 10 * time.Millisecond
+	for {
+		if ready(ctx, url) {
+			break
+		}
+		if err := s.pause(ctx, p, done, deadline, wait); err != nil {
+			return err
+		}
+		wait = min(wait*2, 100*time.Millisecond)
+	}
+	took := time.Since(started)
+	s.mu.Lock()
+	if p.done == done && p.running {
+		p.node.Process = ProcRunning
+		p.node.ReadyMS = took.Milliseconds()
+	}
+	n := p.node
+	s.mu.Unlock()
+	s.printf("  %-24s ready in %-8s (pid %d)\n", n.ID, roundDur(took), pid)
+	s.save()
+	return nil
+}
+
+func ready(ctx context.Context, url string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := readyClient.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Stop stops every node: gateways first, then storage, placement and index nodes, each
+// tier's nodes together, each with SIGTERM and, after StopTimeout (or at once when ctx
+// ends), SIGKILL. It then rewrites cluster.json without pids and releases the data
+// directory. Stop is safe to call more than once.
+func (s *Supervisor) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	for _, role := range stopOrder {
+		var wg sync.WaitGroup
+		for _, id := range s.idsOf(role) {
+			p := s.proc(id)
+			wg.Go(func() {
+				took, ok := s.stop(ctx, p, false)
+				if !ok {
+					return
+				}
+				verb := "stopped"
+				if n, _ := s.Node(id); n.Process == ProcKilled || n.LastExit != "exit status 0" {
+					verb = "killed "
+				}
+				s.printf("  %s %-24s in %s\n", verb, id, roundDur(took))
+			})
+		}
+		wg.Wait()
+	}
+	s.saveStopped()
+	unlockDir(s.lock)
+	return nil
+}
+
+// stop ends p's process and waits for it; ok is false if it was not running.
+func (s *Supervisor) stop(ctx context.Context, p *proc, kill bool) (took time.Duration, ok bool) {
+	s.mu.Lock()
+	if !p.running {
+		s.mu.Unlock()
+		return 0, false
+	}
+	p.stopping = true
+	p.killing = p.killing || kill
+	cmd, done := p.cmd, p.done
+	s.mu.Unlock()
+
+	start := time.Now()
+	if kill {
+		s.kill(cmd)
+		<-done
+		return time.Since(start), true
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(s.opts.StopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return time.Since(start), true
+	case <-t.C:
+		s.printf("  %s did not stop within %s; killing it\n", p.node.ID, s.opts.StopTimeout)
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	p.killing = true
+	s.mu.Unlock()
+	s.kill(cmd)
+	<-done
+	return time.Since(start), true
+}
+
+// kill sends SIGKILL to a child and to the process group it leads.
+func (s *Supervisor) kill(cmd *exec.Cmd) {
+	_ = cmd.Process.Kill()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// StopNode stops one node gracefully (SIGTERM, then SIGKILL after StopTimeout or when
+// ctx ends) and waits for its process to end. Stopping a node that is not running is
+// not an error.
+func (s *Supervisor) StopNode(ctx context.Context, id string) error {
+	p, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	s.stop(ctx, p, false)
+	s.save()
+	return nil
+}
+
+// KillNode kills one node with SIGKILL, as a crash would, and waits for its process to
+// end. The supervisor does not report it as unexpected.
+func (s *Supervisor) KillNode(id string) error {
+	p, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	s.stop(context.Background(), p, true)
+	s.save()
+	return nil
+}
+
+// StartNode starts a node that is not running, on its old addresses and data
+// directory, joining the gossip through the nodes that run, and waits until it is ready.
+// If it does not become ready before ctx ends or ReadyTimeout passes, StartNode returns
+// an error and leaves the process running (it may still be rebuilding).
+func (s *Supervisor) StartNode(ctx context.Context, id string) error {
+	p, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	if err := s.launch(p); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, p)
+}
+
+func (s *Supervisor) lookup(id string) (*proc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.procs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownNode, id)
+	}
+	return p, nil
+}
+
+// Nodes lists every node in topology order (per tier, per cell; gateways last).
+func (s *Supervisor) Nodes() []Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Node, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, s.procs[id].node)
+	}
+	return out
+}
+
+// Node returns the node with this id.
+func (s *Supervisor) Node(id string) (Node, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.procs[id]
+	if !ok {
+		return Node{}, false
+	}
+	return p.node, true
+}
+
+// CellNodes lists the nodes of a role in a cell; a cellID of "" with RoleGateway lists
+// the gateways.
+func (s *Supervisor) CellNodes(cellID string, role cell.Role) []Node {
+	var out []Node
+	for _, n := range s.Nodes() {
+		if n.Cell == cellID && n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// S3Endpoint is the URL of the first gateway's S3 API, e.g. http://127.0.0.1:9000.
+func (s *Supervisor) S3Endpoint() string { return s.endpoint }
+
+// Topology is the topology the cluster runs.
+func (s *Supervisor) Topology() cell.Topology { return s.topo }
+
+// Dir is the cluster's data directory, absolute.
+func (s *Supervisor) Dir() string { return s.dir }
+
+// GossipSeeds lists gossip addresses of running nodes (index nodes first), to join the
+// cluster's gossip from outside, as an observer does.
+func (s *Supervisor) GossipSeeds() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seedsLocked("")
+}
+
+// ClusterFile returns what cluster.json says now.
+func (s *Supervisor) ClusterFile() *ClusterFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fileLocked()
+}
+
+func (s *Supervisor) fileLocked() *ClusterFile {
+	f := &ClusterFile{
+		Version: 1, Running: !s.stopped, SupervisorPID: os.Getpid(), Started: s.started, Updated: time.Now(),
+		DataDir: s.dir, S3Endpoint: s.endpoint, AccessKey: s.topo.AccessKey, SecretKey: s.topo.SecretKey,
+		Region: s.topo.Region, FastGossip: s.opts.FastGossip, Topology: Topology{s.topo},
+	}
+	for _, id := range s.order {
+		f.Nodes = append(f.Nodes, s.procs[id].node)
+	}
+	return f
+}
+
+// save rewrites cluster.json; a failure is reported on the progress output, since the
+// cluster runs on without it.
+func (s *Supervisor) save() {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	f := s.fileLocked()
+	s.mu.Unlock()
+	if err := f.write(s.dir); err != nil {
+		s.printf("warning: %v\n", err)
+	}
+}
+
+// saveStopped writes the final cluster.json: not running, no pids.
+func (s *Supervisor) saveStopped() {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	f := s.fileLocked()
+	s.mu.Unlock()
+	f.Running, f.SupervisorPID = false, 0
+	for i := range f.Nodes {
+		f.Nodes[i].PID = 0
+	}
+	if err := f.write(s.dir); err != nil {
+		s.printf("warning: %v\n", err)
+	}
+}
