@@ -38,6 +38,25 @@ const (
 	BadDigest                     // a checksum sent by the client did not match
 	MalformedXML                  // an XML body that does not parse
 	AccessDenied                  // authentication or authorisation failed
+
+	InvalidRange           // a Range that does not overlap the object
+	PreconditionFailed     // If-Match, If-Unmodified-Since or If-None-Match did not hold
+	MethodNotAllowed       // a method the resource does not allow
+	InvalidDigest          // a Content-MD5 or checksum header that does not decode
+	ContentSHA256Mismatch  // the payload does not match x-amz-content-sha256
+	SignatureDoesNotMatch  // a SigV4 signature that does not verify
+	InvalidAccessKeyID     // an access key the gateway does not know
+	RequestTimeTooSkewed   // a signed request whose time is too far from ours
+	AuthorizationMalformed // an Authorization header or presigned query that does not parse
+	NoSuchUpload           // a multipart upload that does not exist (any more)
+	InvalidPart            // a part that was not uploaded, or whose ETag differs
+	InvalidPartOrder       // parts not in ascending order
+	EntityTooSmall         // a part other than the last under the minimum part size
+	InvalidRequest         // a request S3 refuses as a whole (bad combination of parameters)
+	MissingContentLength   // a PUT without Content-Length
+	MetadataTooLarge       // user metadata over 2 KB
+	HeaderTooLarge         // request headers over the gateway's limit
+	ExpiredRequest         // a presigned URL past its expiry
 )
 
 var kindNames = map[Kind]string{
@@ -47,6 +66,13 @@ var kindNames = map[Kind]string{
 	Corrupt: "corrupt", NotImplemented: "not implemented", InvalidBucketName: "invalid bucket name",
 	KeyTooLong: "key too long", EntityTooLarge: "entity too large", IncompleteBody: "incomplete body",
 	BadDigest: "bad digest", MalformedXML: "malformed xml", AccessDenied: "access denied",
+	InvalidRange: "invalid range", PreconditionFailed: "precondition failed", MethodNotAllowed: "method not allowed",
+	InvalidDigest: "invalid digest", ContentSHA256Mismatch: "content sha256 mismatch",
+	SignatureDoesNotMatch: "signature does not match", InvalidAccessKeyID: "invalid access key id",
+	RequestTimeTooSkewed: "request time too skewed", AuthorizationMalformed: "authorization malformed",
+	NoSuchUpload: "no such upload", InvalidPart: "invalid part", InvalidPartOrder: "invalid part order",
+	EntityTooSmall: "entity too small", InvalidRequest: "invalid request", MissingContentLength: "missing content length",
+	MetadataTooLarge: "metadata too large", HeaderTooLarge: "header too large", ExpiredRequest: "expired request",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -127,6 +153,25 @@ var table = map[Kind]mapping{
 	BadDigest:         {codes.InvalidArgument, http.StatusBadRequest, "BadDigest", "The Content-MD5 or checksum you specified did not match what we received."},
 	MalformedXML:      {codes.InvalidArgument, http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."},
 	AccessDenied:      {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Access Denied"},
+
+	InvalidRange:           {codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable"},
+	PreconditionFailed:     {codes.FailedPrecondition, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"},
+	MethodNotAllowed:       {codes.InvalidArgument, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource."},
+	InvalidDigest:          {codes.InvalidArgument, http.StatusBadRequest, "InvalidDigest", "The Content-MD5 or checksum you specified is not valid."},
+	ContentSHA256Mismatch:  {codes.InvalidArgument, http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."},
+	SignatureDoesNotMatch:  {codes.PermissionDenied, http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method."},
+	InvalidAccessKeyID:     {codes.PermissionDenied, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."},
+	RequestTimeTooSkewed:   {codes.PermissionDenied, http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."},
+	AuthorizationMalformed: {codes.InvalidArgument, http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed."},
+	NoSuchUpload:           {codes.NotFound, http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."},
+	InvalidPart:            {codes.InvalidArgument, http.StatusBadRequest, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
+	InvalidPartOrder:       {codes.InvalidArgument, http.StatusBadRequest, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
+	EntityTooSmall:         {codes.InvalidArgument, http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size."},
+	InvalidRequest:         {codes.InvalidArgument, http.StatusBadRequest, "InvalidRequest", "Invalid Request"},
+	MissingContentLength:   {codes.InvalidArgument, http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header."},
+	MetadataTooLarge:       {codes.InvalidArgument, http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size."},
+	HeaderTooLarge:         {codes.InvalidArgument, http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."},
+	ExpiredRequest:         {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Request has expired"},
 }
 
 // kindHeader carries the exact kind across gRPC, since several kinds share a code.
