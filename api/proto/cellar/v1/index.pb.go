@@ -825,6 +825,10 @@ type IndexCommand struct {
 	//	*IndexCommand_Delete
 	//	*IndexCommand_CreateBucket
 	//	*IndexCommand_DeleteBucket
+	//	*IndexCommand_CreateUpload
+	//	*IndexCommand_PutPart
+	//	*IndexCommand_CompleteUpload
+	//	*IndexCommand_AbortUpload
 	Op isIndexCommand_Op `protobuf_oneof:"op"`
 	// when the leader accepted the command; applied the same on every node.
 	UnixNano      int64 `protobuf:"varint,10,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
@@ -905,6 +909,42 @@ func (x *IndexCommand) GetDeleteBucket() *DeleteBucketRequest {
 	return nil
 }
 
+func (x *IndexCommand) GetCreateUpload() *CreateUploadRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_CreateUpload); ok {
+			return x.CreateUpload
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetPutPart() *PutPartRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_PutPart); ok {
+			return x.PutPart
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetCompleteUpload() *CompleteUploadRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_CompleteUpload); ok {
+			return x.CompleteUpload
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetAbortUpload() *AbortUploadRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_AbortUpload); ok {
+			return x.AbortUpload
+		}
+	}
+	return nil
+}
+
 func (x *IndexCommand) GetUnixNano() int64 {
 	if x != nil {
 		return x.UnixNano
@@ -932,6 +972,22 @@ type IndexCommand_DeleteBucket struct {
 	DeleteBucket *DeleteBucketRequest `protobuf:"bytes,4,opt,name=delete_bucket,json=deleteBucket,proto3,oneof"`
 }
 
+type IndexCommand_CreateUpload struct {
+	CreateUpload *CreateUploadRequest `protobuf:"bytes,5,opt,name=create_upload,json=createUpload,proto3,oneof"`
+}
+
+type IndexCommand_PutPart struct {
+	PutPart *PutPartRequest `protobuf:"bytes,6,opt,name=put_part,json=putPart,proto3,oneof"`
+}
+
+type IndexCommand_CompleteUpload struct {
+	CompleteUpload *CompleteUploadRequest `protobuf:"bytes,7,opt,name=complete_upload,json=completeUpload,proto3,oneof"`
+}
+
+type IndexCommand_AbortUpload struct {
+	AbortUpload *AbortUploadRequest `protobuf:"bytes,8,opt,name=abort_upload,json=abortUpload,proto3,oneof"`
+}
+
 func (*IndexCommand_Commit) isIndexCommand_Op() {}
 
 func (*IndexCommand_Delete) isIndexCommand_Op() {}
@@ -939,6 +995,14 @@ func (*IndexCommand_Delete) isIndexCommand_Op() {}
 func (*IndexCommand_CreateBucket) isIndexCommand_Op() {}
 
 func (*IndexCommand_DeleteBucket) isIndexCommand_Op() {}
+
+func (*IndexCommand_CreateUpload) isIndexCommand_Op() {}
+
+func (*IndexCommand_PutPart) isIndexCommand_Op() {}
+
+func (*IndexCommand_CompleteUpload) isIndexCommand_Op() {}
+
+func (*IndexCommand_AbortUpload) isIndexCommand_Op() {}
 
 type CreateUploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1797,12 +1861,16 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"\x14\n" +
 	"\x12ListBucketsRequest\"B\n" +
 	"\x13ListBucketsResponse\x12+\n" +
-	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xa7\x02\n" +
+	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xb7\x04\n" +
 	"\fIndexCommand\x122\n" +
 	"\x06commit\x18\x01 \x01(\v2\x18.cellar.v1.CommitRequestH\x00R\x06commit\x122\n" +
 	"\x06delete\x18\x02 \x01(\v2\x18.cellar.v1.DeleteRequestH\x00R\x06delete\x12E\n" +
 	"\rcreate_bucket\x18\x03 \x01(\v2\x1e.cellar.v1.CreateBucketRequestH\x00R\fcreateBucket\x12E\n" +
-	"\rdelete_bucket\x18\x04 \x01(\v2\x1e.cellar.v1.DeleteBucketRequestH\x00R\fdeleteBucket\x12\x1b\n" +
+	"\rdelete_bucket\x18\x04 \x01(\v2\x1e.cellar.v1.DeleteBucketRequestH\x00R\fdeleteBucket\x12E\n" +
+	"\rcreate_upload\x18\x05 \x01(\v2\x1e.cellar.v1.CreateUploadRequestH\x00R\fcreateUpload\x126\n" +
+	"\bput_part\x18\x06 \x01(\v2\x19.cellar.v1.PutPartRequestH\x00R\aputPart\x12K\n" +
+	"\x0fcomplete_upload\x18\a \x01(\v2 .cellar.v1.CompleteUploadRequestH\x00R\x0ecompleteUpload\x12B\n" +
+	"\fabort_upload\x18\b \x01(\v2\x1d.cellar.v1.AbortUploadRequestH\x00R\vabortUpload\x12\x1b\n" +
 	"\tunix_nano\x18\n" +
 	" \x01(\x03R\bunixNanoB\x04\n" +
 	"\x02op\"g\n" +
@@ -1939,50 +2007,54 @@ var file_cellar_v1_index_proto_depIdxs = []int32{
 	4,  // 9: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
 	8,  // 10: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
 	10, // 11: cellar.v1.IndexCommand.delete_bucket:type_name -> cellar.v1.DeleteBucketRequest
-	32, // 12: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
-	33, // 13: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
-	33, // 14: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
-	21, // 15: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
-	30, // 16: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
-	30, // 17: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
-	33, // 18: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
-	33, // 19: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
-	32, // 20: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
-	32, // 21: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
-	33, // 22: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
-	0,  // 23: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
-	2,  // 24: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
-	4,  // 25: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
-	6,  // 26: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
-	8,  // 27: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
-	10, // 28: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
-	12, // 29: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
-	14, // 30: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
-	17, // 31: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
-	19, // 32: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
-	22, // 33: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
-	24, // 34: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
-	26, // 35: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
-	28, // 36: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
-	1,  // 37: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
-	3,  // 38: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
-	5,  // 39: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
-	7,  // 40: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
-	9,  // 41: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
-	11, // 42: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
-	13, // 43: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
-	15, // 44: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
-	18, // 45: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
-	20, // 46: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
-	23, // 47: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
-	25, // 48: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
-	27, // 49: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
-	29, // 50: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	17, // 12: cellar.v1.IndexCommand.create_upload:type_name -> cellar.v1.CreateUploadRequest
+	19, // 13: cellar.v1.IndexCommand.put_part:type_name -> cellar.v1.PutPartRequest
+	22, // 14: cellar.v1.IndexCommand.complete_upload:type_name -> cellar.v1.CompleteUploadRequest
+	24, // 15: cellar.v1.IndexCommand.abort_upload:type_name -> cellar.v1.AbortUploadRequest
+	32, // 16: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
+	33, // 17: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
+	33, // 18: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
+	21, // 19: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
+	30, // 20: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
+	30, // 21: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
+	33, // 22: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
+	33, // 23: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
+	32, // 24: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
+	32, // 25: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
+	33, // 26: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
+	0,  // 27: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
+	2,  // 28: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
+	4,  // 29: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
+	6,  // 30: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
+	8,  // 31: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
+	10, // 32: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
+	12, // 33: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
+	14, // 34: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
+	17, // 35: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
+	19, // 36: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
+	22, // 37: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
+	24, // 38: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
+	26, // 39: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
+	28, // 40: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
+	1,  // 41: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
+	3,  // 42: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
+	5,  // 43: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
+	7,  // 44: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
+	9,  // 45: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
+	11, // 46: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
+	13, // 47: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
+	15, // 48: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
+	18, // 49: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
+	20, // 50: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
+	23, // 51: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
+	25, // 52: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
+	27, // 53: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
+	29, // 54: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
+	41, // [41:55] is the sub-list for method output_type
+	27, // [27:41] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_index_proto_init() }
@@ -1996,6 +2068,10 @@ func file_cellar_v1_index_proto_init() {
 		(*IndexCommand_Delete)(nil),
 		(*IndexCommand_CreateBucket)(nil),
 		(*IndexCommand_DeleteBucket)(nil),
+		(*IndexCommand_CreateUpload)(nil),
+		(*IndexCommand_PutPart)(nil),
+		(*IndexCommand_CompleteUpload)(nil),
+		(*IndexCommand_AbortUpload)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
