@@ -1,0 +1,5 @@
+//go:build !race
+
+package locmap
+
+const raceEnabled = false
