@@ -49,6 +49,13 @@ type Options struct {
 	GRPCAddr      string
 	AdminAddr     string
 
+	// AdvertiseHost is the host name or IP other nodes use to reach this node, for
+	// nodes that listen on all interfaces (0.0.0.0) as they do in containers. When set,
+	// the gRPC and admin addresses the node gossips carry this host, and a gossip
+	// address on all interfaces is narrowed to the IP the host resolves to (memberlist
+	// advertises an IP). Empty: the listeners' own addresses are gossiped.
+	AdvertiseHost string
+
 	// GossipAddr is this node's memberlist address ("127.0.0.1:0" when empty); Join the
 	// addresses of members to join.
 	GossipAddr string
@@ -82,6 +89,8 @@ type Daemon struct {
 	readyAt   time.Time
 	gauges    func() map[string]float64
 	serveErrs chan error
+	quit      chan struct{} // closed by Stop; ends the rejoin loop
+	quitOnce  sync.Once
 }
 
 // New prepares a daemon: listeners, registry, servers. Nothing is served until Start.
@@ -99,7 +108,7 @@ func New(opts Options) (*Daemon, error) {
 	logger = logger.With("node", opts.NodeID)
 	d := &Daemon{
 		Log: logger, Registry: prometheus.NewRegistry(), Admin: http.NewServeMux(),
-		opts: opts, started: time.Now(), state: cell.StateStarting, serveErrs: make(chan error, 2),
+		opts: opts, started: time.Now(), state: cell.StateStarting, serveErrs: make(chan error, 2), quit: make(chan struct{}),
 		health: health.NewServer(),
 	}
 	labels := prometheus.Labels{"tier": string(opts.Role)}
@@ -162,20 +171,89 @@ func listen(ln net.Listener, addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// GRPCAddr is the address the gRPC server listens on.
-func (d *Daemon) GRPCAddr() string { return d.grpcLn.Addr().String() }
+// GRPCAddr is the address other nodes reach the gRPC server on: the listener's
+// address, with the advertised host if there is one.
+func (d *Daemon) GRPCAddr() string { return d.advertise(d.grpcLn.Addr()) }
 
-// AdminAddr is the address the admin HTTP server listens on.
-func (d *Daemon) AdminAddr() string { return d.adminLn.Addr().String() }
+// AdminAddr is the address other nodes reach the admin HTTP server on: the listener's
+// address, with the advertised host if there is one.
+func (d *Daemon) AdminAddr() string { return d.advertise(d.adminLn.Addr()) }
+
+func (d *Daemon) advertise(a net.Addr) string {
+	if d.opts.AdvertiseHost == "" {
+		return a.String()
+	}
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return net.JoinHostPort(d.opts.AdvertiseHost, port)
+}
+
+// gossipBind is the address memberlist binds to. memberlist advertises the IP it is
+// bound to, so a gossip address on all interfaces is narrowed to the IP the advertised
+// host resolves to.
+func (d *Daemon) gossipBind() (string, error) {
+	addr := orDefault(d.opts.GossipAddr, "127.0.0.1:0")
+	if d.opts.AdvertiseHost == "" {
+		return addr, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("gossip address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return addr, nil
+	}
+	ip, err := resolveIP(d.opts.AdvertiseHost)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(ip.String(), port), nil
+}
+
+// resolveIP returns the IP of host, preferring IPv4, retrying for a few seconds: in a
+// container the name may be registered with the network's DNS just after start.
+func resolveIP(host string) (net.IP, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip, nil
+	}
+	var lastErr error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ips, err := net.LookupIP(host)
+		if err == nil && len(ips) > 0 {
+			for _, ip := range ips {
+				if ip.To4() != nil {
+					return ip, nil
+				}
+			}
+			return ips[0], nil
+		}
+		if err == nil {
+			err = errors.New("no addresses")
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("resolve advertised host %q: %w", host, lastErr)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
 
 // Start serves gRPC and admin HTTP and joins the gossip in state starting.
 func (d *Daemon) Start() error {
+	bind, err := d.gossipBind()
+	if err != nil {
+		d.grpcLn.Close()
+		d.adminLn.Close()
+		return err
+	}
 	members, err := cell.JoinCluster(cell.MembershipConfig{
 		Self: cell.Node{
 			ID: d.opts.NodeID, Role: d.opts.Role, Cell: d.opts.Cell, State: cell.StateStarting,
 			PID: os.Getpid(), GRPCAddr: d.GRPCAddr(), AdminAddr: d.AdminAddr(), Started: d.started,
 		},
-		BindAddr: orDefault(d.opts.GossipAddr, "127.0.0.1:0"),
+		BindAddr: bind,
 		Join:     d.opts.Join,
 		Fast:     d.opts.FastGossip,
 		Logger:   d.Log,
@@ -186,6 +264,9 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.Members = members
+	if len(d.opts.Join) > 0 {
+		go d.rejoin(d.opts.Join, rejoinEvery)
+	}
 	go func() { d.serveErrs <- d.GRPC.Serve(d.grpcLn) }()
 	go func() {
 		if err := d.adminSrv.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -286,6 +367,7 @@ func (d *Daemon) Wait(ctx context.Context, cleanup func() error) error {
 // Stop stops the daemon gracefully; Wait calls it. It is safe to call on a daemon that
 // was never started.
 func (d *Daemon) Stop(cleanup func() error) error {
+	d.quitOnce.Do(func() { close(d.quit) })
 	d.SetState(cell.StateDraining, 0)
 	if d.Members != nil {
 		d.Members.Leave(time.Second)

@@ -14,6 +14,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", orDefault(o.GRPCAddr, "127.0.0.1:0"), "address for the gRPC server")
 	fs.StringVar(&o.AdminAddr, "admin-addr", orDefault(o.AdminAddr, "127.0.0.1:0"), "address for the admin HTTP server (/metrics, /healthz, /readyz, /status)")
 	fs.StringVar(&o.GossipAddr, "gossip-addr", orDefault(o.GossipAddr, "127.0.0.1:0"), "address for memberlist gossip (TCP and UDP)")
+	fs.StringVar(&o.AdvertiseHost, "advertise-host", o.AdvertiseHost, "host name or IP other nodes use to reach this node's gRPC, admin and gossip ports (needed when they listen on 0.0.0.0, as in containers)")
 	fs.StringSliceVar(&o.Join, "join", o.Join, "gossip addresses of members to join (comma-separated)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", o.FastGossip, "shorter gossip timers, for clusters on one machine")
 	fs.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "how long a graceful stop may take before calls in flight are cut")
