@@ -222,3 +222,29 @@ func (m *Map) compactedRuns() []*run {
 		m.Compact()
 	}
 }
+
+// Replace makes m hold exactly the entries of src, discarding m's own, in
+// time proportional to src's number of runs rather than its entries: m takes
+// over src's immutable runs (compacting src first if it received writes).
+// Readers of m see either the old or the new contents, never a mix. src
+// remains a valid, independent map; it must not be written while Replace runs.
+// Writes to m that race with Replace may land before it (and be discarded) or
+// after it.
+func (m *Map) Replace(src *Map) {
+	runs := src.compactedRuns()
+	// Wait for a merge of m's old contents to finish, so it cannot swap old
+	// runs back in.
+	m.mergeMu.Lock()
+	defer m.mergeMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.runs = runs
+	m.baseLen, m.baseBytes = 0, 0
+	for _, r := range runs {
+		m.baseLen += r.len()
+		m.baseBytes += int64(len(r.data))
+	}
+	m.n = m.baseLen
+	m.frozen = nil
+	m.live = newOverlay()
+}
