@@ -1,0 +1,183 @@
+package status
+
+import (
+	"time"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// StateDown is the state of a node that does not answer its /readyz: stopped, killed,
+// crashed, or cut off from the status view.
+const StateDown cell.State = "down"
+
+// Health of a cell, from what its tiers can do.
+const (
+	// HealthServing: every operation works and every node is ready.
+	HealthServing = "serving"
+	// HealthDegraded: every operation still works, or reads do while writes do not
+	// (placement down), or some nodes are down but each tier still has enough.
+	HealthDegraded = "degraded"
+	// HealthDown: reads fail (no index quorum, or no storage node ready).
+	HealthDown = "down"
+	// HealthUnknown: the view is stale, so nothing is claimed.
+	HealthUnknown = "unknown"
+)
+
+// Snapshot is one complete view of the cluster: what /api/status serves and what the
+// page draws.
+type Snapshot struct {
+	// Generated is when the collector finished this view.
+	Generated time.Time `json:"generated"`
+	// StaleAfterSeconds is how long without word from the cluster makes the view stale.
+	StaleAfterSeconds float64 `json:"stale_after_seconds"`
+	// Stale is true when nothing has been heard from the cluster (no live gossip
+	// member, no probe answered) for StaleAfterSeconds; StaleReason says what.
+	Stale       bool   `json:"stale"`
+	StaleReason string `json:"stale_reason,omitempty"`
+	// LastContact is when the collector last heard from any node, by gossip or probe.
+	LastContact           time.Time `json:"last_contact,omitzero"`
+	LastContactAgeSeconds float64   `json:"last_contact_age_seconds"`
+
+	Summary  Summary    `json:"summary"`
+	Cells    []CellView `json:"cells"`
+	Gateways []NodeView `json:"gateways"`
+	// Events are the most recent first.
+	Events []Event `json:"events"`
+	Source Source  `json:"source"`
+}
+
+// Summary counts the cluster at a glance.
+type Summary struct {
+	Cells        int `json:"cells"`
+	CellsServing int `json:"cells_serving"`
+	CellsDown    int `json:"cells_down"`
+	Nodes        int `json:"nodes"`
+	NodesReady   int `json:"nodes_ready"`
+	NodesDown    int `json:"nodes_down"`
+}
+
+// Source says where the view comes from.
+type Source struct {
+	// Observer is the status view's own gossip address.
+	Observer string `json:"observer,omitempty"`
+	// GossipMembers is how many other members the observer's gossip lists as alive.
+	GossipMembers int    `json:"gossip_members"`
+	ClusterFile   string `json:"cluster_file,omitempty"`
+	AuditLog      string `json:"audit_log,omitempty"`
+}
+
+// CellView is one cell: its tiers, its index group, what it can serve and its traffic.
+type CellView struct {
+	ID     string `json:"id"`
+	Health string `json:"health"`
+	// Reason says in a few words why the cell is not serving ("index has no quorum").
+	Reason string     `json:"reason,omitempty"`
+	Tiers  []TierView `json:"tiers"`
+	Index  IndexGroup `json:"index"`
+	// Operations says which S3 operations the cell can serve now.
+	Operations []Operation `json:"operations"`
+	// Traffic is nil when no gateway's metrics could be read.
+	Traffic *Traffic `json:"traffic"`
+}
+
+// TierView is the nodes of one role in a cell.
+type TierView struct {
+	Role  cell.Role  `json:"role"`
+	Ready int        `json:"ready"`
+	Total int        `json:"total"`
+	Nodes []NodeView `json:"nodes"`
+}
+
+// IndexGroup is a cell's index replication group: it has quorum while a majority of
+// its nodes is ready.
+type IndexGroup struct {
+	Ready  int  `json:"ready"`
+	Total  int  `json:"total"`
+	Need   int  `json:"need"`
+	Quorum bool `json:"quorum"`
+	// Leader is the id of the node that says it leads the group, if any does.
+	Leader string `json:"leader,omitempty"`
+}
+
+// Operation is one S3 operation and whether the cell can serve it.
+type Operation struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// Needs names the tiers that are missing when !OK.
+	Missing []cell.Role `json:"missing,omitempty"`
+}
+
+// Traffic is a cell's S3 traffic as the gateways count it, over the last Window.
+type Traffic struct {
+	WindowSeconds     float64 `json:"window_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// ErrorsPerSecond counts responses that are the service's fault (5xx:
+	// ServiceUnavailable, SlowDown, InternalError), not the client's (404, 403...).
+	ErrorsPerSecond float64 `json:"errors_per_second"`
+	// ErrorRatio is ErrorsPerSecond / RequestsPerSecond (0 with no requests).
+	ErrorRatio float64 `json:"error_ratio"`
+	// P99Seconds is the 99th percentile request duration; nil with no requests.
+	P99Seconds *float64 `json:"p99_seconds"`
+	// History is the last minutes of this cell's traffic, oldest first, one point per
+	// collection.
+	History []TrafficPoint `json:"history,omitempty"`
+}
+
+// TrafficPoint is a cell's request and error rate at one time.
+type TrafficPoint struct {
+	Time              time.Time `json:"t"`
+	RequestsPerSecond float64   `json:"rps"`
+	ErrorsPerSecond   float64   `json:"eps"`
+}
+
+// NodeView is one node: its state as probed, what gossip says of it, and its last start.
+type NodeView struct {
+	ID   string    `json:"id"`
+	Role cell.Role `json:"role"`
+	Cell string    `json:"cell,omitempty"`
+	// State is the node's state as its /readyz answers it, or down when it does not
+	// answer; before the first probe, what the gossip says.
+	State cell.State `json:"state"`
+	// Progress of a rebuild, in [0,1], while State is rebuilding.
+	Progress float64 `json:"progress,omitempty"`
+	// Since is when the status view first saw the node in State.
+	Since time.Time `json:"since,omitzero"`
+	// Probe is "ok", "not ready" or why the probe failed.
+	Probe string `json:"probe"`
+	// InGossip is whether the gossip lists the node as alive; GossipState is the state
+	// it gossips.
+	InGossip    bool       `json:"in_gossip"`
+	GossipState cell.State `json:"gossip_state,omitempty"`
+	Leader      bool       `json:"leader,omitempty"`
+	PID         int        `json:"pid,omitempty"`
+	AdminAddr   string     `json:"admin_addr,omitempty"`
+	GRPCAddr    string     `json:"grpc_addr,omitempty"`
+	// Started is when the node's current (or last) process started; Ready when it
+	// became ready; ReadySeconds the time between them: the restart time.
+	Started      time.Time `json:"started,omitzero"`
+	Ready        time.Time `json:"ready,omitzero"`
+	ReadySeconds *float64  `json:"ready_seconds"`
+	// Gauges are the node's own numbers from /status (an index node's objects...).
+	Gauges map[string]float64 `json:"gauges,omitempty"`
+	// Process is what cellctl up's supervisor says of the process, when it runs it.
+	Process string `json:"process,omitempty"`
+}
+
+// Event kinds.
+const (
+	EventNode  = "node"  // a node changed state
+	EventCell  = "cell"  // a cell changed health
+	EventView  = "view"  // the status view itself (started, stale, fresh again)
+	EventAudit = "audit" // a line of DATA_DIR/audit.log (drills, guardrails)
+)
+
+// Event is something the status view saw happen, or read from the audit log.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Cell    string    `json:"cell,omitempty"`
+	Node    string    `json:"node,omitempty"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Message string    `json:"message"`
+}
