@@ -72,4 +72,8 @@ type Node struct {
 	Started   time.Time `json:"started"`
 	// Progress is the rebuild progress in [0,1] while State is rebuilding.
 	Progress float64 `json:"progress,omitempty"`
+	// Leader is true on the index node that leads its cell's replication group.
+	Leader bool `json:"leader,omitempty"`
+	// AppliedIndex is the last replication log index an index node has applied.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }

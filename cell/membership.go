@@ -113,8 +113,13 @@ func (m *Membership) Self() Node {
 
 // SetState publishes a new state (and rebuild progress) for this node.
 func (m *Membership) SetState(s State, progress float64) {
+	m.Update(func(n *Node) { n.State, n.Progress = s, progress })
+}
+
+// Update changes what this node gossips about itself and publishes it.
+func (m *Membership) Update(change func(n *Node)) {
 	m.mu.Lock()
-	m.self.State, m.self.Progress = s, progress
+	change(&m.self)
 	m.mu.Unlock()
 	if err := m.encode(); err != nil {
 		m.log.Error("gossip: encode state", "err", err)
@@ -199,6 +204,7 @@ func (m *Membership) encode() error {
 	b, err := proto.Marshal(&cellarv1.NodeMeta{
 		NodeId: n.ID, Role: string(n.Role), Cell: n.Cell, State: string(n.State), Pid: int64(n.PID),
 		GrpcAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, StartedUnixNano: n.Started.UnixNano(), Progress: n.Progress,
+		Leader: n.Leader, AppliedIndex: n.AppliedIndex,
 	})
 	if err != nil {
 		return err
@@ -221,6 +227,7 @@ func decodeMeta(b []byte) (Node, error) {
 	return Node{
 		ID: pm.NodeId, Role: Role(pm.Role), Cell: pm.Cell, State: State(pm.State), PID: int(pm.Pid),
 		GRPCAddr: pm.GrpcAddr, AdminAddr: pm.AdminAddr, Started: time.Unix(0, pm.StartedUnixNano), Progress: pm.Progress,
+		Leader: pm.Leader, AppliedIndex: pm.AppliedIndex,
 	}, nil
 }
 

@@ -57,12 +57,17 @@ type Router struct {
 	cells     []string
 	members   Membership
 	conns     *daemon.Conns
+	// indexNodes is the size of each cell's index group; with 1 there is no leader.
+	indexNodes int
 }
 
 // New returns a router for a topology, reading node readiness from members.
 func New(topo cell.Topology, members Membership, conns *daemon.Conns) *Router {
 	cells := topo.CellIDs()
-	return &Router{table: NewSlotTable(topo.Slots, cells), partition: topo.Partition, cells: cells, members: members, conns: conns}
+	return &Router{
+		table: NewSlotTable(topo.Slots, cells), partition: topo.Partition, cells: cells,
+		members: members, conns: conns, indexNodes: topo.IndexNodes,
+	}
 }
 
 // Cells lists every cell.
@@ -82,11 +87,24 @@ func (r *Router) ObjectCell(bucket, key string) string {
 	return r.table.Cell(bucket)
 }
 
-// Index returns a client for a ready index node of the cell.
+// Index returns a client for the index of the cell: the leader of its replication
+// group, or its one node when the cell's index is not replicated.
 func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
-	addr, err := r.readyAddr(cellID, cell.RoleIndex)
-	if err != nil {
-		return nil, err
+	nodes := r.members.Ready(cellID, cell.RoleIndex)
+	addr := ""
+	for _, n := range nodes {
+		if n.Leader {
+			addr = n.GRPCAddr
+		}
+	}
+	if addr == "" && len(nodes) > 0 && r.indexNodes == 1 {
+		addr = nodes[0].GRPCAddr
+	}
+	if addr == "" {
+		if len(nodes) == 0 {
+			return nil, errs.New(errs.Unavailable, "no ready index node in %s", cellID)
+		}
+		return nil, errs.New(errs.Unavailable, "the index of %s has no leader (%d of %d nodes up)", cellID, len(nodes), r.indexNodes)
 	}
 	cc, err := r.conns.Get(addr)
 	if err != nil {

@@ -13,6 +13,7 @@ package index
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -20,10 +21,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell/index/locmap"
@@ -42,36 +41,36 @@ type Store struct {
 	bucketMu sync.RWMutex
 	buckets  map[string]*cellarv1.Bucket
 
-	// keyLocks serialise writes to the same key while letting writes to different keys
-	// reach Pebble together, where their syncs are committed as a group.
+	// keyLocks serialise writes to the same key. (In a replication group every
+	// write comes from the one goroutine that applies the log, in log order.)
 	keyLocks [256]sync.Mutex
 
 	corruptMu sync.Mutex
 	corrupt   map[string]struct{} // map keys whose records failed their checksum
 
-	stats  RebuildStats
-	loaded atomic.Int64 // records loaded so far by the running rebuild
+	// uploadsMu serialises the writes of multipart uploads and their parts (uploads.go).
+	// It is taken after a key lock, never before.
+	uploadsMu sync.Mutex
+
+	// applying is the log index of the command being applied (0 outside a
+	// replication group); applied is the last log index applied.
+	applying   uint64
+	applyingAt int64
+	applied    atomic.Uint64
+
+	rb rebuildState // the rebuild of objects from Pebble (rebuild.go)
 }
 
-// RebuildStats describes the last rebuild of the in-memory map.
-type RebuildStats struct {
-	Objects  int64
-	Corrupt  int64
-	Duration time.Duration
-}
-
-// Open opens (or creates) the Pebble database in dir and rebuilds the map from it.
+// Open opens (or creates) the Pebble database in dir and rebuilds the map from it,
+// returning when the map is complete. OpenAsync returns before.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}})
+	s, err := OpenAsync(dir, Options{Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("open index database %s: %w", dir, err)
+		return nil, err
 	}
-	s := &Store{db: db, log: logger, buckets: map[string]*cellarv1.Bucket{}, corrupt: map[string]struct{}{}}
-	if err := s.rebuild(); err != nil {
-		db.Close()
+	<-s.Ready()
+	if err := s.RebuildErr(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -80,65 +79,8 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Stats returns the numbers of the last rebuild.
-func (s *Store) Stats() RebuildStats {
-	return s.stats
-}
-
 // Len is the number of objects indexed now.
 func (s *Store) Len() int { return s.objects.Len() }
-
-// rebuild scans Pebble and builds the bucket table and the object map.
-func (s *Store) rebuild() error {
-	start := time.Now()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBucket}, UpperBound: []byte{prefixBucket + 1}})
-	if err != nil {
-		return fmt.Errorf("rebuild buckets: %w", err)
-	}
-	for it.First(); it.Valid(); it.Next() {
-		name := string(it.Key()[1:])
-		payload, ok := open(it.Value())
-		var b cellarv1.Bucket
-		if ok {
-			ok = proto.Unmarshal(payload, &b) == nil
-		}
-		if !ok {
-			s.log.Error("corrupt bucket record; bucket not served", "bucket", name)
-			s.stats.Corrupt++
-			continue
-		}
-		s.buckets[name] = &b
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("rebuild buckets: %w", err)
-	}
-
-	b := locmap.NewBuilder(0, 0)
-	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixObject}, UpperBound: []byte{prefixObject + 1}})
-	if err != nil {
-		return fmt.Errorf("rebuild objects: %w", err)
-	}
-	for it.First(); it.Valid(); it.Next() {
-		mk := it.Key()[1:]
-		payload, ok := open(it.Value())
-		if !ok {
-			s.markCorrupt(mk)
-			continue
-		}
-		if err := b.Append(mk, payload); err != nil {
-			it.Close()
-			return fmt.Errorf("rebuild objects: %w", err)
-		}
-		s.loaded.Add(1)
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("rebuild objects: %w", err)
-	}
-	s.objects = b.Finish()
-	s.stats.Objects = int64(s.objects.Len())
-	s.stats.Duration = time.Since(start)
-	return nil
-}
 
 func (s *Store) markCorrupt(mk []byte) {
 	bucket, key := splitMapKey(mk)
@@ -146,7 +88,13 @@ func (s *Store) markCorrupt(mk []byte) {
 	s.corruptMu.Lock()
 	s.corrupt[string(mk)] = struct{}{}
 	s.corruptMu.Unlock()
-	s.stats.Corrupt++
+	s.rb.corrupt.Add(1)
+}
+
+func (s *Store) keyLock(mk []byte) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write(mk)
+	return &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
 }
 
 func (s *Store) isCorrupt(mk []byte) bool {
@@ -162,72 +110,13 @@ func (s *Store) clearCorrupt(mk []byte) {
 	s.corruptMu.Unlock()
 }
 
-func (s *Store) keyLock(mk []byte) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write(mk)
-	return &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
-}
-
 // Lookup returns the location of bucket/key.
 func (s *Store) Lookup(bucket, key string) (*cellarv1.Location, error) {
 	mk := mapKey(bucket, key)
-	payload, ok := s.objects.Get(mk)
-	if !ok {
-		if s.isCorrupt(mk) {
-			return nil, errs.New(errs.Corrupt, "the index record of this object is damaged")
-		}
-		return nil, errs.New(errs.NoSuchKey, "The specified key does not exist.")
+	if !s.rb.ready.Load() {
+		return s.lookupRebuilding(mk)
 	}
-	return decodeLocation(mk, payload)
-}
-
-// Commit makes loc the location of its bucket/key, durably, and returns the location
-// it replaced (nil if none). With requireBucket it fails unless this node holds the bucket.
-func (s *Store) Commit(loc *cellarv1.Location, requireBucket bool) (*cellarv1.Location, error) {
-	if loc.GetBucket() == "" || loc.GetKey() == "" {
-		return nil, errs.New(errs.InvalidArgument, "a location needs a bucket and a key")
-	}
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	if _, ok := s.buckets[loc.Bucket]; requireBucket && !ok {
-		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
-	}
-	payload, err := encodeLocation(loc)
-	if err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "encode location")
-	}
-	mk := mapKey(loc.Bucket, loc.Key)
-	l := s.keyLock(mk)
-	l.Lock()
-	defer l.Unlock()
-	if err := s.db.Set(objectKey(mk), seal(payload), pebble.Sync); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
-	s.clearCorrupt(mk)
-	prev, existed := s.objects.Put(mk, payload)
-	if !existed {
-		return nil, nil
-	}
-	return decodeLocation(mk, prev)
-}
-
-// Delete removes bucket/key durably and returns what it removed (nil if nothing).
-func (s *Store) Delete(bucket, key string) (*cellarv1.Location, error) {
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	mk := mapKey(bucket, key)
-	l := s.keyLock(mk)
-	l.Lock()
-	defer l.Unlock()
-	if err := s.db.Delete(objectKey(mk), pebble.Sync); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
-	s.clearCorrupt(mk)
-	prev, existed := s.objects.Delete(mk)
-	if !existed {
-		return nil, nil
-	}
-	return decodeLocation(mk, prev)
+	return s.lookupIn(s.objects, mk)
 }
 
 // ListOptions select the keys of one bucket.
@@ -264,7 +153,7 @@ func (s *Store) List(bucket string, o ListOptions) (ListResult, error) {
 	var decodeErr error
 	for from != nil {
 		var next []byte
-		s.objects.Ascend(from, func(k, v []byte) bool {
+		err := s.ascend(from, func(k, v []byte) bool {
 			if !bytes.HasPrefix(k, bucketPrefix) {
 				return false
 			}
@@ -299,6 +188,9 @@ func (s *Store) List(bucket string, o ListOptions) (ListResult, error) {
 			count++
 			return true
 		})
+		if err != nil {
+			return ListResult{}, err
+		}
 		if decodeErr != nil {
 			return ListResult{}, decodeErr
 		}
@@ -328,48 +220,6 @@ func prefixSuccessor(p []byte) []byte {
 		}
 	}
 	return nil // p is all 0xff: nothing comes after
-}
-
-// CreateBucket creates a bucket in this node's cell.
-func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
-	s.bucketMu.Lock()
-	defer s.bucketMu.Unlock()
-	if _, ok := s.buckets[name]; ok {
-		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
-	}
-	b := &cellarv1.Bucket{Name: name, CreatedUnixNano: time.Now().UnixNano()}
-	payload, err := proto.Marshal(b)
-	if err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "encode bucket")
-	}
-	if err := s.db.Set(bucketKey(name), seal(payload), pebble.Sync); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
-	s.buckets[name] = b
-	return b, nil
-}
-
-// DeleteBucket deletes an empty bucket.
-func (s *Store) DeleteBucket(name string) error {
-	s.bucketMu.Lock()
-	defer s.bucketMu.Unlock()
-	if _, ok := s.buckets[name]; !ok {
-		return errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
-	}
-	empty := true
-	prefix := mapKey(name, "")
-	s.objects.Ascend(prefix, func(k, _ []byte) bool {
-		empty = !bytes.HasPrefix(k, prefix)
-		return false
-	})
-	if !empty {
-		return errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
-	}
-	if err := s.db.Delete(bucketKey(name), pebble.Sync); err != nil {
-		return errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
-	delete(s.buckets, name)
-	return nil
 }
 
 // GetBucket returns a bucket of this node's cell.
@@ -411,3 +261,24 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 
 // atomicStore holds the Store once the rebuild has finished.
 type atomicStore = atomic.Pointer[Store]
+
+// appliedKey holds the last applied log index (8 bytes, big-endian).
+var appliedKey = []byte("m/applied")
+
+// AppliedIndex is the last log index applied to this store.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+func (s *Store) loadAppliedIndex() error {
+	v, closer, err := s.db.Get(appliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read applied index: %w", err)
+	}
+	defer closer.Close()
+	if len(v) == 8 {
+		s.applied.Store(binary.BigEndian.Uint64(v))
+	}
+	return nil
+}

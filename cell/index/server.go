@@ -2,11 +2,14 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
@@ -15,12 +18,17 @@ import (
 )
 
 // Run runs an index node until ctx is done: it serves gossip and admin at once, says
-// "rebuilding" while it loads its map from Pebble, then "ready" and serves the Index API.
+// "rebuilding" while it loads its map from Pebble, then joins its cell's replication
+// group (when it has peers or a raft address), says "ready" and serves the Index API.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		return fmt.Errorf("index: a data directory is required")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	peers, err := ParsePeers(cfg.Peers)
+	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	cfg.Role = cell.RoleIndex
@@ -36,7 +44,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.SetState(cell.StateRebuilding, 0)
 	store, err := Open(cfg.DataDir, d.Log)
 	if err != nil {
-		return fmt.Errorf("%w (and stopping: %v)", err, d.Stop(nil))
+		return errors.Join(err, d.Stop(nil))
 	}
 	st := store.Stats()
 	registerMetrics(d.Metrics, store)
@@ -45,12 +53,39 @@ func Run(ctx context.Context, cfg Config) error {
 			"objects":         float64(store.Len()),
 			"rebuild_seconds": st.Duration.Seconds(),
 			"corrupt_records": float64(st.Corrupt),
+			"applied_index":   float64(store.AppliedIndex()),
 		}
 	})
-	srv.store.Store(store)
 	d.Log.Info("index rebuilt", "objects", st.Objects, "corrupt", st.Corrupt, "took", st.Duration.Round(time.Millisecond))
+
+	cleanup := store.Close
+	if cfg.RaftAddr != "" || len(peers) > 0 {
+		g, err := openGroup(groupConfig{
+			NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: orDefault(cfg.RaftAddr, "127.0.0.1:0"),
+			Advertise: cfg.RaftAdvertise, Peers: peers, SnapshotThreshold: cfg.SnapshotThreshold,
+			TrailingLogs: cfg.TrailingLogs, Logger: d.Log,
+		}, store)
+		if err != nil {
+			return errors.Join(err, d.Stop(store.Close))
+		}
+		srv.group.Store(g)
+		d.SetGroupAdmin(groupAdmin{g})
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go g.watch(wctx, d.Members)
+		cleanup = func() error { return errors.Join(g.shutdown(), store.Close()) }
+		d.Log.Info("index replication group", "raft_addr", g.trans.LocalAddr(), "peers", len(peers))
+	}
+	srv.store.Store(store)
 	d.SetState(cell.StateReady, 1)
-	return d.Wait(ctx, store.Close)
+	return d.Wait(ctx, cleanup)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func registerMetrics(reg prometheus.Registerer, s *Store) {
@@ -68,22 +103,57 @@ func registerMetrics(reg prometheus.Registerer, s *Store) {
 	)
 }
 
-// server serves the Index API from a Store once it is loaded.
+// server serves the Index API from a Store once it is loaded. With a replication
+// group, writes go through the group's log and reads are served only by its leader;
+// a standalone node writes to its store directly, synced.
 type server struct {
 	cellarv1.UnimplementedIndexServer
 	store atomicStore
+	group atomic.Pointer[group]
 }
 
-func (s *server) get() (*Store, error) {
+// read returns the store when this node may serve a read now.
+func (s *server) read() (*Store, error) {
 	st := s.store.Load()
 	if st == nil {
 		return nil, errs.New(errs.SlowDown, "the index of this cell is rebuilding")
 	}
+	if g := s.group.Load(); g != nil {
+		if err := g.verifyRead(); err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
 }
 
+// write applies cmd through the group, or directly on a standalone node.
+func (s *server) write(ctx context.Context, cmd *cellarv1.IndexCommand) (proto.Message, error) {
+	st := s.store.Load()
+	if st == nil {
+		return nil, errs.New(errs.SlowDown, "the index of this cell is rebuilding")
+	}
+	if g := s.group.Load(); g != nil {
+		return g.apply(ctx, cmd)
+	}
+	return execute(st, cmd)
+}
+
+// writeAs is write for a command whose response is a T.
+func writeAs[T proto.Message](ctx context.Context, s *server, cmd *cellarv1.IndexCommand) (T, error) {
+	var zero T
+	resp, err := s.write(ctx, cmd)
+	if err != nil {
+		return zero, err
+	}
+	out, ok := resp.(T)
+	if !ok {
+		return zero, errs.New(errs.Internal, "unexpected index response")
+	}
+	return out, nil
+}
+
 func (s *server) Lookup(_ context.Context, r *cellarv1.LookupRequest) (*cellarv1.LookupResponse, error) {
-	st, err := s.get()
+	st, err := s.read()
 	if err != nil {
 		return nil, err
 	}
@@ -94,32 +164,8 @@ func (s *server) Lookup(_ context.Context, r *cellarv1.LookupRequest) (*cellarv1
 	return &cellarv1.LookupResponse{Location: loc}, nil
 }
 
-func (s *server) Commit(_ context.Context, r *cellarv1.CommitRequest) (*cellarv1.CommitResponse, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	prev, err := st.Commit(r.Location, r.RequireBucket)
-	if err != nil {
-		return nil, err
-	}
-	return &cellarv1.CommitResponse{Previous: prev}, nil
-}
-
-func (s *server) Delete(_ context.Context, r *cellarv1.DeleteRequest) (*cellarv1.DeleteResponse, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	prev, err := st.Delete(r.Bucket, r.Key)
-	if err != nil {
-		return nil, err
-	}
-	return &cellarv1.DeleteResponse{Previous: prev}, nil
-}
-
 func (s *server) List(_ context.Context, r *cellarv1.ListRequest) (*cellarv1.ListResponse, error) {
-	st, err := s.get()
+	st, err := s.read()
 	if err != nil {
 		return nil, err
 	}
@@ -130,28 +176,8 @@ func (s *server) List(_ context.Context, r *cellarv1.ListRequest) (*cellarv1.Lis
 	return &cellarv1.ListResponse{Entries: res.Entries, CommonPrefixes: res.CommonPrefixes, Truncated: res.Truncated, Next: res.Next}, nil
 }
 
-func (s *server) CreateBucket(_ context.Context, r *cellarv1.CreateBucketRequest) (*cellarv1.CreateBucketResponse, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	b, err := st.CreateBucket(r.Name)
-	if err != nil {
-		return nil, err
-	}
-	return &cellarv1.CreateBucketResponse{Bucket: b}, nil
-}
-
-func (s *server) DeleteBucket(_ context.Context, r *cellarv1.DeleteBucketRequest) (*cellarv1.DeleteBucketResponse, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	return &cellarv1.DeleteBucketResponse{}, st.DeleteBucket(r.Name)
-}
-
 func (s *server) GetBucket(_ context.Context, r *cellarv1.GetBucketRequest) (*cellarv1.GetBucketResponse, error) {
-	st, err := s.get()
+	st, err := s.read()
 	if err != nil {
 		return nil, err
 	}
@@ -163,9 +189,96 @@ func (s *server) GetBucket(_ context.Context, r *cellarv1.GetBucketRequest) (*ce
 }
 
 func (s *server) ListBuckets(context.Context, *cellarv1.ListBucketsRequest) (*cellarv1.ListBucketsResponse, error) {
-	st, err := s.get()
+	st, err := s.read()
 	if err != nil {
 		return nil, err
 	}
 	return &cellarv1.ListBucketsResponse{Buckets: st.ListBuckets()}, nil
+}
+
+func (s *server) ListUploads(_ context.Context, r *cellarv1.ListUploadsRequest) (*cellarv1.ListUploadsResponse, error) {
+	st, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	ups, truncated, err := st.ListUploads(ListUploadsOptions{
+		Bucket: r.Bucket, Prefix: r.Prefix, KeyMarker: r.KeyMarker, UploadIDMarker: r.UploadIdMarker,
+		Limit: int(r.Limit), InitiatedBeforeUnixNano: r.InitiatedBeforeUnixNano,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &cellarv1.ListUploadsResponse{Uploads: ups, Truncated: truncated}, nil
+}
+
+func (s *server) ListParts(_ context.Context, r *cellarv1.ListPartsRequest) (*cellarv1.ListPartsResponse, error) {
+	st, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	u, parts, truncated, err := st.ListParts(r.Bucket, r.Key, r.UploadId, r.PartNumberMarker, int(r.Limit))
+	if err != nil {
+		return nil, err
+	}
+	return &cellarv1.ListPartsResponse{Upload: u, Parts: parts, Truncated: truncated}, nil
+}
+
+func (s *server) Commit(ctx context.Context, r *cellarv1.CommitRequest) (*cellarv1.CommitResponse, error) {
+	return writeAs[*cellarv1.CommitResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_Commit{Commit: r}})
+}
+
+func (s *server) Delete(ctx context.Context, r *cellarv1.DeleteRequest) (*cellarv1.DeleteResponse, error) {
+	return writeAs[*cellarv1.DeleteResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_Delete{Delete: r}})
+}
+
+func (s *server) CreateBucket(ctx context.Context, r *cellarv1.CreateBucketRequest) (*cellarv1.CreateBucketResponse, error) {
+	return writeAs[*cellarv1.CreateBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_CreateBucket{CreateBucket: r}})
+}
+
+func (s *server) DeleteBucket(ctx context.Context, r *cellarv1.DeleteBucketRequest) (*cellarv1.DeleteBucketResponse, error) {
+	return writeAs[*cellarv1.DeleteBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_DeleteBucket{DeleteBucket: r}})
+}
+
+func (s *server) CreateUpload(ctx context.Context, r *cellarv1.CreateUploadRequest) (*cellarv1.CreateUploadResponse, error) {
+	return writeAs[*cellarv1.CreateUploadResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_CreateUpload{CreateUpload: r}})
+}
+
+func (s *server) PutPart(ctx context.Context, r *cellarv1.PutPartRequest) (*cellarv1.PutPartResponse, error) {
+	return writeAs[*cellarv1.PutPartResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_PutPart{PutPart: r}})
+}
+
+func (s *server) CompleteUpload(ctx context.Context, r *cellarv1.CompleteUploadRequest) (*cellarv1.CompleteUploadResponse, error) {
+	return writeAs[*cellarv1.CompleteUploadResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_CompleteUpload{CompleteUpload: r}})
+}
+
+func (s *server) AbortUpload(ctx context.Context, r *cellarv1.AbortUploadRequest) (*cellarv1.AbortUploadResponse, error) {
+	return writeAs[*cellarv1.AbortUploadResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_AbortUpload{AbortUpload: r}})
+}
+
+// groupAdmin serves the NodeAdmin group calls of an index node.
+type groupAdmin struct{ g *group }
+
+func (a groupAdmin) GroupStatus(context.Context, *cellarv1.GroupStatusRequest) (*cellarv1.GroupStatusResponse, error) {
+	return a.g.status()
+}
+
+func (a groupAdmin) AddVoter(_ context.Context, r *cellarv1.AddVoterRequest) (*cellarv1.GroupStatusResponse, error) {
+	if err := a.g.addVoter(r.Id, r.Address); err != nil {
+		return nil, err
+	}
+	return a.g.status()
+}
+
+func (a groupAdmin) RemoveServer(_ context.Context, r *cellarv1.RemoveServerRequest) (*cellarv1.GroupStatusResponse, error) {
+	if err := a.g.removeServer(r.Id); err != nil {
+		return nil, err
+	}
+	return a.g.status()
+}
+
+func (a groupAdmin) TransferLeadership(_ context.Context, r *cellarv1.TransferLeadershipRequest) (*cellarv1.GroupStatusResponse, error) {
+	if err := a.g.transferLeadership(r.Id); err != nil {
+		return nil, err
+	}
+	return a.g.status()
 }

@@ -38,6 +38,10 @@ type Cluster struct {
 	Dir      string
 	log      *slog.Logger
 
+	// SnapshotThreshold and TrailingLogs tune the index groups' raft log compaction
+	// for nodes started after they are set (0: raft's defaults).
+	SnapshotThreshold, TrailingLogs uint64
+
 	mu    sync.Mutex
 	nodes map[string]*Node
 	order []string
@@ -48,6 +52,7 @@ type Cluster struct {
 type Node struct {
 	Spec                                    cell.NodeSpec
 	GRPCAddr, AdminAddr, GossipAddr, S3Addr string
+	RaftAddr                                string // index nodes of a replicated index
 
 	cancel context.CancelFunc
 	done   chan error
@@ -72,6 +77,9 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 		n := &Node{Spec: spec, GRPCAddr: freeAddr(t), AdminAddr: freeAddr(t), GossipAddr: freeAddr(t)}
 		if spec.Role == cell.RoleGateway {
 			n.S3Addr = freeAddr(t)
+		}
+		if spec.Role == cell.RoleIndex && topo.IndexNodes > 1 {
+			n.RaftAddr = freeAddr(t)
 		}
 		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleGateway {
 			c.join = append(c.join, n.GossipAddr)
@@ -149,7 +157,15 @@ func (c *Cluster) StartNode(id string) {
 	var run func() error
 	switch n.Spec.Role {
 	case cell.RoleIndex:
-		run = func() error { return index.Run(ctx, index.Config{Options: opts, DataDir: dataDir}) }
+		cfg := index.Config{Options: opts, DataDir: dataDir, RaftAddr: n.RaftAddr, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs}
+		if n.RaftAddr != "" {
+			for _, id := range c.order {
+				if p := c.nodes[id]; p.Spec.Role == cell.RoleIndex && p.Spec.Cell == n.Spec.Cell {
+					cfg.Peers = append(cfg.Peers, id+"="+p.RaftAddr)
+				}
+			}
+		}
+		run = func() error { return index.Run(ctx, cfg) }
 	case cell.RolePlacement:
 		run = func() error { return placement.Run(ctx, placement.Config{Options: opts}) }
 	case cell.RoleStorage:
@@ -192,7 +208,8 @@ func (c *Cluster) StopAll() {
 	}
 }
 
-// WaitReady waits until the gateway's gossip view shows the nodes ready.
+// WaitReady waits until the gateway's gossip view shows the nodes ready and, where
+// the index is replicated, each of their cells' index groups with a leader.
 func (c *Cluster) WaitReady(ids ...string) {
 	c.t.Helper()
 	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
@@ -200,9 +217,22 @@ func (c *Cluster) WaitReady(ids ...string) {
 			if view[id].State != cell.StateReady {
 				return fmt.Errorf("%s is %q", id, view[id].State)
 			}
+			if cellID := c.Node(id).Spec.Cell; cellID != "" && c.Topology.IndexNodes > 1 && c.Leader(view, cellID) == "" {
+				return fmt.Errorf("the index of %s has no leader", cellID)
+			}
 		}
 		return nil
 	})
+}
+
+// Leader returns the leader of a cell's index group in view ("" if none).
+func (c *Cluster) Leader(view map[string]cell.Node, cellID string) string {
+	for _, n := range view {
+		if n.Cell == cellID && n.Role == cell.RoleIndex && n.State == cell.StateReady && n.Leader {
+			return n.ID
+		}
+	}
+	return ""
 }
 
 // WaitGone waits until the gateway's gossip view no longer shows the nodes ready.

@@ -30,6 +30,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/errs"
 )
 
 // maxMessage is the largest gRPC message a daemon sends or takes; object data moves
@@ -88,6 +89,7 @@ type Daemon struct {
 	state     cell.State
 	readyAt   time.Time
 	gauges    func() map[string]float64
+	group     GroupAdmin
 	serveErrs chan error
 	quit      chan struct{} // closed by Stop; ends the rejoin loop
 	quitOnce  sync.Once
@@ -395,6 +397,62 @@ func (d *Daemon) Stop(cleanup func() error) error {
 type adminServer struct {
 	cellarv1.UnimplementedNodeAdminServer
 	d *Daemon
+}
+
+// GroupAdmin serves the replication-group calls of NodeAdmin; index nodes set one.
+type GroupAdmin interface {
+	GroupStatus(context.Context, *cellarv1.GroupStatusRequest) (*cellarv1.GroupStatusResponse, error)
+	AddVoter(context.Context, *cellarv1.AddVoterRequest) (*cellarv1.GroupStatusResponse, error)
+	RemoveServer(context.Context, *cellarv1.RemoveServerRequest) (*cellarv1.GroupStatusResponse, error)
+	TransferLeadership(context.Context, *cellarv1.TransferLeadershipRequest) (*cellarv1.GroupStatusResponse, error)
+}
+
+// SetGroupAdmin makes g serve the group calls of NodeAdmin.
+func (d *Daemon) SetGroupAdmin(g GroupAdmin) {
+	d.mu.Lock()
+	d.group = g
+	d.mu.Unlock()
+}
+
+func (a adminServer) groupAdmin() (GroupAdmin, error) {
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	if a.d.group == nil {
+		return nil, errs.New(errs.NotImplemented, "%s is not a member of a replication group", a.d.opts.NodeID)
+	}
+	return a.d.group, nil
+}
+
+func (a adminServer) GroupStatus(ctx context.Context, r *cellarv1.GroupStatusRequest) (*cellarv1.GroupStatusResponse, error) {
+	g, err := a.groupAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return g.GroupStatus(ctx, r)
+}
+
+func (a adminServer) AddVoter(ctx context.Context, r *cellarv1.AddVoterRequest) (*cellarv1.GroupStatusResponse, error) {
+	g, err := a.groupAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return g.AddVoter(ctx, r)
+}
+
+func (a adminServer) RemoveServer(ctx context.Context, r *cellarv1.RemoveServerRequest) (*cellarv1.GroupStatusResponse, error) {
+	g, err := a.groupAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return g.RemoveServer(ctx, r)
+}
+
+func (a adminServer) TransferLeadership(ctx context.Context, r *cellarv1.TransferLeadershipRequest) (*cellarv1.GroupStatusResponse, error) {
+	g, err := a.groupAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return g.TransferLeadership(ctx, r)
 }
 
 func (a adminServer) Status(context.Context, *cellarv1.StatusRequest) (*cellarv1.NodeStatus, error) {

@@ -45,8 +45,9 @@ type Node struct {
 	GRPCAddr   string    `json:"grpc_addr"`
 	AdminAddr  string    `json:"admin_addr"`
 	GossipAddr string    `json:"gossip_addr"`
-	S3Addr     string    `json:"s3_addr,omitempty"`  // gateways
-	DataDir    string    `json:"data_dir,omitempty"` // index and storage nodes
+	S3Addr     string    `json:"s3_addr,omitempty"`   // gateways
+	RaftAddr   string    `json:"raft_addr,omitempty"` // index nodes of a replicated index
+	DataDir    string    `json:"data_dir,omitempty"`  // index and storage nodes
 	LogFile    string    `json:"log_file"`
 	Started    time.Time `json:"started,omitzero"`
 	// ReadyMS is how long the last start took to become ready, in milliseconds.
@@ -235,6 +236,11 @@ func (s *Supervisor) plan() error {
 		if n.GossipAddr, err = addr(old.GossipAddr, true); err != nil {
 			return err
 		}
+		if spec.Role == cell.RoleIndex && s.topo.IndexNodes > 1 {
+			if n.RaftAddr, err = addr(old.RaftAddr, false); err != nil {
+				return err
+			}
+		}
 		switch spec.Role {
 		case cell.RoleIndex, cell.RoleStorage:
 			n.DataDir = filepath.Join(s.dir, spec.ID)
@@ -422,6 +428,16 @@ func (s *Supervisor) args(p *proc) []string {
 	}
 	if n.Role == cell.RoleGateway {
 		a = append(a, "--s3-addr", n.S3Addr, "--topology", s.topoFile)
+	}
+	if n.RaftAddr != "" {
+		// Every index node of the cell starts with the same initial group.
+		var peers []string
+		for _, id := range s.order {
+			if q := s.procs[id].node; q.Role == cell.RoleIndex && q.Cell == n.Cell && q.RaftAddr != "" {
+				peers = append(peers, q.ID+"="+q.RaftAddr)
+			}
+		}
+		a = append(a, "--raft-addr", n.RaftAddr, "--peers", strings.Join(peers, ","))
 	}
 	return a
 }

@@ -1,0 +1,334 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// A cell's index is a replication group of index nodes, kept consistent by
+// hashicorp/raft: every write is a command in the group's log, acknowledged once a
+// majority has it on disk and the leader has applied it; reads are served by the
+// leader after it confirms it still leads. A group that loses its majority stops
+// serving, exactly as the 2017 index did when too many of its servers were removed.
+
+// applyTimeout bounds how long a write waits for the group; a group without a
+// majority fails writes after it, and the gateway answers 503.
+const applyTimeout = 1500 * time.Millisecond
+
+// group is this node's member of its cell's replication group.
+type group struct {
+	id    string
+	r     *raft.Raft
+	store *Store
+	trans *raft.NetworkTransport
+	log   *slog.Logger
+	// serving is true while this node leads and has applied every entry of earlier
+	// terms (a barrier in its own term), so reads from its map are up to date.
+	serving atomic.Bool
+}
+
+// Peer is one initial member of a group: node id and raft address.
+type Peer struct{ ID, Addr string }
+
+// ParsePeers parses "id=host:port,id=host:port".
+func ParsePeers(specs []string) ([]Peer, error) {
+	var out []Peer
+	for _, s := range specs {
+		id, addr, ok := strings.Cut(strings.TrimSpace(s), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q: want id=host:port", s)
+		}
+		out = append(out, Peer{ID: id, Addr: addr})
+	}
+	return out, nil
+}
+
+type groupConfig struct {
+	NodeID            string
+	DataDir           string
+	RaftAddr          string // bind address
+	Advertise         string // address peers use; defaults to the bound address
+	Peers             []Peer
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	Logger            *slog.Logger
+}
+
+func openGroup(cfg groupConfig, store *Store) (*group, error) {
+	logOut := &slogWriter{log: cfg.Logger, component: "raft"}
+	var adv net.Addr
+	if cfg.Advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
+		}
+		adv = a
+	}
+	trans, err := raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 2*time.Second, logOut)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(filepath.Join(cfg.DataDir, "raft-snapshots"), 2, logOut)
+	if err != nil {
+		trans.Close()
+		return nil, fmt.Errorf("raft snapshots: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclog.Info})
+	// The FSM is Pebble itself: a restarted node keeps its state and only replays
+	// the entries after its applied index, instead of reloading a snapshot.
+	rc.NoSnapshotRestoreOnStart = true
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	logs := raftStore{db: store.db}
+	hasState, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		trans.Close()
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, fsm{s: store}, logs, logs, snaps, trans)
+	if err != nil {
+		trans.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger}
+	if !hasState {
+		peers := cfg.Peers
+		if len(peers) == 0 {
+			peers = []Peer{{ID: cfg.NodeID, Addr: string(trans.LocalAddr())}}
+		}
+		var conf raft.Configuration
+		self := false
+		for _, p := range peers {
+			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+			self = self || p.ID == cfg.NodeID
+		}
+		// Every initial member bootstraps with the same configuration; a node added
+		// later (not in peers) waits to be added by the leader.
+		if self {
+			if err := r.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				g.shutdown()
+				return nil, fmt.Errorf("bootstrap raft group: %w", err)
+			}
+		}
+	}
+	return g, nil
+}
+
+// apply replicates cmd and returns the response of applying it.
+func (g *group) apply(ctx context.Context, cmd *cellarv1.IndexCommand) (proto.Message, error) {
+	if g.r.State() != raft.Leader {
+		return nil, g.notLeader()
+	}
+	cmd.UnixNano = time.Now().UnixNano()
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "encode index command")
+	}
+	timeout := applyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	f := g.r.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, g.raftErr(err)
+	}
+	res, ok := f.Response().(applied)
+	if !ok {
+		return nil, errs.New(errs.Internal, "unexpected apply result")
+	}
+	return res.resp, res.err
+}
+
+// verifyRead returns nil when this node may serve a linearizable read: it leads, it
+// has applied everything from earlier terms, and a majority still follows it.
+func (g *group) verifyRead() error {
+	if !g.serving.Load() {
+		return g.notLeader()
+	}
+	if err := g.r.VerifyLeader().Error(); err != nil {
+		return g.raftErr(err)
+	}
+	return nil
+}
+
+func (g *group) notLeader() error {
+	if addr, id := g.r.LeaderWithID(); addr != "" {
+		return errs.New(errs.Unavailable, "this index node is not its cell's leader (the leader is %s)", id)
+	}
+	return errs.New(errs.Unavailable, "the index of this cell has no leader (quorum lost?)")
+}
+
+func (g *group) raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return errs.Wrap(errs.Unavailable, err, "the index of this cell lost its leader")
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return errs.Wrap(errs.Unavailable, err, "the index of this cell did not reach a majority in time")
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return errs.Wrap(errs.Unavailable, err, "this index node is stopping")
+	}
+	return errs.Wrap(errs.Unavailable, err, "the index of this cell is unavailable")
+}
+
+// watch keeps the gossip and the serving flag in step with raft: after becoming
+// leader, a barrier makes sure every earlier entry is applied before reads are served.
+func (g *group) watch(ctx context.Context, members *cell.Membership) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastLeader bool
+	var lastApplied uint64
+	var lastPublish time.Time
+	for {
+		leader := g.r.State() == raft.Leader
+		if leader && !g.serving.Load() {
+			if err := g.r.Barrier(applyTimeout).Error(); err == nil && g.r.State() == raft.Leader {
+				g.serving.Store(true)
+				g.log.Info("leading the cell's index group", "term", g.r.Stats()["term"])
+			}
+		}
+		if !leader {
+			g.serving.Store(false)
+		}
+		serving := g.serving.Load()
+		appliedIdx := g.store.AppliedIndex()
+		if serving != lastLeader || (appliedIdx != lastApplied && time.Since(lastPublish) > time.Second) {
+			members.Update(func(n *cell.Node) { n.Leader, n.AppliedIndex = serving, appliedIdx })
+			lastLeader, lastApplied, lastPublish = serving, appliedIdx, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// status reports the group as this node sees it.
+func (g *group) status() (*cellarv1.GroupStatusResponse, error) {
+	st := &cellarv1.GroupStatusResponse{
+		NodeId: g.id, RaftState: strings.ToLower(g.r.State().String()),
+		CommitIndex: g.r.CommitIndex(), AppliedIndex: g.store.AppliedIndex(), LastLogIndex: g.r.LastIndex(),
+	}
+	_, leaderID := g.r.LeaderWithID()
+	st.LeaderId = string(leaderID)
+	if g.r.State() != raft.Leader {
+		if lc := g.r.LastContact(); !lc.IsZero() {
+			st.LastContactMs = time.Since(lc).Milliseconds()
+		}
+	}
+	fmt.Sscan(g.r.Stats()["term"], &st.Term)
+	f := g.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, g.raftErr(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		st.Members = append(st.Members, &cellarv1.GroupMember{
+			Id: string(s.ID), Address: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String()),
+			Leader: s.ID == leaderID,
+		})
+	}
+	return st, nil
+}
+
+func (g *group) addVoter(id, addr string) error {
+	if id == "" || addr == "" {
+		return errs.New(errs.InvalidArgument, "adding a voter needs its id and raft address")
+	}
+	if err := g.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error(); err != nil {
+		return g.raftErr(err)
+	}
+	return nil
+}
+
+func (g *group) removeServer(id string) error {
+	if id == "" {
+		return errs.New(errs.InvalidArgument, "removing a node needs its id")
+	}
+	if err := g.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		return g.raftErr(err)
+	}
+	return nil
+}
+
+func (g *group) transferLeadership(id string) error {
+	var f raft.Future
+	if id == "" {
+		f = g.r.LeadershipTransfer()
+	} else {
+		f = g.r.LeadershipTransferToServer(raft.ServerID(id), g.serverAddr(id))
+	}
+	if err := f.Error(); err != nil {
+		return g.raftErr(err)
+	}
+	return nil
+}
+
+func (g *group) serverAddr(id string) raft.ServerAddress {
+	if f := g.r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == id {
+				return s.Address
+			}
+		}
+	}
+	return ""
+}
+
+// shutdown leaves the group gracefully: a leader first hands its leadership to
+// another voter, so a rolling restart costs one election at most, not a timeout.
+func (g *group) shutdown() error {
+	g.serving.Store(false)
+	if g.r.State() == raft.Leader {
+		if err := g.r.LeadershipTransfer().Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) {
+			g.log.Debug("leadership transfer before stop", "err", err)
+		}
+	}
+	err := g.r.Shutdown().Error()
+	g.trans.Close()
+	return err
+}
+
+// slogWriter turns raft's log lines into slog records.
+type slogWriter struct {
+	log       *slog.Logger
+	component string
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		w.log.Warn(line, "component", w.component)
+	case strings.Contains(line, "[WARN]"):
+		w.log.Info(line, "component", w.component)
+	default:
+		w.log.Debug(line, "component", w.component)
+	}
+	return len(p), nil
+}
+
+var (
+	_ io.Writer = (*slogWriter)(nil)
+)

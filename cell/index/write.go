@@ -1,0 +1,180 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// The Store's writes. Each checks its preconditions against the current state, writes
+// one Pebble batch through commitBatch, and then changes the in-memory map. In a
+// replication group they are called only by the group's FSM, one command at a time in
+// log order, so every node makes the same decisions; see fsm.go.
+
+// Condition makes a commit conditional on the object it replaces, as S3's
+// If-Match and If-None-Match on PUT do.
+type Condition struct {
+	IfMatch     string // the current ETag must be this one (quoted or not)
+	IfNoneMatch bool   // the key must not exist
+}
+
+// commitBatch commits b. Outside a replication group it is synced. Inside one, the
+// raft log the command came from is already synced, so the batch is not, and it also
+// records the command's log index, so a restarted node knows what it holds.
+func (s *Store) commitBatch(b *pebble.Batch) error {
+	if s.applying == 0 {
+		return b.Commit(pebble.Sync)
+	}
+	if err := b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, s.applying), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	s.applied.Store(s.applying)
+	return nil
+}
+
+// now is the time of the command being applied (the leader's clock when it accepted
+// it), so that every node records the same times.
+func (s *Store) now() int64 {
+	if s.applyingAt != 0 {
+		return s.applyingAt
+	}
+	return time.Now().UnixNano()
+}
+
+// Commit makes loc the location of its bucket/key, durably, and returns the location
+// it replaced (nil if none). With requireBucket it fails unless the store holds the bucket.
+func (s *Store) Commit(loc *cellarv1.Location, requireBucket bool) (*cellarv1.Location, error) {
+	return s.CommitIf(loc, requireBucket, Condition{})
+}
+
+// CommitIf is Commit when cond holds, PreconditionFailed (or NoSuchKey) when not.
+func (s *Store) CommitIf(loc *cellarv1.Location, requireBucket bool, cond Condition) (*cellarv1.Location, error) {
+	if loc.GetBucket() == "" || loc.GetKey() == "" {
+		return nil, errs.New(errs.InvalidArgument, "a location needs a bucket and a key")
+	}
+	s.bucketMu.RLock()
+	defer s.bucketMu.RUnlock()
+	if _, ok := s.buckets[loc.Bucket]; requireBucket && !ok {
+		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	}
+	payload, err := encodeLocation(loc)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "encode location")
+	}
+	mk := mapKey(loc.Bucket, loc.Key)
+	l := s.keyLock(mk)
+	l.Lock()
+	defer l.Unlock()
+	if err := s.checkCondition(mk, cond); err != nil {
+		return nil, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "index batch")
+	}
+	return s.applyCommit(b, mk, payload)
+}
+
+// applyCommit commits b, which writes the record of mk, and puts payload in the map.
+// The caller holds mk's key lock. It returns the location mk held before.
+func (s *Store) applyCommit(b *pebble.Batch, mk, payload []byte) (*cellarv1.Location, error) {
+	if err := s.commitBatch(b); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	s.clearCorrupt(mk)
+	prev, existed := s.objects.Put(mk, payload)
+	if !existed {
+		return nil, nil
+	}
+	return decodeLocation(mk, prev)
+}
+
+// Delete removes bucket/key durably and returns what it removed (nil if nothing).
+func (s *Store) Delete(bucket, key string) (*cellarv1.Location, error) {
+	s.bucketMu.RLock()
+	defer s.bucketMu.RUnlock()
+	mk := mapKey(bucket, key)
+	l := s.keyLock(mk)
+	l.Lock()
+	defer l.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(objectKey(mk), nil); err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "index batch")
+	}
+	if err := s.commitBatch(b); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	s.clearCorrupt(mk)
+	prev, existed := s.objects.Delete(mk)
+	if !existed {
+		return nil, nil
+	}
+	return decodeLocation(mk, prev)
+}
+
+// CreateBucket creates a bucket.
+func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return nil, errs.New(errs.InvalidBucketName, "The specified bucket is not valid.")
+	}
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	if _, ok := s.buckets[name]; ok {
+		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
+	}
+	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}
+	payload, err := proto.Marshal(bk)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "encode bucket")
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(bucketKey(name), seal(payload), nil); err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "index batch")
+	}
+	if err := s.commitBatch(b); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	s.buckets[name] = bk
+	return bk, nil
+}
+
+// DeleteBucket deletes an empty bucket.
+func (s *Store) DeleteBucket(name string) error {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	if _, ok := s.buckets[name]; !ok {
+		return errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	}
+	empty := true
+	prefix := mapKey(name, "")
+	s.objects.Ascend(prefix, func(k, _ []byte) bool {
+		empty = !bytes.HasPrefix(k, prefix)
+		return false
+	})
+	if !empty {
+		return errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(bucketKey(name), nil); err != nil {
+		return errs.Wrap(errs.Internal, err, "index batch")
+	}
+	if err := s.commitBatch(b); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	delete(s.buckets, name)
+	return nil
+}
