@@ -76,8 +76,11 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close ends the rebuild if it is still running and closes the database.
+func (s *Store) Close() error {
+	s.stopRebuild()
+	return s.db.Close()
+}
 
 // Len is the number of objects indexed now.
 func (s *Store) Len() int { return s.objects.Len() }
