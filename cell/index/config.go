@@ -25,6 +25,12 @@ type Config struct {
 	// defaults). A follower further behind than TrailingLogs catches up from a snapshot.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+
+	// Pending is what a read of a key range still loading gets during the rebuild
+	// of a standalone node: answered from Pebble (the default) or refused with
+	// SlowDown. RebuildWorkers is the number of ranges loaded at once (0: one per core).
+	Pending        Pending
+	RebuildWorkers int
 }
 
 // AddFlags registers the index node's flags.
@@ -35,5 +41,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "raft address other index nodes use, if not --raft-addr")
 	fs.StringSliceVar(&c.Peers, "peers", c.Peers, "initial index group of the cell: id=host:port,... (the same on each member)")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between raft snapshots (0: default)")
+	fs.Var(&c.Pending, "rebuild-pending", "what a read of a key range still loading gets while the index rebuilds: pebble (answered from Pebble) or slowdown (503 SlowDown)")
+	fs.IntVar(&c.RebuildWorkers, "rebuild-workers", c.RebuildWorkers, "key ranges loaded at once by the rebuild (0: one per core)")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot (0: default)")
 }

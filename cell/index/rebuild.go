@@ -64,6 +64,19 @@ func (p Pending) String() string {
 	return fmt.Sprintf("Pending(%d)", int(p))
 }
 
+// Set parses "pebble" or "slowdown" (a pflag.Value).
+func (p *Pending) Set(s string) error {
+	v, err := ParsePending(s)
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// Type names the flag's values.
+func (p *Pending) Type() string { return "pebble|slowdown" }
+
 // ParsePending parses "pebble" or "slowdown".
 func ParsePending(s string) (Pending, error) {
 	switch s {

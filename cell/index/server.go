@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
@@ -42,21 +41,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.SetState(cell.StateRebuilding, 0)
-	store, err := Open(cfg.DataDir, d.Log)
+	openStart := time.Now()
+	store, err := OpenAsync(cfg.DataDir, Options{Logger: d.Log, Pending: cfg.Pending, Workers: cfg.RebuildWorkers})
 	if err != nil {
 		return errors.Join(err, d.Stop(nil))
 	}
-	st := store.Stats()
-	registerMetrics(d.Metrics, store)
-	d.SetGauges(func() map[string]float64 {
-		return map[string]float64{
-			"objects":         float64(store.Len()),
-			"rebuild_seconds": st.Duration.Seconds(),
-			"corrupt_records": float64(st.Corrupt),
-			"applied_index":   float64(store.AppliedIndex()),
+	if cfg.RaftAddr == "" && len(peers) == 0 {
+		// Standalone, Pebble is all there is to know: serve reads while the map
+		// loads, as cfg.Pending says. (A group member may be behind its group and
+		// waits for the rebuild and the group.) Writes wait for the rebuild.
+		srv.reading.Store(store)
+	}
+	if err := serveRebuild(d, store, openStart).wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return d.Wait(ctx, store.Close)
 		}
-	})
-	d.Log.Info("index rebuilt", "objects", st.Objects, "corrupt", st.Corrupt, "took", st.Duration.Round(time.Millisecond))
+		return errors.Join(err, d.Stop(store.Close))
+	}
 
 	cleanup := store.Close
 	if cfg.RaftAddr != "" || len(peers) > 0 {
@@ -88,34 +89,23 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func registerMetrics(reg prometheus.Registerer, s *Store) {
-	st := s.Stats()
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cellar_index_objects", Help: "Objects in the index's in-memory map.",
-		}, func() float64 { return float64(s.Len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cellar_index_rebuild_duration_seconds", Help: "How long the last rebuild of the in-memory map from Pebble took.",
-		}, func() float64 { return st.Duration.Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cellar_index_corrupt_records", Help: "Records that failed their checksum in the last rebuild.",
-		}, func() float64 { return float64(st.Corrupt) }),
-	)
-}
-
 // server serves the Index API from a Store once it is loaded. With a replication
 // group, writes go through the group's log and reads are served only by its leader;
 // a standalone node writes to its store directly, synced.
 type server struct {
 	cellarv1.UnimplementedIndexServer
-	store atomicStore
-	group atomic.Pointer[group]
+	store   atomicStore
+	reading atomicStore // a standalone store being rebuilt, for reads
+	group   atomic.Pointer[group]
 }
 
 // read returns the store when this node may serve a read now.
 func (s *server) read() (*Store, error) {
 	st := s.store.Load()
 	if st == nil {
+		if st = s.reading.Load(); st != nil {
+			return st, nil // the store answers or refuses by key range (Options.Pending)
+		}
 		return nil, errs.New(errs.SlowDown, "the index of this cell is rebuilding")
 	}
 	if g := s.group.Load(); g != nil {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -347,6 +348,10 @@ func (d *Daemon) Status() *cellarv1.NodeStatus {
 
 func (d *Daemon) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	st := d.State()
+	if st == cell.StateRebuilding && d.Members != nil {
+		// The body stays the bare state; the header carries how far the rebuild is.
+		w.Header().Set("X-Cellar-Progress", strconv.FormatFloat(d.Members.Self().Progress, 'f', 3, 64))
+	}
 	if st != cell.StateReady {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
