@@ -37,6 +37,10 @@ type Topology struct {
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 	Region    string `yaml:"region"`
+	// Auth makes the gateways verify every request's AWS Signature V4 against the
+	// credentials above (the default). Off, anyone who can reach a gateway can read
+	// and write everything: for workshops only.
+	Auth bool `yaml:"auth"`
 }
 
 // DefaultTopology returns the embedded defaults.
@@ -78,6 +82,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("partition must be %q or %q, not %q", PartitionByBucket, PartitionByKey, t.Partition)
 	case t.Slots < t.Cells:
 		return fmt.Errorf("slots (%d) must be at least the number of cells (%d)", t.Slots, t.Cells)
+	case t.Auth && (t.AccessKey == "" || t.SecretKey == ""):
+		return fmt.Errorf("auth is on but access_key or secret_key is empty")
 	}
 	return nil
 }

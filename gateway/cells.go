@@ -27,16 +27,24 @@ const chunkSize = 1 << 20
 // PUT: placement.Allocate → bytes to the chosen storage nodes → index.Commit.
 // GET/HEAD: index.Lookup → storage.Read. LIST: index.List. DELETE: index.Delete.
 type cells struct {
-	r   *router.Router
-	log *slog.Logger
+	r           *router.Router
+	log         *slog.Logger
+	minPartSize int64
 }
+
+// DefaultMinPartSize is S3's minimum size of every part of a multipart upload but the last.
+const DefaultMinPartSize = 5 << 20
 
 // NewCellBackend returns the Backend that serves S3 requests from the cells r routes to.
 func NewCellBackend(r *router.Router, logger *slog.Logger) Backend {
+	return newCells(r, logger)
+}
+
+func newCells(r *router.Router, logger *slog.Logger) *cells {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &cells{r: r, log: logger}
+	return &cells{r: r, log: logger, minPartSize: DefaultMinPartSize}
 }
 
 func (c *cells) index(cellID string) (cellarv1.IndexClient, error) { return c.r.Index(cellID) }
@@ -142,30 +150,20 @@ func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo,
 	if err != nil {
 		return cellID, ObjectInfo{}, err
 	}
-	pl, err := c.r.Placement(cellID)
+	objectID, replicas, size, sum, err := c.writeBlob(ctx, cellID, in.Bucket, in.Key, in.Size, in.Body)
 	if err != nil {
 		return cellID, ObjectInfo{}, err
 	}
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	alloc, err := pl.Allocate(actx, &cellarv1.AllocateRequest{Bucket: in.Bucket, Key: in.Key, Size: in.Size})
-	cancel()
-	if err != nil {
-		return cellID, ObjectInfo{}, err
-	}
-	size, sum, err := c.writeReplicas(ctx, cellID, alloc, in)
-	if err != nil {
-		return cellID, ObjectInfo{}, err
-	}
-	loc := &cellarv1.Location{
-		Bucket: in.Bucket, Key: in.Key, ObjectId: alloc.ObjectId, Size: size, Md5: sum,
-		ContentType: in.ContentType, ModifiedUnixNano: time.Now().UnixNano(),
-	}
-	for _, rep := range alloc.Replicas {
-		loc.Replicas = append(loc.Replicas, rep.NodeId)
+	loc := locationOf(in.Meta)
+	loc.Bucket, loc.Key, loc.ObjectId, loc.Size, loc.Md5 = in.Bucket, in.Key, objectID, size, sum
+	loc.ModifiedUnixNano, loc.Replicas = time.Now().UnixNano(), replicas
+	if in.Checksum != nil {
+		loc.Checksum = in.Checksum()
 	}
 	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	resp, err := ix.Commit(cctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: !c.r.SpansCells()})
+	resp, err := ix.Commit(cctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: !c.r.SpansCells(),
+		IfMatch: in.Cond.IfMatch, IfNoneMatch: in.Cond.IfNoneMatch})
 	if err != nil {
 		// Not committed: the blobs are garbage. (If the commit did land and only its
 		// answer was lost, the object is readable and these deletes would break it; so
@@ -179,6 +177,45 @@ func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo,
 		c.reclaim(cellID, resp.Previous)
 	}
 	return cellID, infoOf(loc), nil
+}
+
+// writeBlob allocates a blob in the cell and streams body to its replicas.
+func (c *cells) writeBlob(ctx context.Context, cellID, bucket, key string, size int64, body io.Reader) (objectID []byte, replicas []string, n int64, sum []byte, err error) {
+	pl, err := c.r.Placement(cellID)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	alloc, err := pl.Allocate(actx, &cellarv1.AllocateRequest{Bucket: bucket, Key: key, Size: size})
+	cancel()
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	n, sum, err = c.writeReplicas(ctx, cellID, alloc, PutInput{Bucket: bucket, Key: key, Size: size, Body: body})
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	for _, rep := range alloc.Replicas {
+		replicas = append(replicas, rep.NodeId)
+	}
+	return alloc.ObjectId, replicas, n, sum, nil
+}
+
+// locationOf gives a Location carrying an object's metadata.
+func locationOf(m ObjectMeta) *cellarv1.Location {
+	return &cellarv1.Location{
+		ContentType: m.ContentType, ContentEncoding: m.ContentEncoding, CacheControl: m.CacheControl,
+		ContentDisposition: m.ContentDisposition, ContentLanguage: m.ContentLanguage, Expires: m.Expires,
+		UserMetadata: m.UserMeta, ChecksumAlgorithm: m.ChecksumAlgorithm, Checksum: m.Checksum,
+	}
+}
+
+func metaOf(loc *cellarv1.Location) ObjectMeta {
+	return ObjectMeta{
+		ContentType: loc.GetContentType(), ContentEncoding: loc.GetContentEncoding(), CacheControl: loc.GetCacheControl(),
+		ContentDisposition: loc.GetContentDisposition(), ContentLanguage: loc.GetContentLanguage(), Expires: loc.GetExpires(),
+		UserMeta: loc.GetUserMetadata(), ChecksumAlgorithm: loc.GetChecksumAlgorithm(), Checksum: loc.GetChecksum(),
+	}
 }
 
 // writeReplicas streams the body to every allocated storage node at once, hashing it
@@ -244,27 +281,49 @@ func sendErr(ws cellarv1.Storage_WriteClient, err error) error {
 	return err
 }
 
-// reclaim deletes a blob that no index record points to, in the background.
+// reclaim deletes the blobs of a location (its parts' too) that no index record points
+// to, in the background.
 func (c *cells) reclaim(cellID string, loc *cellarv1.Location) {
+	if len(loc.GetObjectId()) > 0 {
+		c.reclaimBlob(cellID, loc.ObjectId, loc.Replicas)
+	}
+	c.reclaimParts(cellID, loc.GetParts())
+}
+
+func (c *cells) reclaimParts(cellID string, parts []*cellarv1.PartLocation) {
+	for _, p := range parts {
+		c.reclaimBlob(cellID, p.ObjectId, p.Replicas)
+	}
+}
+
+func (c *cells) reclaimBlob(cellID string, objectID []byte, replicas []string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 		defer cancel()
-		for _, nodeID := range loc.Replicas {
+		for _, nodeID := range replicas {
 			st, err := c.r.Storage(cellID, nodeID)
 			if err == nil {
-				_, err = st.Delete(ctx, &cellarv1.DeleteBlobRequest{ObjectId: loc.ObjectId})
+				_, err = st.Delete(ctx, &cellarv1.DeleteBlobRequest{ObjectId: objectID})
 			}
 			if err != nil {
-				c.log.Warn("reclaim blob", "cell", cellID, "node", nodeID, "object_id", hex.EncodeToString(loc.ObjectId), "err", err)
+				c.log.Warn("reclaim blob", "cell", cellID, "node", nodeID, "object_id", hex.EncodeToString(objectID), "err", err)
 			}
 		}
 	}()
 }
 
+// etagOf is the S3 ETag of a location, without quotes.
+func etagOf(loc *cellarv1.Location) string {
+	if loc.GetEtag() != "" {
+		return loc.Etag
+	}
+	return hex.EncodeToString(loc.GetMd5())
+}
+
 func infoOf(loc *cellarv1.Location) ObjectInfo {
 	return ObjectInfo{
-		Bucket: loc.Bucket, Key: loc.Key, Size: loc.Size, ETag: hex.EncodeToString(loc.Md5),
-		ContentType: loc.ContentType, LastModified: time.Unix(0, loc.ModifiedUnixNano),
+		Bucket: loc.Bucket, Key: loc.Key, Size: loc.Size, ETag: etagOf(loc),
+		LastModified: time.Unix(0, loc.ModifiedUnixNano), PartsCount: len(loc.Parts), ObjectMeta: metaOf(loc),
 	}
 }
 
@@ -297,30 +356,114 @@ func (c *cells) HeadObject(ctx context.Context, bucket, key string) (string, Obj
 	return cellID, infoOf(loc), nil
 }
 
-func (c *cells) GetObject(ctx context.Context, bucket, key string) (string, ObjectInfo, io.ReadCloser, error) {
-	cellID, loc, err := c.lookup(ctx, bucket, key)
+func (c *cells) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo, io.ReadCloser, error) {
+	cellID, loc, err := c.lookup(ctx, in.Bucket, in.Key)
 	if err != nil {
 		return cellID, ObjectInfo{}, nil, err
 	}
-	body, err := c.openBlob(ctx, cellID, loc)
-	if err != nil {
+	info := infoOf(loc)
+	off, n := int64(0), loc.Size
+	if in.Choose != nil {
+		if off, n, err = in.Choose(info); err != nil {
+			return cellID, info, nil, err
+		}
+	}
+	if n == 0 {
+		return cellID, info, io.NopCloser(strings.NewReader("")), nil
+	}
+	if len(loc.Parts) == 0 {
+		body, err := c.openBlob(ctx, cellID, loc.ObjectId, loc.Replicas, off, n)
+		if err != nil {
+			return cellID, ObjectInfo{}, nil, err
+		}
+		return cellID, info, body, nil
+	}
+	// A multipart object: read the parts the range overlaps, one after the other. The
+	// first is opened now, so that an unavailable storage tier is reported as an error
+	// rather than as a short body.
+	pr := &partsReader{c: c, ctx: ctx, cellID: cellID, parts: loc.Parts, off: off, left: n}
+	if err := pr.next(); err != nil {
 		return cellID, ObjectInfo{}, nil, err
 	}
-	return cellID, infoOf(loc), body, nil
+	return cellID, info, pr, nil
 }
 
-// openBlob opens a read stream on the first replica that answers with data (or with
-// an empty blob), trying the others in turn.
-func (c *cells) openBlob(ctx context.Context, cellID string, loc *cellarv1.Location) (io.ReadCloser, error) {
+// partsReader reads a range of a multipart object across its parts.
+type partsReader struct {
+	c      *cells
+	ctx    context.Context
+	cellID string
+	parts  []*cellarv1.PartLocation
+	off    int64 // offset of the next byte to open, from the start of parts[0]
+	left   int64 // bytes of the range not yet opened
+	cur    io.ReadCloser
+}
+
+// next opens the part holding the next byte of the range.
+func (p *partsReader) next() error {
+	for len(p.parts) > 0 && p.off >= p.parts[0].Size {
+		p.off -= p.parts[0].Size
+		p.parts = p.parts[1:]
+	}
+	if len(p.parts) == 0 || p.left == 0 {
+		return io.EOF
+	}
+	part := p.parts[0]
+	n := min(part.Size-p.off, p.left)
+	body, err := p.c.openBlob(p.ctx, p.cellID, part.ObjectId, part.Replicas, p.off, n)
+	if err != nil {
+		return err
+	}
+	p.cur = body
+	p.left -= n
+	p.off = part.Size // the next call moves on to the following part
+	return nil
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	for {
+		if p.cur == nil {
+			return 0, io.EOF
+		}
+		n, err := p.cur.Read(b)
+		if err == io.EOF {
+			p.cur.Close()
+			p.cur = nil
+			if nerr := p.next(); nerr != nil {
+				if n > 0 {
+					return n, nil
+				}
+				return 0, nerr
+			}
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (p *partsReader) Close() error {
+	if p.cur != nil {
+		p.cur.Close()
+		p.cur = nil
+	}
+	return nil
+}
+
+// openBlob opens a read stream of length bytes at offset of a blob on the first replica
+// that answers with data (or with an empty blob), trying the others in turn.
+func (c *cells) openBlob(ctx context.Context, cellID string, objectID []byte, replicas []string, offset, length int64) (io.ReadCloser, error) {
 	var lastErr error = errs.New(errs.Unavailable, "no replica of this object is available")
-	for _, nodeID := range loc.Replicas {
+	for _, nodeID := range replicas {
 		st, err := c.r.Storage(cellID, nodeID)
 		if err != nil {
 			lastErr = err
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		rs, err := st.Read(sctx, &cellarv1.ReadRequest{ObjectId: loc.ObjectId})
+		rs, err := st.Read(sctx, &cellarv1.ReadRequest{ObjectId: objectID, Offset: offset, Length: length})
 		if err != nil {
 			cancel()
 			lastErr = err

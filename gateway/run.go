@@ -46,9 +46,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	conns := daemon.NewConns()
 	rt := router.New(cfg.Topology, d.Members, conns)
-	h := NewHandler(NewCellBackend(rt, d.Log), HandlerOptions{
-		Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics,
-	})
+	backend := newCells(rt, d.Log)
+	opts := HandlerOptions{Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics, MaxObjectSize: cfg.MaxObjectSize}
+	if cfg.Topology.Auth {
+		opts.Credentials = map[string]string{cfg.Topology.AccessKey: cfg.Topology.SecretKey}
+		d.Log.Info("S3 authentication is on: requests must be signed (AWS Signature V4)", "access_key", cfg.Topology.AccessKey)
+	} else {
+		d.Log.Warn("S3 AUTHENTICATION IS OFF: anyone who can reach " + ln.Addr().String() +
+			" can read, write and delete every object. Set auth: true in the topology unless this is a workshop.")
+	}
+	h := NewHandler(backend, opts)
+	maxAge := cfg.UploadMaxAge
+	if maxAge == 0 {
+		maxAge = 24 * time.Hour
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	serveErr := make(chan error, 1)
 	go func() {
@@ -62,6 +73,9 @@ func Run(ctx context.Context, cfg Config) error {
 	d.SetState(cell.StateReady, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if maxAge > 0 {
+		go backend.reapLoop(wctx, maxAge, min(maxAge/4, 10*time.Minute))
+	}
 	go func() {
 		select {
 		case err := <-serveErr:

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
+	"encoding/base64"
 	"hash"
 	"io"
+	"net/http"
 
 	"github.com/cellarsim/cellar/internal/errs"
 )
@@ -24,8 +26,38 @@ type payloadReader struct {
 	md5, sha256       hash.Hash // nil unless the client sent that digest
 	wantMD5, wantSHA2 []byte
 
+	// The additional checksum (x-amz-checksum-*), if the client declared one.
+	ck      hash.Hash
+	ckAlg   string
+	ckWant  func() string // the value sent, read at the end (a trailer arrives last)
+	ckValue string        // the verified value, once the payload has ended
+
 	err error
 }
+
+// withChecksum makes p verify the checksum cr declares; trailer gives the trailers of
+// an aws-chunked body once it has ended.
+func (p *payloadReader) withChecksum(cr checksumRequest, trailer func() http.Header) *payloadReader {
+	if cr.alg == "" {
+		return p
+	}
+	p.ck, p.ckAlg = checksumAlgorithms[cr.alg].newH(), cr.alg
+	p.ckWant = func() string {
+		if cr.value != "" {
+			return cr.value
+		}
+		if trailer != nil {
+			if h := trailer(); h != nil {
+				return h.Get(cr.trailer)
+			}
+		}
+		return ""
+	}
+	return p
+}
+
+// checksum is the verified checksum, valid once Read has returned io.EOF.
+func (p *payloadReader) checksum() string { return p.ckValue }
 
 func newPayloadReader(r io.Reader, declared, max int64, wantMD5, wantSHA256 []byte) *payloadReader {
 	p := &payloadReader{r: r, declared: declared, max: max, wantMD5: wantMD5, wantSHA2: wantSHA256}
@@ -79,6 +111,9 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 	if p.sha256 != nil {
 		p.sha256.Write(b[:n])
 	}
+	if p.ck != nil {
+		p.ck.Write(b[:n])
+	}
 	switch {
 	case err == io.EOF:
 		p.err = p.finish()
@@ -100,7 +135,18 @@ func (p *payloadReader) finish() error {
 		return errs.New(errs.BadDigest, "The Content-MD5 you specified did not match what we received.")
 	}
 	if p.sha256 != nil && !bytes.Equal(p.sha256.Sum(nil), p.wantSHA2) {
-		return errs.New(errs.BadDigest, "The x-amz-content-sha256 you specified did not match what we received.")
+		return errs.New(errs.ContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	}
+	if p.ck != nil {
+		got := base64.StdEncoding.EncodeToString(p.ck.Sum(nil))
+		want := p.ckWant()
+		if want == "" {
+			return errs.New(errs.InvalidRequest, "The %s checksum announced in x-amz-trailer was not sent.", p.ckAlg)
+		}
+		if got != want {
+			return errs.New(errs.BadDigest, "The %s you specified did not match the calculated checksum.", p.ckAlg)
+		}
+		p.ckValue = got
 	}
 	return io.EOF
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -31,6 +32,17 @@ type fakeBackend struct {
 type fakeBucket struct {
 	created time.Time
 	objects map[string]fakeObject
+	uploads map[string]*fakeUpload
+}
+
+type fakeUpload struct {
+	info  UploadInfo
+	parts map[int]fakePart
+}
+
+type fakePart struct {
+	info PartInfo
+	data []byte
 }
 
 type fakeObject struct {
@@ -108,7 +120,7 @@ func (f *fakeBackend) CreateBucket(ctx context.Context, bucket string) (string, 
 	if f.buckets[bucket] != nil {
 		return f.cellOf(bucket), errs.New(errs.BucketExists, "")
 	}
-	f.buckets[bucket] = &fakeBucket{created: time.Now(), objects: map[string]fakeObject{}}
+	f.buckets[bucket] = &fakeBucket{created: time.Now(), objects: map[string]fakeObject{}, uploads: map[string]*fakeUpload{}}
 	return f.cellOf(bucket), nil
 }
 
@@ -151,11 +163,17 @@ func (f *fakeBackend) PutObject(ctx context.Context, in PutInput) (string, Objec
 	}
 	sum := md5.Sum(data)
 	info := ObjectInfo{Bucket: in.Bucket, Key: in.Key, Size: int64(len(data)), ETag: hex.EncodeToString(sum[:]),
-		ContentType: in.ContentType, LastModified: time.Now().UTC()}
+		LastModified: time.Now().UTC(), ObjectMeta: in.Meta}
+	if in.Checksum != nil {
+		info.Checksum = in.Checksum()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, err := f.lookup("PutObject", in.Bucket)
 	if err != nil {
+		return cell, ObjectInfo{}, err
+	}
+	if err := fakeCond(b, in.Key, in.Cond); err != nil {
 		return cell, ObjectInfo{}, err
 	}
 	b.objects[in.Key] = fakeObject{info: info, data: data}
@@ -177,7 +195,8 @@ func (t *trackedBody) Close() error {
 	return nil
 }
 
-func (f *fakeBackend) GetObject(ctx context.Context, bucket, key string) (string, ObjectInfo, io.ReadCloser, error) {
+func (f *fakeBackend) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo, io.ReadCloser, error) {
+	bucket, key := in.Bucket, in.Key
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, err := f.lookup("GetObject", bucket)
@@ -188,8 +207,31 @@ func (f *fakeBackend) GetObject(ctx context.Context, bucket, key string) (string
 	if !ok {
 		return f.cellOf(bucket), ObjectInfo{}, nil, errs.New(errs.NoSuchKey, "")
 	}
+	off, n := int64(0), o.info.Size
+	if in.Choose != nil {
+		if off, n, err = in.Choose(o.info); err != nil {
+			return f.cellOf(bucket), o.info, nil, err
+		}
+	}
 	f.openBodies.Add(1)
-	return f.cellOf(bucket), o.info, &trackedBody{Reader: bytes.NewReader(o.data), open: &f.openBodies}, nil
+	return f.cellOf(bucket), o.info, &trackedBody{Reader: bytes.NewReader(o.data[off : off+n]), open: &f.openBodies}, nil
+}
+
+// fakeCond checks a write precondition; call with f.mu held.
+func fakeCond(b *fakeBucket, key string, c Precondition) error {
+	o, exists := b.objects[key]
+	if c.IfNoneMatch && exists {
+		return errs.New(errs.PreconditionFailed, "")
+	}
+	if c.IfMatch != "" {
+		if !exists {
+			return errs.New(errs.NoSuchKey, "")
+		}
+		if strings.Trim(c.IfMatch, `"`) != o.info.ETag {
+			return errs.New(errs.PreconditionFailed, "")
+		}
+	}
+	return nil
 }
 
 func (f *fakeBackend) HeadObject(ctx context.Context, bucket, key string) (string, ObjectInfo, error) {
@@ -267,4 +309,146 @@ func (f *fakeBackend) ListObjects(ctx context.Context, bucket string, opts ListO
 		res.Next = ""
 	}
 	return f.cellOf(bucket), res, nil
+}
+
+// fakeMinPartSize is the fake's minimum size of every part but the last.
+const fakeMinPartSize = 5 << 20
+
+func (f *fakeBackend) upload(op, bucket, key, id string) (*fakeBucket, *fakeUpload, error) {
+	b, err := f.lookup(op, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := b.uploads[id]
+	if u == nil || u.info.Key != key {
+		return nil, nil, errs.New(errs.NoSuchUpload, "")
+	}
+	return b, u, nil
+}
+
+func (f *fakeBackend) CreateUpload(ctx context.Context, bucket, key string, meta ObjectMeta) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.lookup("CreateUpload", bucket)
+	if err != nil {
+		return f.cellOf(bucket), "", err
+	}
+	id := fmt.Sprintf("upload-%d", len(b.uploads)+1)
+	b.uploads[id] = &fakeUpload{info: UploadInfo{Bucket: bucket, Key: key, UploadID: id, Initiated: time.Now(), Meta: meta}, parts: map[int]fakePart{}}
+	return f.cellOf(bucket), id, nil
+}
+
+func (f *fakeBackend) UploadPart(ctx context.Context, in PartInput) (string, PartInfo, error) {
+	cell := f.cellOf(in.Bucket)
+	data, err := io.ReadAll(in.Body)
+	if err != nil {
+		return cell, PartInfo{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, u, err := f.upload("UploadPart", in.Bucket, in.Key, in.UploadID)
+	if err != nil {
+		return cell, PartInfo{}, err
+	}
+	sum := md5.Sum(data)
+	p := PartInfo{Number: in.Number, ETag: hex.EncodeToString(sum[:]), Size: int64(len(data)), LastModified: time.Now()}
+	if in.Checksum != nil {
+		p.Checksum = in.Checksum()
+	}
+	u.parts[in.Number] = fakePart{info: p, data: data}
+	return cell, p, nil
+}
+
+func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (string, ObjectInfo, error) {
+	cell := f.cellOf(in.Bucket)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, u, err := f.upload("CompleteUpload", in.Bucket, in.Key, in.UploadID)
+	if err != nil {
+		return cell, ObjectInfo{}, err
+	}
+	var data []byte
+	all := md5.New()
+	for i, c := range in.Parts {
+		if i > 0 && c.Number <= in.Parts[i-1].Number {
+			return cell, ObjectInfo{}, errs.New(errs.InvalidPartOrder, "")
+		}
+		p, ok := u.parts[c.Number]
+		if !ok || strings.Trim(c.ETag, `"`) != p.info.ETag {
+			return cell, ObjectInfo{}, errs.New(errs.InvalidPart, "")
+		}
+		if i < len(in.Parts)-1 && p.info.Size < fakeMinPartSize {
+			return cell, ObjectInfo{}, errs.New(errs.EntityTooSmall, "")
+		}
+		raw, _ := hex.DecodeString(p.info.ETag)
+		all.Write(raw)
+		data = append(data, p.data...)
+	}
+	if err := fakeCond(b, in.Key, in.Cond); err != nil {
+		return cell, ObjectInfo{}, err
+	}
+	meta := u.info.Meta
+	meta.ChecksumAlgorithm = ""
+	info := ObjectInfo{Bucket: in.Bucket, Key: in.Key, Size: int64(len(data)),
+		ETag: fmt.Sprintf("%x-%d", all.Sum(nil), len(in.Parts)), LastModified: time.Now().UTC(), PartsCount: len(in.Parts), ObjectMeta: meta}
+	b.objects[in.Key] = fakeObject{info: info, data: data}
+	delete(b.uploads, in.UploadID)
+	f.commits++
+	return cell, info, nil
+}
+
+func (f *fakeBackend) AbortUpload(ctx context.Context, bucket, key, uploadID string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, _, err := f.upload("AbortUpload", bucket, key, uploadID)
+	if err != nil {
+		return f.cellOf(bucket), err
+	}
+	delete(b.uploads, uploadID)
+	return f.cellOf(bucket), nil
+}
+
+func (f *fakeBackend) ListUploads(ctx context.Context, bucket string, o ListUploadsOptions) (string, []UploadInfo, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.lookup("ListUploads", bucket)
+	if err != nil {
+		return f.cellOf(bucket), nil, false, err
+	}
+	var out []UploadInfo
+	for _, u := range b.uploads {
+		if strings.HasPrefix(u.info.Key, o.Prefix) && (u.info.Key > o.KeyMarker || u.info.Key == o.KeyMarker && u.info.UploadID > o.UploadIDMarker) {
+			out = append(out, u.info)
+		}
+	}
+	slices.SortFunc(out, func(a, b UploadInfo) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UploadID, b.UploadID)
+	})
+	if len(out) > o.MaxUploads {
+		return f.cellOf(bucket), out[:o.MaxUploads], true, nil
+	}
+	return f.cellOf(bucket), out, false, nil
+}
+
+func (f *fakeBackend) ListParts(ctx context.Context, bucket, key, uploadID string, o ListPartsOptions) (string, UploadInfo, []PartInfo, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, u, err := f.upload("ListParts", bucket, key, uploadID)
+	if err != nil {
+		return f.cellOf(bucket), UploadInfo{}, nil, false, err
+	}
+	var out []PartInfo
+	for n, p := range u.parts {
+		if n > o.PartNumberMarker {
+			out = append(out, p.info)
+		}
+	}
+	slices.SortFunc(out, func(a, b PartInfo) int { return a.Number - b.Number })
+	if len(out) > o.MaxParts {
+		return f.cellOf(bucket), u.info, out[:o.MaxParts], true, nil
+	}
+	return f.cellOf(bucket), u.info, out, false, nil
 }

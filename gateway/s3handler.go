@@ -40,11 +40,17 @@ type s3Handler struct {
 	maxSize int64
 	log     *slog.Logger
 	m       *s3Metrics
+	creds   map[string]string // access key → secret; empty: authentication is off
+	now     func() time.Time
 }
 
 // NewHandler returns the S3 API (path-style: /bucket and /bucket/key) served from b.
 func NewHandler(b Backend, opts HandlerOptions) http.Handler {
-	h := &s3Handler{b: b, region: opts.Region, maxSize: opts.MaxObjectSize, log: opts.Logger, m: newS3Metrics(opts.Registerer)}
+	h := &s3Handler{b: b, region: opts.Region, maxSize: opts.MaxObjectSize, log: opts.Logger, m: newS3Metrics(opts.Registerer),
+		creds: opts.Credentials, now: opts.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
 	if h.region == "" {
 		h.region = defaultRegion
 	}
@@ -63,10 +69,13 @@ type s3Exchange struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	req     s3Request
-	id      string // x-amz-request-id
-	cell    string // cell(s) that served the request; "" until a backend answered
-	status  int    // 0 until the response has started
-	outcome string // "ok" or the S3 error code, for metrics
+	id      string   // x-amz-request-id
+	cell    string   // cell(s) that served the request; "" until a backend answered
+	status  int      // 0 until the response has started
+	outcome string   // "ok" or the S3 error code, for metrics
+	auth    *sigAuth // the verified signature; nil when authentication is off
+
+	rangeSize int64 // the object's size, for the Content-Range of a 416
 }
 
 func (x *s3Exchange) setCell(cell string) {
@@ -129,6 +138,13 @@ func (h *s3Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	req, err := parseRequest(r.Method, r.URL, r.Header)
 	x.req = req
+	if herr := checkHeaderSize(r); herr != nil {
+		err = herr
+	} else if auth, aerr := authenticate(r, h.creds, h.now()); aerr != nil {
+		err = aerr // a request that is not authentic learns nothing else
+	} else {
+		x.auth = auth
+	}
 	if err == nil {
 		err = h.serve(x)
 	}
@@ -161,6 +177,26 @@ func (h *s3Handler) serve(x *s3Exchange) error {
 		return h.getObject(x, true)
 	case opDeleteObject:
 		return h.deleteObject(x)
+	case opDeleteObjects:
+		return h.deleteObjects(x)
+	case opListObjectVersions:
+		return h.listObjectVersions(x)
+	case opGetBucketVersioning:
+		return h.getBucketVersioning(x)
+	case opCopyObject:
+		return h.copyObject(x)
+	case opCreateUpload:
+		return h.createUpload(x)
+	case opUploadPart:
+		return h.uploadPart(x)
+	case opCompleteUpload:
+		return h.completeUpload(x)
+	case opAbortUpload:
+		return h.abortUpload(x)
+	case opListParts:
+		return h.listParts(x)
+	case opListUploads:
+		return h.listUploads(x)
 	}
 	return errs.New(errs.NotImplemented, "cellar does not implement this request.")
 }
@@ -192,6 +228,9 @@ func (h *s3Handler) fail(x *s3Exchange, err error) {
 	}
 	if status == http.StatusServiceUnavailable {
 		hdr.Set("Retry-After", "1")
+	}
+	if status == http.StatusRequestedRangeNotSatisfiable {
+		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", x.rangeSize))
 	}
 	if x.r.Method == http.MethodHead {
 		x.writeHeader(status)
@@ -383,14 +422,20 @@ func (h *s3Handler) listObjects(x *s3Exchange, v2 bool) error {
 		return err
 	}
 
+	withOwner := !v2 || q.Get("fetch-owner") == "true"
 	for _, o := range lr.Objects {
-		res.Contents = append(res.Contents, objectXML{
-			Key:          enc.enc(o.Key),
-			LastModified: xmlTime(o.LastModified),
-			ETag:         quoteETag(o.ETag),
-			Size:         o.Size,
-			StorageClass: "STANDARD",
-		})
+		ox := objectXML{
+			Key:               enc.enc(o.Key),
+			LastModified:      xmlTime(o.LastModified),
+			ETag:              quoteETag(o.ETag),
+			ChecksumAlgorithm: o.ChecksumAlgorithm,
+			Size:              o.Size,
+			StorageClass:      "STANDARD",
+		}
+		if withOwner {
+			ox.Owner = &s3Owner
+		}
+		res.Contents = append(res.Contents, ox)
 	}
 	for _, p := range lr.CommonPrefixes {
 		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefixXML{Prefix: enc.enc(p)})
@@ -429,66 +474,149 @@ func lastListed(lr ListResult) string {
 
 // --- object operations ---
 
-func (h *s3Handler) putObject(x *s3Exchange) error {
+// requestBody prepares the payload of a PutObject or UploadPart: the declared size,
+// aws-chunked decoding (with chunk signatures verified when authentication is on),
+// and every digest the client sent, verified as the backend reads.
+func (h *s3Handler) requestBody(x *s3Exchange) (*payloadReader, int64, error) {
 	hdr := x.r.Header
-	if hdr.Get("If-None-Match") != "" || hdr.Get("If-Match") != "" {
-		return errs.New(errs.NotImplemented, "cellar does not implement conditional writes.")
-	}
 	csha, err := parseContentSHA256(hdr.Get("x-amz-content-sha256"))
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
+	mode := hdr.Get("x-amz-content-sha256")
 	chunked := csha.streaming || hasToken(hdr.Get("Content-Encoding"), "aws-chunked")
 	size := x.r.ContentLength // -1 when unknown (Transfer-Encoding: chunked)
 	if chunked {
 		size = -1
 		if v := hdr.Get("x-amz-decoded-content-length"); v != "" {
 			if size, err = strconv.ParseInt(v, 10, 64); err != nil || size < 0 {
-				return errs.New(errs.InvalidArgument, "x-amz-decoded-content-length must be a non-negative integer.")
+				return nil, 0, errs.New(errs.InvalidArgument, "x-amz-decoded-content-length must be a non-negative integer.")
 			}
 		}
 		csha.digest = nil // a digest would cover the encoded body; chunk signatures cover the payload
 	}
 	if size > h.maxSize {
-		return errs.New(errs.EntityTooLarge, "Your proposed upload of %d bytes exceeds the maximum allowed object size of %d bytes.", size, h.maxSize)
+		return nil, 0, errs.New(errs.EntityTooLarge, "Your proposed upload of %d bytes exceeds the maximum allowed object size of %d bytes.", size, h.maxSize)
 	}
 	var wantMD5 []byte
 	if _, ok := hdr["Content-Md5"]; ok {
 		if wantMD5, err = parseContentMD5(hdr.Get("Content-MD5")); err != nil {
-			return err
+			return nil, 0, err
 		}
 	}
-
-	var body io.Reader = x.r.Body
-	if chunked {
-		body = newChunkedReader(body, nil)
+	cr, err := parseChecksumHeaders(hdr, chunked)
+	if err != nil {
+		return nil, 0, err
 	}
-	payload := newPayloadReader(body, size, h.maxSize, wantMD5, csha.digest)
-	cell, info, err := h.b.PutObject(x.r.Context(), PutInput{
-		Bucket:      x.req.bucket,
-		Key:         x.req.key,
-		Size:        size,
-		Body:        payload,
-		ContentType: hdr.Get("Content-Type"),
-	})
+	var hook chunkHook
+	if x.auth != nil {
+		switch mode {
+		case streamingSigned, streamingSignedTrailer:
+			hook = newSigChunkHook(x.auth, mode == streamingSignedTrailer)
+		case streamingECDSA, streamingECDSATrailer:
+			return nil, 0, errs.New(errs.NotImplemented, "cellar does not implement SigV4a (ECDSA) streaming signatures.")
+		}
+	}
+	var body io.Reader = x.r.Body
+	var trailer func() http.Header
+	if chunked {
+		cr := newChunkedReader(body, hook)
+		body, trailer = cr, cr.Trailer
+	}
+	payload := newPayloadReader(body, size, h.maxSize, wantMD5, csha.digest).withChecksum(cr, trailer)
+	return payload, size, nil
+}
+
+func (h *s3Handler) putObject(x *s3Exchange) error {
+	hdr := x.r.Header
+	cond, err := writePrecondition(hdr)
+	if err != nil {
+		return err
+	}
+	meta, err := metaFromHeaders(hdr)
+	if err != nil {
+		return err
+	}
+	payload, size, err := h.requestBody(x)
+	if err != nil {
+		return err
+	}
+	meta.ChecksumAlgorithm = payload.ckAlg
+	in := PutInput{Bucket: x.req.bucket, Key: x.req.key, Size: size, Body: payload, Meta: meta, Cond: cond}
+	if payload.ckAlg != "" {
+		in.Checksum = payload.checksum
+	}
+	cell, info, err := h.b.PutObject(x.r.Context(), in)
 	x.setCell(cell)
 	if err != nil {
 		return err
 	}
+	if err := checkConsumed(payload, x); err != nil {
+		return err
+	}
+	x.w.Header().Set("ETag", quoteETag(info.ETag))
+	setChecksumHeader(x.w.Header(), payload.ckAlg, payload.checksum())
+	x.w.Header().Set("Content-Length", "0")
+	x.writeHeader(http.StatusOK)
+	return nil
+}
+
+// checkConsumed makes sure a backend that accepted a body read it to its end, so that
+// the length and digest checks ran.
+func checkConsumed(payload *payloadReader, x *s3Exchange) error {
 	if payload.err != io.EOF {
 		// The backend committed without reading the body to its end, so the length and
 		// digest checks never ran. That is a backend bug; make it loud.
 		return errs.New(errs.Internal, "backend committed %s/%s without reading the request body to EOF (read error: %v)",
 			x.req.bucket, x.req.key, payload.err)
 	}
-	x.w.Header().Set("ETag", quoteETag(info.ETag))
-	x.w.Header().Set("Content-Length", "0")
-	x.writeHeader(http.StatusOK)
 	return nil
 }
 
+// writePrecondition reads If-Match and If-None-Match of a PUT or a completion.
+func writePrecondition(hdr http.Header) (Precondition, error) {
+	var c Precondition
+	if v := hdr.Get("If-None-Match"); v != "" {
+		if strings.TrimSpace(v) != "*" {
+			return c, errs.New(errs.NotImplemented, "If-None-Match on a write supports only \"*\".")
+		}
+		c.IfNoneMatch = true
+	}
+	c.IfMatch = strings.TrimSpace(hdr.Get("If-Match"))
+	return c, nil
+}
+
+// errNotModified ends a GET or HEAD with 304; its headers are already set.
+var errNotModified = errs.New(errs.PreconditionFailed, "not modified")
+
 func (h *s3Handler) getObject(x *s3Exchange, head bool) error {
 	ctx := x.r.Context()
+	hdr := x.w.Header()
+	var (
+		status = http.StatusOK
+		length int64
+	)
+	choose := func(info ObjectInfo) (int64, int64, error) {
+		if err := checkPreconditions(x.r.Header, info); err != nil {
+			return 0, 0, err
+		}
+		if notModified(x.r.Header, info) {
+			hdr.Set("ETag", quoteETag(info.ETag))
+			hdr.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+			return 0, 0, errNotModified
+		}
+		rg, st := parseRange(x.r.Header.Get("Range"), info.Size)
+		switch st {
+		case rangeUnsatisfiable:
+			return 0, 0, errs.New(errs.InvalidRange, "The requested range is not satisfiable for an object of %d bytes.", info.Size)
+		case rangeOK:
+			status, length = http.StatusPartialContent, rg.length
+			hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, info.Size))
+			return rg.start, rg.length, nil
+		}
+		length = info.Size
+		return 0, info.Size, nil
+	}
 	var (
 		cell string
 		info ObjectInfo
@@ -497,48 +625,34 @@ func (h *s3Handler) getObject(x *s3Exchange, head bool) error {
 	)
 	if head {
 		cell, info, err = h.b.HeadObject(ctx, x.req.bucket, x.req.key)
+		if err == nil {
+			_, _, err = choose(info)
+		}
 	} else {
-		cell, info, body, err = h.b.GetObject(ctx, x.req.bucket, x.req.key)
+		cell, info, body, err = h.b.GetObject(ctx, GetInput{Bucket: x.req.bucket, Key: x.req.key, Choose: choose})
 	}
 	x.setCell(cell)
+	if err == errNotModified {
+		x.outcome = "NotModified"
+		x.writeHeader(http.StatusNotModified)
+		return nil
+	}
 	if err != nil {
+		if errs.Is(err, errs.InvalidRange) {
+			x.rangeSize = info.Size
+		}
 		return err
 	}
 	if body != nil {
 		defer body.Close()
 	}
-
-	hdr := x.w.Header()
-	if err := checkPreconditions(x.r.Header, info); err != nil {
-		return err
+	setObjectHeaders(hdr, info)
+	if status == http.StatusOK && strings.EqualFold(x.r.Header.Get("x-amz-checksum-mode"), "ENABLED") {
+		setChecksumHeader(hdr, info.ChecksumAlgorithm, info.Checksum)
 	}
-	hdr.Set("ETag", quoteETag(info.ETag))
-	hdr.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
-	if notModified(x.r.Header, info) {
-		x.writeHeader(http.StatusNotModified)
-		return nil
-	}
-	ct := info.ContentType
-	if ct == "" {
-		ct = defaultContentType
-	}
-	hdr.Set("Content-Type", ct)
-	hdr.Set("Accept-Ranges", "bytes")
 	for param, header := range responseOverrides {
 		if v := x.req.query.Get(param); v != "" {
 			hdr.Set(header, v)
-		}
-	}
-
-	status, length := http.StatusOK, info.Size
-	if rg, ok := parseRange(x.r.Header.Get("Range"), info.Size); ok {
-		status, length = http.StatusPartialContent, rg.length
-		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, info.Size))
-		if body != nil && rg.start > 0 {
-			// The backend serves whole objects; skip to the range, still streaming.
-			if _, err := io.CopyN(io.Discard, body, rg.start); err != nil {
-				return bodyFailure(err)
-			}
 		}
 	}
 	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
@@ -556,6 +670,33 @@ func (h *s3Handler) getObject(x *s3Exchange, head bool) error {
 		return bodyFailure(src.err) // the connection is closed short of Content-Length
 	}
 	return nil
+}
+
+// setObjectHeaders sets the headers that describe an object on GET and HEAD.
+func setObjectHeaders(hdr http.Header, info ObjectInfo) {
+	hdr.Set("ETag", quoteETag(info.ETag))
+	hdr.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+	ct := info.ContentType
+	if ct == "" {
+		ct = defaultContentType
+	}
+	hdr.Set("Content-Type", ct)
+	hdr.Set("Accept-Ranges", "bytes")
+	for name, v := range map[string]string{
+		"Content-Encoding": info.ContentEncoding, "Cache-Control": info.CacheControl,
+		"Content-Disposition": info.ContentDisposition, "Content-Language": info.ContentLanguage,
+		"Expires": info.Expires,
+	} {
+		if v != "" {
+			hdr.Set(name, v)
+		}
+	}
+	for k, v := range info.UserMeta {
+		hdr["X-Amz-Meta-"+k] = []string{v}
+	}
+	if info.PartsCount > 0 {
+		hdr.Set("x-amz-mp-parts-count", strconv.Itoa(info.PartsCount))
+	}
 }
 
 // responseOverrides are the GetObject query parameters that set response headers.
@@ -630,10 +771,7 @@ func notModified(h http.Header, info ObjectInfo) bool {
 	return false
 }
 
-// checkPreconditions evaluates If-Match and If-Unmodified-Since. S3 answers a failed
-// precondition with 412 PreconditionFailed, a kind internal/errs does not have yet;
-// until it does, a failed precondition is refused as NotImplemented rather than
-// ignored, so a client never gets content it said it did not want.
+// checkPreconditions evaluates If-Match and If-Unmodified-Since: 412 when they fail.
 func checkPreconditions(h http.Header, info ObjectInfo) error {
 	failed := false
 	if v := h.Get("If-Match"); v != "" {
@@ -644,7 +782,7 @@ func checkPreconditions(h http.Header, info ObjectInfo) error {
 		}
 	}
 	if failed {
-		return errs.New(errs.NotImplemented, "At least one of the pre-conditions you specified did not hold; cellar cannot report that as 412 yet.")
+		return errs.New(errs.PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 	}
 	return nil
 }

@@ -96,6 +96,9 @@ func wantError(t *testing.T, r rawResponse, status int, code, cell string) {
 
 func newRawServer(t *testing.T, opts HandlerOptions) *testServer {
 	t.Helper()
+	if opts.Credentials == nil {
+		opts.Credentials = map[string]string{} // raw requests are not signed
+	}
 	ts := startServer(t, newFakeBackend(), opts, false)
 	for _, b := range []string{"bkt", "empty"} {
 		if _, err := ts.be.CreateBucket(context.Background(), b); err != nil {
@@ -155,15 +158,34 @@ func TestErrorResponses(t *testing.T) {
 		{name: "bad query escape", method: "GET", target: "/bkt?prefix=%zz", status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "acl", method: "GET", target: "/bkt?acl", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "versioning", method: "PUT", target: "/bkt?versioning", body: "<VersioningConfiguration/>", status: 501, code: "NotImplemented", cell: cellNone},
-		{name: "uploads", method: "POST", target: "/bkt/k?uploads", status: 501, code: "NotImplemented", cell: cellNone},
-		{name: "multi-delete", method: "POST", target: "/bkt?delete", body: "<Delete/>", status: 501, code: "NotImplemented", cell: cellNone},
+		{name: "uploads in a missing bucket", method: "POST", target: "/nobucket/k?uploads", status: 404, code: "NoSuchBucket", cell: ts.be.cellOf("nobucket")},
+		{name: "multi-delete of nothing", method: "POST", target: "/bkt?delete", body: "<Delete/>", status: 400, code: "MalformedXML", cell: cellNone},
+		{name: "multi-delete malformed", method: "POST", target: "/bkt?delete", body: "<Delete><Object>", status: 400, code: "MalformedXML", cell: cellNone},
+		{name: "complete malformed", method: "POST", target: "/bkt/k?uploadId=x", body: "<CompleteMultipartUpload><Part>", status: 400, code: "MalformedXML", cell: cellNone},
+		{name: "complete no parts", method: "POST", target: "/bkt/k?uploadId=x", body: "<CompleteMultipartUpload></CompleteMultipartUpload>", status: 400, code: "MalformedXML", cell: cellNone},
+		{name: "NoSuchUpload", method: "POST", target: "/bkt/k?uploadId=x", body: "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>", status: 404, code: "NoSuchUpload", cell: cell},
+		{name: "NoSuchUpload part", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=1", body: "x", status: 404, code: "NoSuchUpload", cell: cell},
+		{name: "bad part number", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=10001", body: "x", status: 400, code: "InvalidArgument", cell: cellNone},
+		{name: "UploadPartCopy", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=1", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj"}, status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "tagging", method: "GET", target: "/bkt/obj?tagging", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "policy", method: "DELETE", target: "/bkt?policy", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "object acl PUT", method: "PUT", target: "/bkt/obj?acl", body: "<AccessControlPolicy/>", status: 501, code: "NotImplemented", cell: cellNone},
-		{name: "versionId", method: "GET", target: "/bkt/obj?versionId=3", status: 501, code: "NotImplemented", cell: cellNone},
+		{name: "versionId", method: "GET", target: "/bkt/obj?versionId=3", status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "unknown param", method: "GET", target: "/bkt?list-type=2&frobnicate=1", status: 501, code: "NotImplemented", cell: cellNone},
-		{name: "CopyObject", method: "PUT", target: "/bkt/copy", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj"}, status: 501, code: "NotImplemented", cell: cellNone},
-		{name: "conditional PUT", method: "PUT", target: "/bkt/obj", body: "y", hdr: map[string]string{"If-None-Match": "*"}, status: 501, code: "NotImplemented", cell: cellNone},
+		{name: "CopyObject missing source", method: "PUT", target: "/bkt/copy", hdr: map[string]string{"x-amz-copy-source": "/bkt/missing"}, status: 404, code: "NoSuchKey", cell: cell},
+		{name: "CopyObject bad source", method: "PUT", target: "/bkt/copy", hdr: map[string]string{"x-amz-copy-source": "/bkt"}, status: 400, code: "InvalidArgument", cell: cellNone},
+		{name: "CopyObject onto itself", method: "PUT", target: "/bkt/obj", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj"}, status: 400, code: "InvalidRequest", cell: cellNone},
+		{name: "CopyObject failed precondition", method: "PUT", target: "/bkt/copy", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj", "x-amz-copy-source-if-match": `"nope"`}, status: 412, code: "PreconditionFailed", cell: cell},
+		{name: "conditional PUT exists", method: "PUT", target: "/bkt/obj", body: "y", hdr: map[string]string{"If-None-Match": "*"}, status: 412, code: "PreconditionFailed", cell: cell},
+		{name: "conditional PUT If-Match", method: "PUT", target: "/bkt/obj", body: "y", hdr: map[string]string{"If-Match": `"abc"`}, status: 412, code: "PreconditionFailed", cell: cell},
+		{name: "conditional PUT If-Match missing", method: "PUT", target: "/bkt/nokey", body: "y", hdr: map[string]string{"If-Match": `"abc"`}, status: 404, code: "NoSuchKey", cell: cell},
+		{name: "conditional PUT etag", method: "PUT", target: "/bkt/obj", body: "y", hdr: map[string]string{"If-None-Match": `"abc"`}, status: 501, code: "NotImplemented", cell: cellNone},
+		{name: "metadata too large", method: "PUT", target: "/bkt/k", body: "y", hdr: map[string]string{"x-amz-meta-big": strings.Repeat("m", 2100)}, status: 400, code: "MetadataTooLarge", cell: cellNone},
+		{name: "headers too large", method: "GET", target: "/bkt/obj", hdr: map[string]string{"x-junk": strings.Repeat("h", 17000)}, status: 400, code: "RequestHeaderSectionTooLarge", cell: cellNone},
+		{name: "bad checksum header", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"x-amz-checksum-crc32": "!!"}, status: 400, code: "InvalidDigest", cell: cellNone},
+		{name: "two checksum headers", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}, status: 400, code: "InvalidRequest", cell: cellNone},
+		{name: "checksum mismatch", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"x-amz-checksum-crc32": "AAAAAA=="}, status: 400, code: "BadDigest", cell: cell},
+		{name: "InvalidRange", method: "GET", target: "/bkt/obj", hdr: map[string]string{"Range": "bytes=5-"}, status: 416, code: "InvalidRange", cell: cell},
 		{name: "PATCH", method: "PATCH", target: "/bkt/obj", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "POST service", method: "POST", target: "/", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "list-type=1", method: "GET", target: "/bkt?list-type=1", status: 400, code: "InvalidArgument", cell: cellNone},
@@ -173,10 +195,11 @@ func TestErrorResponses(t *testing.T) {
 		{name: "encoding-type", method: "GET", target: "/bkt?list-type=2&encoding-type=base64", status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "max-buckets", method: "GET", target: "/?max-buckets=0", status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "malformed CreateBucket XML", method: "PUT", target: "/newbucket", body: "<CreateBucketConfiguration><Loc", status: 400, code: "MalformedXML", cell: cellNone},
-		{name: "bad Content-MD5", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"Content-MD5": "not base64!"}, status: 400, code: "InvalidArgument", cell: cellNone},
+		{name: "bad Content-MD5", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"Content-MD5": "not base64!"}, status: 400, code: "InvalidDigest", cell: cellNone},
 		{name: "bad x-amz-content-sha256", method: "PUT", target: "/bkt/k", body: "x", hdr: map[string]string{"x-amz-content-sha256": "abc"}, status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "bad decoded length", method: "PUT", target: "/bkt/k", body: "0\r\n\r\n", hdr: map[string]string{"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "-4"}, status: 400, code: "InvalidArgument", cell: cellNone},
-		{name: "failed If-Match", method: "GET", target: "/bkt/obj", hdr: map[string]string{"If-Match": `"0123"`}, status: 501, code: "NotImplemented", cell: cell},
+		{name: "failed If-Match", method: "GET", target: "/bkt/obj", hdr: map[string]string{"If-Match": `"0123"`}, status: 412, code: "PreconditionFailed", cell: cell},
+		{name: "failed If-Unmodified-Since", method: "HEAD", target: "/bkt/obj", hdr: map[string]string{"If-Unmodified-Since": "Mon, 02 Jan 2006 15:04:05 GMT"}, status: 412, cell: cell},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,7 +284,7 @@ func TestPutBodyChecks(t *testing.T) {
 			status: 400, code: "BadDigest", cell: cell},
 		{name: "good sha256", body: string(payload), hdr: map[string]string{"x-amz-content-sha256": hex.EncodeToString(shaSum[:])}, status: 200, cell: cell},
 		{name: "wrong sha256", body: string(payload), hdr: map[string]string{"x-amz-content-sha256": hex.EncodeToString(wrongSHA[:])},
-			status: 400, code: "BadDigest", cell: cell},
+			status: 400, code: "XAmzContentSHA256Mismatch", cell: cell},
 		{name: "unsigned payload", body: string(payload), hdr: map[string]string{"x-amz-content-sha256": unsignedPayload}, status: 200, cell: cell},
 		{name: "aws-chunked", body: chunked("The quick brown fox ", "jumps over the lazy dog"), hdr: streaming(len(payload)), status: 200, cell: cell},
 		{name: "aws-chunked with MD5", body: chunked(string(payload)), hdr: map[string]string{"Content-Encoding": "aws-chunked",
@@ -446,7 +469,7 @@ func TestGetAndHeadHeaders(t *testing.T) {
 			t.Errorf("Range %s: %d %q", rng, r.status, r.body)
 		}
 	}
-	for _, rng := range []string{"bytes=9-", "bytes=3-1", "bytes=0-1,3-4", "items=0-1", "bytes=x-y"} {
+	for _, rng := range []string{"bytes=3-1", "bytes=0-1,3-4", "items=0-1", "bytes=x-y"} {
 		r := do(t, ts, "GET", "/bkt/obj", nil, map[string]string{"Range": rng})
 		if r.status != 200 || string(r.body) != "hello" {
 			t.Errorf("Range %s: %d %q; want the whole object", rng, r.status, r.body)
@@ -541,8 +564,8 @@ func (f *failingBody) Close() error { return nil }
 
 type midStreamBackend struct{ *fakeBackend }
 
-func (m midStreamBackend) GetObject(ctx context.Context, bucket, key string) (string, ObjectInfo, io.ReadCloser, error) {
-	cell, info, body, err := m.fakeBackend.GetObject(ctx, bucket, key)
+func (m midStreamBackend) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo, io.ReadCloser, error) {
+	cell, info, body, err := m.fakeBackend.GetObject(ctx, in)
 	if err != nil {
 		return cell, info, nil, err
 	}
@@ -554,7 +577,7 @@ func TestGetFailsMidStream(t *testing.T) {
 	t.Parallel()
 	fb := newFakeBackend()
 	reg := prometheus.NewRegistry()
-	ts := startServerOn(t, midStreamBackend{fb}, fb, HandlerOptions{Registerer: reg}, false)
+	ts := startServerOn(t, midStreamBackend{fb}, fb, HandlerOptions{Registerer: reg, Credentials: map[string]string{}}, false)
 	fb.CreateBucket(context.Background(), "bkt")
 	fb.PutObject(context.Background(), PutInput{Bucket: "bkt", Key: "big", Size: 1 << 20, Body: bytes.NewReader(make([]byte, 1<<20))})
 
@@ -567,8 +590,9 @@ func TestGetFailsMidStream(t *testing.T) {
 	if err == nil || n >= 1<<20 {
 		t.Errorf("client read %d bytes with err %v; want a truncated body", n, err)
 	}
-	// A failure before the response starts (skipping to a range) is a clean S3 error
-	// without the headers of the success that did not happen.
+	// A failure before the response starts is a clean S3 error without the headers
+	// of the success that did not happen.
+	fb.setFail("GetObject", errs.New(errs.Unavailable, "storage node gone"))
 	r := do(t, ts, "GET", "/bkt/big", nil, map[string]string{"Range": "bytes=800000-"})
 	wantError(t, r, 503, "ServiceUnavailable", fb.cellOf("bkt"))
 	for _, h := range []string{"ETag", "Content-Range", "Last-Modified", "Accept-Ranges"} {
@@ -647,7 +671,7 @@ func (panickingBackend) HeadObject(context.Context, string, string) (string, Obj
 func TestBackendPanic(t *testing.T) {
 	t.Parallel()
 	fb := newFakeBackend()
-	ts := startServerOn(t, panickingBackend{fb}, fb, HandlerOptions{}, false)
+	ts := startServerOn(t, panickingBackend{fb}, fb, HandlerOptions{Credentials: map[string]string{}}, false)
 	r := do(t, ts, "HEAD", "/bkt/k", nil, nil)
 	wantError(t, r, 500, "", cellNone)
 	r = do(t, ts, "GET", "/bkt/k?response-content-type=x", nil, nil)

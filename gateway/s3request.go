@@ -24,6 +24,16 @@ const (
 	opGetObject
 	opHeadObject
 	opDeleteObject
+	opDeleteObjects
+	opListObjectVersions
+	opGetBucketVersioning
+	opCopyObject
+	opCreateUpload
+	opUploadPart
+	opCompleteUpload
+	opAbortUpload
+	opListParts
+	opListUploads
 )
 
 var opNames = [...]string{
@@ -39,6 +49,17 @@ var opNames = [...]string{
 	opGetObject:         "GetObject",
 	opHeadObject:        "HeadObject",
 	opDeleteObject:      "DeleteObject",
+
+	opDeleteObjects:       "DeleteObjects",
+	opListObjectVersions:  "ListObjectVersions",
+	opGetBucketVersioning: "GetBucketVersioning",
+	opCopyObject:          "CopyObject",
+	opCreateUpload:        "CreateMultipartUpload",
+	opUploadPart:          "UploadPart",
+	opCompleteUpload:      "CompleteMultipartUpload",
+	opAbortUpload:         "AbortMultipartUpload",
+	opListParts:           "ListParts",
+	opListUploads:         "ListMultipartUploads",
 }
 
 func (o s3Op) String() string {
@@ -70,7 +91,29 @@ var (
 		"response-content-encoding")
 	locationParams = paramSet("location")
 	noParams       = paramSet()
+
+	versionsParams   = paramSet("versions", "prefix", "delimiter", "key-marker", "version-id-marker", "max-keys", "encoding-type")
+	uploadsParams    = paramSet("uploads", "prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads", "encoding-type")
+	listPartsParams  = paramSet("uploadId", "part-number-marker", "max-parts", "encoding-type")
+	uploadPartParams = paramSet("partNumber", "uploadId")
+	uploadIDParams   = paramSet("uploadId")
+	createParams     = paramSet("uploads")
+	deleteParams     = paramSet("delete")
+	versioningParams = paramSet("versioning")
+	versionIDParam   = "versionId" // accepted as "null" only: buckets are unversioned
 )
+
+// withParams returns set plus extra names.
+func withParams(set map[string]bool, extra ...string) map[string]bool {
+	m := make(map[string]bool, len(set)+len(extra))
+	for k := range set {
+		m[k] = true
+	}
+	for _, k := range extra {
+		m[k] = true
+	}
+	return m
+}
 
 func paramSet(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))
@@ -111,6 +154,12 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 			switch {
 			case q.Has("location"):
 				req.op, allowed = opGetBucketLocation, locationParams
+			case q.Has("versions"):
+				req.op, allowed = opListObjectVersions, versionsParams
+			case q.Has("uploads"):
+				req.op, allowed = opListUploads, uploadsParams
+			case q.Has("versioning"):
+				req.op, allowed = opGetBucketVersioning, versioningParams
 			case q.Has("list-type"):
 				req.op, allowed = opListObjectsV2, listObjectsParams
 			default:
@@ -122,17 +171,43 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 			req.op = opHeadBucket
 		case http.MethodDelete:
 			req.op = opDeleteBucket
+		case http.MethodPost:
+			if q.Has("delete") {
+				req.op, allowed = opDeleteObjects, deleteParams
+			}
 		}
 	default:
 		switch method {
 		case http.MethodGet:
-			req.op, allowed = opGetObject, getObjectParams
+			if q.Has("uploadId") {
+				req.op, allowed = opListParts, listPartsParams
+			} else {
+				req.op, allowed = opGetObject, withParams(getObjectParams, versionIDParam)
+			}
 		case http.MethodHead:
-			req.op, allowed = opHeadObject, getObjectParams
+			req.op, allowed = opHeadObject, withParams(getObjectParams, versionIDParam)
 		case http.MethodPut:
-			req.op = opPutObject
+			switch {
+			case q.Has("partNumber") || q.Has("uploadId"):
+				req.op, allowed = opUploadPart, uploadPartParams
+			case hdr.Get("x-amz-copy-source") != "":
+				req.op = opCopyObject
+			default:
+				req.op = opPutObject
+			}
 		case http.MethodDelete:
-			req.op = opDeleteObject
+			if q.Has("uploadId") {
+				req.op, allowed = opAbortUpload, uploadIDParams
+			} else {
+				req.op, allowed = opDeleteObject, paramSet(versionIDParam)
+			}
+		case http.MethodPost:
+			switch {
+			case q.Has("uploads"):
+				req.op, allowed = opCreateUpload, createParams
+			case q.Has("uploadId"):
+				req.op, allowed = opCompleteUpload, uploadIDParams
+			}
 		}
 	}
 	if req.op == opUnknown {
@@ -148,9 +223,12 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 	if req.op == opListObjectsV2 && q.Get("list-type") != "2" {
 		return req, errs.New(errs.InvalidArgument, "Invalid list-type; only 2 is supported.")
 	}
-	if req.op == opPutObject && hdr.Get("x-amz-copy-source") != "" {
+	if q.Has(versionIDParam) && q.Get(versionIDParam) != "null" {
+		return req, errs.New(errs.InvalidArgument, "Invalid version id specified: buckets of this gateway are not versioned.")
+	}
+	if req.op == opUploadPart && hdr.Get("x-amz-copy-source") != "" {
 		req.op = opUnknown
-		return req, errs.New(errs.NotImplemented, "cellar does not implement CopyObject.")
+		return req, errs.New(errs.NotImplemented, "cellar does not implement UploadPartCopy.")
 	}
 
 	if req.bucket != "" {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -40,8 +41,20 @@ func TestParseRequest(t *testing.T) {
 
 		{method: "GET", target: "/bkt?acl", op: opUnknown, bucket: "bkt", err: true, kind: errs.NotImplemented},
 		{method: "PUT", target: "/bkt/k?tagging", op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
-		{method: "PUT", target: "/bkt/k", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
-		{method: "POST", target: "/bkt/k?uploads", op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
+		{method: "PUT", target: "/bkt/k", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opCopyObject, bucket: "bkt", key: "k"},
+		{method: "POST", target: "/bkt/k?uploads", op: opCreateUpload, bucket: "bkt", key: "k"},
+		{method: "PUT", target: "/bkt/k?partNumber=1&uploadId=u", op: opUploadPart, bucket: "bkt", key: "k"},
+		{method: "PUT", target: "/bkt/k?partNumber=1&uploadId=u", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
+		{method: "POST", target: "/bkt/k?uploadId=u", op: opCompleteUpload, bucket: "bkt", key: "k"},
+		{method: "DELETE", target: "/bkt/k?uploadId=u", op: opAbortUpload, bucket: "bkt", key: "k"},
+		{method: "GET", target: "/bkt/k?uploadId=u&max-parts=3", op: opListParts, bucket: "bkt", key: "k"},
+		{method: "GET", target: "/bkt?uploads&prefix=a", op: opListUploads, bucket: "bkt"},
+		{method: "GET", target: "/bkt?versions&key-marker=a", op: opListObjectVersions, bucket: "bkt"},
+		{method: "GET", target: "/bkt?versioning", op: opGetBucketVersioning, bucket: "bkt"},
+		{method: "POST", target: "/bkt?delete", op: opDeleteObjects, bucket: "bkt"},
+		{method: "GET", target: "/bkt/k?versionId=null", op: opGetObject, bucket: "bkt", key: "k"},
+		{method: "GET", target: "/bkt/k?versionId=3", op: opGetObject, bucket: "bkt", key: "k", err: true, kind: errs.InvalidArgument},
+		{method: "POST", target: "/bkt/k", op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
 		{method: "OPTIONS", target: "/bkt/k", op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
 		{method: "HEAD", target: "/", op: opUnknown, err: true, kind: errs.NotImplemented},
 		{method: "GET", target: "//key", op: opUnknown, key: "key", err: true, kind: errs.InvalidBucketName},
@@ -129,7 +142,9 @@ func FuzzParseRequest(f *testing.F) {
 		if len(req.key) > maxKeyLen || !utf8.ValidString(req.key) {
 			t.Fatalf("%s %q: accepted key %q", method, target, req.key)
 		}
-		if (req.key != "") != (req.op == opPutObject || req.op == opGetObject || req.op == opHeadObject || req.op == opDeleteObject) {
+		keyOps := []s3Op{opPutObject, opGetObject, opHeadObject, opDeleteObject, opCopyObject, opCreateUpload,
+			opUploadPart, opCompleteUpload, opAbortUpload, opListParts}
+		if (req.key != "") != slices.Contains(keyOps, req.op) {
 			t.Fatalf("%s %q: key %q for %v", method, target, req.key, req.op)
 		}
 	})

@@ -26,6 +26,12 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// The credentials the SDK test clients sign with.
+const (
+	testAccessKey = "AKIDCELLARTEST"
+	testSecretKey = "cellar-test-secret"
+)
+
 // testServer is the S3 handler on a real 127.0.0.1 listener, with an SDK client whose
 // HTTP client checks the headers every response must carry and records what was sent.
 type testServer struct {
@@ -45,6 +51,9 @@ func startServerOn(t *testing.T, backend Backend, be *fakeBackend, opts HandlerO
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = discardLogger()
+	}
+	if opts.Credentials == nil { // SDK clients sign; raw tests pass an empty map
+		opts.Credentials = map[string]string{testAccessKey: testSecretKey}
 	}
 	srv := httptest.NewUnstartedServer(NewHandler(backend, opts))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +77,7 @@ func startServerOn(t *testing.T, backend Backend, be *fakeBackend, opts HandlerO
 func newSDKClient(endpoint string, hc aws.HTTPClient, optFns ...func(*s3.Options)) *s3.Client {
 	cfg := aws.Config{
 		Region:                     "us-east-1",
-		Credentials:                credentials.NewStaticCredentialsProvider("AKIDCELLARTEST", "cellar-test-secret", ""),
+		Credentials:                credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
 		HTTPClient:                 hc,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,

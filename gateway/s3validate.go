@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -95,7 +96,7 @@ func decodeContinuationToken(tok string) (string, error) {
 func parseContentMD5(v string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
 	if err != nil || len(b) != 16 {
-		return nil, errs.New(errs.InvalidArgument, "The Content-MD5 you specified is not valid.")
+		return nil, errs.New(errs.InvalidDigest, "The Content-MD5 you specified is not valid.")
 	}
 	return b, nil
 }
@@ -142,38 +143,120 @@ func hasToken(v, tok string) bool {
 // byteRange is a satisfiable single range of an object: bytes start..start+length-1.
 type byteRange struct{ start, length int64 }
 
-// parseRange interprets a Range header against an object of the given size. It returns
-// ok=false when the header is absent, malformed, asks for several ranges or cannot be
-// satisfied; the caller then serves the whole object, which RFC 9110 allows a server to
-// do with any Range header.
-func parseRange(v string, size int64) (r byteRange, ok bool) {
+// What a Range header asks of an object.
+const (
+	rangeNone          = iota // no Range, or one to ignore (malformed, several ranges): send it all
+	rangeOK                   // a satisfiable single range
+	rangeUnsatisfiable        // 416 InvalidRange
+)
+
+// parseRange interprets a Range header against an object of the given size, as S3
+// does: a malformed header or a multi-range request is ignored (RFC 9110 lets a server
+// ignore any Range), a range starting at or past the end is unsatisfiable, and an end
+// past the end is cut to it.
+func parseRange(v string, size int64) (byteRange, int) {
+	var r byteRange
 	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
-	if !found || strings.Contains(spec, ",") || size <= 0 {
-		return r, false
+	if !found || strings.Contains(spec, ",") {
+		return r, rangeNone
 	}
 	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
 	if !found {
-		return r, false
+		return r, rangeNone
 	}
+	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
 	if first == "" { // suffix range: the last n bytes
 		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
-			return r, false
+		if err != nil || n < 0 {
+			return r, rangeNone
+		}
+		if n == 0 || size == 0 {
+			return r, rangeUnsatisfiable
 		}
 		n = min(n, size)
-		return byteRange{start: size - n, length: n}, true
+		return byteRange{start: size - n, length: n}, rangeOK
 	}
 	start, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || start < 0 || start >= size {
-		return r, false
+	if err != nil || start < 0 {
+		return r, rangeNone
 	}
 	end := size - 1
 	if last != "" {
 		e, err := strconv.ParseInt(last, 10, 64)
 		if err != nil || e < start {
-			return r, false
+			return r, rangeNone
 		}
 		end = min(e, size-1)
 	}
-	return byteRange{start: start, length: end - start + 1}, true
+	if start >= size {
+		return r, rangeUnsatisfiable
+	}
+	return byteRange{start: start, length: end - start + 1}, rangeOK
+}
+
+// Limits on request headers, as S3 has them.
+const (
+	maxHeaderBytes   = 16 << 10 // all request headers together
+	maxUserMetaBytes = 2 << 10  // x-amz-meta-* names and values together
+)
+
+// checkHeaderSize refuses requests whose headers together are over maxHeaderBytes.
+func checkHeaderSize(r *http.Request) error {
+	n := 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if n > maxHeaderBytes {
+		return errs.New(errs.HeaderTooLarge, "Your request header section is %d bytes; the maximum is %d.", n, maxHeaderBytes)
+	}
+	return nil
+}
+
+const userMetaPrefix = "X-Amz-Meta-"
+
+// metaFromHeaders reads what a PUT, CreateMultipartUpload or CopyObject (REPLACE)
+// stores with the object: the standard headers and the user metadata.
+func metaFromHeaders(h http.Header) (ObjectMeta, error) {
+	m := ObjectMeta{
+		ContentType:        h.Get("Content-Type"),
+		ContentEncoding:    storedContentEncoding(h.Get("Content-Encoding")),
+		CacheControl:       h.Get("Cache-Control"),
+		ContentDisposition: h.Get("Content-Disposition"),
+		ContentLanguage:    h.Get("Content-Language"),
+		Expires:            h.Get("Expires"),
+	}
+	size := 0
+	for k, vs := range h {
+		if len(k) <= len(userMetaPrefix) || !strings.EqualFold(k[:len(userMetaPrefix)], userMetaPrefix) {
+			continue
+		}
+		name := strings.ToLower(k[len(userMetaPrefix):])
+		v := strings.Join(vs, ",")
+		if !utf8.ValidString(v) {
+			return m, errs.New(errs.InvalidArgument, "The value of x-amz-meta-%s is not valid UTF-8.", clip(name, 64))
+		}
+		if m.UserMeta == nil {
+			m.UserMeta = map[string]string{}
+		}
+		m.UserMeta[name] = v
+		size += len(name) + len(v)
+	}
+	if size > maxUserMetaBytes {
+		return m, errs.New(errs.MetadataTooLarge, "Your metadata headers are %d bytes; the maximum is %d.", size, maxUserMetaBytes)
+	}
+	return m, nil
+}
+
+// storedContentEncoding drops aws-chunked, which describes the request body, not the
+// object, from a Content-Encoding.
+func storedContentEncoding(v string) string {
+	var keep []string
+	for part := range strings.SplitSeq(v, ",") {
+		if p := strings.TrimSpace(part); p != "" && !strings.EqualFold(p, "aws-chunked") {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, ",")
 }

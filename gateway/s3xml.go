@@ -47,11 +47,13 @@ type bucketXML struct {
 }
 
 type objectXML struct {
-	Key          string `xml:"Key"`
-	LastModified string `xml:"LastModified"`
-	ETag         string `xml:"ETag"`
-	Size         int64  `xml:"Size"`
-	StorageClass string `xml:"StorageClass"`
+	Key               string    `xml:"Key"`
+	LastModified      string    `xml:"LastModified"`
+	ETag              string    `xml:"ETag"`
+	ChecksumAlgorithm string    `xml:"ChecksumAlgorithm,omitempty"`
+	Size              int64     `xml:"Size"`
+	Owner             *ownerXML `xml:"Owner,omitempty"`
+	StorageClass      string    `xml:"StorageClass"`
 }
 
 type commonPrefixXML struct {

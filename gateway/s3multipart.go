@@ -1,0 +1,346 @@
+package gateway
+
+import (
+	"encoding/xml"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+// AbortMultipartUpload, ListParts and ListMultipartUploads.
+
+const maxPartNumber = 10000
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+type initiateResultXML struct {
+	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+	Xmlns    string   `xml:"xmlns,attr"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	UploadID string   `xml:"UploadId"`
+}
+
+type completeRequestXML struct {
+	XMLName xml.Name `xml:"CompleteMultipartUpload"`
+	Parts   []struct {
+		PartNumber int    `xml:"PartNumber"`
+		ETag       string `xml:"ETag"`
+	} `xml:"Part"`
+}
+
+type completeResultXML struct {
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	Xmlns    string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+	ChecksumType      string `xml:"ChecksumType,omitempty"`
+}
+
+type partXML struct {
+	PartNumber   int    `xml:"PartNumber"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+type listPartsResultXML struct {
+	XMLName              xml.Name  `xml:"ListPartsResult"`
+	Xmlns                string    `xml:"xmlns,attr"`
+	Bucket               string    `xml:"Bucket"`
+	Key                  string    `xml:"Key"`
+	UploadID             string    `xml:"UploadId"`
+	Initiator            ownerXML  `xml:"Initiator"`
+	Owner                ownerXML  `xml:"Owner"`
+	StorageClass         string    `xml:"StorageClass"`
+	PartNumberMarker     int       `xml:"PartNumberMarker"`
+	NextPartNumberMarker int       `xml:"NextPartNumberMarker"`
+	MaxParts             int       `xml:"MaxParts"`
+	IsTruncated          bool      `xml:"IsTruncated"`
+	ChecksumAlgorithm    string    `xml:"ChecksumAlgorithm,omitempty"`
+	Parts                []partXML `xml:"Part"`
+}
+
+type uploadXML struct {
+	Key          string   `xml:"Key"`
+	UploadID     string   `xml:"UploadId"`
+	Initiator    ownerXML `xml:"Initiator"`
+	Owner        ownerXML `xml:"Owner"`
+	StorageClass string   `xml:"StorageClass"`
+	Initiated    string   `xml:"Initiated"`
+}
+
+type listUploadsResultXML struct {
+	XMLName            xml.Name          `xml:"ListMultipartUploadsResult"`
+	Xmlns              string            `xml:"xmlns,attr"`
+	Bucket             string            `xml:"Bucket"`
+	KeyMarker          string            `xml:"KeyMarker"`
+	UploadIDMarker     string            `xml:"UploadIdMarker"`
+	NextKeyMarker      string            `xml:"NextKeyMarker"`
+	NextUploadIDMarker string            `xml:"NextUploadIdMarker"`
+	Prefix             string            `xml:"Prefix"`
+	Delimiter          string            `xml:"Delimiter,omitempty"`
+	MaxUploads         int               `xml:"MaxUploads"`
+	EncodingType       string            `xml:"EncodingType,omitempty"`
+	IsTruncated        bool              `xml:"IsTruncated"`
+	Uploads            []uploadXML       `xml:"Upload"`
+	CommonPrefixes     []commonPrefixXML `xml:"CommonPrefixes"`
+}
+
+// setChecksumField puts a checksum in the XML field of its algorithm.
+func setChecksumField(alg, value string, crc32, crc32c, crc64, sha1, sha256 *string) {
+	switch alg {
+	case "CRC32":
+		*crc32 = value
+	case "CRC32C":
+		*crc32c = value
+	case "CRC64NVME":
+		*crc64 = value
+	case "SHA1":
+		*sha1 = value
+	case "SHA256":
+		*sha256 = value
+	}
+}
+
+func (h *s3Handler) createUpload(x *s3Exchange) error {
+	meta, err := metaFromHeaders(x.r.Header)
+	if err != nil {
+		return err
+	}
+	if meta.ChecksumAlgorithm, err = checksumAlgorithmOf(x.r.Header); err != nil {
+		return err
+	}
+	cell, id, err := h.b.CreateUpload(x.r.Context(), x.req.bucket, x.req.key, meta)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	if meta.ChecksumAlgorithm != "" {
+		x.w.Header().Set("x-amz-checksum-algorithm", meta.ChecksumAlgorithm)
+	}
+	return x.writeXML(http.StatusOK, initiateResultXML{Xmlns: s3Namespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id})
+}
+
+func parsePartNumber(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPartNumber {
+		return 0, errs.New(errs.InvalidArgument, "Part number must be an integer between 1 and %d, inclusive", maxPartNumber)
+	}
+	return n, nil
+}
+
+func uploadIDOf(x *s3Exchange) (string, error) {
+	id := x.req.query.Get("uploadId")
+	if id == "" {
+		return "", errs.New(errs.NoSuchUpload, "")
+	}
+	return id, nil
+}
+
+func (h *s3Handler) uploadPart(x *s3Exchange) error {
+	n, err := parsePartNumber(x.req.query.Get("partNumber"))
+	if err != nil {
+		return err
+	}
+	id, err := uploadIDOf(x)
+	if err != nil {
+		return err
+	}
+	payload, size, err := h.requestBody(x)
+	if err != nil {
+		return err
+	}
+	in := PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: size, Body: payload}
+	if payload.ckAlg != "" {
+		in.Checksum = payload.checksum
+	}
+	cell, part, err := h.b.UploadPart(x.r.Context(), in)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	if err := checkConsumed(payload, x); err != nil {
+		return err
+	}
+	x.w.Header().Set("ETag", quoteETag(part.ETag))
+	if payload.ckAlg != "" {
+		x.w.Header().Set(checksumAlgorithms[payload.ckAlg].header, payload.checksum())
+	}
+	x.w.Header().Set("Content-Length", "0")
+	x.writeHeader(http.StatusOK)
+	return nil
+}
+
+func (h *s3Handler) completeUpload(x *s3Exchange) error {
+	id, err := uploadIDOf(x)
+	if err != nil {
+		return err
+	}
+	cond, err := writePrecondition(x.r.Header)
+	if err != nil {
+		return err
+	}
+	body, err := readXMLBody(x, maxCompleteBody)
+	if err != nil {
+		return err
+	}
+	var req completeRequestXML
+	if err := xml.Unmarshal(body, &req); err != nil {
+		return malformedXML(err)
+	}
+	if len(req.Parts) == 0 {
+		return errs.New(errs.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: it names no part.")
+	}
+	in := CompleteInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Cond: cond}
+	for _, p := range req.Parts {
+		if p.PartNumber < 1 || p.PartNumber > maxPartNumber {
+			return errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive", maxPartNumber)
+		}
+		in.Parts = append(in.Parts, CompletedPart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)})
+	}
+	cell, info, err := h.b.CompleteUpload(x.r.Context(), in)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	res := completeResultXML{Xmlns: s3Namespace, Location: "/" + x.req.bucket + "/" + uriEncode(x.req.key, false),
+		Bucket: x.req.bucket, Key: x.req.key, ETag: quoteETag(info.ETag)}
+	if info.Checksum != "" {
+		setChecksumField(info.ChecksumAlgorithm, info.Checksum, &res.ChecksumCRC32, &res.ChecksumCRC32C,
+			&res.ChecksumCRC64NVME, &res.ChecksumSHA1, &res.ChecksumSHA256)
+		res.ChecksumType = "COMPOSITE"
+	}
+	return x.writeXML(http.StatusOK, res)
+}
+
+func (h *s3Handler) abortUpload(x *s3Exchange) error {
+	id, err := uploadIDOf(x)
+	if err != nil {
+		return err
+	}
+	cell, err := h.b.AbortUpload(x.r.Context(), x.req.bucket, x.req.key, id)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	x.writeHeader(http.StatusNoContent)
+	return nil
+}
+
+func parseMax(q map[string][]string, name string) (int, error) {
+	vs, ok := q[name]
+	if !ok {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(vs[0])
+	if err != nil || n < 0 {
+		return 0, errs.New(errs.InvalidArgument, "Argument %s must be an integer between 0 and 2147483647", name)
+	}
+	return min(max(n, 1), 1000), nil
+}
+
+func (h *s3Handler) listParts(x *s3Exchange) error {
+	id, err := uploadIDOf(x)
+	if err != nil {
+		return err
+	}
+	q := x.req.query
+	maxParts, err := parseMax(q, "max-parts")
+	if err != nil {
+		return err
+	}
+	marker := 0
+	if v := q.Get("part-number-marker"); v != "" {
+		if marker, err = strconv.Atoi(v); err != nil || marker < 0 {
+			return errs.New(errs.InvalidArgument, "Argument part-number-marker must be an integer between 0 and 2147483647")
+		}
+	}
+	cell, up, parts, truncated, err := h.b.ListParts(x.r.Context(), x.req.bucket, x.req.key, id, ListPartsOptions{PartNumberMarker: marker, MaxParts: maxParts})
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	res := listPartsResultXML{Xmlns: s3Namespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id,
+		Initiator: s3Owner, Owner: s3Owner, StorageClass: "STANDARD", PartNumberMarker: marker,
+		MaxParts: maxParts, IsTruncated: truncated, ChecksumAlgorithm: up.Meta.ChecksumAlgorithm}
+	for _, p := range parts {
+		px := partXML{PartNumber: p.Number, LastModified: xmlTime(p.LastModified), ETag: quoteETag(p.ETag), Size: p.Size}
+		setChecksumField(up.Meta.ChecksumAlgorithm, p.Checksum, &px.ChecksumCRC32, &px.ChecksumCRC32C,
+			&px.ChecksumCRC64NVME, &px.ChecksumSHA1, &px.ChecksumSHA256)
+		res.Parts = append(res.Parts, px)
+		res.NextPartNumberMarker = p.Number
+	}
+	return x.writeXML(http.StatusOK, res)
+}
+
+func (h *s3Handler) listUploads(x *s3Exchange) error {
+	q := x.req.query
+	var enc s3Encoder
+	if q.Has("encoding-type") {
+		if q.Get("encoding-type") != "url" {
+			return errs.New(errs.InvalidArgument, "Invalid Encoding Method specified in Request.")
+		}
+		enc = true
+	}
+	maxUploads, err := parseMax(q, "max-uploads")
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{"prefix", "delimiter", "key-marker"} {
+		if !utf8Valid(q.Get(p)) {
+			return errs.New(errs.InvalidArgument, "The %s parameter must be valid UTF-8.", p)
+		}
+	}
+	opts := ListUploadsOptions{Prefix: q.Get("prefix"), KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: maxUploads}
+	cell, ups, truncated, err := h.b.ListUploads(x.r.Context(), x.req.bucket, opts)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	delim := q.Get("delimiter")
+	res := listUploadsResultXML{Xmlns: s3Namespace, Bucket: x.req.bucket, KeyMarker: enc.enc(opts.KeyMarker),
+		UploadIDMarker: opts.UploadIDMarker, Prefix: enc.enc(opts.Prefix), Delimiter: enc.enc(delim),
+		MaxUploads: maxUploads, IsTruncated: truncated}
+	if enc {
+		res.EncodingType = "url"
+	}
+	seen := map[string]bool{}
+	for _, u := range ups {
+		if delim != "" {
+			if i := strings.Index(u.Key[len(opts.Prefix):], delim); i >= 0 {
+				cp := u.Key[:len(opts.Prefix)+i+len(delim)]
+				if !seen[cp] {
+					seen[cp] = true
+					res.CommonPrefixes = append(res.CommonPrefixes, commonPrefixXML{Prefix: enc.enc(cp)})
+				}
+				continue
+			}
+		}
+		res.Uploads = append(res.Uploads, uploadXML{Key: enc.enc(u.Key), UploadID: u.UploadID, Initiator: s3Owner,
+			Owner: s3Owner, StorageClass: "STANDARD", Initiated: xmlTime(u.Initiated)})
+	}
+	if truncated && len(ups) > 0 {
+		last := ups[len(ups)-1]
+		res.NextKeyMarker, res.NextUploadIDMarker = enc.enc(last.Key), last.UploadID
+	}
+	return x.writeXML(http.StatusOK, res)
+}
