@@ -100,8 +100,14 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 // address does not find its port taken by some outgoing connection meanwhile.
 func freeAddr(t testing.TB) string {
 	t.Helper()
+	usedMu.Lock()
+	defer usedMu.Unlock()
 	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		port := 20000 + rand.IntN(12000)
+		if used[port] {
+			continue // handed out before: its node may be stopped, not gone
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -110,12 +116,19 @@ func freeAddr(t testing.TB) string {
 		l.Close()
 		if err == nil {
 			u.Close()
+			used[port] = true
 			return addr
 		}
 	}
 	t.Fatal("no free port for TCP and UDP")
 	return ""
 }
+
+// used holds every port freeAddr handed out in this process.
+var (
+	usedMu sync.Mutex
+	used   = map[int]bool{}
+)
 
 // Node returns a node by id.
 func (c *Cluster) Node(id string) *Node {
