@@ -20,9 +20,12 @@ import (
 	"github.com/cellarsim/cellar/router"
 )
 
+// topology is the default topology with one index node per cell: the cell's index
+// is then a single point of failure, which is what these tests are about.
 func topology(cells int) cell.Topology {
 	t := cell.DefaultTopology()
 	t.Cells = cells
+	t.IndexNodes = 1
 	return t
 }
 
