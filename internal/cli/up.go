@@ -29,6 +29,7 @@ type upOptions struct {
 	gateways     int
 	partition    string
 	s3Addr       string
+	auth         bool
 	fastGossip   bool
 	logFormat    string
 	readyTimeout time.Duration
@@ -70,6 +71,7 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f.IntVar(&o.gateways, "gateways", 0, "number of gateways (default from the topology)")
 	f.StringVar(&o.partition, "partition", "", `what picks a key's cell: "bucket" or "key" (default from the topology)`)
 	f.StringVar(&o.s3Addr, "s3-addr", "", "address of the first gateway's S3 API (default from the topology: 127.0.0.1:9000)")
+	f.BoolVar(&o.auth, "auth", true, "require AWS Signature V4 with the topology's credentials (--auth=false: anyone may read and write; workshops only)")
 	f.BoolVar(&o.fastGossip, "fast-gossip", false, "short gossip timers: failures are noticed in about a second")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the nodes' logs: text or json")
 	f.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long one node may take to become ready")
@@ -108,6 +110,9 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 	}
 	if set("s3-addr") {
 		topo.S3Addr = o.s3Addr
+	}
+	if set("auth") {
+		topo.Auth = o.auth
 	}
 	if err := topo.Validate(); err != nil {
 		return topo, usageErrorf("%v", err)
@@ -202,6 +207,12 @@ Cluster status: cellctl status --data-dir %s
 Node logs:      %s/logs/
 Press Ctrl-C to stop the cluster.
 `, ep, t.AccessKey, t.SecretKey, t.Region, t.AccessKey, t.SecretKey, t.Region, ep, ep, dataDir, dataDir)
+	if !t.Auth {
+		fmt.Fprintf(out, `
+WARNING: AUTHENTICATION IS OFF. The gateway does not check signatures: anyone who can
+reach %s can read, write and delete every object. Use this for workshops only.
+`, ep)
+	}
 }
 
 func plural(n int) string {
