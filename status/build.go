@@ -120,6 +120,16 @@ func buildCell(id string, nodes []*tracked) CellView {
 	cv.Index.Ready, cv.Index.Total = idx.Ready, idx.Total
 	cv.Index.Need = idx.Total/2 + 1
 	cv.Index.Quorum = idx.Total > 0 && idx.Ready >= cv.Index.Need
+	if !cv.Index.Quorum {
+		// Placement needs a ready index (the order 2017's recovery had to follow).
+		for _, tv := range cv.Tiers {
+			for i, nv := range tv.Nodes {
+				if tv.Role == cell.RolePlacement && nv.State == cell.StateStarting {
+					tv.Nodes[i].Note = "waits for its cell's index"
+				}
+			}
+		}
+	}
 
 	// A tier can do its part when it has a ready node; the index needs a majority.
 	up := func(role cell.Role) bool {
@@ -173,6 +183,7 @@ func (t *tracked) view() NodeView {
 	if t.gossip != nil {
 		nv.GossipState = t.gossip.State
 		nv.Leader = isLeader(*t.gossip) && nv.State == cell.StateReady
+		nv.AppliedIndex = t.gossip.AppliedIndex
 		if nv.State == cell.StateRebuilding {
 			nv.Progress = t.gossip.Progress
 		}

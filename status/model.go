@@ -149,9 +149,11 @@ type NodeView struct {
 	InGossip    bool       `json:"in_gossip"`
 	GossipState cell.State `json:"gossip_state,omitempty"`
 	Leader      bool       `json:"leader,omitempty"`
-	PID         int        `json:"pid,omitempty"`
-	AdminAddr   string     `json:"admin_addr,omitempty"`
-	GRPCAddr    string     `json:"grpc_addr,omitempty"`
+	// AppliedIndex is the last replication log entry an index node has applied.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	PID          int    `json:"pid,omitempty"`
+	AdminAddr    string `json:"admin_addr,omitempty"`
+	GRPCAddr     string `json:"grpc_addr,omitempty"`
 	// Started is when the node's current (or last) process started; Ready when it
 	// became ready; ReadySeconds the time between them: the restart time.
 	Started      time.Time `json:"started,omitzero"`
@@ -161,6 +163,9 @@ type NodeView struct {
 	Gauges map[string]float64 `json:"gauges,omitempty"`
 	// Process is what cellctl up's supervisor says of the process, when it runs it.
 	Process string `json:"process,omitempty"`
+	// Note explains a state that follows from another tier's ("waits for its cell's
+	// index").
+	Note string `json:"note,omitempty"`
 }
 
 // Event kinds.

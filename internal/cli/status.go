@@ -30,6 +30,11 @@ type statusOptions struct {
 	join    []string
 	bind    string
 	wait    time.Duration
+
+	// --serve: the live status page.
+	serve      string
+	staleAfter time.Duration
+	interval   time.Duration
 }
 
 func newStatusCommand() *cobra.Command {
@@ -42,12 +47,24 @@ settle, prints every node per cell and tier (id, state, pid, addresses) and leav
 asks no gateway and no cell anything, so it works when every cell is down.
 
 The gossip seeds come from DATA_DIR/cluster.json (written by 'cellctl up') or from
---join. A node that cluster.json lists but the gossip does not is shown as down.`,
+--join. A node that cluster.json lists but the gossip does not is shown as down.
+
+With --serve ADDR, status stays in the gossip and serves a live status page at
+http://ADDR/ (and its data as JSON at /api/status): one tile per cell with each tier's
+nodes and states, index quorum, the S3 operations the cell can serve, its request rate,
+error rate and p99 (read from the gateways' /metrics), recent state changes and drill
+events (DATA_DIR/audit.log), and how long each node took to become ready after its last
+start. It probes every node itself and needs nothing else, so it keeps working when
+every cell is down, and says so when its own view goes stale.`,
 		Example: `  cellctl status
   cellctl status --output json --data-dir /tmp/cellar
-  cellctl status --join 10.0.0.5:7946`,
+  cellctl status --join 10.0.0.5:7946
+  cellctl status --serve 127.0.0.1:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.serve != "" {
+				return runStatusServer(cmd, o)
+			}
 			return runStatus(cmd, o)
 		},
 	}
@@ -57,6 +74,9 @@ The gossip seeds come from DATA_DIR/cluster.json (written by 'cellctl up') or fr
 	f.StringSliceVar(&o.join, "join", nil, "gossip addresses to join instead of reading cluster.json (comma-separated)")
 	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "gossip address the observer listens on while it looks")
 	f.DurationVar(&o.wait, "wait", 3*time.Second, "longest wait for the member list to settle")
+	f.StringVar(&o.serve, "serve", "", "serve the live status page on this address (host:port) until interrupted")
+	f.DurationVar(&o.staleAfter, "stale-after", 5*time.Second, "with --serve: how long without word from the cluster before the page says its view is stale")
+	f.DurationVar(&o.interval, "interval", time.Second, "with --serve: how often every node is probed")
 	return cmd
 }
 

@@ -40,6 +40,7 @@
   }
   function rate(v) {
     if (v == null) return "—";
+    if (v === 0) return "0";
     if (v >= 100) return Math.round(v).toString();
     if (v >= 10) return v.toFixed(1);
     return v.toFixed(2);
@@ -63,6 +64,7 @@
 
   function nodeDetail(n) {
     const parts = [];
+    if (n.note) parts.push(n.note);
     if (n.state === "down") {
       if (n.since) parts.push("down since " + hms(n.since));
       if (n.probe) parts.push(n.probe.replace(/^unreachable: /, ""));
@@ -73,6 +75,7 @@
       if (n.ready_seconds != null) parts.push("ready in " + secs(n.ready_seconds));
       else if (n.started && n.state !== "ready") parts.push(ago(n.started).replace(" ago", "") + " so far");
       if (n.state !== "ready" && n.since) parts.push(n.state + " since " + hms(n.since));
+      if (n.applied_index) parts.push("applied #" + n.applied_index);
       if (n.gauges && n.gauges.objects != null) parts.push(Math.round(n.gauges.objects).toLocaleString() + " objects");
       if (!n.in_gossip) parts.push("not in gossip");
     }
@@ -113,8 +116,8 @@
       html += '<p class="nodata" data-traffic="false">no traffic figures: no gateway answers its /metrics</p>';
     }
     const ix = c.index;
-    html += '<div class="quorum" data-quorum="' + ix.quorum + '">index quorum: ' + (ix.quorum ? "yes" : "NO") +
-      " — " + ix.ready + " of " + ix.total + " ready, " + ix.need + " needed" +
+    html += '<div class="quorum" data-quorum="' + ix.quorum + '">' + (ix.quorum ? "index quorum ✓ " : "NO index quorum ✗ ") +
+      ix.ready + "/" + ix.total + " ready, " + ix.need + " needed" +
       (ix.leader ? " · leader " + esc(short(ix.leader, c.id)) : "") + "</div>";
     for (const tier of c.tiers) {
       html += '<div class="tier" data-tier="' + esc(tier.role) + '"><div class="tier-head"><span>' + esc(tier.role) +
@@ -125,7 +128,8 @@
   }
 
   function eventHTML(e) {
-    return '<li data-kind="' + esc(e.kind) + '" data-to="' + esc(e.to || "") + '"><time>' + hms(e.time) + "</time>" +
+    return '<li data-kind="' + esc(e.kind) + '" data-cell="' + esc(e.cell || "") + '" data-node="' + esc(e.node || "") +
+      '" data-from="' + esc(e.from || "") + '" data-to="' + esc(e.to || "") + '"><time>' + hms(e.time) + "</time>" +
       '<span class="kind" data-kind="' + esc(e.kind) + '">' + esc(e.kind) + '</span><span class="msg">' + esc(e.message) + "</span></li>";
   }
 
@@ -136,7 +140,7 @@
     $("cells").innerHTML = s.cells.map(cellHTML).join("");
     $("gateways").innerHTML = s.gateways.length ? s.gateways.map((n) => nodeHTML(n, "")).join("") :
       '<p class="muted">no gateway known</p>';
-    $("events").innerHTML = s.events.slice(0, 30).map(eventHTML).join("");
+    $("events").innerHTML = s.events.map(eventHTML).join("");
     const src = s.source || {};
     $("source").textContent = "Built from gossip (observer " + (src.observer || "—") + ", " + src.gossip_members +
       " members alive) and direct probes of every node" + (src.cluster_file ? "; nodes also from " + src.cluster_file : "") +

@@ -1,0 +1,227 @@
+package status_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/clustertest"
+	"github.com/cellarsim/cellar/status"
+)
+
+// chromium finds a Chromium or Chrome binary: $CHROME_BIN, or one on PATH.
+func chromium() string {
+	if p := os.Getenv("CHROME_BIN"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// page is a headless browser on the status page of a running cluster.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+	url string
+}
+
+// startPage runs a status server for c on 127.0.0.1:0 and opens it in a headless
+// Chromium. Everything stops when the test ends.
+func startPage(t *testing.T, c *clustertest.Cluster) *page {
+	t.Helper()
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium binary found (install Debian's chromium, or set CHROME_BIN): the status page browser test needs one")
+	}
+	var seeds []string
+	for _, spec := range c.Topology.Nodes() {
+		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleGateway {
+			seeds = append(seeds, c.Node(spec.ID).GossipAddr)
+		}
+	}
+	col, err := status.NewCollector(status.Config{
+		Seeds: seeds, FastGossip: true, Cells: c.Topology.CellIDs(),
+		Interval: 500 * time.Millisecond, StaleAfter: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { col.Run(ctx); close(done) }()
+	srv := httptest.NewServer(status.Handler(col.Snapshot))
+	t.Cleanup(func() {
+		srv.Close()
+		stop()
+		<-done
+		col.Close()
+	})
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1600, 1000),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	p := &page{t: t, ctx: bctx, url: srv.URL + "/"}
+	// The first run starts the browser, which lives as long as its context: no timeout.
+	if err := chromedp.Do(bctx, chromedp.Navigate(p.url)); err != nil {
+		t.Fatalf("open the page: %v", err)
+	}
+	return p
+}
+
+func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// text evaluates a JavaScript expression that gives a string.
+func (p *page) text(expr string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return s
+}
+
+// waitFor waits until the JavaScript expression, which returns a list of what is not
+// yet as expected, returns an empty list.
+func (p *page) waitFor(what string, timeout time.Duration, expr string) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		pending, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
+		cancel()
+		if err == nil && len(pending) == 0 {
+			return
+		}
+		if err != nil {
+			pending = []string{err.Error()}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("page: %s: not after %v; still: %s", what, timeout, strings.Join(pending, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// expectJS builds an expression that lists what differs from want: the data-state of
+// each node (by id), the data-health of each cell, and the page's data-stale.
+func expectJS(nodes map[string]string, cells map[string]string, stale bool) string {
+	var b strings.Builder
+	b.WriteString("(() => { const bad = []; const q = (s) => document.querySelector(s);\n")
+	fmt.Fprintf(&b, "if (document.body.dataset.loaded !== 'true') bad.push('page has no data yet');\n")
+	fmt.Fprintf(&b, "if (document.body.dataset.stale !== '%v') bad.push('stale is ' + document.body.dataset.stale);\n", stale)
+	for id, want := range nodes {
+		fmt.Fprintf(&b, "{ const e = q('.node[data-node=%q]'); const got = e ? e.dataset.state : 'missing'; if (got !== %q) bad.push(%q + ' is ' + got); }\n", id, want, id)
+	}
+	for id, want := range cells {
+		fmt.Fprintf(&b, "{ const e = q('.tile[data-cell=%q]'); const got = e ? e.dataset.health : 'missing'; if (got !== %q) bad.push(%q + ' is ' + got); }\n", id, want, id)
+	}
+	b.WriteString("return bad; })()")
+	return b.String()
+}
+
+// TestStatusPageThroughOutage loads the status page of a 3-cell cluster, stops every
+// index and storage node and the gateway, and checks that the page still loads and
+// shows each of them down (and the cells down), then that it shows them ready again
+// once they are back.
+func TestStatusPageThroughOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	if chromium() == "" {
+		t.Skip("no chromium binary found (install Debian's chromium, or set CHROME_BIN): the status page browser test needs one")
+	}
+	begin := time.Now()
+	topo := cell.DefaultTopology()
+	topo.Cells = 3
+	// One index node per cell keeps the test quick on two cores; quorum over larger
+	// groups is covered by the collector's own tests.
+	topo.IndexNodes = 1
+	c := clustertest.Start(t, topo)
+	p := startPage(t, c)
+
+	all := map[string]string{}
+	var outage []string // index and storage nodes, then the gateway
+	for _, spec := range topo.Nodes() {
+		all[spec.ID] = "ready"
+		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleStorage || spec.Role == cell.RoleGateway {
+			outage = append(outage, spec.ID)
+		}
+	}
+	cells := func(health string) map[string]string {
+		m := map[string]string{}
+		for _, id := range topo.CellIDs() {
+			m[id] = health
+		}
+		return m
+	}
+	p.waitFor("every node ready, every cell serving", 60*time.Second, expectJS(all, cells(status.HealthServing), false))
+	t.Logf("cluster up and page green after %v", time.Since(begin).Round(time.Millisecond))
+
+	var wg sync.WaitGroup
+	for _, id := range outage {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.StopNode(id) }()
+	}
+	wg.Wait()
+	down := map[string]string{}
+	for _, id := range outage {
+		down[id] = "down"
+	}
+	// The page is loaded anew: it must come from the status server alone.
+	p.run("reload the page during the outage", chromedp.Navigate(p.url))
+	p.waitFor("every index and storage node and the gateway down", 30*time.Second, expectJS(down, cells(status.HealthDown), false))
+	p.waitFor("no traffic figures without a gateway", 20*time.Second,
+		`Array.from(document.querySelectorAll('.tile[data-cell]')).filter(e => !e.querySelector('[data-traffic="false"]')).map(e => e.dataset.cell + ' still shows traffic')`)
+	text := p.text("document.body.innerText")
+	for _, want := range []string{"NO index quorum", "every request fails", "down since"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page during the outage lacks %q", want)
+		}
+	}
+	t.Logf("outage shown after %v", time.Since(begin).Round(time.Millisecond))
+
+	for _, id := range outage {
+		c.StartNode(id)
+	}
+	p.waitFor("every node ready again, every cell serving", 60*time.Second, expectJS(all, cells(status.HealthServing), false))
+	// The events list says what happened, in order of time, newest first.
+	p.waitFor("the events of the outage and the recovery", 10*time.Second, `(() => {
+		const want = {
+			"cell-1-index-0 went down": '#events li[data-node="cell-1-index-0"][data-to="down"]',
+			"cell-1-index-0 came back": '#events li[data-node="cell-1-index-0"][data-from="down"]',
+			"gateway-0 went down": '#events li[data-node="gateway-0"][data-to="down"]',
+			"cell-1 went down": '#events li[data-kind="cell"][data-cell="cell-1"][data-to="down"]',
+			"cell-1 serves again": '#events li[data-kind="cell"][data-cell="cell-1"][data-to="serving"]',
+		};
+		return Object.keys(want).filter(k => !document.querySelector(want[k]));
+	})()`)
+	t.Logf("recovery shown after %v", time.Since(begin).Round(time.Millisecond))
+}
