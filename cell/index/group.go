@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
@@ -223,6 +224,44 @@ func (g *group) watch(ctx context.Context, members *cell.Membership) {
 		case <-tick.C:
 		}
 	}
+}
+
+// registerMetrics exports the group as this node sees it.
+func (g *group) registerMetrics(reg prometheus.Registerer) {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	voters := func() float64 {
+		n := 0
+		if f := g.r.GetConfiguration(); f.Error() == nil {
+			for _, s := range f.Configuration().Servers {
+				if s.Suffrage == raft.Voter {
+					n++
+				}
+			}
+		}
+		return float64(n)
+	}
+	reg.MustRegister(
+		gauge("cellar_index_raft_leader", "1 while this node leads its cell's index group and serves reads.", func() float64 {
+			if g.serving.Load() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("cellar_index_raft_voters", "Voters in the cell's index group, as this node knows the configuration.", voters),
+		gauge("cellar_index_raft_commit_index", "Last log index this node knows to be committed.", func() float64 { return float64(g.r.CommitIndex()) }),
+		gauge("cellar_index_raft_applied_index", "Last log index applied to this node's Pebble.", func() float64 { return float64(g.store.AppliedIndex()) }),
+		gauge("cellar_index_raft_last_contact_seconds", "Seconds since this follower last heard from the leader (0 on the leader).", func() float64 {
+			if g.r.State() == raft.Leader {
+				return 0
+			}
+			if lc := g.r.LastContact(); !lc.IsZero() {
+				return time.Since(lc).Seconds()
+			}
+			return -1
+		}),
+	)
 }
 
 // status reports the group as this node sees it.

@@ -70,6 +70,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return errors.Join(err, d.Stop(store.Close))
 		}
 		srv.group.Store(g)
+		g.registerMetrics(d.Metrics)
 		d.SetGroupAdmin(groupAdmin{g})
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
