@@ -75,7 +75,7 @@ func testOptions(t *testing.T, progress *syncBuffer, onExit func(localcluster.No
 
 func smallTopology(t *testing.T) cell.Topology {
 	topo := cell.DefaultTopology()
-	topo.Cells, topo.StorageNodes = 1, 2
+	topo.Cells, topo.IndexNodes, topo.StorageNodes = 1, 1, 2
 	topo.S3Addr = freeAddr(t)
 	return topo
 }
