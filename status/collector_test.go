@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/cellarsim/cellar/cell"
 )
 
@@ -255,7 +257,11 @@ func TestCollectorStaleness(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	snap := Snapshot{Generated: time.Now(), Cells: []CellView{{ID: "cell-0", Health: HealthServing}}}
+	ready := 1.25
+	snap := Snapshot{Generated: time.Now(), Cells: []CellView{{
+		ID: "cell-0", Health: HealthServing, Index: IndexGroup{Quorum: true},
+		Tiers: []TierView{{Role: cell.RoleIndex, Nodes: []NodeView{{ID: "cell-0-index-0", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateReady, ReadySeconds: &ready}}}},
+	}}, Gateways: []NodeView{{ID: "gateway-0", Role: cell.RoleGateway, State: StateDown}}}
 	srv := httptest.NewServer(Handler(func() Snapshot { return snap }))
 	defer srv.Close()
 	for _, tc := range []struct{ path, contentType, contains string }{
@@ -264,6 +270,10 @@ func TestHandler(t *testing.T) {
 		{"/assets/style.css", "text/css", ".tile"},
 		{"/api/status", "application/json", `"id":"cell-0"`},
 		{"/healthz", "text/plain", "ok"},
+		{"/metrics", "text/plain", `cellar_status_node_ready_duration_seconds{cell="cell-0",node="cell-0-index-0",tier="index"} 1.25`},
+		{"/metrics", "text/plain", `cellar_status_node_up{cell="",node="gateway-0",tier="gateway"} 0`},
+		{"/metrics", "text/plain", `cellar_status_cell_health{cell="cell-0",health="serving"} 1`},
+		{"/metrics", "text/plain", `cellar_status_index_quorum{cell="cell-0"} 1`},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)
 		if err != nil {
@@ -274,6 +284,16 @@ func TestHandler(t *testing.T) {
 			t.Errorf("GET %s: %d %s; want %s with %q", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), tc.contentType, tc.contains)
 		}
 	}
+	// The view's own series follow the Prometheus naming conventions.
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.New(strings.NewReader(readAll(t, resp))).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %+v", err, problems)
+	}
+
 	// Nothing on the page comes from elsewhere.
 	for _, name := range []string{"index.html", "app.js", "style.css"} {
 		b, err := assets.ReadFile("assets/" + name)

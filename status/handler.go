@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // The page's HTML, CSS and script live in the binary: the status page must load when
@@ -14,7 +17,8 @@ import (
 var assets embed.FS
 
 // Handler serves the status page at /, its assets under /assets/, the view as JSON at
-// /api/status and its own liveness at /healthz. view is usually Collector.Snapshot.
+// /api/status, the view as Prometheus series at /metrics (cellar_status_*) and its own
+// liveness at /healthz. view is usually Collector.Snapshot.
 func Handler(view func() Snapshot) http.Handler {
 	static, err := fs.Sub(assets, "assets")
 	if err != nil {
@@ -40,6 +44,9 @@ func Handler(view func() Snapshot) http.Handler {
 		}
 		_ = enc.Encode(view())
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newViewCollector(view))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
