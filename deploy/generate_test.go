@@ -1,0 +1,102 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// The checked-in files are what 'cellctl compose' writes for topology.yaml.
+func TestGeneratedFilesUpToDate(t *testing.T) {
+	topo, err := cell.LoadTopology("topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose, err := Compose(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": Prometheus(topo)} {
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("deploy/%s is out of date: run 'go run ./cmd/cellctl compose' from the repository root", name)
+		}
+	}
+}
+
+func TestCompose(t *testing.T) {
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.IndexNodes, topo.StorageNodes = 3, 3, 2
+	b, err := Compose(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]struct {
+			Command  []string `yaml:"command"`
+			Ports    []string `yaml:"ports"`
+			Volumes  []string `yaml:"volumes"`
+			Profiles []string `yaml:"profiles"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("not YAML: %v\n%s", err, b)
+	}
+	nodes := topo.Nodes()
+	if len(f.Services) != len(nodes)+1 {
+		t.Errorf("%d services, want %d nodes and prometheus", len(f.Services), len(nodes))
+	}
+	for _, n := range nodes {
+		s, ok := f.Services[n.ID]
+		if !ok {
+			t.Errorf("no service %s", n.ID)
+			continue
+		}
+		cmd := strings.Join(s.Command, " ")
+		if !strings.HasPrefix(cmd, "daemon "+string(n.Role)+" --id="+n.ID) || !strings.Contains(cmd, "--advertise-host="+n.ID) {
+			t.Errorf("%s: command %q", n.ID, cmd)
+		}
+		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage {
+			if _, ok := f.Volumes[n.ID]; !ok || len(s.Volumes) != 1 || s.Volumes[0] != n.ID+":"+DataDir {
+				t.Errorf("%s: volumes %v, want its own named volume on %s", n.ID, s.Volumes, DataDir)
+			}
+		}
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %q beyond 127.0.0.1", n.ID, p)
+			}
+		}
+	}
+	if p := f.Services["prometheus"].Profiles; len(p) != 1 || p[0] != "prometheus" {
+		t.Errorf("prometheus profiles %v", p)
+	}
+}
+
+func TestIndexGroupFlags(t *testing.T) {
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.IndexNodes = 2, 3
+	want := "--peers=cell-1-index-0=cell-1-index-0:7100,cell-1-index-1=cell-1-index-1:7100,cell-1-index-2=cell-1-index-2:7100"
+	n := 0
+	for _, node := range Plan(topo) {
+		if node.Role != cell.RoleIndex || node.Cell != "cell-1" {
+			continue
+		}
+		n++
+		args := strings.Join(node.Args, " ")
+		if !strings.Contains(args, want) || !strings.Contains(args, "--raft-advertise="+node.ID+":7100") {
+			t.Errorf("%s: %s", node.ID, args)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d index nodes in cell-1, want 3", n)
+	}
+}
