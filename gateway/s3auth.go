@@ -229,19 +229,40 @@ func authenticate(r *http.Request, creds map[string]string, now time.Time) (*sig
 	} else if payload == "" {
 		return nil, errs.New(errs.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
 	}
-	canonical := canonicalRequest(r, sr.signedHeaders, payload, sr.presigned)
 	scope := sr.date + "/" + sr.region + "/" + sr.service + "/aws4_request"
 	key := signingKey(secret, sr.date, sr.region, sr.service)
-	sts := sigAlgorithm + "\n" + sr.amzDate + "\n" + scope + "\n" + hexSHA256([]byte(canonical))
-	want := hex.EncodeToString(hmacSHA256(key, sts))
-	if !hmac.Equal([]byte(want), []byte(strings.ToLower(sr.signature))) {
-		return nil, errs.New(errs.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+	sign := func(allSpace bool) string {
+		canonical := canonicalRequest(r, sr.signedHeaders, payload, sr.presigned, allSpace)
+		sts := sigAlgorithm + "\n" + sr.amzDate + "\n" + scope + "\n" + hexSHA256([]byte(canonical))
+		return hex.EncodeToString(hmacSHA256(key, sts))
+	}
+	got := []byte(strings.ToLower(sr.signature))
+	want := sign(false)
+	if !hmac.Equal([]byte(want), got) {
+		// Clients disagree on tabs inside header values: the Go and Java SDKs keep
+		// them, botocore (aws CLI, boto3) folds them with the spaces.
+		if !signedHeadersHaveTab(r, sr.signedHeaders) || !hmac.Equal([]byte(sign(true)), got) {
+			return nil, errs.New(errs.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+		}
+		want = string(got)
 	}
 	return &sigAuth{accessKey: sr.accessKey, amzDate: sr.amzDate, scope: scope, key: key, seed: want}, nil
 }
 
-// canonicalRequest builds the SigV4 canonical request of r.
-func canonicalRequest(r *http.Request, signed []string, payloadHash string, presigned bool) string {
+func signedHeadersHaveTab(r *http.Request, signed []string) bool {
+	for _, h := range signed {
+		for _, v := range r.Header.Values(h) {
+			if strings.IndexByte(v, '\t') >= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// canonicalRequest builds the SigV4 canonical request of r. Header values have their
+// runs of spaces folded into one, and with allSpace their tabs too.
+func canonicalRequest(r *http.Request, signed []string, payloadHash string, presigned, allSpace bool) string {
 	var b strings.Builder
 	b.WriteString(r.Method)
 	b.WriteByte('\n')
@@ -252,7 +273,7 @@ func canonicalRequest(r *http.Request, signed []string, payloadHash string, pres
 	for _, h := range signed {
 		b.WriteString(h)
 		b.WriteByte(':')
-		b.WriteString(canonicalHeaderValue(r, h))
+		b.WriteString(canonicalHeaderValue(r, h, allSpace))
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
@@ -317,7 +338,7 @@ func canonicalQuery(raw string, presigned bool) string {
 // canonicalHeaderValue is the value of header h as signed: its values, each trimmed
 // with inner runs of spaces collapsed, joined by commas. net/http moves Host,
 // Content-Length and Transfer-Encoding out of the header map; they are put back here.
-func canonicalHeaderValue(r *http.Request, h string) string {
+func canonicalHeaderValue(r *http.Request, h string, allSpace bool) string {
 	var vals []string
 	switch h {
 	case "host":
@@ -333,10 +354,33 @@ func canonicalHeaderValue(r *http.Request, h string) string {
 	default:
 		vals = r.Header.Values(h)
 	}
+	out := make([]string, len(vals))
 	for i, v := range vals {
-		vals[i] = strings.Join(strings.Fields(v), " ")
+		if allSpace {
+			out[i] = strings.Join(strings.Fields(v), " ")
+		} else {
+			out[i] = foldSpaces(v)
+		}
 	}
-	return strings.Join(vals, ",")
+	return strings.Join(out, ",")
+}
+
+// foldSpaces trims spaces at both ends of v and folds each run of spaces inside it
+// into one, as SigV4's canonical headers want.
+func foldSpaces(v string) string {
+	v = strings.Trim(v, " ")
+	if !strings.Contains(v, "  ") {
+		return v
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		if v[i] == ' ' && i > 0 && v[i-1] == ' ' {
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 // uriEncode percent-encodes every byte but the unreserved characters (and '/', unless
