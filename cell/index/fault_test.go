@@ -1,0 +1,902 @@
+package index_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell/index"
+	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// The randomized fault test of a cell's index group: clients write, overwrite, delete
+// and read a few keys while nodes are stopped and started (one, two, all three at
+// once, or the leader); the history is then checked for linearizability with
+// porcupine, and the three nodes' Pebble stores are compared.
+//
+// A failing run prints its seed; CELLAR_FAULT_SEED=<seed> replays the same schedule of
+// faults and the same client choices (timing still varies from run to run).
+// CELLAR_ARTIFACTS=<dir> is where the visualization of a failing history goes (a new
+// temporary directory otherwise). CELLAR_TEST_LOG=1 shows the nodes' logs.
+
+const (
+	faultNodes      = 3
+	faultKeys       = 5
+	faultClients    = 4
+	faultBucket     = "fault-bucket"
+	maxOpsPerClient = 1500             // bounds the history, whatever the speed
+	clientPhaseMax  = 20 * time.Second // hard bound on the workload, faults or not
+	faultPhaseMax   = 15 * time.Second // no fault starts after this
+	callTimeout     = time.Second      // one RPC to one node
+	opTimeout       = 2 * time.Second  // one operation, over every node it tries
+	checkTimeout    = 30 * time.Second // porcupine
+)
+
+func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("randomized fault test: skipped with -short")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CELLAR_FAULT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CELLAR_FAULT_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with CELLAR_FAULT_SEED=%d)", seed, seed)
+	start := time.Now()
+
+	fc := newFaultCluster(t)
+	for i := range fc.nodes {
+		fc.start(i)
+	}
+	t.Cleanup(fc.stopAll)
+
+	// The bucket, created through whichever node leads.
+	if err := fc.untilOK(30*time.Second, func(ctx context.Context, c cellarv1.IndexClient) error {
+		_, err := c.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: faultBucket})
+		if errs.Is(err, errs.BucketExists) { // an earlier attempt did it
+			return nil
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("seed %d: create the bucket: %v", seed, err)
+	}
+	t.Logf("group up, bucket created after %v", time.Since(start).Round(time.Millisecond))
+
+	h := &history{t0: time.Now()}
+	keys := make([]string, faultKeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+	}
+
+	// Clients, until the faults are over (and a little after), bounded in time and count.
+	clientCtx, stopClients := context.WithTimeout(context.Background(), clientPhaseMax)
+	var wg sync.WaitGroup
+	defer func() { stopClients(); wg.Wait() }()
+	for c := 0; c < faultClients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fc.runClient(clientCtx, c, rand.New(rand.NewPCG(seed, uint64(c+1))), keys, h)
+		}()
+	}
+
+	// Faults, from the seed.
+	plan := planFaults(rand.New(rand.NewPCG(seed, 0)))
+	var desc []string
+	for _, f := range plan {
+		desc = append(desc, f.String())
+	}
+	t.Logf("fault plan: %s", strings.Join(desc, "; "))
+	faultStart := time.Now()
+	done := fc.runFaults(plan, faultStart.Add(faultPhaseMax))
+	t.Logf("%d of %d faults done in %v", done, len(plan), time.Since(faultStart).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // a little traffic on the healed group
+	stopClients()
+	wg.Wait()
+
+	// Every node is up again (runFaults starts what it stops). Read every key once more,
+	// in the history: these reads come after every other operation returned, so
+	// porcupine also checks that every acknowledged write is reflected in the final
+	// state (a lost acknowledged write makes the history non-linearizable).
+	final := map[string]string{}
+	for _, k := range keys {
+		var got string
+		err := fc.untilOK(30*time.Second, func(ctx context.Context, c cellarv1.IndexClient) error {
+			call := h.now()
+			v, err := lookup(ctx, c, k)
+			if err == nil {
+				h.add(-1, kvInput{Op: opGet, Key: k}, kvOutput{Value: v}, call, h.now())
+				got = v
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("seed %d: final read of %s: %v", seed, k, err)
+		}
+		final[k] = got
+	}
+	ops := h.ops()
+	stats := countOps(ops)
+	t.Logf("history: %s; workload %v", stats, time.Since(faultStart).Round(time.Millisecond))
+	if stats.ackedWrites == 0 {
+		t.Fatalf("seed %d: the group served almost nothing (%s)", seed, stats)
+	}
+
+	checkStart := time.Now()
+	res := porcupine.CheckOperationsTimeout(kvModel, ops, checkTimeout)
+	t.Logf("porcupine: %v in %v", res, time.Since(checkStart).Round(time.Millisecond))
+	switch res {
+	case porcupine.Illegal:
+		t.Fatalf("seed %d: the history is not linearizable; %s", seed, saveArtifacts(t, seed, ops))
+	case porcupine.Unknown:
+		t.Fatalf("seed %d: porcupine gave no answer within %v; %s", seed, checkTimeout, saveArtifacts(t, seed, ops))
+	}
+	// The same, spelled out: no acknowledged write is lost.
+	if lost := lostWrites(ops, final); len(lost) > 0 {
+		t.Fatalf("seed %d: acknowledged writes missing from the final state: %s", seed, strings.Join(lost, "; "))
+	}
+
+	// The three replicas hold the same records: let the followers apply what the leader
+	// committed, stop everything, and open each node's Pebble.
+	fc.waitApplied(15 * time.Second)
+	fc.stopAll()
+	var first map[string]string
+	for i, n := range fc.nodes {
+		recs := storeRecords(t, n.dir, keys, fc.log)
+		if !maps.Equal(recs, final) {
+			t.Errorf("seed %d: %s's Pebble holds %v; the group answered %v", seed, n.id, recs, final)
+		}
+		if i == 0 {
+			first = recs
+		} else if !maps.Equal(recs, first) {
+			t.Errorf("seed %d: %s's Pebble holds %v, %s's %v", seed, n.id, recs, fc.nodes[0].id, first)
+		}
+	}
+	var snaps []string
+	for _, n := range fc.nodes {
+		ents, _ := os.ReadDir(filepath.Join(n.dir, "raft-snapshots", "snapshots"))
+		snaps = append(snaps, fmt.Sprintf("%s %d", n.id, len(ents)))
+	}
+	t.Logf("raft snapshots kept: %s; total %v", strings.Join(snaps, ", "), time.Since(start).Round(time.Millisecond))
+}
+
+// --- the model ---
+
+type kvOp uint8
+
+const (
+	opGet kvOp = iota
+	opPut
+	opDelete
+)
+
+func (o kvOp) String() string { return [...]string{"get", "put", "delete"}[o] }
+
+type kvInput struct {
+	Op    kvOp
+	Key   string
+	Value string // the object id a put commits
+}
+
+// kvOutput is what an operation returned: the value read, or for a write the value it
+// replaced (CommitResponse.Previous, DeleteResponse.Previous). Unknown marks a write
+// whose outcome the client never learnt; its return time is math.MaxInt64.
+type kvOutput struct {
+	Value   string
+	Unknown bool
+}
+
+// kvModel is a register per key ("" is absent), partitioned by key. A write whose
+// outcome is unknown may take effect at any point after its call, or never: with an
+// infinite return time porcupine can place it after everything it does not explain.
+var kvModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var order []string
+		for _, op := range history {
+			k := op.Input.(kvInput).Key
+			if _, ok := byKey[k]; !ok {
+				order = append(order, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(order))
+		for _, k := range order {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(kvInput), output.(kvOutput)
+		switch in.Op {
+		case opGet:
+			return out.Value == st, st
+		case opPut:
+			return out.Unknown || out.Value == st, in.Value
+		default:
+			return out.Unknown || out.Value == st, ""
+		}
+	},
+	Hash: func(state any) uint64 {
+		var h uint64 = 14695981039346656037
+		for _, c := range []byte(state.(string)) {
+			h = (h ^ uint64(c)) * 1099511628211
+		}
+		return h
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		res := fmt.Sprintf("%q", out.Value)
+		if out.Unknown {
+			res = "?"
+		}
+		switch in.Op {
+		case opGet:
+			return fmt.Sprintf("get(%s) → %s", in.Key, res)
+		case opPut:
+			return fmt.Sprintf("put(%s, %s) → prev %s", in.Key, in.Value, res)
+		}
+		return fmt.Sprintf("delete(%s) → prev %s", in.Key, res)
+	},
+	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
+}
+
+// history is the operations the clients saw, with times in ns since t0 (monotonic).
+type history struct {
+	t0  time.Time
+	mu  sync.Mutex
+	all []porcupine.Operation
+}
+
+func (h *history) now() int64 { return time.Since(h.t0).Nanoseconds() }
+
+// add records an operation; client -1 is the final reads (shown as the last client).
+func (h *history) add(client int, in kvInput, out kvOutput, call, ret int64) {
+	if client < 0 {
+		client = faultClients
+	}
+	h.mu.Lock()
+	h.all = append(h.all, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
+	h.mu.Unlock()
+}
+
+func (h *history) ops() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.all)
+}
+
+type opStats struct{ reads, ackedWrites, unknownWrites, failedReads int }
+
+func (s opStats) String() string {
+	return fmt.Sprintf("%d ops checked (%d reads, %d acknowledged writes, %d writes of unknown outcome); %d failed reads dropped",
+		s.reads+s.ackedWrites+s.unknownWrites, s.reads, s.ackedWrites, s.unknownWrites, s.failedReads)
+}
+
+var droppedReads atomic.Int64
+
+func countOps(ops []porcupine.Operation) opStats {
+	var s opStats
+	for _, op := range ops {
+		switch {
+		case op.Input.(kvInput).Op == opGet:
+			s.reads++
+		case op.Output.(kvOutput).Unknown:
+			s.unknownWrites++
+		default:
+			s.ackedWrites++
+		}
+	}
+	s.failedReads = int(droppedReads.Swap(0))
+	return s
+}
+
+// lostWrites spells out the durability part of what porcupine checks: an acknowledged
+// write's effect is in the final state, unless another write of the same key (of any
+// outcome) may have come after it.
+func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
+	var lost []string
+	for i, w := range ops {
+		in, out := w.Input.(kvInput), w.Output.(kvOutput)
+		if in.Op == opGet || out.Unknown {
+			continue
+		}
+		want := in.Value // "" for a delete
+		if final[in.Key] == want {
+			continue
+		}
+		superseded := false
+		for j, o := range ops {
+			oi := o.Input.(kvInput)
+			if j != i && oi.Key == in.Key && oi.Op != opGet && o.Return > w.Call {
+				superseded = true
+				break
+			}
+		}
+		if !superseded {
+			lost = append(lost, fmt.Sprintf("%s(%s, %q) acknowledged at %v, final %q", in.Op, in.Key, in.Value, time.Duration(w.Return), final[in.Key]))
+		}
+	}
+	return lost
+}
+
+// saveArtifacts writes the visualization and the history of a failed check and
+// returns where they are.
+func saveArtifacts(t *testing.T, seed uint64, ops []porcupine.Operation) string {
+	dir := os.Getenv("CELLAR_ARTIFACTS")
+	var err error
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "cellar-fault-")
+	} else {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		return fmt.Sprintf("no artifacts: %v", err)
+	}
+	_, info := porcupine.CheckOperationsVerbose(kvModel, ops, checkTimeout)
+	viz := filepath.Join(dir, fmt.Sprintf("fault-%d.html", seed))
+	if err := porcupine.VisualizePath(kvModel, info, viz); err != nil {
+		t.Logf("visualization: %v", err)
+	}
+	hist := filepath.Join(dir, fmt.Sprintf("fault-%d.json", seed))
+	if b, err := json.MarshalIndent(ops, "", " "); err == nil {
+		_ = os.WriteFile(hist, b, 0o644)
+	}
+	return fmt.Sprintf("visualization %s, history %s", viz, hist)
+}
+
+// --- the cluster ---
+
+type faultNode struct {
+	id, dir                                   string
+	grpcAddr, adminAddr, gossipAddr, raftAddr string
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type faultCluster struct {
+	t      *testing.T
+	log    *slog.Logger
+	nodes  []*faultNode
+	peers  []string
+	conns  *daemon.Conns
+	leader atomic.Int32 // the node that answered last: tried first
+}
+
+func newFaultCluster(t *testing.T) *faultCluster {
+	level, out := slog.LevelWarn, io.Writer(io.Discard)
+	if os.Getenv("CELLAR_TEST_LOG") != "" {
+		level, out = slog.LevelDebug, os.Stderr
+	}
+	fc := &faultCluster{t: t, log: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})), conns: daemon.NewConns()}
+	t.Cleanup(fc.conns.Close)
+	dir := t.TempDir()
+	for i := 0; i < faultNodes; i++ {
+		n := &faultNode{
+			id: fmt.Sprintf("index-%d", i), dir: filepath.Join(dir, fmt.Sprintf("index-%d", i)),
+			grpcAddr: fixedAddr(t), adminAddr: fixedAddr(t), gossipAddr: fixedAddr(t), raftAddr: fixedAddr(t),
+		}
+		fc.nodes = append(fc.nodes, n)
+		fc.peers = append(fc.peers, n.id+"="+n.raftAddr)
+	}
+	return fc
+}
+
+// fixedAddr returns a 127.0.0.1 address free for TCP and UDP, below the ephemeral
+// range and never handed out before in this process, so that a restarted node finds
+// its addresses free (as internal/clustertest does).
+func fixedAddr(t *testing.T) string {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for i := 0; i < 500; i++ {
+		port := 20000 + rand.IntN(12000)
+		if portsUsed[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			portsUsed[port] = true
+			return addr
+		}
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return ""
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+func (fc *faultCluster) start(i int) {
+	n := fc.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	n.cancel, n.done = cancel, done
+	cfg := index.Config{
+		Options: daemon.Options{
+			NodeID: n.id, Cell: "cell-0", GRPCAddr: n.grpcAddr, AdminAddr: n.adminAddr, GossipAddr: n.gossipAddr,
+			// No gossip Join: the group needs none (raft has its peers), and a joined
+			// daemon's rejoin loop reads memberlist nodes through cell.Membership.Nodes
+			// without memberlist's lock while gossip rewrites them in place (memberlist
+			// issue 306), which -race reports under this much churn.
+			FastGossip: true, Logger: fc.log, StopTimeout: 2 * time.Second,
+		},
+		DataDir: n.dir, RaftAddr: n.raftAddr, Peers: fc.peers,
+		SnapshotThreshold: 64, TrailingLogs: 16,
+	}
+	go func() { done <- index.Run(ctx, cfg) }()
+}
+
+// stop stops node i gracefully and waits for it.
+func (fc *faultCluster) stop(i int) {
+	n := fc.nodes[i]
+	n.mu.Lock()
+	cancel, done := n.cancel, n.done
+	n.cancel, n.done = nil, nil
+	n.mu.Unlock()
+	if done == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			fc.t.Errorf("%s stopped with: %v", n.id, err)
+		}
+	case <-time.After(20 * time.Second):
+		buf := make([]byte, 1<<20)
+		fc.t.Errorf("%s did not stop within 20s; goroutines:\n%s", n.id, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// stopSet stops the nodes at once.
+func (fc *faultCluster) stopSet(ids []int) {
+	var wg sync.WaitGroup
+	for _, i := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); fc.stop(i) }()
+	}
+	wg.Wait()
+}
+
+func (fc *faultCluster) stopAll() { fc.stopSet([]int{0, 1, 2}) }
+
+func (fc *faultCluster) client(addr string) (cellarv1.IndexClient, error) {
+	cc, err := fc.conns.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return cellarv1.NewIndexClient(cc), nil
+}
+
+// untilOK calls f on the nodes in turn, leader first, until it succeeds or timeout.
+func (fc *faultCluster) untilOK(timeout time.Duration, f func(context.Context, cellarv1.IndexClient) error) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		first := int(fc.leader.Load())
+		for j := 0; j < faultNodes; j++ {
+			i := (first + j) % faultNodes
+			c, err := fc.client(fc.nodes[i].grpcAddr)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			err = f(ctx, c)
+			cancel()
+			if err == nil {
+				fc.leader.Store(int32(i))
+				return nil
+			}
+			last = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no success within %v: %w", timeout, last)
+}
+
+// lookup reads a key: its object id, "" when absent.
+func lookup(ctx context.Context, c cellarv1.IndexClient, key string) (string, error) {
+	r, err := c.Lookup(ctx, &cellarv1.LookupRequest{Bucket: faultBucket, Key: key})
+	if errs.Is(err, errs.NoSuchKey) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(r.GetLocation().GetObjectId()), nil
+}
+
+// notApplied tells a write error that means the write was certainly not applied: the
+// node refused it before handing it to raft (not the leader, still rebuilding), or the
+// call never left this process (the node is down). Any other failure leaves the write's
+// outcome unknown, and it must not be retried: a retry could apply it twice, around
+// another client's write.
+func notApplied(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "not its cell's leader") || strings.Contains(s, "has no leader") ||
+		errs.Is(err, errs.SlowDown) || strings.Contains(s, "connection refused")
+}
+
+// leaderHint returns the node a "not the leader" answer names, or -1.
+func (fc *faultCluster) leaderHint(err error) int {
+	_, rest, ok := strings.Cut(err.Error(), "(the leader is ")
+	if !ok {
+		return -1
+	}
+	id, _, _ := strings.Cut(rest, ")")
+	for i, n := range fc.nodes {
+		if n.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// outcome is what became of an operation.
+type outcome uint8
+
+const (
+	done    outcome = iota // it returned a result
+	unknown                // a write that may or may not have been applied
+	failed                 // a read that got no answer, or a write every node refused
+)
+
+// do runs one operation against whichever node leads, within opTimeout.
+func (fc *faultCluster) do(in kvInput) (kvOutput, outcome) {
+	deadline := time.Now().Add(opTimeout)
+	next := int(fc.leader.Load())
+	for tries := 0; time.Now().Before(deadline) && tries < 30; tries++ {
+		i := next
+		next = (i + 1) % faultNodes
+		c, err := fc.client(fc.nodes[i].grpcAddr)
+		if err != nil {
+			break
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), minTime(deadline, time.Now().Add(callTimeout)))
+		var v string
+		switch in.Op {
+		case opGet:
+			v, err = lookup(ctx, c, in.Key)
+		case opPut:
+			var r *cellarv1.CommitResponse
+			r, err = c.Commit(ctx, &cellarv1.CommitRequest{
+				Location:      &cellarv1.Location{Bucket: faultBucket, Key: in.Key, ObjectId: []byte(in.Value), Size: 1},
+				RequireBucket: true,
+			})
+			v = string(r.GetPrevious().GetObjectId())
+		case opDelete:
+			var r *cellarv1.DeleteResponse
+			r, err = c.Delete(ctx, &cellarv1.DeleteRequest{Bucket: faultBucket, Key: in.Key})
+			v = string(r.GetPrevious().GetObjectId())
+		}
+		cancel()
+		if err == nil {
+			fc.leader.Store(int32(i))
+			return kvOutput{Value: v}, done
+		}
+		if in.Op != opGet && !notApplied(err) {
+			return kvOutput{Unknown: true}, unknown
+		}
+		if h := fc.leaderHint(err); h >= 0 && h != i {
+			next = h
+		} else if next == int(fc.leader.Load()) || tries%faultNodes == faultNodes-1 {
+			time.Sleep(30 * time.Millisecond) // every node said no: give the group a moment
+		}
+	}
+	return kvOutput{}, failed
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// runClient runs random operations until ctx is done or it has done its share.
+func (fc *faultCluster) runClient(ctx context.Context, id int, rng *rand.Rand, keys []string, h *history) {
+	for n := 0; n < maxOpsPerClient && ctx.Err() == nil; n++ {
+		in := kvInput{Key: keys[rng.IntN(len(keys))]}
+		switch p := rng.IntN(10); {
+		case p < 4:
+			in.Op = opGet
+		case p < 8:
+			in.Op = opPut
+			in.Value = fmt.Sprintf("c%d-%d", id, n)
+		default:
+			in.Op = opDelete
+		}
+		call := h.now()
+		out, res := fc.do(in)
+		ret := h.now()
+		switch {
+		case res == done:
+			h.add(id, in, out, call, ret)
+		case res == unknown:
+			// It may take effect at any time after its call, or never.
+			h.add(id, in, out, call, math.MaxInt64)
+		case in.Op == opGet:
+			droppedReads.Add(1) // a failed read tells nothing
+		default:
+			// a write every node refused before raft saw it: it did not happen
+		}
+	}
+}
+
+// --- faults ---
+
+type faultKind uint8
+
+const (
+	stopOne faultKind = iota
+	stopTwo
+	stopAll
+	stopLeader
+)
+
+type fault struct {
+	kind  faultKind
+	nodes []int // for stopLeader, the node stopped if no leader is found
+	down  time.Duration
+	pause time.Duration // after the restart, before the next fault
+}
+
+func (f fault) String() string {
+	name := [...]string{"stop one", "stop two (quorum lost)", "stop all", "stop the leader"}[f.kind]
+	return fmt.Sprintf("%s %v for %v, then %v", name, f.nodes, f.down, f.pause)
+}
+
+// planFaults draws 8 to 12 faults.
+func planFaults(rng *rand.Rand) []fault {
+	n := 8 + rng.IntN(5)
+	out := make([]fault, n)
+	for i := range out {
+		f := fault{
+			down:  time.Duration(50+rng.IntN(400)) * time.Millisecond,
+			pause: time.Duration(150+rng.IntN(400)) * time.Millisecond,
+		}
+		perm := rng.Perm(faultNodes)
+		switch p := rng.IntN(100); {
+		case p < 30:
+			f.kind, f.nodes = stopOne, perm[:1]
+		case p < 52:
+			f.kind, f.nodes = stopTwo, perm[:2]
+		case p < 72:
+			f.kind, f.nodes = stopAll, perm
+		default:
+			f.kind, f.nodes = stopLeader, perm[:1]
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// runFaults runs the plan, starting no fault after until, and returns how many ran.
+// Every node it stops is running again when it returns.
+func (fc *faultCluster) runFaults(plan []fault, until time.Time) int {
+	for i, f := range plan {
+		if time.Now().After(until) {
+			return i
+		}
+		nodes := f.nodes
+		if f.kind == stopLeader {
+			if l := fc.findLeader(); l >= 0 {
+				nodes = []int{l}
+			}
+		}
+		began := time.Now()
+		fc.stopSet(nodes)
+		stopped := time.Since(began)
+		time.Sleep(f.down)
+		for _, n := range nodes {
+			fc.start(n)
+		}
+		// Let the group elect a leader (raft's election timeouts are a second or two)
+		// before the pause, so that the clients also see a healthy group between
+		// faults; but not for long, a fault may come before the group is back.
+		back := time.Now()
+		leader := fc.waitLeader(2 * time.Second)
+		fc.t.Logf("fault %d: %s: stopped %v in %v; leader %d after %v", i, f, nodes,
+			stopped.Round(time.Millisecond), leader, time.Since(back).Round(time.Millisecond))
+		time.Sleep(f.pause)
+	}
+	return len(plan)
+}
+
+func (fc *faultCluster) groupStatus(i int) (*cellarv1.GroupStatusResponse, error) {
+	cc, err := fc.conns.Get(fc.nodes[i].grpcAddr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	return cellarv1.NewNodeAdminClient(cc).GroupStatus(ctx, &cellarv1.GroupStatusRequest{})
+}
+
+// findLeader returns the node that says it leads, or -1.
+func (fc *faultCluster) findLeader() int {
+	for i := range fc.nodes {
+		if st, err := fc.groupStatus(i); err == nil && st.RaftState == "leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// waitLeader waits up to timeout for a node that says it leads, and returns it (or -1).
+func (fc *faultCluster) waitLeader(timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := fc.findLeader(); l >= 0 || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitApplied waits until every node has applied the same log index.
+func (fc *faultCluster) waitApplied(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	var seen []uint64
+	for time.Now().Before(deadline) {
+		seen = seen[:0]
+		for i := range fc.nodes {
+			st, err := fc.groupStatus(i)
+			if err != nil {
+				seen = append(seen, 0)
+				continue
+			}
+			seen = append(seen, st.AppliedIndex)
+		}
+		if seen[0] > 0 && seen[0] == seen[1] && seen[1] == seen[2] {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fc.t.Logf("applied indexes still differ after %v: %v", timeout, seen)
+}
+
+// storeRecords opens a stopped node's Pebble and returns the object id of every key
+// ("" when absent), checking that its bucket listing agrees with its lookups.
+func storeRecords(t *testing.T, dir string, keys []string, log *slog.Logger) map[string]string {
+	t.Helper()
+	s, err := index.Open(dir, log)
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	defer s.Close()
+	if _, err := s.GetBucket(faultBucket); err != nil {
+		t.Errorf("%s: bucket: %v", dir, err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		loc, err := s.Lookup(faultBucket, k)
+		switch {
+		case errs.Is(err, errs.NoSuchKey):
+			out[k] = ""
+		case err != nil:
+			t.Errorf("%s: lookup %s: %v", dir, k, err)
+		default:
+			out[k] = string(loc.ObjectId)
+		}
+	}
+	res, err := s.List(faultBucket, index.ListOptions{})
+	if err != nil {
+		t.Fatalf("%s: list: %v", dir, err)
+	}
+	listed := map[string]string{}
+	for _, e := range res.Entries {
+		listed[e.Key] = string(e.ObjectId)
+	}
+	for _, k := range keys {
+		if v, ok := listed[k]; ok != (out[k] != "") || v != out[k] {
+			t.Errorf("%s: %s listed as %q (listed: %v), looked up as %q", dir, k, v, ok, out[k])
+		}
+	}
+	if len(listed) > len(keys) {
+		t.Errorf("%s: lists %d keys, only %d were ever written", dir, len(listed), len(keys))
+	}
+	return out
+}
+
+// The model itself: it must refuse a stale read and a lost acknowledged write, and
+// accept a write of unknown outcome either way.
+func TestFaultModel(t *testing.T) {
+	op := func(client int, o kvOp, key, value, out string, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: kvInput{Op: o, Key: key, Value: value},
+			Output: kvOutput{Value: out}, Call: call, Return: ret}
+	}
+	unknownPut := func(key, value string, call int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: 2, Input: kvInput{Op: opPut, Key: key, Value: value},
+			Output: kvOutput{Unknown: true}, Call: call, Return: math.MaxInt64}
+	}
+	cases := []struct {
+		name string
+		ops  []porcupine.Operation
+		want porcupine.CheckResult
+	}{
+		{"sequential", []porcupine.Operation{
+			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "a", "", "1", 20, 30),
+			op(0, opDelete, "a", "", "1", 40, 50), op(1, opGet, "a", "", "", 60, 70),
+		}, porcupine.Ok},
+		{"stale read", []porcupine.Operation{
+			op(0, opPut, "a", "1", "", 0, 10), op(0, opPut, "a", "2", "1", 20, 30), op(1, opGet, "a", "", "1", 40, 50),
+		}, porcupine.Illegal},
+		{"lost write", []porcupine.Operation{
+			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "a", "", "", 20, 30),
+		}, porcupine.Illegal},
+		{"wrong previous", []porcupine.Operation{
+			op(0, opPut, "a", "1", "", 0, 10), op(0, opPut, "a", "2", "", 20, 30),
+		}, porcupine.Illegal},
+		{"keys are independent", []porcupine.Operation{
+			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "b", "", "", 20, 30),
+		}, porcupine.Ok},
+		{"unknown write seen", []porcupine.Operation{
+			unknownPut("a", "1", 0), op(1, opGet, "a", "", "1", 20, 30),
+		}, porcupine.Ok},
+		{"unknown write never seen", []porcupine.Operation{
+			unknownPut("a", "1", 0), op(1, opGet, "a", "", "", 20, 30),
+		}, porcupine.Ok},
+		{"unknown write seen, then not", []porcupine.Operation{
+			unknownPut("a", "1", 0), op(1, opGet, "a", "", "1", 20, 30), op(1, opGet, "a", "", "", 40, 50),
+		}, porcupine.Illegal},
+		{"read before the unknown write's call", []porcupine.Operation{
+			op(1, opGet, "a", "", "1", 0, 10), unknownPut("a", "1", 20),
+		}, porcupine.Illegal},
+	}
+	for _, c := range cases {
+		if got := porcupine.CheckOperationsTimeout(kvModel, c.ops, 5*time.Second); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	lost := lostWrites([]porcupine.Operation{op(0, opPut, "a", "1", "", 0, 10), op(1, opDelete, "a", "", "", 20, 30)},
+		map[string]string{"a": "1"})
+	if len(lost) != 1 {
+		t.Errorf("lostWrites missed a lost delete: %v", lost)
+	}
+	if lost := lostWrites([]porcupine.Operation{op(0, opPut, "a", "1", "", 0, 10), unknownPut("a", "2", 5)},
+		map[string]string{"a": "2"}); len(lost) != 0 {
+		t.Errorf("lostWrites: %v, but a later write may have replaced it", lost)
+	}
+}
