@@ -36,6 +36,7 @@ type page struct {
 	t   *testing.T
 	ctx context.Context
 	url string
+	srv *httptest.Server
 }
 
 // startPage runs a status server for c on 127.0.0.1:0 and opens it in a headless
@@ -79,7 +80,7 @@ func startPage(t *testing.T, c *clustertest.Cluster) *page {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	p := &page{t: t, ctx: bctx, url: srv.URL + "/"}
+	p := &page{t: t, ctx: bctx, url: srv.URL + "/", srv: srv}
 	// The first run starts the browser, which lives as long as its context: no timeout.
 	if err := chromedp.Do(bctx, chromedp.Navigate(p.url)); err != nil {
 		t.Fatalf("open the page: %v", err)
@@ -150,7 +151,8 @@ func expectJS(nodes map[string]string, cells map[string]string, stale bool) stri
 // TestStatusPageThroughOutage loads the status page of a 3-cell cluster, stops every
 // index and storage node and the gateway, and checks that the page still loads and
 // shows each of them down (and the cells down), then that it shows them ready again
-// once they are back.
+// once they are back, and finally that it says its view is stale once the status
+// server itself is gone.
 func TestStatusPageThroughOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and a browser")
@@ -224,4 +226,14 @@ func TestStatusPageThroughOutage(t *testing.T) {
 		return Object.keys(want).filter(k => !document.querySelector(want[k]));
 	})()`)
 	t.Logf("recovery shown after %v", time.Since(begin).Round(time.Millisecond))
+
+	// The status server itself goes away: the page must not keep showing green tiles.
+	p.srv.Close()
+	p.waitFor("the page says its view is stale", 15*time.Second, `(() => {
+		const bad = [];
+		if (document.body.dataset.stale !== "true") bad.push("stale is " + document.body.dataset.stale);
+		const b = document.getElementById("stale");
+		if (b.hidden || !b.textContent.includes("view is stale: last update")) bad.push("banner says " + JSON.stringify(b.hidden ? "(hidden)" : b.textContent));
+		return bad;
+	})()`)
 }

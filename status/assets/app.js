@@ -167,6 +167,8 @@
       why = last.stale_reason || "";
     }
     document.body.dataset.stale = String(stale);
+    const sum = $("summary");
+    if (stale && !sum.textContent.startsWith("last known: ")) sum.textContent = "last known: " + sum.textContent;
     banner.hidden = !stale;
     if (stale) banner.innerHTML = esc(text) + "<small>" + esc(why) + " — the tiles show the last known state, not the current one</small>";
     $("clock").textContent = hms(now);
