@@ -114,6 +114,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newUpCommand(), newStatusCommand(), newVersionCommand(), newDaemonCommand())
+	root.AddCommand(drillCommands()...)
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newProbeCommand(), newComposeCommand())
 	return root
