@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -41,6 +42,9 @@ type Topology struct {
 	// credentials above (the default). Off, anyone who can reach a gateway can read
 	// and write everything: for workshops only.
 	Auth bool `yaml:"auth"`
+	// UploadMaxAge is how old a multipart upload may grow before the gateways abort it
+	// and reclaim its parts ("24h"; 0 means 24 hours, negative never).
+	UploadMaxAge time.Duration `yaml:"upload_max_age"`
 }
 
 // DefaultTopology returns the embedded defaults.

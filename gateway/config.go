@@ -20,7 +20,8 @@ type Config struct {
 	// credentials requests are signed with (unless its Auth is off).
 	Topology cell.Topology
 	// UploadMaxAge is how old a multipart upload may grow before the gateway aborts it
-	// and reclaims its parts; 0 means 24 hours, negative never.
+	// and reclaims its parts; 0 means the topology's upload_max_age (24 hours by
+	// default), negative never.
 	UploadMaxAge time.Duration
 	// MaxObjectSize is the largest object (and part) accepted; 0 means 5 GiB.
 	MaxObjectSize int64
@@ -31,6 +32,6 @@ type Config struct {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Options.AddFlags(fs)
 	fs.StringVar(&c.S3Addr, "s3-addr", "127.0.0.1:9000", "address for the S3 HTTP API")
-	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", 24*time.Hour, "abort multipart uploads older than this and reclaim their parts (negative: never)")
+	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", 0, "abort multipart uploads older than this and reclaim their parts (default: the topology's upload_max_age; negative: never)")
 	fs.Int64Var(&c.MaxObjectSize, "max-object-size", 5<<30, "largest object or part accepted, in bytes")
 }

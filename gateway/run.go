@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config) error {
 	h := NewHandler(backend, opts)
 	maxAge := cfg.UploadMaxAge
 	if maxAge == 0 {
+		maxAge = cfg.Topology.UploadMaxAge
+	}
+	if maxAge == 0 {
 		maxAge = 24 * time.Hour
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if maxAge > 0 {
-		go backend.reapLoop(wctx, maxAge, min(maxAge/4, 10*time.Minute))
+		go backend.reapLoop(wctx, maxAge, max(min(maxAge/4, 10*time.Minute), 100*time.Millisecond))
 	}
 	go func() {
 		select {

@@ -480,3 +480,37 @@ func presigned(t *testing.T, cl *Cluster) {
 		t.Errorf("expired presigned URL: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestAbandonedUploadsAreReclaimed: an upload older than the topology's upload_max_age
+// is aborted by the gateway, its parts with it.
+func TestAbandonedUploadsAreReclaimed(t *testing.T) {
+	topo := topology(1)
+	topo.UploadMaxAge = time.Second
+	cl := Start(t, topo)
+	ctx := context.Background()
+	c := cl.S3()
+	mustCreateBucket(t, c, "abandoned")
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("abandoned"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("abandoned"), Key: aws.String("k"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(randomBytes(t, 1<<20))}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("abandoned"), Key: aws.String("k"), UploadId: up.UploadId})
+		if codeString(err) == "404 NoSuchUpload" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upload is still there after 30s: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	lu, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("abandoned")})
+	if err != nil || len(lu.Uploads) != 0 {
+		t.Fatalf("uploads left: %+v %v", lu, err)
+	}
+}
