@@ -113,6 +113,8 @@ type RebuildStats struct {
 	Loaded     int           // ranges loaded so far
 	Workers    int           // ranges loaded at once
 	Done       bool          // the whole map is loaded
+	Open       time.Duration // opening Pebble and loading the buckets
+	Plan       time.Duration // choosing the key ranges
 	FirstServe time.Duration // from the start of Open to the first range that serves reads
 	Duration   time.Duration // from the start of Open to the end of the rebuild (so far, if not done)
 }
@@ -131,6 +133,8 @@ type rebuildState struct {
 	hints  []int                        // expected objects per range
 
 	start      time.Time
+	opened     time.Duration
+	planned    time.Duration
 	estimated  int64
 	avgBytes   int // expected map bytes (key + value) per object
 	ready      atomic.Bool
@@ -175,10 +179,12 @@ func OpenAsync(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.rb.opened = time.Since(start)
 	if err := s.planRebuild(o.Ranges); err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.rb.planned = time.Since(start) - s.rb.opened
 	s.rb.workers = min(s.rb.workers, len(s.rb.parts))
 	if s.rb.pending == PendingPebble {
 		s.rb.firstServe.Store(int64(time.Since(start)))
@@ -231,6 +237,8 @@ func (s *Store) Stats() RebuildStats {
 		Loaded:     int(s.rb.rangesDone.Load()),
 		Workers:    s.rb.workers,
 		Done:       s.rb.ready.Load(),
+		Open:       s.rb.opened,
+		Plan:       s.rb.planned,
 		FirstServe: time.Duration(s.rb.firstServe.Load()),
 		Duration:   time.Duration(s.rb.took.Load()),
 	}

@@ -67,7 +67,7 @@ func BenchmarkRebuild(b *testing.B) {
 // scan is the reference: open the database and read every object record, in order,
 // on one goroutine.
 func scan(b *testing.B, dir string) int {
-	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true})
+	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: seed.Quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

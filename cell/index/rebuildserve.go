@@ -43,15 +43,19 @@ func (v *rebuildView) wait(ctx context.Context) error {
 				return err
 			}
 			st := v.store.Stats()
-			// The heap after a collection is what the map really holds.
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			v.heapEnd.Store(ms.HeapAlloc)
 			v.d.Log.Info("index rebuilt", "objects", st.Objects, "corrupt", st.Corrupt,
-				"ranges", st.Ranges, "workers", st.Workers,
+				"ranges", st.Ranges, "workers", st.Workers, "open", st.Open.Round(time.Millisecond), "plan", st.Plan.Round(time.Millisecond),
 				"first_serve", (v.since + st.FirstServe).Round(time.Millisecond),
-				"took", st.Duration.Round(time.Millisecond), "heap_bytes", ms.HeapAlloc)
+				"took", st.Duration.Round(time.Millisecond))
+			// The heap after a collection is what the map really holds; measure it
+			// beside serving, not before.
+			go func() {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				v.heapEnd.Store(ms.HeapAlloc)
+				v.d.Log.Info("heap after the rebuild", "heap_bytes", ms.HeapAlloc, "map_bytes", v.store.objects.MemBytes())
+			}()
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -79,6 +83,8 @@ func (v *rebuildView) gauges() map[string]float64 {
 		"objects_estimated":        float64(st.Estimated),
 		"rebuild_progress":         v.ratio(),
 		"rebuild_seconds":          st.Duration.Seconds(),
+		"rebuild_open_seconds":     st.Open.Seconds(),
+		"rebuild_plan_seconds":     st.Plan.Seconds(),
 		"rebuild_ranges":           float64(st.Ranges),
 		"rebuild_ranges_loaded":    float64(st.Loaded),
 		"corrupt_records":          float64(st.Corrupt),
@@ -88,7 +94,10 @@ func (v *rebuildView) gauges() map[string]float64 {
 	}
 	if st.Done {
 		g["rebuild_progress"] = 1
-		g["heap_after_rebuild_bytes"] = float64(v.heapEnd.Load())
+		g["map_bytes"] = float64(v.store.objects.MemBytes())
+		if h := v.heapEnd.Load(); h > 0 {
+			g["heap_after_rebuild_bytes"] = float64(h)
+		}
 	}
 	if st.FirstServe > 0 {
 		g["first_serve_seconds"] = (v.since + st.FirstServe).Seconds()

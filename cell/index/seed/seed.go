@@ -67,7 +67,7 @@ func Seed(dir string, o Options) error {
 	if o.TableObjects <= 0 {
 		o.TableObjects = 64 << 10
 	}
-	popts := &pebble.Options{}
+	popts := &pebble.Options{Logger: Quiet}
 	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
@@ -125,4 +125,19 @@ func writeTable(path string, wopts sstable.WriterOptions, bucket string, first, 
 		return fmt.Errorf("seed: write table: %w", err)
 	}
 	return nil
+}
+
+// Quiet is a Pebble logger that drops informational lines (Pebble logs every WAL it
+// replays) and keeps errors, on stderr.
+var Quiet pebble.Logger = quiet{}
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any) {}
+func (quiet) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quiet) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+	os.Exit(1)
 }
