@@ -1,18 +1,36 @@
 // Package gateway is cellar's S3 front door: an S3-compatible HTTP API (path-style
-// addressing) that turns each request into one call on a Backend, the router that
-// knows which cell holds a bucket or key.
+// addressing) that turns each request into calls on a Backend, the router that knows
+// which cell holds a bucket or key.
 //
 // The gateway daemon builds the handler once and serves it:
 //
-//	h := gateway.NewHandler(router, gateway.HandlerOptions{Registerer: reg, Logger: log})
+//	h := gateway.NewHandler(backend, gateway.HandlerOptions{
+//		Credentials: map[string]string{accessKey: secretKey}, Registerer: reg, Logger: log,
+//	})
 //	srv := &http.Server{Handler: h}
 //
-// The handler validates names and parameters, decodes request bodies (plain, or
-// aws-chunked as the AWS SDKs send them), streams object bytes in both directions
-// without buffering whole objects, and renders every failure as S3 error XML through
-// errs.S3. Every response says which cell served it in the x-cellar-cell header
-// ("none" when the request was refused before reaching a cell) and carries a unique
-// x-amz-request-id that also appears in the logs.
+// What it serves is what the aws CLI, boto3, s3cmd, rclone, aws-sdk-go-v2 and minio-go
+// use: buckets (create, head, delete, list, location, versioning status); objects (PUT
+// with metadata and standard headers, GET and HEAD with single ranges and conditional
+// headers, conditional PUT with If-Match and If-None-Match: *, DELETE, DeleteObjects,
+// CopyObject); ListObjects v1 and v2 and ListObjectVersions (one "null" version per
+// key); multipart uploads (create, upload part, complete, abort, list uploads, list
+// parts). Anything else is refused with NotImplemented, never served as something it
+// is not.
+//
+// Every request must carry an AWS Signature Version 4 (Authorization header or
+// presigned URL) made with HandlerOptions.Credentials, unless those are empty
+// (authentication off). Request bodies may be plain or aws-chunked (with chunk
+// signatures verified, and trailers); Content-MD5, x-amz-content-sha256 and the
+// x-amz-checksum-* checksums are verified as the body streams, and a body that fails
+// any check is never committed. Object bytes stream in both directions without
+// buffering whole objects; ranges are read from storage at their offset.
+//
+// Every failure is rendered as S3 error XML through errs.S3. Every response says which
+// cell served it in the x-cellar-cell header ("none" when the request was refused
+// before reaching a cell) and carries a unique x-amz-request-id that also appears in
+// the logs. Run runs the handler as the gateway daemon over the cells (NewCellBackend),
+// and reclaims the parts of multipart uploads abandoned longer than the configured age.
 package gateway
 
 import (

@@ -103,6 +103,11 @@ func TestSigV4(t *testing.T) {
 		{name: "from the future", at: now.Add(20 * time.Minute), want: "RequestTimeTooSkewed"},
 		{name: "no content sha256", want: "InvalidRequest", mutate: func(r *http.Request) *http.Request {
 			r.Header.Del("X-Amz-Content-Sha256")
+			r.ContentLength = 5
+			return r
+		}},
+		{name: "no content sha256 with an empty body", want: "SignatureDoesNotMatch", mutate: func(r *http.Request) *http.Request {
+			r.Header.Del("X-Amz-Content-Sha256") // signed as UNSIGNED-PAYLOAD, checked as the empty body's hash
 			return r
 		}},
 		{name: "header and query", want: "InvalidRequest", mutate: func(r *http.Request) *http.Request {

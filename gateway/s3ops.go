@@ -66,11 +66,18 @@ func readXMLBody(x *s3Exchange, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	csha, err := parseContentSHA256(x.r.Header.Get("x-amz-content-sha256"))
+	if err != nil {
+		return nil, err
+	}
+	if csha.streaming {
+		return nil, errs.New(errs.InvalidRequest, "This request does not accept an aws-chunked body.")
+	}
 	declared := x.r.ContentLength
 	if declared > limit {
 		return nil, errs.New(errs.MalformedXML, "The XML you provided is larger than %d bytes.", limit)
 	}
-	body := newPayloadReader(x.r.Body, declared, limit, wantMD5, nil).withChecksum(cr, nil)
+	body := newPayloadReader(x.r.Body, declared, limit, wantMD5, csha.digest).withChecksum(cr, nil)
 	b, err := io.ReadAll(body)
 	if err != nil {
 		if errs.Is(err, errs.EntityTooLarge) {
