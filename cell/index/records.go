@@ -17,6 +17,16 @@ func ObjectRecord(loc *cellarv1.Location) (key, value []byte, err error) {
 	return objectKey(mapKey(loc.Bucket, loc.Key)), seal(payload), nil
 }
 
+// ObjectRecordFor is ObjectRecord for a loc whose Bucket and Key are left empty
+// (they are in the key), without copying loc: for tools that write many records.
+func ObjectRecordFor(bucket, key string, loc *cellarv1.Location) (k, v []byte, err error) {
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return objectKey(mapKey(bucket, key)), seal(payload), nil
+}
+
 // BucketRecord returns the Pebble key and value under which an index node stores b.
 func BucketRecord(b *cellarv1.Bucket) (key, value []byte, err error) {
 	payload, err := proto.Marshal(b)

@@ -36,11 +36,18 @@ func Key(i int) string { return fmt.Sprintf("user%06d/photos/img%010d.jpg", i/10
 
 // Location is the location record of synthetic object i of bucket.
 func Location(bucket string, i int) *cellarv1.Location {
+	loc := location(i)
+	loc.Bucket, loc.Key = bucket, Key(i)
+	return loc
+}
+
+// location is Location without bucket and key.
+func location(i int) *cellarv1.Location {
 	id := make([]byte, 16)
 	binary.BigEndian.PutUint64(id, uint64(i))
 	binary.BigEndian.PutUint64(id[8:], uint64(i)*0x9E3779B97F4A7C15)
 	return &cellarv1.Location{
-		Bucket: bucket, Key: Key(i), ObjectId: id, Size: int64(1000 + i%100000),
+		ObjectId: id, Size: int64(1000 + i%100000),
 		ModifiedUnixNano: 1_763_000_000_000_000_000 + int64(i), Replicas: []string{"sto-0", "sto-1"},
 	}
 }
@@ -112,7 +119,7 @@ func writeTable(path string, wopts sstable.WriterOptions, bucket string, first, 
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), wopts)
 	for i := first; i < first+count; i++ {
-		k, v, err := index.ObjectRecord(Location(bucket, i))
+		k, v, err := index.ObjectRecordFor(bucket, Key(i), location(i))
 		if err == nil {
 			err = w.Set(k, v)
 		}
