@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of cellar's S3 API with the clients people drive drills with: Debian's
-# awscli, s3cmd and rclone. It starts a two-cell cluster with `cellctl up` on
+# awscli, s3cmd, rclone and boto3. It starts a two-cell cluster with `cellctl up` on
 # 127.0.0.1, and with each client: makes a bucket; copies a small file and a 40 MiB
 # file (multipart) up and down, byte-exact; lists; syncs a directory up and down; reads
 # a byte range; deletes; removes the bucket. Then it stops the cluster with SIGINT.
@@ -10,12 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-AWS=/usr/bin/aws S3CMD=/usr/bin/s3cmd RCLONE=/usr/bin/rclone
-if [ ! -x $AWS ] || [ ! -x $S3CMD ] || [ ! -x $RCLONE ]; then
-	echo "--- installing awscli, s3cmd and rclone"
+AWS=/usr/bin/aws S3CMD=/usr/bin/s3cmd RCLONE=/usr/bin/rclone PY=/usr/bin/python3
+if [ ! -x $AWS ] || [ ! -x $S3CMD ] || [ ! -x $RCLONE ] || ! $PY -c 'import boto3' 2>/dev/null; then
+	echo "--- installing awscli, s3cmd, rclone and boto3"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq awscli s3cmd rclone >/dev/null
+	apt-get install -y -qq awscli s3cmd rclone python3-boto3 >/dev/null
 fi
 
 work=$(mktemp -d)
@@ -185,6 +185,18 @@ check "rclone ranged get (cat --offset --count)" rclone_range
 check "rclone range byte-exact" same "$work/src/range" "$d/range"
 check "rclone delete" rclone delete cellar:rclone-smoke
 check "rclone rmdir" rclone rmdir cellar:rclone-smoke
+
+# --- boto3
+echo "--- boto3 $($PY -c 'import boto3; print(boto3.__version__)')"
+rc=0
+boto3_out=$(CELLAR_ENDPOINT=$endpoint AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret AWS_DEFAULT_REGION=$region \
+	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+	$PY scripts/s3-boto3-smoke.py "$work" 2>&1) || rc=$?
+echo "$boto3_out"
+n_ok=$(grep -c '^ok ' <<<"$boto3_out" || true)
+n_fail=$(grep -c '^FAIL' <<<"$boto3_out" || true)
+if [ "$rc" != 0 ] && [ "$n_fail" = 0 ]; then n_fail=1; fi # it died before its checks
+passed=$((passed + n_ok)) failed=$((failed + n_fail))
 
 echo "--- stopping the cluster"
 kill -INT "$pid"
