@@ -177,9 +177,16 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		}
 		return err
 	}
+	// Other cellctl commands (drain, undrain, restart) act on the nodes through this.
+	_, stopControl, err := sup.ServeControl()
+	if err != nil {
+		fmt.Fprintf(out, "warning: %v; drills cannot act on this cluster\n", err)
+		stopControl = func() {}
+	}
 	printEndpoint(out, sup, o.dataDir)
 
 	<-runCtx.Done()
+	stopControl()
 	fmt.Fprintln(out, "\nstopping the cluster (Ctrl-C again to kill what is left)")
 	start := time.Now()
 	if err := sup.Stop(stopCtx); err != nil {

@@ -38,6 +38,10 @@ type ClusterFile struct {
 	FastGossip    bool      `json:"fast_gossip"`
 	Topology      Topology  `json:"topology"`
 	Nodes         []Node    `json:"nodes"`
+	// ControlAddr is where the supervisor serves its node controls (see ServeControl);
+	// requests carry ControlToken. Empty when no control endpoint runs.
+	ControlAddr  string `json:"control_addr,omitempty"`
+	ControlToken string `json:"control_token,omitempty"`
 }
 
 // GossipAddrs lists the gossip addresses of the nodes whose process runs (all nodes if

@@ -100,6 +100,7 @@ type Supervisor struct {
 	procs   map[string]*proc
 	order   []string // node ids in topology order
 	stopped bool
+	control controlEndpoint // set by ServeControl
 
 	outMu  sync.Mutex
 	saveMu sync.Mutex
@@ -805,6 +806,7 @@ func (s *Supervisor) fileLocked() *ClusterFile {
 	for _, id := range s.order {
 		f.Nodes = append(f.Nodes, s.procs[id].node)
 	}
+	f.ControlAddr, f.ControlToken = s.control.addr, s.control.token
 	return f
 }
 
@@ -833,6 +835,7 @@ func (s *Supervisor) saveStopped() {
 	f := s.fileLocked()
 	s.mu.Unlock()
 	f.Running, f.SupervisorPID = false, 0
+	f.ControlAddr, f.ControlToken = "", ""
 	for i := range f.Nodes {
 		f.Nodes[i].PID = 0
 	}
