@@ -23,8 +23,8 @@ import (
 
 // The rebuild of the in-memory map.
 //
-// OpenAsync opens Pebble, loads the (few) bucket records, plans the rebuild and returns;
-// the objects are loaded in the background. The object key space is cut into ranges at
+// OpenAsync opens Pebble, loads the (few) bucket records and returns; the rebuild is
+// planned and the objects are loaded in the background. The object key space is cut into ranges at
 // split keys taken from Pebble's own sstable boundaries (refined with Pebble's disk-usage
 // estimates where a table is large), about one range per 64 Ki objects and never fewer
 // than one per worker. Workers (one per core) take the ranges in key order; each range is
@@ -133,8 +133,9 @@ type rebuildState struct {
 	hints  []int                        // expected objects per range
 
 	start      time.Time
-	opened     time.Duration
-	planned    time.Duration
+	opened     time.Duration // set before OpenAsync returns
+	planned    atomic.Int64  // nanoseconds spent choosing the ranges
+	havePlan   atomic.Bool   // bounds, parts, hints, estimated and avgBytes are set
 	estimated  int64
 	avgBytes   int // expected map bytes (key + value) per object
 	ready      atomic.Bool
@@ -180,16 +181,12 @@ func OpenAsync(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.rb.opened = time.Since(start)
-	if err := s.planRebuild(o.Ranges); err != nil {
-		db.Close()
-		return nil, err
-	}
-	s.rb.planned = time.Since(start) - s.rb.opened
-	s.rb.workers = min(s.rb.workers, len(s.rb.parts))
 	if s.rb.pending == PendingPebble {
 		s.rb.firstServe.Store(int64(time.Since(start)))
 	}
-	go s.rebuild()
+	// The ranges are chosen in the background too: with thousands of tables, reading
+	// their properties takes a while, and reads need not wait for it.
+	go s.rebuild(o.Ranges)
 	return s, nil
 }
 
@@ -220,7 +217,9 @@ func (s *Store) WaitReady(ctx context.Context) error {
 // from Pebble's table properties until the rebuild ends, then the exact count).
 func (s *Store) Progress() (loaded, total int64) {
 	loaded = s.rb.loaded.Load()
-	total = s.rb.estimated
+	if s.rb.havePlan.Load() {
+		total = s.rb.estimated
+	}
 	if s.rb.ready.Load() {
 		total = loaded
 	}
@@ -231,16 +230,17 @@ func (s *Store) Progress() (loaded, total int64) {
 func (s *Store) Stats() RebuildStats {
 	st := RebuildStats{
 		Objects:    s.rb.loaded.Load(),
-		Estimated:  s.rb.estimated,
 		Corrupt:    s.rb.corrupt.Load(),
-		Ranges:     len(s.rb.parts),
 		Loaded:     int(s.rb.rangesDone.Load()),
-		Workers:    s.rb.workers,
 		Done:       s.rb.ready.Load(),
 		Open:       s.rb.opened,
-		Plan:       s.rb.planned,
+		Plan:       time.Duration(s.rb.planned.Load()),
 		FirstServe: time.Duration(s.rb.firstServe.Load()),
 		Duration:   time.Duration(s.rb.took.Load()),
+	}
+	if s.rb.havePlan.Load() {
+		st.Estimated, st.Ranges = s.rb.estimated, len(s.rb.parts)
+		st.Workers = min(s.rb.workers, st.Ranges)
 	}
 	if !st.Done {
 		st.Duration = time.Since(s.rb.start)
@@ -478,15 +478,26 @@ func (s *Store) rangeOf(mk []byte) int {
 	return sort.Search(len(s.rb.bounds), func(i int) bool { return bytes.Compare(s.rb.bounds[i], mk) > 0 })
 }
 
-// rebuild loads every range and then makes the joined ranges the store's map.
-func (s *Store) rebuild() {
+// rebuild plans the ranges, loads every one and then makes the joined ranges the
+// store's map.
+func (s *Store) rebuild(ranges int) {
 	rb := &s.rb
+	planStart := time.Now()
+	if err := s.planRebuild(ranges); err != nil {
+		rb.err = err
+		s.log.Error("index rebuild failed", "err", err)
+		rb.took.Store(int64(time.Since(rb.start)))
+		close(rb.done)
+		return
+	}
+	rb.planned.Store(int64(time.Since(planStart)))
+	rb.havePlan.Store(true)
 	var next atomic.Int64
 	var failed atomic.Bool
 	var errMu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
-	for range rb.workers {
+	for range min(rb.workers, len(rb.parts)) {
 		wg.Go(func() {
 			for !failed.Load() {
 				i := int(next.Add(1) - 1)
@@ -589,9 +600,13 @@ func (s *Store) stopRebuild() {
 	<-s.rb.done
 }
 
-// errPending is the answer to a read of a range still loading under PendingSlowDown.
+// errPending is the answer to a read of a range still loading under PendingSlowDown;
+// i < 0 while the ranges are being chosen.
 func (s *Store) errPending(i int) error {
 	loaded, total := s.Progress()
+	if i < 0 {
+		return errs.New(errs.SlowDown, "index rebuilding: choosing the key ranges to load")
+	}
 	return errs.New(errs.SlowDown, "index rebuilding: key range %d of %d (from %s) is loading; %d of ~%d objects loaded",
 		i+1, len(s.rb.parts), describeBound(s.rb.bounds, i), loaded, total)
 }
@@ -613,9 +628,12 @@ func splitBound(mk []byte) (bucket, key string) {
 
 // lookupRebuilding is Lookup while the map is not complete.
 func (s *Store) lookupRebuilding(mk []byte) (*cellarv1.Location, error) {
-	i := s.rangeOf(mk)
-	if part := s.rb.parts[i].Load(); part != nil {
-		return s.lookupIn(part, mk)
+	i := -1
+	if s.rb.havePlan.Load() {
+		i = s.rangeOf(mk)
+		if part := s.rb.parts[i].Load(); part != nil {
+			return s.lookupIn(part, mk)
+		}
 	}
 	if s.rb.ready.Load() { // finished meanwhile
 		return s.lookupIn(s.objects, mk)
@@ -664,6 +682,12 @@ func (s *Store) ascend(from []byte, fn func(k, v []byte) bool) error {
 		}
 		return !stopped
 	}
+	if !s.rb.havePlan.Load() {
+		if s.rb.pending == PendingSlowDown {
+			return s.errPending(-1)
+		}
+		return s.ascendPebble(objectKey(from), objectsUpper, wrapped, &stopped)
+	}
 	for i := s.rangeOf(from); i < len(s.rb.parts) && !stopped; i++ {
 		if part := s.rb.parts[i].Load(); part != nil {
 			part.Ascend(from, wrapped)
@@ -680,18 +704,27 @@ func (s *Store) ascend(from []byte, fn func(k, v []byte) bool) error {
 		if k := objectKey(from); bytes.Compare(k, lo) > 0 {
 			lo = k
 		}
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-		if err != nil {
-			return errs.Wrap(errs.Unavailable, err, "index read failed")
+		if err := s.ascendPebble(lo, hi, wrapped, &stopped); err != nil {
+			return err
 		}
-		for it.First(); it.Valid() && !stopped; it.Next() {
-			if payload, ok := open(it.Value()); ok {
-				wrapped(it.Key()[1:], payload)
-			}
+	}
+	return nil
+}
+
+// ascendPebble calls fn for the good object records in [lo, hi) of Pebble, in order,
+// until *stopped.
+func (s *Store) ascendPebble(lo, hi []byte, fn func(k, v []byte) bool, stopped *bool) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "index read failed")
+	}
+	for it.First(); it.Valid() && !*stopped; it.Next() {
+		if payload, ok := open(it.Value()); ok {
+			fn(it.Key()[1:], payload)
 		}
-		if err := it.Close(); err != nil {
-			return errs.Wrap(errs.Unavailable, err, "index read failed")
-		}
+	}
+	if err := it.Close(); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "index read failed")
 	}
 	return nil
 }
