@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -481,26 +482,87 @@ func presigned(t *testing.T, cl *Cluster) {
 	}
 }
 
+// blobCount is the number of blobs on every storage node of the cluster.
+func blobCount(t *testing.T, cl *Cluster) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(cl.Dir, "*storage*", "blobs", "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(files)
+}
+
+// waitBlobs waits until the cluster holds want blobs.
+func waitBlobs(t *testing.T, cl *Cluster, want int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for blobCount(t, cl) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d blobs after 30s, want %d", what, blobCount(t, cl), want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestAbandonedUploadsAreReclaimed: an upload older than the topology's upload_max_age
-// is aborted by the gateway, its parts with it.
+// is aborted by the gateway, its parts with it; the parts a completed upload does not
+// use, and those of an aborted one, are reclaimed too.
 func TestAbandonedUploadsAreReclaimed(t *testing.T) {
 	topo := topology(1)
-	topo.UploadMaxAge = time.Second
+	topo.UploadMaxAge = 3 * time.Second
+	replicas := topo.StorageNodes
 	cl := Start(t, topo)
 	ctx := context.Background()
 	c := cl.S3()
 	mustCreateBucket(t, c, "abandoned")
-	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("abandoned"), Key: aws.String("k")})
+	base := blobCount(t, cl)
+	part := func(key string, id *string, n int32) {
+		t.Helper()
+		if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("abandoned"), Key: aws.String(key), UploadId: id,
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(randomBytes(t, 1<<20))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(key string) *string {
+		t.Helper()
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("abandoned"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return up.UploadId
+	}
+
+	// Completed with part 1 only: part 2 is reclaimed.
+	done := create("done")
+	part("done", done, 1)
+	part("done", done, 2)
+	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("abandoned"), Key: aws.String("done"), UploadId: done})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("abandoned"), Key: aws.String("k"), UploadId: up.UploadId,
-		PartNumber: aws.Int32(1), Body: bytes.NewReader(randomBytes(t, 1<<20))}); err != nil {
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("abandoned"), Key: aws.String("done"), UploadId: done,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: lp.Parts[0].ETag}}}}); err != nil {
 		t.Fatal(err)
+	}
+	waitBlobs(t, cl, base+replicas, "after completing with one of two parts")
+
+	// Aborted: its part is reclaimed.
+	aborted := create("aborted")
+	part("aborted", aborted, 1)
+	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("abandoned"), Key: aws.String("aborted"), UploadId: aborted}); err != nil {
+		t.Fatal(err)
+	}
+	waitBlobs(t, cl, base+replicas, "after an abort")
+
+	// Abandoned: the gateway aborts it once it is older than upload_max_age.
+	left := create("left")
+	part("left", left, 1)
+	if n := blobCount(t, cl); n != base+2*replicas {
+		t.Fatalf("%d blobs with an upload in progress, want %d", n, base+2*replicas)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("abandoned"), Key: aws.String("k"), UploadId: up.UploadId})
+		_, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("abandoned"), Key: aws.String("left"), UploadId: left})
 		if codeString(err) == "404 NoSuchUpload" {
 			break
 		}
@@ -512,5 +574,9 @@ func TestAbandonedUploadsAreReclaimed(t *testing.T) {
 	lu, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("abandoned")})
 	if err != nil || len(lu.Uploads) != 0 {
 		t.Fatalf("uploads left: %+v %v", lu, err)
+	}
+	waitBlobs(t, cl, base+replicas, "after the abandoned upload was reaped")
+	if got, err := get(ctx, c, "abandoned", "done"); err != nil || len(got) != 1<<20 {
+		t.Fatalf("the completed object: %d bytes, %v", len(got), err)
 	}
 }
