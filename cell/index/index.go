@@ -8,7 +8,31 @@
 // and lists are then served from memory. Records that fail their checksum are counted,
 // logged and never served as good data.
 //
-// Run starts an index node as a daemon; Open gives the same store to tests and tools.
+// # Rebuild and readiness by key range
+//
+// The rebuild splits the object key space into ranges at Pebble's own sstable
+// boundaries (about one per 64 Ki objects), loads them on one worker per core, each
+// into its own pre-sized locmap.Builder, and joins them with locmap.Concat. A loaded
+// range serves reads at once. What a read of a range still loading gets is
+// Options.Pending:
+//
+//   - PendingPebble (the default): the answer is read from Pebble directly, checksum
+//     checked. A standalone node holds Pebble still during the rebuild (writes wait for
+//     it), so this is exactly the answer the map will give: every GET, HEAD and LIST is
+//     served from the moment Pebble is open, only slower until its range is loaded. The
+//     point of restarting a cell fast is to give its objects back fast; a right answer
+//     a little late is better than a 503 that every client has to retry.
+//   - PendingSlowDown: such reads are refused with errs.SlowDown naming the range (the
+//     gateway answers 503 SlowDown with Retry-After), so that the rebuild has the cores
+//     to itself and ends soonest. Choose it (indexd --rebuild-pending=slowdown) when
+//     clients retry well and the full rebuild time matters more than early answers.
+//
+// Writes wait for the end of the rebuild: the daemon refuses them with SlowDown until
+// then. A member of a replication group serves nothing until it has rebuilt and joined
+// its group, since its Pebble may be behind the group's.
+//
+// Run starts an index node as a daemon; Open gives the same store to tests and tools,
+// rebuilt; OpenAsync returns while it rebuilds (Ready, Progress, Stats).
 package index
 
 import (
