@@ -61,7 +61,7 @@ type Config struct {
 	// StaleAfter is how long without a live gossip member or an answered probe makes
 	// the view stale (default 5s).
 	StaleAfter time.Duration
-	// ProbeTimeout bounds each request to a node (default 800ms).
+	// ProbeTimeout bounds each request to a node (default 1.5s).
 	ProbeTimeout time.Duration
 	// RateWindow is the window request and error rates and p99 are taken over
 	// (default 5s).
@@ -133,7 +133,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 		cfg.StaleAfter = 5 * time.Second
 	}
 	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = 800 * time.Millisecond
+		cfg.ProbeTimeout = 1500 * time.Millisecond
 	}
 	if cfg.RateWindow <= 0 {
 		cfg.RateWindow = 5 * time.Second
