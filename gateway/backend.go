@@ -65,7 +65,8 @@ type ObjectInfo struct {
 	Size         int64
 	ETag         string // hex MD5 of the content, or "<md5 of part md5s>-<parts>"; without quotes
 	LastModified time.Time
-	PartsCount   int // parts of a multipart object; 0 for a single-part one
+	PartsCount   int     // parts of a multipart object; 0 for a single-part one
+	PartSizes    []int64 // their sizes, in order (GET ?partNumber=N reads part N)
 	ObjectMeta
 }
 

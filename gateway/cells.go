@@ -321,7 +321,11 @@ func etagOf(loc *cellarv1.Location) string {
 }
 
 func infoOf(loc *cellarv1.Location) ObjectInfo {
-	return ObjectInfo{
+	var sizes []int64
+	for _, p := range loc.Parts {
+		sizes = append(sizes, p.Size)
+	}
+	return ObjectInfo{PartSizes: sizes,
 		Bucket: loc.Bucket, Key: loc.Key, Size: loc.Size, ETag: etagOf(loc),
 		LastModified: time.Unix(0, loc.ModifiedUnixNano), PartsCount: len(loc.Parts), ObjectMeta: metaOf(loc),
 	}

@@ -368,6 +368,7 @@ func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (str
 		return cell, ObjectInfo{}, err
 	}
 	var data []byte
+	var sizes []int64
 	all := md5.New()
 	for i, c := range in.Parts {
 		if i > 0 && c.Number <= in.Parts[i-1].Number {
@@ -382,6 +383,7 @@ func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (str
 		}
 		raw, _ := hex.DecodeString(p.info.ETag)
 		all.Write(raw)
+		sizes = append(sizes, p.info.Size)
 		data = append(data, p.data...)
 	}
 	if err := fakeCond(b, in.Key, in.Cond); err != nil {
@@ -390,7 +392,7 @@ func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (str
 	meta := u.info.Meta
 	meta.ChecksumAlgorithm = ""
 	info := ObjectInfo{Bucket: in.Bucket, Key: in.Key, Size: int64(len(data)),
-		ETag: fmt.Sprintf("%x-%d", all.Sum(nil), len(in.Parts)), LastModified: time.Now().UTC(), PartsCount: len(in.Parts), ObjectMeta: meta}
+		ETag: fmt.Sprintf("%x-%d", all.Sum(nil), len(in.Parts)), LastModified: time.Now().UTC(), PartsCount: len(in.Parts), PartSizes: sizes, ObjectMeta: meta}
 	b.objects[in.Key] = fakeObject{info: info, data: data}
 	delete(b.uploads, in.UploadID)
 	f.commits++

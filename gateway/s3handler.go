@@ -605,6 +605,9 @@ func (h *s3Handler) getObject(x *s3Exchange, head bool) error {
 			hdr.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 			return 0, 0, errNotModified
 		}
+		if x.req.query.Has("partNumber") {
+			return partRange(x, info, &status, &length)
+		}
 		rg, st := parseRange(x.r.Header.Get("Range"), info.Size)
 		switch st {
 		case rangeUnsatisfiable:
@@ -670,6 +673,36 @@ func (h *s3Handler) getObject(x *s3Exchange, head bool) error {
 		return bodyFailure(src.err) // the connection is closed short of Content-Length
 	}
 	return nil
+}
+
+// partRange chooses the bytes of the part GET or HEAD ?partNumber=N asks for: part N
+// of a multipart object, or the whole of a single-part one as its part 1.
+func partRange(x *s3Exchange, info ObjectInfo, status *int, length *int64) (int64, int64, error) {
+	if x.r.Header.Get("Range") != "" {
+		return 0, 0, errs.New(errs.InvalidRequest, "Cannot specify both Range header and partNumber query parameter.")
+	}
+	n, err := parsePartNumber(x.req.query.Get("partNumber"))
+	if err != nil {
+		return 0, 0, err
+	}
+	sizes := info.PartSizes
+	if len(sizes) == 0 {
+		sizes = []int64{info.Size}
+	}
+	if n > len(sizes) {
+		return 0, 0, errs.New(errs.InvalidRange, "The requested partnumber is not satisfiable")
+	}
+	var off int64
+	for _, sz := range sizes[:n-1] {
+		off += sz
+	}
+	*status, *length = http.StatusPartialContent, sizes[n-1]
+	hdr := x.w.Header()
+	hdr.Set("x-amz-mp-parts-count", strconv.Itoa(len(sizes)))
+	if sizes[n-1] > 0 {
+		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+sizes[n-1]-1, info.Size))
+	}
+	return off, sizes[n-1], nil
 }
 
 // setObjectHeaders sets the headers that describe an object on GET and HEAD.

@@ -88,7 +88,7 @@ var (
 		"continuation-token", "start-after", "encoding-type", "fetch-owner")
 	getObjectParams = paramSet("response-content-type", "response-content-language",
 		"response-expires", "response-cache-control", "response-content-disposition",
-		"response-content-encoding")
+		"response-content-encoding", "partNumber")
 	locationParams = paramSet("location")
 	noParams       = paramSet()
 
