@@ -22,6 +22,10 @@ const (
 	ExitOK    = 0 // success
 	ExitError = 1 // the command failed
 	ExitUsage = 2 // the command line is wrong: unknown command or flag, bad value
+	// ExitRefused: a guardrail refused the drill (or its confirmation no longer matches
+	// the plan); nothing was done.
+	ExitRefused = 3
+	ExitHalted  = 4 // drills are halted by the kill switch; nothing was done
 )
 
 // Main runs cellctl with args (without the program name) and returns its exit code.
@@ -48,6 +52,10 @@ func report(name string, err error, stderr io.Writer) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
+	}
+	var ce interface{ ExitCode() int }
+	if errors.As(err, &ce) {
+		return ce.ExitCode()
 	}
 	return ExitError
 }
@@ -90,7 +98,9 @@ look at it with 'cellctl status'. Any S3 client works against the endpoint up pr
 Exit codes:
   0  success
   1  the command failed; the reason is one line on stderr
-  2  usage error: unknown command or flag, bad flag value, unexpected argument`
+  2  usage error: unknown command or flag, bad flag value, unexpected argument
+  3  refused by a guardrail (drain, restart); nothing was done
+  4  drills are halted ('cellctl drill resume' clears it); nothing was done`
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cellarsim/cellar/drill"
+)
+
+func newAuditCommand() *cobra.Command {
+	var dataDir, output string
+	var last int
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show the audit log of drills: plans, refusals, confirmations, overrides, steps",
+		Long: `audit prints DATA_DIR/audit.log, the append-only record of every drill decision: each
+plan shown, refused or confirmed, each guardrail overridden, each node acted on, each
+halt and resume, with its time, user, reason, plan id and outcome. It works whether
+the cluster runs or not.`,
+		Example: `  cellctl audit
+  cellctl audit --last 20
+  cellctl audit --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageErrorf("--output %q: want table or json", output)
+			}
+			if _, err := os.Stat(dataDir); err != nil {
+				return fmt.Errorf("no data directory %s", dataDir)
+			}
+			entries, err := drill.ReadAudit(dataDir)
+			if err != nil {
+				return err
+			}
+			if last > 0 && len(entries) > last {
+				entries = entries[len(entries)-last:]
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				if entries == nil {
+					entries = []drill.Entry{}
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(entries)
+			}
+			if len(entries) == 0 {
+				fmt.Fprintln(out, "the audit log is empty")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tUSER\tDECISION\tPLAN\tCELL\tNODE\tREASON\tOUTCOME")
+			for _, e := range entries {
+				reason := e.Reason
+				if e.Override != "" {
+					reason += " [override: " + e.Override + "]"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.User, e.Decision,
+					dash(e.PlanID), dash(e.Cell), dash(e.Node), dash(strings.TrimSpace(reason)), dash(e.Outcome))
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory of the cluster")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.IntVar(&last, "last", 0, "only the last N entries (0: all)")
+	return cmd
+}
+
+func newDrillCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Control drills: halt every drill (kill switch) or resume",
+		Long: `drill halt sets the kill switch in the data directory: a drain or undrain in progress
+stops before its next node, and new ones are refused (exit code 4) until 'cellctl drill
+resume' clears it. drill status says whether it is set.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	var dataDir, reason, output string
+	audit := func(decision, outcome string) error {
+		return drill.OpenAudit(dataDir).Append(drill.Entry{Command: "cellctl " + strings.Join(os.Args[1:], " "),
+			Reason: reason, Decision: decision, Outcome: outcome})
+	}
+	checkDir := func() error {
+		if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("no data directory %s", dataDir)
+		}
+		return nil
+	}
+	halt := &cobra.Command{
+		Use:     "halt",
+		Short:   "Stop every running drill and refuse new ones until resumed",
+		Example: `  cellctl drill halt --reason "customer traffic spike"`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDir(); err != nil {
+				return err
+			}
+			if err := drill.Halt(dataDir, reason); err != nil {
+				return err
+			}
+			if err := audit(drill.DecisionHalt, "drills halted"); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "drills halted; 'cellctl drill resume' lets them run again")
+			return nil
+		},
+	}
+	resume := &cobra.Command{
+		Use:     "resume",
+		Short:   "Clear the kill switch so that drills may run again",
+		Example: `  cellctl drill resume --reason "spike over"`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDir(); err != nil {
+				return err
+			}
+			was, _ := drill.Halted(dataDir)
+			if err := drill.Resume(dataDir); err != nil {
+				return err
+			}
+			if !was {
+				fmt.Fprintln(cmd.OutOrStdout(), "drills were not halted")
+				return nil
+			}
+			if err := audit(drill.DecisionResume, "drills resumed"); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "drills may run again")
+			return nil
+		},
+	}
+	status := &cobra.Command{
+		Use:     "status",
+		Short:   "Say whether drills are halted",
+		Example: `  cellctl drill status --output json`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return usageErrorf("--output %q: want text or json", output)
+			}
+			if err := checkDir(); err != nil {
+				return err
+			}
+			h, info := drill.Halted(dataDir)
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				return json.NewEncoder(out).Encode(map[string]any{"halted": h, "info": info})
+			}
+			if !h {
+				fmt.Fprintln(out, "drills may run")
+				return nil
+			}
+			fmt.Fprintln(out, drill.CheckHalt(dataDir).Error())
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{halt, resume, status} {
+		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir, "data directory of the cluster")
+	}
+	halt.Flags().StringVar(&reason, "reason", "", "why, for the audit log and whoever is refused")
+	resume.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	status.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(halt, resume, status)
+	return cmd
+}

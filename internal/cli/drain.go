@@ -1,0 +1,477 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill"
+	"github.com/cellarsim/cellar/internal/localcluster"
+)
+
+// codeError is an error with an exit code of its own.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
+func (e *codeError) ExitCode() int { return e.code }
+
+func refused(format string, args ...any) error {
+	return &codeError{ExitRefused, fmt.Errorf(format, args...)}
+}
+
+func halted(err error) error { return &codeError{ExitHalted, err} }
+
+type drainOptions struct {
+	dataDir   string
+	cell      string
+	tier      string
+	count     int
+	nodes     []string
+	confirm   string
+	reason    string
+	override  string
+	output    string
+	minPlace  int
+	minStore  int
+	capShare  float64
+	healthFor time.Duration
+}
+
+func newDrainCommand() *cobra.Command {
+	var o drainOptions
+	cmd := &cobra.Command{
+		Use:   "drain",
+		Short: "Take nodes of one tier of one cell out of a running cluster, behind guardrails",
+		Long: `drain stops nodes of one tier (index, placement or storage) of one cell of a cluster
+started by 'cellctl up'. It goes through the guardrails:
+
+  - Without --confirm it only shows the plan: the nodes (followers before the index
+    leader), the share of the tier they are in the cell and region-wide, what the
+    cell keeps against its floor, whether the index keeps quorum, and a plan id.
+  - --confirm PLAN_ID --reason TEXT runs that plan and nothing else: if anything it
+    was decided on has changed (another node went down, a different override), the
+    plan id differs and drain refuses.
+  - The floor: a cell keeps a majority of its index group, and at least
+    --min-placement placement and --min-storage storage nodes.
+  - The cap: one command takes at most --cap-share of a tier region-wide (at least
+    one node).
+  - --override "WHY" lifts the cap and the floor; a plan that crosses the floor says
+    so loudly, and the audit log records the override.
+  - Paced: one node at a time, waiting for the cell to be healthy before the next.
+  - Every plan, refusal, confirmation, override and step is appended to
+    DATA_DIR/audit.log ('cellctl audit' shows it); 'cellctl drill halt' stops it.
+
+'cellctl undrain' starts the nodes again.`,
+		Example: `  cellctl drain --cell cell-2 --tier index --count 1
+  cellctl drain --cell cell-2 --tier index --count 1 --confirm 1f0c2d9e8a7b --reason "rotate host"
+  cellctl drain --cell cell-2 --tier index --nodes cell-2-index-1,cell-2-index-2 --override "replay 2017"
+  cellctl drain --cell cell-0 --tier storage --count 1 --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runDrain(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up'")
+	f.StringVar(&o.cell, "cell", "", "the cell to drain (required)")
+	f.StringVar(&o.tier, "tier", "", "the tier: index, placement or storage (required)")
+	f.IntVar(&o.count, "count", 0, "how many nodes to take out (drain picks them)")
+	f.StringSliceVar(&o.nodes, "nodes", nil, "exactly these nodes, in this order (comma-separated)")
+	f.StringVar(&o.confirm, "confirm", "", "run the plan with this id (shown by the dry run)")
+	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
+	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the cap and the floor")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	pol := drill.DefaultPolicy()
+	f.IntVar(&o.minPlace, "min-placement", pol.MinPlacement, "floor of the placement tier: nodes a cell keeps up")
+	f.IntVar(&o.minStore, "min-storage", pol.MinStorage, "floor of the storage tier: nodes a cell keeps up")
+	f.Float64Var(&o.capShare, "cap-share", pol.CapShare, "most of a tier region-wide one command may take (0-1)")
+	f.DurationVar(&o.healthFor, "health-timeout", 30*time.Second, "longest wait for the cell to be healthy between nodes")
+	return cmd
+}
+
+// drainReport is drain's JSON output.
+type drainReport struct {
+	Plan     *drill.Plan        `json:"plan"`
+	Executed bool               `json:"executed"`
+	Steps    []drill.StepResult `json:"steps,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+func runDrain(cmd *cobra.Command, o drainOptions) error {
+	if o.output != "text" && o.output != "json" {
+		return usageErrorf("--output %q: want text or json", o.output)
+	}
+	if o.cell == "" || o.tier == "" {
+		return usageErrorf("--cell and --tier are required (see 'cellctl drain --help')")
+	}
+	if (o.count > 0) == (len(o.nodes) > 0) {
+		return usageErrorf("give --count N or --nodes a,b, not both or neither")
+	}
+	if o.count < 0 {
+		return usageErrorf("--count must be 1 or more, not %d", o.count)
+	}
+	if o.confirm != "" && strings.TrimSpace(o.reason) == "" {
+		return usageErrorf("--reason is required to run a plan")
+	}
+	if o.capShare <= 0 || o.capShare > 1 {
+		return usageErrorf("--cap-share must be above 0 and at most 1, not %g", o.capShare)
+	}
+	if o.minPlace < 1 || o.minStore < 1 {
+		return usageErrorf("--min-placement and --min-storage must be at least 1")
+	}
+	command := "cellctl " + strings.Join(os.Args[1:], " ")
+	file, err := runningCluster(o.dataDir)
+	if err != nil {
+		return err
+	}
+	audit := drill.OpenAudit(file.DataDir)
+	if o.confirm != "" {
+		if err := drill.CheckHalt(file.DataDir); err != nil {
+			_ = audit.Append(drill.Entry{Command: command, Reason: o.reason, PlanID: o.confirm, Decision: drill.DecisionRefused, Cell: o.cell, Outcome: err.Error()})
+			return halted(err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	view, err := openClusterView(ctx, file.DataDir, file)
+	if err != nil {
+		return err
+	}
+	defer view.Close()
+	states, err := view.States(ctx)
+	if err != nil {
+		return err
+	}
+	pol := drill.Policy{MinPlacement: o.minPlace, MinStorage: o.minStore, CapShare: o.capShare}
+	req := drill.Request{Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count, Nodes: o.nodes, Override: o.override}
+	plan, err := drill.PlanDrain(file.Topology.Topology, states, pol, req)
+	if err != nil {
+		return usageErrorf("%v", strings.TrimPrefix(err.Error(), drill.ErrBadRequest.Error()+": "))
+	}
+	out := cmd.OutOrStdout()
+	rep := drainReport{Plan: plan}
+	entry := func(decision, outcome string) drill.Entry {
+		return drill.Entry{Command: command, Reason: o.reason, Override: plan.Override, PlanID: plan.ID,
+			Decision: decision, Cell: plan.Cell, Outcome: outcome}
+	}
+	finish := func(err error) error {
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		if o.output == "json" {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(rep); jerr != nil {
+				return jerr
+			}
+		}
+		return err
+	}
+	if o.output == "text" {
+		printPlan(out, plan, o)
+	}
+
+	if o.confirm == "" {
+		if !plan.Allowed() {
+			if err := audit.Append(entry(drill.DecisionRefused, refusalText(plan)+" (dry run)")); err != nil {
+				return err
+			}
+			return finish(refused("refused: %s", refusalText(plan)))
+		}
+		if err := audit.Append(entry(drill.DecisionPlanned, "dry run; nothing done")); err != nil {
+			return err
+		}
+		return finish(nil)
+	}
+
+	if !plan.Allowed() {
+		if err := audit.Append(entry(drill.DecisionRefused, refusalText(plan))); err != nil {
+			return err
+		}
+		return finish(refused("refused: %s", refusalText(plan)))
+	}
+	if plan.ID != o.confirm {
+		msg := fmt.Sprintf("--confirm %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run; review the plan above and confirm it again", o.confirm, plan.ID)
+		if err := audit.Append(entry(drill.DecisionRefused, msg)); err != nil {
+			return err
+		}
+		return finish(refused("%s", msg))
+	}
+	if err := audit.Append(entry(drill.DecisionConfirmed, "running "+strings.Join(plan.Nodes, ", "))); err != nil {
+		return err
+	}
+	for _, v := range plan.Violations {
+		if v.Lifted {
+			if err := audit.Append(entry(drill.DecisionOverride, v.Rule+" lifted: "+v.Message)); err != nil {
+				return err
+			}
+		}
+	}
+	ctl, err := localcluster.NewControl(file)
+	if err != nil {
+		return finish(err)
+	}
+	x := &drill.Executor{
+		Dir: file.DataDir, Audit: audit, Control: controlFor(ctl), WaitHealthy: view.WaitHealthy, HealthTimeout: o.healthFor,
+		Command: command, Reason: o.reason, Override: plan.Override,
+	}
+	if o.output == "text" {
+		x.Progress = out
+	}
+	rep.Executed = true
+	rep.Steps, err = x.Drain(ctx, plan)
+	if errors.Is(err, drill.ErrHalted) {
+		return finish(halted(err))
+	}
+	if err == nil && o.output == "text" {
+		fmt.Fprintf(out, "drained %s; 'cellctl undrain --cell %s --nodes %s' brings them back\n",
+			strings.Join(plan.Nodes, ", "), plan.Cell, strings.Join(plan.Nodes, ","))
+	}
+	return finish(err)
+}
+
+// controlFor adapts the supervisor's control client to drill.Control (it is one; the
+// function keeps the tests' replacement in one place).
+var controlFor = func(c *localcluster.Control) drill.Control { return c }
+
+// runningCluster reads the cluster.json of a running cluster, or says how to start one.
+func runningCluster(dataDir string) (*localcluster.ClusterFile, error) {
+	file, err := localcluster.ReadClusterFile(dataDir)
+	if errors.Is(err, localcluster.ErrNoClusterFile) {
+		return nil, fmt.Errorf("no cluster in %s: start one with 'cellctl up --data-dir %s'", dataDir, dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !file.Running {
+		return nil, fmt.Errorf("the cluster in %s is not running: start it with 'cellctl up --data-dir %s'", dataDir, dataDir)
+	}
+	if file.DataDir == "" {
+		file.DataDir = dataDir
+	}
+	return file, nil
+}
+
+func refusalText(p *drill.Plan) string {
+	var msgs []string
+	for _, v := range p.Refusals() {
+		msgs = append(msgs, v.Rule+": "+v.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
+
+func printPlan(out io.Writer, p *drill.Plan, o drainOptions) {
+	fmt.Fprintf(out, "Plan %s: drain %d %s node%s of %s\n", p.ID, len(p.Nodes), p.Tier, plural(len(p.Nodes)), p.Cell)
+	fmt.Fprintf(out, "  nodes:     %s (one at a time, in this order)\n", strings.Join(p.Nodes, ", "))
+	floor := fmt.Sprintf("floor %d", p.Floor)
+	if p.Tier == cell.RoleIndex {
+		floor += fmt.Sprintf(" (a majority of %d)", p.InCell)
+	}
+	fmt.Fprintf(out, "  capacity:  %d of %d %s nodes up in %s, %d left after; %s\n", p.UpInCell, p.InCell, p.Tier, p.Cell, p.LeftInCell, floor)
+	fmt.Fprintf(out, "  share:     %s of %s's %s tier, %s of the %d %s nodes region-wide; cap %d per command\n",
+		pct(p.ShareOfCell), p.Cell, p.Tier, pct(p.ShareOfRegion), p.InRegion, p.Tier, p.Cap)
+	if p.Tier == cell.RoleIndex {
+		q := "kept"
+		if !p.KeepsQuorum {
+			q = fmt.Sprintf("LOST: %s's index keeps %d of %d, it needs %d; the cell fails requests until undrained", p.Cell, p.LeftInCell, p.InCell, p.Floor)
+		}
+		fmt.Fprintf(out, "  quorum:    %s\n", q)
+	}
+	for _, v := range p.Violations {
+		state := "REFUSED"
+		if v.Lifted {
+			state = "overridden"
+		}
+		fmt.Fprintf(out, "  %s (%s): %s\n", state, v.Rule, v.Message)
+	}
+	if p.FloorLifted() {
+		bar := strings.Repeat("!", 78)
+		fmt.Fprintf(out, "\n%s\n!! FLOOR OVERRIDDEN: this plan takes %s's %s tier below its floor.\n!! Override: %q\n%s\n",
+			bar, p.Cell, p.Tier, p.Override, bar)
+	}
+	fmt.Fprintln(out)
+	target := fmt.Sprintf("--count %d", o.count)
+	if len(o.nodes) > 0 {
+		target = "--nodes " + strings.Join(o.nodes, ",")
+	}
+	override := ""
+	if p.Override != "" {
+		override = fmt.Sprintf(" --override %q", p.Override)
+	}
+	switch {
+	case o.confirm != "":
+	case !p.Allowed():
+		fmt.Fprintf(out, "Nothing done. Crossing these guardrails needs --override \"<why>\" (it lifts the cap and the floor).\n")
+	default:
+		fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  cellctl drain --data-dir %s --cell %s --tier %s %s%s --confirm %s --reason \"<why>\"\n",
+			o.dataDir, p.Cell, p.Tier, target, override, p.ID)
+	}
+}
+
+// undrain
+
+type undrainOptions struct {
+	dataDir   string
+	cell      string
+	nodes     []string
+	reason    string
+	output    string
+	healthFor time.Duration
+}
+
+func newUndrainCommand() *cobra.Command {
+	var o undrainOptions
+	cmd := &cobra.Command{
+		Use:   "undrain",
+		Short: "Start drained nodes of a cell again, one at a time",
+		Long: `undrain starts nodes of a cell that are not running (drained, stopped or killed), one at
+a time: each one ready, and the cell healthy, before the next. Without --nodes it starts
+every node of the cell that is not running, index nodes first, then storage, then
+placement (placement finds its storage up). Adding capacity back needs no override, but
+the kill switch applies and every step goes to the audit log.`,
+		Example: `  cellctl undrain --cell cell-2
+  cellctl undrain --cell cell-2 --nodes cell-2-index-2 --reason "host back"`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runUndrain(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up'")
+	f.StringVar(&o.cell, "cell", "", "the cell (required)")
+	f.StringSliceVar(&o.nodes, "nodes", nil, "the nodes to start, in this order (default: every stopped node of the cell)")
+	f.StringVar(&o.reason, "reason", "", "why, for the audit log")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy between nodes")
+	return cmd
+}
+
+// startOrder is the order undrain and restarts start tiers in.
+var startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement}
+
+func runUndrain(cmd *cobra.Command, o undrainOptions) error {
+	if o.output != "text" && o.output != "json" {
+		return usageErrorf("--output %q: want text or json", o.output)
+	}
+	if o.cell == "" {
+		return usageErrorf("--cell is required (see 'cellctl undrain --help')")
+	}
+	file, err := runningCluster(o.dataDir)
+	if err != nil {
+		return err
+	}
+	command := "cellctl " + strings.Join(os.Args[1:], " ")
+	audit := drill.OpenAudit(file.DataDir)
+	if err := drill.CheckHalt(file.DataDir); err != nil {
+		_ = audit.Append(drill.Entry{Command: command, Reason: o.reason, Decision: drill.DecisionRefused, Cell: o.cell, Outcome: err.Error()})
+		return halted(err)
+	}
+	nodes, err := undrainNodes(file, o.cell, o.nodes)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if len(nodes) == 0 {
+		if o.output == "json" {
+			fmt.Fprintln(out, `{"steps": []}`)
+		} else {
+			fmt.Fprintf(out, "every node of %s is running; nothing to do\n", o.cell)
+		}
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	view, err := openClusterView(ctx, file.DataDir, file)
+	if err != nil {
+		return err
+	}
+	defer view.Close()
+	ctl, err := localcluster.NewControl(file)
+	if err != nil {
+		return err
+	}
+	id := "undrain-" + time.Now().UTC().Format("20060102T150405")
+	if err := audit.Append(drill.Entry{Command: command, Reason: o.reason, PlanID: id, Decision: drill.DecisionConfirmed, Cell: o.cell,
+		Outcome: "starting " + strings.Join(nodes, ", ")}); err != nil {
+		return err
+	}
+	x := &drill.Executor{Dir: file.DataDir, Audit: audit, Control: controlFor(ctl), WaitHealthy: view.WaitHealthy,
+		HealthTimeout: o.healthFor, Command: command, Reason: o.reason}
+	if o.output == "text" {
+		x.Progress = out
+	}
+	steps, err := x.Undrain(ctx, id, o.cell, nodes)
+	if err == nil {
+		// The last node gets its wait too: undrain is done when the cell is whole.
+		hctx, cancel := context.WithTimeout(ctx, o.healthFor)
+		err = view.WaitHealthy(hctx, o.cell)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("every node started, but %s is not healthy: %w", o.cell, err)
+		}
+	}
+	if o.output == "json" {
+		rep := map[string]any{"steps": steps}
+		if err != nil {
+			rep["error"] = err.Error()
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else if err == nil {
+		fmt.Fprintf(out, "%s is whole again\n", o.cell)
+	}
+	if errors.Is(err, drill.ErrHalted) {
+		return halted(err)
+	}
+	return err
+}
+
+// undrainNodes picks the nodes to start: the named ones (which must be of the cell
+// and not running), or every node of the cell that is not running, in start order.
+func undrainNodes(file *localcluster.ClusterFile, cellID string, named []string) ([]string, error) {
+	if !slices.Contains(file.Topology.Topology.CellIDs(), cellID) {
+		return nil, usageErrorf("no cell %q (cells: %s)", cellID, strings.Join(file.Topology.Topology.CellIDs(), ", "))
+	}
+	byID := map[string]localcluster.Node{}
+	for _, n := range file.Nodes {
+		byID[n.ID] = n
+	}
+	running := func(n localcluster.Node) bool {
+		return n.Process == localcluster.ProcRunning || n.Process == localcluster.ProcStarting
+	}
+	if len(named) > 0 {
+		for _, id := range named {
+			n, ok := byID[id]
+			switch {
+			case !ok || n.Cell != cellID:
+				return nil, usageErrorf("node %s is not a node of %s", id, cellID)
+			case running(n):
+				return nil, usageErrorf("node %s is running already", id)
+			}
+		}
+		return named, nil
+	}
+	var out []string
+	for _, role := range startOrder {
+		for _, n := range file.Nodes {
+			if n.Cell == cellID && n.Role == role && !running(n) {
+				out = append(out, n.ID)
+			}
+		}
+	}
+	return out, nil
+}
