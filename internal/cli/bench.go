@@ -1,13 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -321,7 +321,7 @@ func restartIndexes(ctx context.Context, exe, base string, o benchRebuildOptions
 	type node struct {
 		cmd        *exec.Cmd
 		start      time.Time
-		grpc, adm  string
+		addrs      chan [2]string // gRPC and admin addresses, from the node's log
 		run        nodeRun
 		err        error
 		done       chan struct{}
@@ -340,30 +340,33 @@ func restartIndexes(ctx context.Context, exe, base string, o benchRebuildOptions
 		}
 	}()
 	for k, i := range which {
-		grpcAddr, err := freeLocalAddr()
-		if err != nil {
-			return nil, err
-		}
-		adminAddr, err := freeLocalAddr()
-		if err != nil {
-			return nil, err
-		}
 		id := cell.NodeID(cell.ID(i), cell.RoleIndex, 0)
 		logf, err := os.OpenFile(filepath.Join(base, "logs", id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, err
 		}
+		// The node picks its own ports (no race between nodes started together)
+		// and says which in its first log lines.
 		c := exec.Command(exe, "daemon", "index", "--id", id, "--cell", cell.ID(i),
-			"--grpc-addr", grpcAddr, "--admin-addr", adminAddr, "--gossip-addr", "127.0.0.1:0",
-			"--data-dir", dirs[i], "--rebuild-pending", o.pending)
-		c.Stdout, c.Stderr = logf, logf
-		nd := &node{cmd: c, grpc: grpcAddr, adm: adminAddr, done: make(chan struct{}), exited: make(chan error, 1), cellNumber: i}
+			"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
+			"--data-dir", dirs[i], "--rebuild-pending", o.pending, "--log-format", "json")
+		logr, logw, err := os.Pipe()
+		if err != nil {
+			logf.Close()
+			return nil, err
+		}
+		c.Stdout, c.Stderr = logf, logw
+		nd := &node{cmd: c, addrs: make(chan [2]string, 1), done: make(chan struct{}), exited: make(chan error, 1), cellNumber: i}
 		nd.start = time.Now()
-		if err := c.Start(); err != nil {
+		err = c.Start()
+		logw.Close()
+		if err != nil {
+			logr.Close()
 			logf.Close()
 			return nil, fmt.Errorf("start %s: %w", id, err)
 		}
-		go func() { nd.exited <- c.Wait(); logf.Close() }()
+		go copyLog(logr, logf, nd.addrs)
+		go func() { nd.exited <- c.Wait() }()
 		nodes[k] = nd
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -371,7 +374,7 @@ func restartIndexes(ctx context.Context, exe, base string, o benchRebuildOptions
 	for _, nd := range nodes {
 		go func() {
 			defer close(nd.done)
-			nd.run, nd.err = measureNode(ctx, nd.start, nd.grpc, nd.adm, nd.cmd.Process.Pid, seed.Bucket(nd.cellNumber), nd.exited)
+			nd.run, nd.err = measureNode(ctx, nd.start, nd.addrs, nd.cmd.Process.Pid, seed.Bucket(nd.cellNumber), nd.exited)
 		}()
 	}
 	out := make([]nodeRun, len(nodes))
@@ -388,8 +391,18 @@ func restartIndexes(ctx context.Context, exe, base string, o benchRebuildOptions
 
 // measureNode polls a starting index node: Lookup over gRPC until one is answered,
 // then /status until the rebuild is done and the heap after it is known.
-func measureNode(ctx context.Context, start time.Time, grpcAddr, adminAddr string, pid int, bucket string, exited chan error) (nodeRun, error) {
+func measureNode(ctx context.Context, start time.Time, addrs chan [2]string, pid int, bucket string, exited chan error) (nodeRun, error) {
 	var r nodeRun
+	var grpcAddr, adminAddr string
+	select {
+	case a := <-addrs:
+		grpcAddr, adminAddr = a[0], a[1]
+	case err := <-exited:
+		exited <- err
+		return r, fmt.Errorf("the node exited: %v", err)
+	case <-ctx.Done():
+		return r, fmt.Errorf("the node did not start in time: %w", ctx.Err())
+	}
 	// Retry the connection every few milliseconds while the process starts (gRPC's
 	// default backoff would add up to a second).
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -509,14 +522,27 @@ func stopProcess(c *exec.Cmd, exited chan error) {
 	}
 }
 
-// freeLocalAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeLocalAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// copyLog copies a node's JSON log lines to w and sends the gRPC and admin addresses
+// of its "daemon started" line to addrs.
+func copyLog(r io.ReadCloser, w io.WriteCloser, addrs chan<- [2]string) {
+	defer r.Close()
+	defer w.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sent := false
+	for sc.Scan() {
+		line := sc.Bytes()
+		w.Write(append(line, '\n'))
+		if sent {
+			continue
+		}
+		var l struct{ Msg, GRPC, Admin string }
+		if json.Unmarshal(line, &l) == nil && l.Msg == "daemon started" && l.GRPC != "" && l.Admin != "" {
+			addrs <- [2]string{l.GRPC, l.Admin}
+			sent = true
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	io.Copy(io.Discard, r)
 }
 
 // scanCells reads every object record of the databases, in order, on one goroutine.
