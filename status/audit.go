@@ -109,6 +109,17 @@ func auditEvent(line []byte) Event {
 			break
 		}
 	}
+	// The drill tooling's entries: "<decision>: <command>".
+	if d, ok := rec["decision"].(string); ok && d != "" {
+		ev.To = d
+		delete(rec, "decision")
+		if c, ok := rec["command"].(string); ok && c != "" && msg == "" {
+			msg = d + ": " + c
+			delete(rec, "command")
+		} else if msg == "" {
+			msg = d
+		}
+	}
 	if s, ok := rec["cell"].(string); ok {
 		ev.Cell = s
 	}
@@ -120,7 +131,13 @@ func auditEvent(line []byte) Event {
 	for k := range rec {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool {
+		ri, rj := keyRank(keys[i]), keyRank(keys[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
 	parts := []string{}
 	if msg != "" {
 		parts = append(parts, msg)
@@ -138,6 +155,18 @@ func auditEvent(line []byte) Event {
 		ev.Message = "audit record"
 	}
 	return ev
+}
+
+// summaryKeys come first after the message, in this order; other keys follow sorted.
+var summaryKeys = []string{"node", "cell", "tier", "outcome", "override", "reason", "user", "actor"}
+
+func keyRank(k string) int {
+	for i, s := range summaryKeys {
+		if s == k {
+			return i
+		}
+	}
+	return len(summaryKeys)
 }
 
 func parseTime(v any) (time.Time, bool) {

@@ -27,7 +27,7 @@ func TestAuditTail(t *testing.T) {
 	if !e.Time.Equal(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)) || e.Kind != EventAudit || e.Cell != "cell-1" || e.Node != "cell-1-index-0" {
 		t.Errorf("first event = %+v", e)
 	}
-	if want := "drain actor=ana cell=cell-1 node=cell-1-index-0 reason=drill 3"; e.Message != want {
+	if want := "drain node=cell-1-index-0 cell=cell-1 reason=drill 3 actor=ana"; e.Message != want {
 		t.Errorf("message = %q, want %q", e.Message, want)
 	}
 	if evs[1].Time.Unix() != 1795000000 || evs[1].Message != "kill switch engaged" {
@@ -41,6 +41,14 @@ func TestAuditTail(t *testing.T) {
 	}
 	if evs, _ := a.read(); len(evs) != 0 {
 		t.Errorf("nothing appended: %+v", evs)
+	}
+
+	// The drill tooling's entries.
+	appendFile(t, path, `{"time":"2026-11-22T12:01:00Z","user":"ana","command":"cellctl drain --cell cell-1 --tier index","reason":"drill 3","plan_id":"p-7","decision":"refused","cell":"cell-1","outcome":"would leave 1 of 3 index nodes, floor is 2"}`+"\n")
+	evs, _ = a.read()
+	if len(evs) != 1 || evs[0].To != "refused" || evs[0].Cell != "cell-1" ||
+		evs[0].Message != "refused: cellctl drain --cell cell-1 --tier index cell=cell-1 outcome=would leave 1 of 3 index nodes, floor is 2 reason=drill 3 user=ana plan_id=p-7" {
+		t.Errorf("drill entry = %+v", evs)
 	}
 
 	// Replaced by a shorter file: read again from the top.
