@@ -29,7 +29,11 @@ func runStatusServer(cmd *cobra.Command, o statusOptions) error {
 		return usageErrorf("--stale-after and --interval must be positive")
 	}
 	var seeds []string
+	dataDir := o.dataDir
 	if cmd.Flags().Changed("join") {
+		if !cmd.Flags().Changed("data-dir") {
+			dataDir = "" // another cluster's files must not mix into this one's view
+		}
 		if seeds = o.join; len(seeds) == 0 {
 			return usageErrorf("--join needs at least one gossip address")
 		}
@@ -54,7 +58,7 @@ func runStatusServer(cmd *cobra.Command, o statusOptions) error {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := status.NewCollector(status.Config{
-		Seeds: seeds, DataDir: o.dataDir, BindAddr: o.bind,
+		Seeds: seeds, DataDir: dataDir, BindAddr: o.bind,
 		Interval: o.interval, StaleAfter: o.staleAfter, Logger: logger,
 	})
 	if err != nil {
