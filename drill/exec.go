@@ -29,6 +29,8 @@ type Executor struct {
 	WaitHealthy func(ctx context.Context, cell string) error
 	// HealthTimeout bounds each wait for health (default 30s).
 	HealthTimeout time.Duration
+	// StartTimeout bounds each node's start in a restart, until it is ready (default 2m).
+	StartTimeout time.Duration
 	// Command, Reason and Override go into every audit entry.
 	Command, Reason, Override string
 	// Progress receives a line per step (nil: none).

@@ -79,6 +79,7 @@ type fakeControl struct {
 	mu     sync.Mutex
 	calls  []string
 	fail   string
+	failOn string // "stop" or "start": fail only that action ("": both)
 	haltOn string
 	dir    string
 }
@@ -90,7 +91,7 @@ func (f *fakeControl) do(action, id string) error {
 	if id == f.haltOn {
 		Halt(f.dir, "stop everything")
 	}
-	if id == f.fail {
+	if id == f.fail && (f.failOn == "" || f.failOn == action) {
 		return errors.New("no such process")
 	}
 	return nil
