@@ -40,6 +40,14 @@ type Membership struct {
 	self    Node
 	meta    []byte
 	changed chan struct{} // closed and replaced on every change
+	// members is this node's copy of the others, by memberlist name, kept by the
+	// event callbacks: memberlist rewrites its own node records in place, so they
+	// are not read outside its callbacks.
+	members map[string]Node
+	// updateMu makes one broadcast of this node's metadata at a time (memberlist's
+	// UpdateNode is not safe to call concurrently).
+	updateMu sync.Mutex
+	name     string // this incarnation's memberlist name
 }
 
 // JoinCluster starts gossip for cfg.Self and joins the members in cfg.Join. Failing to
@@ -50,7 +58,7 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	m := &Membership{log: logger, self: cfg.Self, changed: make(chan struct{})}
+	m := &Membership{log: logger, self: cfg.Self, changed: make(chan struct{}), members: map[string]Node{}}
 	if err := m.encode(); err != nil {
 		return nil, err
 	}
@@ -77,6 +85,7 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	// An incarnation gets its own memberlist name, so a node restarted on a new
 	// address never conflicts with its dead predecessor; Nodes keeps the newest.
 	mc.Name = fmt.Sprintf("%s@%d", cfg.Self.ID, cfg.Self.Started.UnixNano())
+	m.name = mc.Name
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
@@ -118,6 +127,8 @@ func (m *Membership) SetState(s State, progress float64) {
 
 // Update changes what this node gossips about itself and publishes it.
 func (m *Membership) Update(change func(n *Node)) {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
 	m.mu.Lock()
 	change(&m.self)
 	m.mu.Unlock()
@@ -139,27 +150,37 @@ func (m *Membership) Join(addrs []string) error {
 
 // Nodes lists the live members, one per node id (the newest incarnation), sorted by id.
 func (m *Membership) Nodes() []Node {
+	m.mu.Lock()
 	byID := map[string]Node{}
-	for _, mem := range m.ml.Members() {
-		if mem.State != memberlist.StateAlive && mem.State != memberlist.StateSuspect {
-			continue
+	for name, n := range m.members {
+		if name == m.name {
+			n = m.self // what this node says of itself now, not what gossip last carried
 		}
-		n, err := decodeMeta(mem.Meta)
-		if err != nil {
-			continue
-		}
-		n.Gossip = mem.Address()
 		if old, ok := byID[n.ID]; ok && old.Started.After(n.Started) {
 			continue
 		}
 		byID[n.ID] = n
 	}
+	m.mu.Unlock()
 	out := make([]Node, 0, len(byID))
 	for _, n := range byID {
 		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// track records a member as memberlist reports it; called from its callbacks.
+func (m *Membership) track(mem *memberlist.Node, alive bool) {
+	m.mu.Lock()
+	if !alive {
+		delete(m.members, mem.Name)
+	} else if n, err := decodeMeta(mem.Meta); err == nil {
+		n.Gossip = mem.Address()
+		m.members[mem.Name] = n
+	}
+	m.mu.Unlock()
+	m.notify()
 }
 
 // Ready lists the ready nodes of a role in a cell.
@@ -247,9 +268,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 // events wakes up whoever waits on Changed.
 type events Membership
 
-func (e *events) NotifyJoin(*memberlist.Node)   { (*Membership)(e).notify() }
-func (e *events) NotifyLeave(*memberlist.Node)  { (*Membership)(e).notify() }
-func (e *events) NotifyUpdate(*memberlist.Node) { (*Membership)(e).notify() }
+func (e *events) NotifyJoin(n *memberlist.Node)   { (*Membership)(e).track(n, true) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { (*Membership)(e).track(n, false) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Membership)(e).track(n, true) }
 
 // logWriter turns memberlist's log lines into slog records: errors as warnings,
 // warnings as info, the rest as debug.

@@ -111,7 +111,14 @@ func isStateKey(k []byte) bool {
 
 // Snapshot is called on the FSM's goroutine, between two Applies: a Pebble snapshot
 // taken here holds exactly the state at the applied index.
+//
+// Applies are not synced (the raft log is), but once this snapshot exists raft may
+// drop the log entries it covers, and after a restart it resumes from the snapshot's
+// index without replaying them: so everything applied must be on disk first.
 func (f fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.s.db.LogData(nil, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("sync index before snapshot: %w", err)
+	}
 	return &snapshot{snap: f.s.db.NewSnapshot(), index: f.s.AppliedIndex()}, nil
 }
 
@@ -264,16 +271,5 @@ func (s *Store) replaceState(objects *locmap.Map, buckets map[string]*cellarv1.B
 	s.bucketMu.Lock()
 	s.buckets = buckets
 	s.bucketMu.Unlock()
-	var old [][]byte
-	s.objects.Ascend(nil, func(k, _ []byte) bool {
-		old = append(old, append([]byte(nil), k...))
-		return true
-	})
-	for _, k := range old {
-		s.objects.Delete(k)
-	}
-	objects.Ascend(nil, func(k, v []byte) bool {
-		s.objects.Put(k, v)
-		return true
-	})
+	s.objects.Replace(objects)
 }

@@ -98,6 +98,9 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 	rc.NoSnapshotRestoreOnStart = true
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
+		// raft looks at the threshold only every SnapshotInterval (2-4 min by
+		// default); a small threshold is meant to be acted on.
+		rc.SnapshotInterval = time.Second
 	}
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
