@@ -58,17 +58,18 @@ func (x *Executor) Drain(ctx context.Context, p *Plan) ([]StepResult, error) {
 		}
 		return nil, fmt.Errorf("%w: %s", ErrNotAllowed, strings.Join(msgs, "; "))
 	}
-	return x.run(ctx, p.ID, p.Cell, "stop", p.Nodes, x.Control.StopNode)
+	return x.run(ctx, p.ID, p.Cell, "stop", p.Nodes, x.Control.StopNode, true)
 }
 
-// Undrain starts nodes of a cell again, in order, each one ready and the cell healthy
-// before the next. Adding capacity back needs no guardrail, but the kill switch and the
-// audit log apply.
+// Undrain starts nodes of a cell again, in order, each one ready before the next. It
+// does not wait for the cell's health in between: a cell whose index lost quorum only
+// becomes healthy once enough of its nodes are back. Adding capacity back needs no
+// guardrail, but the kill switch and the audit log apply.
 func (x *Executor) Undrain(ctx context.Context, planID, cellID string, nodes []string) ([]StepResult, error) {
-	return x.run(ctx, planID, cellID, "start", nodes, x.Control.StartNode)
+	return x.run(ctx, planID, cellID, "start", nodes, x.Control.StartNode, false)
 }
 
-func (x *Executor) run(ctx context.Context, planID, cellID, action string, nodes []string, act func(context.Context, string) error) ([]StepResult, error) {
+func (x *Executor) run(ctx context.Context, planID, cellID, action string, nodes []string, act func(context.Context, string) error, paced bool) ([]StepResult, error) {
 	entry := func(decision, node, outcome string) Entry {
 		return Entry{Command: x.Command, Reason: x.Reason, Override: x.Override, PlanID: planID,
 			Decision: decision, Cell: cellID, Node: node, Outcome: outcome}
@@ -104,7 +105,7 @@ func (x *Executor) run(ctx context.Context, planID, cellID, action string, nodes
 			out = append(out, step)
 			return out, err
 		}
-		if i < len(nodes)-1 && x.WaitHealthy != nil {
+		if paced && i < len(nodes)-1 && x.WaitHealthy != nil {
 			hctx, cancel := context.WithTimeout(ctx, timeout)
 			hstart := time.Now()
 			err := x.WaitHealthy(hctx, cellID)

@@ -340,7 +340,8 @@ func newUndrainCommand() *cobra.Command {
 		Use:   "undrain",
 		Short: "Start drained nodes of a cell again, one at a time",
 		Long: `undrain starts nodes of a cell that are not running (drained, stopped or killed), one at
-a time: each one ready, and the cell healthy, before the next. Without --nodes it starts
+a time, each one ready before the next, and then waits for the cell to be healthy (a
+cell whose index lost quorum only heals once enough of it is back). Without --nodes it starts
 every node of the cell that is not running, index nodes first, then storage, then
 placement (placement finds its storage up). Adding capacity back needs no override, but
 the kill switch applies and every step goes to the audit log.`,
@@ -355,7 +356,7 @@ the kill switch applies and every step goes to the audit log.`,
 	f.StringSliceVar(&o.nodes, "nodes", nil, "the nodes to start, in this order (default: every stopped node of the cell)")
 	f.StringVar(&o.reason, "reason", "", "why, for the audit log")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
-	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy between nodes")
+	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy once its nodes are started")
 	return cmd
 }
 

@@ -273,6 +273,9 @@ func TestUndrainStartsStoppedNodesInOrder(t *testing.T) {
 	if got := strings.Join(fc.calls, ","); got != "start cell-3-index-2,start cell-3-storage-1,start cell-3-placement-0" {
 		t.Errorf("calls %s", got)
 	}
+	if strings.Join(fc.healthy, ",") != "cell-3" {
+		t.Errorf("health waits %v, want one for cell-3 once every node is started", fc.healthy)
+	}
 	if !strings.Contains(out, "cell-3 is whole again") {
 		t.Errorf("output:\n%s", out)
 	}

@@ -162,6 +162,12 @@ func (c *Control) Do(ctx context.Context, id, action string) (ControlResult, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.client.Do(req)
+	if err != nil && ctx.Err() != nil {
+		if action == "start" {
+			return res, fmt.Errorf("%s did not become ready in time (it may still be starting): %w", id, ctx.Err())
+		}
+		return res, fmt.Errorf("%s of %s did not finish in time: %w", action, id, ctx.Err())
+	}
 	if err != nil {
 		return res, fmt.Errorf("the cluster's supervisor does not answer at %s: %w", c.addr, err)
 	}
