@@ -21,7 +21,15 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": Prometheus(topo)} {
+	want := map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": Prometheus(topo)}
+	kube, err := Kubernetes(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range kube {
+		want["kubernetes/"+name] = b
+	}
+	for name, want := range want {
 		got, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)

@@ -15,12 +15,14 @@ func newComposeCommand() *cobra.Command {
 	var topoPath, outDir string
 	cmd := &cobra.Command{
 		Use:   "compose",
-		Short: "Write the docker-compose.yml and prometheus.yml of a cluster in containers",
+		Short: "Write the docker-compose.yml, prometheus.yml and Kubernetes manifests of a cluster",
 		Long: `compose writes, from a topology file, what runs that cluster in containers:
 OUT/docker-compose.yml (one service per node, each with its own volume, and a
-Prometheus service under the profile 'prometheus') and OUT/prometheus.yml (every node
-as a scrape target). The gateway container reads the same topology file, so keep it in
-OUT as topology.yaml. See docs/docker.md.`,
+Prometheus service under the profile 'prometheus'), OUT/prometheus.yml (every node as a
+scrape target) and OUT/kubernetes/*.yaml (a StatefulSet, headless Service and
+PodDisruptionBudget per tier of each cell, and the gateways). The gateway container of
+docker-compose.yml reads the same topology file, so keep it in OUT as topology.yaml.
+See docs/docker.md.`,
 		Example: `  cellctl compose --topology deploy/topology.yaml --out deploy`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -32,8 +34,20 @@ OUT as topology.yaml. See docs/docker.md.`,
 			if err != nil {
 				return err
 			}
+			kube, err := deploy.Kubernetes(t)
+			if err != nil {
+				return err
+			}
 			files := map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": deploy.Prometheus(t)}
-			for _, name := range []string{"docker-compose.yml", "prometheus.yml"} {
+			names := []string{"docker-compose.yml", "prometheus.yml"}
+			for _, name := range deploy.KubernetesFiles(t) {
+				files["kubernetes/"+name] = kube[name]
+				names = append(names, "kubernetes/"+name)
+			}
+			if err := os.MkdirAll(filepath.Join(outDir, "kubernetes"), 0o755); err != nil {
+				return err
+			}
+			for _, name := range names {
 				path := filepath.Join(outDir, name)
 				if err := os.WriteFile(path, files[name], 0o644); err != nil {
 					return err

@@ -1,0 +1,209 @@
+// Package kubernetes holds cellar's Kubernetes manifests (written by 'cellctl compose'
+// from deploy/topology.yaml) and the check that they are valid: every document is
+// decoded strictly into the Kubernetes API types, so a misspelt or misplaced field
+// fails here, with no cluster needed. It is a module of its own so that the Kubernetes
+// API packages stay out of cellar's.
+package kubernetes
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+)
+
+type manifests struct {
+	statefulSets []*appsv1.StatefulSet
+	deployments  []*appsv1.Deployment
+	services     []*corev1.Service
+	pdbs         []*policyv1.PodDisruptionBudget
+	configMaps   []*corev1.ConfigMap
+	namespaces   []*corev1.Namespace
+}
+
+// load decodes every document of every .yaml file here strictly into its API type.
+func load(t *testing.T) manifests {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	var m manifests
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			where := fmt.Sprintf("%s document %d", f, i+1)
+			var tm metav1.TypeMeta
+			if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			var obj any
+			switch tm.APIVersion + "/" + tm.Kind {
+			case "apps/v1/StatefulSet":
+				o := &appsv1.StatefulSet{}
+				m.statefulSets, obj = append(m.statefulSets, o), o
+			case "apps/v1/Deployment":
+				o := &appsv1.Deployment{}
+				m.deployments, obj = append(m.deployments, o), o
+			case "v1/Service":
+				o := &corev1.Service{}
+				m.services, obj = append(m.services, o), o
+			case "policy/v1/PodDisruptionBudget":
+				o := &policyv1.PodDisruptionBudget{}
+				m.pdbs, obj = append(m.pdbs, o), o
+			case "v1/ConfigMap":
+				o := &corev1.ConfigMap{}
+				m.configMaps, obj = append(m.configMaps, o), o
+			case "v1/Namespace":
+				o := &corev1.Namespace{}
+				m.namespaces, obj = append(m.namespaces, o), o
+			default:
+				t.Errorf("%s: unexpected kind %s/%s", where, tm.APIVersion, tm.Kind)
+				continue
+			}
+			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+				t.Errorf("%s (%s): %v", where, tm.Kind, err)
+			}
+		}
+	}
+	return m
+}
+
+func stripComments(doc string) string {
+	var out []string
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestManifestsDecodeStrictly(t *testing.T) {
+	m := load(t)
+	if len(m.statefulSets) == 0 || len(m.pdbs) == 0 || len(m.deployments) == 0 {
+		t.Fatalf("found %d StatefulSets, %d PodDisruptionBudgets, %d Deployments", len(m.statefulSets), len(m.pdbs), len(m.deployments))
+	}
+	for _, s := range m.services {
+		checkName(t, "Service", s.Name, true)
+	}
+	for _, s := range m.statefulSets {
+		checkName(t, "StatefulSet", s.Name, true)
+	}
+}
+
+func checkName(t *testing.T, kind, name string, label bool) {
+	t.Helper()
+	errs := validation.IsDNS1123Subdomain(name)
+	if label {
+		errs = append(errs, validation.IsDNS1035Label(name)...)
+	}
+	if len(errs) > 0 {
+		t.Errorf("%s %q: %v", kind, name, errs)
+	}
+}
+
+// Every StatefulSet is governed by a headless Service that publishes pods before they
+// are ready (gossip and raft need their peers' names while they start), its selector
+// matches its pods, its pods run as a non-root user, and a PodDisruptionBudget covers
+// it and keeps its floor: a majority of an index group, at least one of any other tier.
+func TestStatefulSets(t *testing.T) {
+	m := load(t)
+	services := map[string]*corev1.Service{}
+	for _, s := range m.services {
+		services[s.Name] = s
+	}
+	for _, s := range m.statefulSets {
+		svc := services[s.Spec.ServiceName]
+		switch {
+		case svc == nil:
+			t.Errorf("StatefulSet %s: no Service %q", s.Name, s.Spec.ServiceName)
+		case svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses:
+			t.Errorf("Service %s: want headless, publishing pods that are not ready", svc.Name)
+		case !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(s.Spec.Template.Labels)):
+			t.Errorf("Service %s does not select the pods of StatefulSet %s", svc.Name, s.Name)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(s.Spec.Template.Labels)) {
+			t.Errorf("StatefulSet %s: selector does not match its pod template (%v)", s.Name, err)
+		}
+		checkPod(t, "StatefulSet "+s.Name, s.Spec.Template.Spec)
+		replicas := int32(1)
+		if s.Spec.Replicas != nil {
+			replicas = *s.Spec.Replicas
+		}
+		floor := int32(1)
+		if s.Spec.Template.Labels["app.kubernetes.io/component"] == "index" {
+			floor = replicas/2 + 1
+		}
+		checkPDB(t, m.pdbs, "StatefulSet "+s.Name, s.Spec.Template.Labels, floor)
+	}
+	for _, d := range m.deployments {
+		checkPod(t, "Deployment "+d.Name, d.Spec.Template.Spec)
+		checkPDB(t, m.pdbs, "Deployment "+d.Name, d.Spec.Template.Labels, 1)
+	}
+}
+
+func checkPod(t *testing.T, what string, spec corev1.PodSpec) {
+	t.Helper()
+	sc := spec.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		t.Errorf("%s: pods must run as a non-root user", what)
+	}
+	for _, c := range spec.Containers {
+		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+			t.Errorf("%s: container %s has no readiness probe on /readyz", what, c.Name)
+		}
+		ports := map[string]bool{}
+		for _, p := range c.Ports {
+			ports[p.Name] = true
+		}
+		if p := c.ReadinessProbe; p != nil && p.HTTPGet != nil && !ports[p.HTTPGet.Port.String()] {
+			t.Errorf("%s: probe port %s is not a named port of %s", what, p.HTTPGet.Port.String(), c.Name)
+		}
+		mounts := map[string]bool{}
+		for _, v := range spec.Volumes {
+			mounts[v.Name] = true
+		}
+		for _, vm := range c.VolumeMounts {
+			if !mounts[vm.Name] && vm.Name != "data" {
+				t.Errorf("%s: mount %s has no volume", what, vm.Name)
+			}
+		}
+	}
+}
+
+func checkPDB(t *testing.T, pdbs []*policyv1.PodDisruptionBudget, what string, podLabels map[string]string, floor int32) {
+	t.Helper()
+	n := 0
+	for _, p := range pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(podLabels)) {
+			continue
+		}
+		n++
+		if p.Spec.MinAvailable == nil || p.Spec.MinAvailable.IntValue() != int(floor) {
+			t.Errorf("%s: PodDisruptionBudget %s minAvailable %v, want %d", what, p.Name, p.Spec.MinAvailable, floor)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%s: %d PodDisruptionBudgets cover its pods, want 1", what, n)
+	}
+}
