@@ -98,8 +98,9 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.ml = ml
+	addr := ml.LocalNode().Address()
 	m.mu.Lock()
-	m.self.Gossip = ml.LocalNode().Address()
+	m.self.Gossip = addr
 	m.mu.Unlock()
 	_ = m.encode()
 	if len(cfg.Join) > 0 {
@@ -111,7 +112,11 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 }
 
 // Addr is the gossip address this node listens on.
-func (m *Membership) Addr() string { return m.ml.LocalNode().Address() }
+func (m *Membership) Addr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.self.Gossip
+}
 
 // Self returns this node as it is gossiped now.
 func (m *Membership) Self() Node {
