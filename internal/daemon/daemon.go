@@ -119,7 +119,7 @@ func New(opts Options) (*Daemon, error) {
 		labels["cell"] = opts.Cell
 	}
 	d.Metrics = prometheus.WrapRegistererWith(labels, d.Registry)
-	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var err error
 	if d.grpcLn, err = listen(opts.GRPCListener, opts.GRPCAddr); err != nil {
