@@ -1,9 +1,3 @@
-//go:build !race
-
-// The in-process cluster trips the race detector in cell.Membership.Nodes (memberlist
-// nodes read while memberlist updates them); until that is fixed, this test runs
-// without -race. The rest of the package is race-tested.
-
 package drill
 
 import (

@@ -1,9 +1,3 @@
-//go:build !race
-
-// The in-process cluster trips the race detector in cell.Membership.Nodes, which reads
-// memberlist nodes that memberlist updates concurrently; until that is fixed, this test
-// runs without -race (the load generator itself is race-tested against fake gateways).
-
 package loadgen
 
 import (
