@@ -15,7 +15,7 @@ import (
 	"github.com/cellarsim/cellar/internal/errs"
 )
 
-// AWS Signature Version 4, as S3 checks it: the Authorization header form (with ", " or
+// AWS Signature Version 4 (and, in s3authv2.go, Version 2), as S3 checks it: the Authorization header form (with ", " or
 // "," between its parts) and the presigned URL form, payloads declared as a hex
 // SHA-256, UNSIGNED-PAYLOAD or aws-chunked with per-chunk signatures
 // (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]), verified by sigChunkHook.
@@ -88,9 +88,6 @@ func parseAuthorization(v string, hdr http.Header) (sigRequest, error) {
 	var sr sigRequest
 	rest, ok := strings.CutPrefix(v, sigAlgorithm+" ")
 	if !ok {
-		if strings.HasPrefix(v, "AWS ") {
-			return sr, errs.New(errs.InvalidRequest, "Signature Version 2 is not supported; sign requests with AWS Signature Version 4.")
-		}
 		return sr, authMalformed("The authorization header uses an unsupported algorithm; expecting %s.", sigAlgorithm)
 	}
 	seen := map[string]bool{}
@@ -187,12 +184,14 @@ func authenticate(r *http.Request, creds map[string]string, now time.Time) (*sig
 	switch {
 	case authz != "" && q.Has("X-Amz-Signature"):
 		return nil, errs.New(errs.InvalidRequest, "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified.")
+	case strings.HasPrefix(authz, "AWS "):
+		return nil, authenticateV2(r, creds, now, false)
 	case authz != "":
 		sr, err = parseAuthorization(authz, r.Header)
 	case q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential"):
 		sr, err = parsePresigned(q)
 	case q.Has("AWSAccessKeyId") || q.Has("Signature"):
-		return nil, errs.New(errs.InvalidRequest, "Signature Version 2 is not supported; sign requests with AWS Signature Version 4.")
+		return nil, authenticateV2(r, creds, now, true)
 	default:
 		return nil, errs.New(errs.AccessDenied, "Access Denied: this gateway requires requests signed with AWS Signature Version 4.")
 	}

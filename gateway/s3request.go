@@ -103,6 +103,9 @@ var (
 	versionIDParam   = "versionId" // accepted as "null" only: buckets are unversioned
 )
 
+// v2QueryAuth are the parameters of a Signature V2 presigned URL, accepted everywhere.
+var v2QueryAuth = paramSet("AWSAccessKeyId", "Signature", "Expires")
+
 // withParams returns set plus extra names.
 func withParams(set map[string]bool, extra ...string) map[string]bool {
 	m := make(map[string]bool, len(set)+len(extra))
@@ -214,7 +217,7 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 		return req, errs.New(errs.NotImplemented, "cellar does not implement %s on this resource.", safeMethod(method))
 	}
 	for name := range q {
-		if allowed[name] || len(name) >= 2 && strings.EqualFold(name[:2], "x-") {
+		if allowed[name] || len(name) >= 2 && strings.EqualFold(name[:2], "x-") || v2QueryAuth[name] {
 			continue
 		}
 		req.op = opUnknown // PUT /b?acl is not a CreateBucket that failed

@@ -153,6 +153,7 @@ check "s3cmd synced tree identical" diff -r "$work/src/dir" "$d/dir"
 head -c 3000 "$work/src/big" >"$d/partial"
 check "s3cmd ranged get (--continue)" s3cmd get --continue s3://s3cmd-smoke/big "$d/partial"
 check "s3cmd range byte-exact" same "$work/src/big" "$d/partial"
+check "s3cmd ls with Signature V2" s3cmd --signature-v2 ls s3://s3cmd-smoke/dir/
 check "s3cmd del" s3cmd del --recursive --force s3://s3cmd-smoke
 check "s3cmd rb" s3cmd rb s3://s3cmd-smoke
 
