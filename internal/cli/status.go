@@ -92,6 +92,62 @@ type statusReport struct {
 	Total int          `json:"total"`
 	Ready int          `json:"ready"`
 	Down  int          `json:"down"`
+	// IndexGroups describes each cell's replicated index (cells with more than one
+	// index node).
+	IndexGroups []indexGroup `json:"index_groups,omitempty"`
+}
+
+// indexGroup is one cell's index replication group as the gossip shows it.
+type indexGroup struct {
+	Cell   string `json:"cell"`
+	Size   int    `json:"size"`
+	Up     int    `json:"up"`
+	Leader string `json:"leader,omitempty"`
+	Quorum bool   `json:"quorum"`
+	// MaxLag is how many log entries the furthest-behind ready node has yet to
+	// apply, against the leader (as of their last gossip).
+	MaxLag uint64 `json:"max_lag"`
+}
+
+// indexGroups summarises the index groups of the cells in rows.
+func indexGroups(rows []statusNode) []indexGroup {
+	byCell := map[string]*indexGroup{}
+	var order []string
+	var leaderApplied = map[string]uint64{}
+	for _, r := range rows {
+		if r.Role != cell.RoleIndex {
+			continue
+		}
+		g, ok := byCell[r.Cell]
+		if !ok {
+			g = &indexGroup{Cell: r.Cell}
+			byCell[r.Cell] = g
+			order = append(order, r.Cell)
+		}
+		g.Size++
+		if r.State == cell.StateReady {
+			g.Up++
+		}
+		if r.Leader {
+			g.Leader = r.ID
+			leaderApplied[r.Cell] = r.AppliedIndex
+		}
+	}
+	var out []indexGroup
+	for _, c := range order {
+		g := byCell[c]
+		if g.Size < 2 {
+			continue
+		}
+		g.Quorum = g.Leader != "" && g.Up > g.Size/2
+		for _, r := range rows {
+			if r.Role == cell.RoleIndex && r.Cell == c && r.State == cell.StateReady && r.AppliedIndex < leaderApplied[c] {
+				g.MaxLag = max(g.MaxLag, leaderApplied[c]-r.AppliedIndex)
+			}
+		}
+		out = append(out, *g)
+	}
+	return out
 }
 
 func runStatus(cmd *cobra.Command, o statusOptions) error {
@@ -244,6 +300,7 @@ func buildReport(seen []cell.Node, file *localcluster.ClusterFile) statusReport 
 	if rep.Nodes == nil {
 		rep.Nodes = []statusNode{}
 	}
+	rep.IndexGroups = indexGroups(rows)
 	return rep
 }
 
@@ -321,6 +378,9 @@ func printStatusTable(out io.Writer, rep statusReport) {
 		if r.State == StateDown && r.Process != "" && r.Process != localcluster.ProcRunning {
 			state = fmt.Sprintf("down (%s)", r.Process)
 		}
+		if r.Leader {
+			state += " (leader)"
+		}
 		pid, age := "-", "-"
 		if r.PID > 0 {
 			pid = strconv.Itoa(r.PID)
@@ -332,6 +392,19 @@ func printStatusTable(out io.Writer, rep statusReport) {
 			c, r.Role, r.ID, state, pid, dash(r.GRPCAddr), dash(r.AdminAddr), dash(r.Gossip), age)
 	}
 	tw.Flush()
+	if len(rep.IndexGroups) > 0 {
+		fmt.Fprintln(out)
+		tw = tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "INDEX GROUP\tUP\tLEADER\tQUORUM\tMAX LAG")
+		for _, g := range rep.IndexGroups {
+			quorum := "yes"
+			if !g.Quorum {
+				quorum = "LOST"
+			}
+			fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%d\n", g.Cell, g.Up, g.Size, dash(g.Leader), quorum, g.MaxLag)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(out, "\n%d of %d nodes ready", rep.Ready, rep.Total)
 	if rep.Down > 0 {
 		fmt.Fprintf(out, ", %d down", rep.Down)
