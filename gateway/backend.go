@@ -13,14 +13,15 @@
 // use: buckets (create, head, delete, list, location, versioning status); objects (PUT
 // with metadata and standard headers, GET and HEAD with single ranges and conditional
 // headers, conditional PUT with If-Match and If-None-Match: *, DELETE, DeleteObjects,
-// CopyObject); ListObjects v1 and v2 and ListObjectVersions (one "null" version per
-// key); multipart uploads (create, upload part, complete, abort, list uploads, list
-// parts). Anything else is refused with NotImplemented, never served as something it
-// is not.
+// CopyObject, GetObjectTagging, which finds no tags); ListObjects v1 and v2 and
+// ListObjectVersions (one "null" version per key); multipart uploads (create, upload
+// part, upload part copy, complete, abort, list uploads, list parts; GET and HEAD of
+// one part with ?partNumber). Anything else is refused with NotImplemented, never
+// served as something it is not.
 //
 // Every request must carry an AWS Signature Version 4 (Authorization header or
-// presigned URL) made with HandlerOptions.Credentials, unless those are empty
-// (authentication off). Request bodies may be plain or aws-chunked (with chunk
+// presigned URL), or the Version 2 that older clients still send, made with
+// HandlerOptions.Credentials, unless those are empty (authentication off). Request bodies may be plain or aws-chunked (with chunk
 // signatures verified, and trailers); Content-MD5, x-amz-content-sha256 and the
 // x-amz-checksum-* checksums are verified as the body streams, and a body that fails
 // any check is never committed. Object bytes stream in both directions without

@@ -197,6 +197,10 @@ func (h *s3Handler) serve(x *s3Exchange) error {
 		return h.listParts(x)
 	case opListUploads:
 		return h.listUploads(x)
+	case opUploadPartCopy:
+		return h.uploadPartCopy(x)
+	case opGetObjectTagging:
+		return h.getObjectTagging(x)
 	}
 	return errs.New(errs.NotImplemented, "cellar does not implement this request.")
 }

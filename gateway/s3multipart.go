@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -343,4 +344,67 @@ func (h *s3Handler) listUploads(x *s3Exchange) error {
 		res.NextKeyMarker, res.NextUploadIDMarker = enc.enc(last.Key), last.UploadID
 	}
 	return x.writeXML(http.StatusOK, res)
+}
+
+type copyPartResultXML struct {
+	XMLName      xml.Name `xml:"CopyPartResult"`
+	Xmlns        string   `xml:"xmlns,attr"`
+	LastModified string   `xml:"LastModified"`
+	ETag         string   `xml:"ETag"`
+}
+
+// uploadPartCopy makes a part of an upload from (a range of) an existing object, as
+// the aws CLI does to copy large objects between buckets.
+func (h *s3Handler) uploadPartCopy(x *s3Exchange) error {
+	n, err := parsePartNumber(x.req.query.Get("partNumber"))
+	if err != nil {
+		return err
+	}
+	id, err := uploadIDOf(x)
+	if err != nil {
+		return err
+	}
+	hdr := x.r.Header
+	srcBucket, srcKey, err := parseCopySource(hdr.Get("x-amz-copy-source"))
+	if err != nil {
+		return err
+	}
+	var length int64
+	cell, _, body, err := h.b.GetObject(x.r.Context(), GetInput{Bucket: srcBucket, Key: srcKey, Choose: func(info ObjectInfo) (int64, int64, error) {
+		if err := copyPreconditions(hdr, info); err != nil {
+			return 0, 0, err
+		}
+		off, n := int64(0), info.Size
+		if v := hdr.Get("x-amz-copy-source-range"); v != "" {
+			var first, last int64
+			if _, err := fmt.Sscanf(v, "bytes=%d-%d", &first, &last); err != nil || first < 0 || last < first || last >= info.Size ||
+				v != fmt.Sprintf("bytes=%d-%d", first, last) {
+				return 0, 0, errs.New(errs.InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+			}
+			off, n = first, last-first+1
+		}
+		if n > h.maxSize {
+			return 0, 0, errs.New(errs.EntityTooLarge, "The part to copy is larger than the maximum allowed size of %d bytes.", h.maxSize)
+		}
+		length = n
+		return off, n, nil
+	}})
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	payload := newPayloadReader(body, length, h.maxSize, nil, nil)
+	cell, part, err := h.b.UploadPart(x.r.Context(), PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: length, Body: payload})
+	x.setCell(cell)
+	if err != nil {
+		if errs.Is(err, errs.IncompleteBody) {
+			return errs.Wrap(errs.Internal, err, "copy source read failed")
+		}
+		return err
+	}
+	if err := checkConsumed(payload, x); err != nil {
+		return err
+	}
+	return x.writeXML(http.StatusOK, copyPartResultXML{Xmlns: s3Namespace, LastModified: xmlTime(part.LastModified), ETag: quoteETag(part.ETag)})
 }

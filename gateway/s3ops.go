@@ -395,3 +395,20 @@ func (h *s3Handler) copyObject(x *s3Exchange) error {
 	}
 	return x.writeXML(http.StatusOK, copyObjectResultXML{Xmlns: s3Namespace, LastModified: xmlTime(info.LastModified), ETag: quoteETag(info.ETag)})
 }
+
+type taggingXML struct {
+	XMLName xml.Name `xml:"Tagging"`
+	Xmlns   string   `xml:"xmlns,attr"`
+	TagSet  struct{} `xml:"TagSet"`
+}
+
+// getObjectTagging answers that an object has no tags (cellar stores none), as the aws
+// CLI asks before it copies an object in parts.
+func (h *s3Handler) getObjectTagging(x *s3Exchange) error {
+	cell, _, err := h.b.HeadObject(x.r.Context(), x.req.bucket, x.req.key)
+	x.setCell(cell)
+	if err != nil {
+		return err
+	}
+	return x.writeXML(http.StatusOK, taggingXML{Xmlns: s3Namespace})
+}

@@ -34,6 +34,8 @@ const (
 	opAbortUpload
 	opListParts
 	opListUploads
+	opUploadPartCopy
+	opGetObjectTagging
 )
 
 var opNames = [...]string{
@@ -60,6 +62,8 @@ var opNames = [...]string{
 	opAbortUpload:         "AbortMultipartUpload",
 	opListParts:           "ListParts",
 	opListUploads:         "ListMultipartUploads",
+	opUploadPartCopy:      "UploadPartCopy",
+	opGetObjectTagging:    "GetObjectTagging",
 }
 
 func (o s3Op) String() string {
@@ -182,9 +186,12 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 	default:
 		switch method {
 		case http.MethodGet:
-			if q.Has("uploadId") {
+			switch {
+			case q.Has("uploadId"):
 				req.op, allowed = opListParts, listPartsParams
-			} else {
+			case q.Has("tagging"):
+				req.op, allowed = opGetObjectTagging, paramSet("tagging", versionIDParam)
+			default:
 				req.op, allowed = opGetObject, withParams(getObjectParams, versionIDParam)
 			}
 		case http.MethodHead:
@@ -230,8 +237,7 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (s3Request, error)
 		return req, errs.New(errs.InvalidArgument, "Invalid version id specified: buckets of this gateway are not versioned.")
 	}
 	if req.op == opUploadPart && hdr.Get("x-amz-copy-source") != "" {
-		req.op = opUnknown
-		return req, errs.New(errs.NotImplemented, "cellar does not implement UploadPartCopy.")
+		req.op = opUploadPartCopy
 	}
 
 	if req.bucket != "" {

@@ -44,7 +44,7 @@ func TestParseRequest(t *testing.T) {
 		{method: "PUT", target: "/bkt/k", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opCopyObject, bucket: "bkt", key: "k"},
 		{method: "POST", target: "/bkt/k?uploads", op: opCreateUpload, bucket: "bkt", key: "k"},
 		{method: "PUT", target: "/bkt/k?partNumber=1&uploadId=u", op: opUploadPart, bucket: "bkt", key: "k"},
-		{method: "PUT", target: "/bkt/k?partNumber=1&uploadId=u", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
+		{method: "PUT", target: "/bkt/k?partNumber=1&uploadId=u", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opUploadPartCopy, bucket: "bkt", key: "k"},
 		{method: "POST", target: "/bkt/k?uploadId=u", op: opCompleteUpload, bucket: "bkt", key: "k"},
 		{method: "DELETE", target: "/bkt/k?uploadId=u", op: opAbortUpload, bucket: "bkt", key: "k"},
 		{method: "GET", target: "/bkt/k?uploadId=u&max-parts=3", op: opListParts, bucket: "bkt", key: "k"},
@@ -143,7 +143,7 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%s %q: accepted key %q", method, target, req.key)
 		}
 		keyOps := []s3Op{opPutObject, opGetObject, opHeadObject, opDeleteObject, opCopyObject, opCreateUpload,
-			opUploadPart, opCompleteUpload, opAbortUpload, opListParts}
+			opUploadPart, opCompleteUpload, opAbortUpload, opListParts, opUploadPartCopy, opGetObjectTagging}
 		if (req.key != "") != slices.Contains(keyOps, req.op) {
 			t.Fatalf("%s %q: key %q for %v", method, target, req.key, req.op)
 		}

@@ -105,6 +105,7 @@ lists() {
 d="$work/aws"
 mkdir -p "$d"
 check "aws mb" aws s3 mb s3://aws-smoke
+check "aws mb (a second bucket)" aws s3 mb s3://aws-smoke-copy
 check "aws cp small up" aws s3 cp "$work/src/small" s3://aws-smoke/small
 check "aws cp 40 MiB up (multipart)" aws s3 cp "$work/src/big" s3://aws-smoke/big
 check "aws 40 MiB object is multipart" multipart aws-smoke big
@@ -116,6 +117,11 @@ check "aws ls" lists ' small$' aws s3 ls s3://aws-smoke/
 check "aws sync up" aws s3 sync "$work/src/dir" s3://aws-smoke/dir
 check "aws sync down" aws s3 sync s3://aws-smoke/dir "$d/dir"
 check "aws synced tree identical" diff -r "$work/src/dir" "$d/dir"
+check "aws copy 40 MiB between buckets (UploadPartCopy)" aws s3 cp s3://aws-smoke/big s3://aws-smoke-copy/big
+check "aws copy is multipart" multipart aws-smoke-copy big
+check "aws copy byte-exact" aws s3 cp s3://aws-smoke-copy/big "$d/big-copy"
+check "aws copy identical" same "$work/src/big" "$d/big-copy"
+check "aws rb --force the copy" aws s3 rb --force s3://aws-smoke-copy
 check "aws ranged get" aws s3api get-object --bucket aws-smoke --key big --range bytes=1000-2999 "$d/range"
 check "aws range byte-exact" same "$work/src/range" "$d/range"
 check "aws rm" aws s3 rm --recursive s3://aws-smoke
