@@ -100,6 +100,15 @@ func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
 	if addr == "" && len(nodes) > 0 && r.indexNodes == 1 {
 		addr = nodes[0].GRPCAddr
 	}
+	if addr == "" && r.indexNodes == 1 {
+		// A standalone index node serves reads while it rebuilds, by key range as
+		// its --rebuild-pending says, and refuses writes with SlowDown until done.
+		for _, n := range r.members.Nodes() {
+			if n.Cell == cellID && n.Role == cell.RoleIndex && n.State == cell.StateRebuilding {
+				addr = n.GRPCAddr
+			}
+		}
+	}
 	if addr == "" {
 		if len(nodes) == 0 {
 			return nil, errs.New(errs.Unavailable, "no ready index node in %s", cellID)

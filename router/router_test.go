@@ -1,0 +1,48 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
+)
+
+type members []cell.Node
+
+func (m members) Nodes() []cell.Node { return m }
+
+func (m members) Ready(cellID string, role cell.Role) []cell.Node {
+	var out []cell.Node
+	for _, n := range m {
+		if n.Cell == cellID && n.Role == role && n.State == cell.StateReady {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func TestIndexOfARebuildingCell(t *testing.T) {
+	rebuilding := cell.Node{ID: "cell-0-index-0", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateRebuilding, GRPCAddr: "127.0.0.1:1"}
+	for _, tc := range []struct {
+		name       string
+		indexNodes int
+		nodes      members
+		ok         bool
+	}{
+		{"standalone node rebuilding: reads go to it", 1, members{rebuilding}, true},
+		{"group member rebuilding: not before it has joined its group", 3, members{rebuilding}, false},
+		{"standalone node starting", 1, members{{ID: "cell-0-index-0", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateStarting, GRPCAddr: "127.0.0.1:1"}}, false},
+		{"other cell rebuilding", 1, members{{ID: "cell-1-index-0", Role: cell.RoleIndex, Cell: "cell-1", State: cell.StateRebuilding, GRPCAddr: "127.0.0.1:1"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo := cell.DefaultTopology()
+			topo.IndexNodes = tc.indexNodes
+			conns := daemon.NewConns()
+			defer conns.Close()
+			_, err := New(topo, tc.nodes, conns).Index("cell-0")
+			if (err == nil) != tc.ok {
+				t.Fatalf("Index: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
