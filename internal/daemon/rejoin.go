@@ -9,6 +9,9 @@ import (
 // tests).
 var rejoinEvery = 5 * time.Second
 
+// maxRejoinDelay is the longest wait between two tries of a seed that does not answer.
+const maxRejoinDelay = 30 * time.Second
+
 // rejoin joins again, every period, each seed the node does not see among the live
 // members. memberlist alone never heals a node that started before its seeds could be
 // reached, nor one cut off for longer than it keeps gossiping to the dead: the node and
@@ -17,6 +20,14 @@ var rejoinEvery = 5 * time.Second
 func (d *Daemon) rejoin(seeds []string, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
+	// A seed that stays unreachable (a node stopped for a drill) is tried less and
+	// less often, up to once every maxRejoinDelay, so that nodes do not log about it
+	// every period.
+	type backoff struct {
+		next  time.Time
+		delay time.Duration
+	}
+	failing := map[string]*backoff{}
 	for {
 		select {
 		case <-d.quit:
@@ -27,21 +38,30 @@ func (d *Daemon) rejoin(seeds []string, period time.Duration) {
 		for _, n := range d.Members.Nodes() {
 			seen[n.Gossip] = true
 		}
-		var missing []string
+		now := time.Now()
 		for _, seed := range seeds {
 			for _, a := range resolveSeed(seed) {
-				if !seen[a] {
-					missing = append(missing, a)
+				if seen[a] {
+					delete(failing, a)
+					continue
 				}
+				b := failing[a]
+				if b != nil && now.Before(b.next) {
+					continue
+				}
+				if err := d.Members.Join([]string{a}); err != nil {
+					if b == nil {
+						b = &backoff{delay: period}
+						failing[a] = b
+					}
+					b.delay = min(2*b.delay, maxRejoinDelay)
+					b.next = now.Add(b.delay)
+					d.Log.Debug("gossip: seed still unreachable", "seed", a, "retry_in", b.delay, "err", err)
+					continue
+				}
+				delete(failing, a)
+				d.Log.Info("gossip: rejoined seed", "seed", a)
 			}
-		}
-		if len(missing) == 0 {
-			continue
-		}
-		if err := d.Members.Join(missing); err != nil {
-			d.Log.Debug("gossip: seeds still unreachable", "seeds", missing, "err", err)
-		} else {
-			d.Log.Info("gossip: rejoined seeds", "seeds", missing)
 		}
 	}
 }
