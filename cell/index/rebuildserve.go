@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 
 // How an index daemon shows its rebuild: progress in the gossip state, gauges in
 // /status, metrics.
+
+// rebuildGCPercent is the GOGC of an index daemon while it rebuilds.
+const rebuildGCPercent = 400
 
 // rebuildView publishes the rebuild of store through d.
 type rebuildView struct {
@@ -34,6 +38,14 @@ func serveRebuild(d *daemon.Daemon, store *Store, openStart time.Time) *rebuildV
 
 // wait publishes the progress until the rebuild ends or ctx is done.
 func (v *rebuildView) wait(ctx context.Context) error {
+	// The rebuild keeps nearly everything it allocates, so a collection at every
+	// doubling of the heap finds little garbage and only costs the rebuild CPU.
+	// Collect less often until it is done (this process holds one store).
+	if old := debug.SetGCPercent(rebuildGCPercent); old < 0 || old > rebuildGCPercent {
+		debug.SetGCPercent(old)
+	} else {
+		defer debug.SetGCPercent(old)
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
