@@ -175,6 +175,10 @@ func TestComposeCluster(t *testing.T) {
 			if err := put(ctx, c, buckets[cellID], "during/x", "x"); err != nil {
 				t.Errorf("PUT in %s while %s is down: %v", cellID, victim, err)
 			}
+			list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(buckets[cellID]), Prefix: aws.String("before/")})
+			if err != nil || len(list.Contents) != 5 {
+				t.Errorf("LIST in %s while %s is down: %v", cellID, victim, err)
+			}
 			objects[buckets[cellID]+"/during/x"] = "x"
 		}
 	}
