@@ -231,12 +231,12 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 	if scanned != n {
 		return row, fmt.Errorf("the scan saw %d objects, %d were seeded", scanned, n)
 	}
-	row.RebuildObjectsPerS = float64(n) / rebuildSec
-	row.ScanObjectsPerS = float64(n) / scanWall.Seconds()
-	row.Ratio = row.RebuildObjectsPerS / row.ScanObjectsPerS
-	row.RebuildObjectsPerCPUS = float64(n) / cpuSec
-	row.ScanObjectsPerCPUS = float64(n) / scanCPU.Seconds()
-	row.CPURatio = row.RebuildObjectsPerCPUS / row.ScanObjectsPerCPUS
+	row.RebuildObjectsPerS = per(float64(n), rebuildSec)
+	row.ScanObjectsPerS = per(float64(n), scanWall.Seconds())
+	row.Ratio = per(row.RebuildObjectsPerS, row.ScanObjectsPerS)
+	row.RebuildObjectsPerCPUS = per(float64(n), cpuSec)
+	row.ScanObjectsPerCPUS = per(float64(n), scanCPU.Seconds())
+	row.CPURatio = per(row.RebuildObjectsPerCPUS, row.ScanObjectsPerCPUS)
 	row.HeapBytesPerObject = heapPer
 	row.MapBytesPerObject = mapPer
 	row.LoadAvg = loadAvg()
@@ -488,6 +488,15 @@ func nodeStatus(ctx context.Context, adminAddr string) (*benchStatus, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// per is a/b, or 0 when b is too small to have been measured (CPU time is counted
+// in clock ticks, so a small run can show none).
+func per(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 // processCPU returns the CPU seconds (user + system) process pid has used, from
