@@ -86,6 +86,9 @@ type Config struct {
 	// Progress, if set, receives a progress line every ProgressEvery (default 1s).
 	Progress      io.Writer     `json:"-"`
 	ProgressEvery time.Duration `json:"-"`
+	// Observe, if set, is called every ProgressEvery with the totals so far, overall
+	// and per cell, so that a caller can act on errors while the load runs.
+	Observe func(all Summary, cells map[string]Summary) `json:"-"`
 }
 
 // withDefaults fills the zero fields and checks the rest.

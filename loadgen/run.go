@@ -257,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopProgress := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		if cfg.Progress == nil {
+		if cfg.Progress == nil && cfg.Observe == nil {
 			return
 		}
 		t := time.NewTicker(cfg.ProgressEvery)
@@ -268,7 +268,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				return
 			case <-t.C:
 				all, cells := rec.snapshot()
-				fmt.Fprintln(cfg.Progress, progressLine(time.Since(start), sent.Load(), int64(total), inFlight.Load(), all, cells))
+				if cfg.Observe != nil {
+					cfg.Observe(all, cells)
+				}
+				if cfg.Progress != nil {
+					fmt.Fprintln(cfg.Progress, progressLine(time.Since(start), sent.Load(), int64(total), inFlight.Load(), all, cells))
+				}
 			}
 		}
 	}()
@@ -303,7 +308,9 @@ loop:
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots; inFlight.Add(-1) }()
-			rec.add(do(ctx, c, cfg, r, start, body))
+			// A request sent finishes (within its timeout) even when the run is cancelled:
+			// ending a run early must not fail the requests already in flight.
+			rec.add(do(context.WithoutCancel(ctx), c, cfg, r, start, body))
 		}()
 	}
 	wg.Wait()
