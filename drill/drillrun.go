@@ -1,0 +1,959 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/loadgen"
+)
+
+// Env is the running cluster a scenario acts on.
+type Env struct {
+	Topology cell.Topology
+	Dir      string // the cluster's data directory: kill switch and audit log
+	Control  Control
+	// Kill kills a node outright (nil: StopNode).
+	Kill func(ctx context.Context, id string) error
+	// States is every node's state now.
+	States func(ctx context.Context) ([]NodeState, error)
+	// WaitHealthy returns once a cell is healthy, or an error when ctx ends first.
+	WaitHealthy func(ctx context.Context, cell string) error
+	// Load holds where the load goes (endpoint, credentials, region); the scenario's
+	// load step sets the rest.
+	Load loadgen.Config
+	// HealthTimeout bounds each wait for a cell's health (default 30s).
+	HealthTimeout time.Duration
+	// SampleEvery is how often the cluster's state is sampled (default 250ms).
+	SampleEvery time.Duration
+	Command     string
+	Progress    io.Writer // a line per event (nil: none)
+}
+
+// tracked wraps the cluster's control and remembers which nodes the drill took down.
+type tracked struct {
+	Control
+	kill func(context.Context, string) error
+	mu   sync.Mutex
+	down map[string]bool
+}
+
+func (t *tracked) isDown(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.down[id]
+}
+
+func (t *tracked) set(id string, down bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if down {
+		t.down[id] = true
+	} else {
+		delete(t.down, id)
+	}
+}
+
+func (t *tracked) downNodes() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for id := range t.down {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// StopNode stops a node, or does nothing for one already down.
+func (t *tracked) StopNode(ctx context.Context, id string) error {
+	if t.isDown(id) {
+		return nil
+	}
+	if err := t.Control.StopNode(ctx, id); err != nil {
+		return err
+	}
+	t.set(id, true)
+	return nil
+}
+
+// StartNode starts a node; its process runs afterwards even when it did not get ready.
+func (t *tracked) StartNode(ctx context.Context, id string) error {
+	err := t.Control.StartNode(ctx, id)
+	t.set(id, false)
+	return err
+}
+
+func (t *tracked) Kill(ctx context.Context, id string) error {
+	var err error
+	if t.kill != nil {
+		err = t.kill(ctx, id)
+	} else {
+		err = t.Control.StopNode(ctx, id)
+	}
+	if err == nil {
+		t.set(id, true)
+	}
+	return err
+}
+
+type snapshot struct {
+	at    time.Duration
+	cells map[string]loadgen.Summary
+}
+
+type runner struct {
+	env    Env
+	sc     *Scenario
+	target string
+	start  time.Time
+	ctl    *tracked
+	audit  *Audit
+	tested []string // cells the drill acts on
+
+	mu       sync.Mutex
+	rep      *Report
+	snaps    []snapshot
+	quorum   map[string]bool
+	lostAt   map[string]time.Duration
+	failing  map[string]bool
+	stopped  string // why a stop condition aborted the drill
+	cancel   context.CancelFunc
+	load     chan loadOutcome
+	loadAt   time.Duration
+	stopLoad context.CancelFunc
+}
+
+type loadOutcome struct {
+	res *loadgen.Result
+	err error
+}
+
+// ErrAborted is returned when a stop condition of the scenario aborted the drill.
+var ErrAborted = errors.New("drill aborted by a stop condition")
+
+// ErrChecksFailed is returned when the drill ran to its end but a check or an
+// expectation of it failed.
+var ErrChecksFailed = errors.New("drill checks failed")
+
+// RunScenario runs a scenario against a cluster and returns its report. The report is
+// returned even with an error: ErrHalted (the kill switch), ErrAborted (a stop
+// condition), ErrChecksFailed, or what stopped a step.
+func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
+	if env.HealthTimeout <= 0 {
+		env.HealthTimeout = 30 * time.Second
+	}
+	if env.SampleEvery <= 0 {
+		env.SampleEvery = 250 * time.Millisecond
+	}
+	if sc.Stop.OthersErrorRateAbove <= 0 {
+		sc.Stop.OthersErrorRateAbove = 0.05
+	}
+	if sc.Stop.MinRequests <= 0 {
+		sc.Stop.MinRequests = 20
+	}
+	cells := env.Topology.CellIDs()
+	target, err := resolveCell(cells, sc.Target, "last")
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: OpenAudit(env.Dir),
+		ctl:    &tracked{Control: env.Control, kill: env.Kill, down: map[string]bool{}},
+		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}}
+	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start}
+	for _, st := range sc.Steps {
+		var c string
+		switch {
+		case st.Drain != nil:
+			c = st.Drain.Cell
+		case st.Kill != nil:
+			c = st.Kill.Cell
+		case st.Restart != nil:
+			c = st.Restart.Cell
+		case st.Undrain != nil:
+			c = st.Undrain.Cell
+		default:
+			continue
+		}
+		c, err := r.cell(c)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(r.tested, c) {
+			r.tested = append(r.tested, c)
+		}
+	}
+	slices.Sort(r.tested)
+	r.rep.Tested = r.tested
+
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	defer cancel()
+	samplerCtx, stopSampler := context.WithCancel(context.Background())
+	samplerDone := make(chan struct{})
+	r.sample(samplerCtx) // the state before the first step
+	go func() {
+		defer close(samplerDone)
+		t := time.NewTicker(env.SampleEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-samplerCtx.Done():
+				return
+			case <-t.C:
+				r.sample(samplerCtx)
+			}
+		}
+	}()
+
+	r.event("START", "", fmt.Sprintf("drill %s on %d cell%s, target %s", sc.Name, len(cells), plural(len(cells)), target))
+	_ = r.audit.Append(Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: DecisionPlanned, Cell: target, Outcome: "drill started"})
+	runErr := r.steps(ctx)
+
+	// The load ends with the steps; its result covers what was sent.
+	if r.load != nil {
+		r.stopLoad()
+		out := <-r.load
+		if out.err != nil && runErr == nil {
+			runErr = fmt.Errorf("load: %w", out.err)
+		}
+		r.addLoad(out.res)
+	}
+	r.sample(samplerCtx)
+	stopSampler()
+	<-samplerDone
+
+	r.mu.Lock()
+	stopped := r.stopped
+	r.mu.Unlock()
+	switch {
+	case stopped != "":
+		runErr = fmt.Errorf("%w: %s", ErrAborted, stopped)
+	case runErr == nil && r.rep.failedChecks() > 0:
+		runErr = fmt.Errorf("%w: %d of %d", ErrChecksFailed, r.rep.failedChecks(), len(r.rep.Checks))
+	}
+	if down := r.ctl.downNodes(); len(down) > 0 {
+		r.rep.LeftDown = down
+	}
+	r.rep.Took = time.Since(r.start)
+	r.rep.Outcome = "completed"
+	switch {
+	case errors.Is(runErr, ErrHalted):
+		r.rep.Outcome = "halted"
+	case errors.Is(runErr, ErrAborted):
+		r.rep.Outcome = "aborted"
+	case errors.Is(runErr, ErrChecksFailed):
+		r.rep.Outcome = "checks failed"
+	case runErr != nil:
+		r.rep.Outcome = "failed"
+	}
+	if runErr != nil {
+		r.rep.Error = runErr.Error()
+	}
+	r.event("END", "", fmt.Sprintf("drill %s after %s", r.rep.Outcome, r.rep.Took.Round(time.Second)))
+	outcome := r.rep.Outcome
+	if runErr != nil {
+		outcome += ": " + runErr.Error()
+	}
+	_ = r.audit.Append(Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: DecisionDone, Cell: target, Outcome: "drill " + outcome})
+	r.rep.finish()
+	return r.rep, runErr
+}
+
+func resolveCell(cells []string, c, def string) (string, error) {
+	if c == "" {
+		c = def
+	}
+	switch c {
+	case "first":
+		return cells[0], nil
+	case "last":
+		return cells[len(cells)-1], nil
+	}
+	if !slices.Contains(cells, c) {
+		return "", fmt.Errorf("no cell %q (cells: %s)", c, strings.Join(cells, ", "))
+	}
+	return c, nil
+}
+
+func (r *runner) cell(c string) (string, error) {
+	if c == "" {
+		return r.target, nil
+	}
+	return resolveCell(r.env.Topology.CellIDs(), c, r.target)
+}
+
+func (r *runner) since() time.Duration { return time.Since(r.start) }
+
+func (r *runner) event(kind, cellID, text string) {
+	r.mu.Lock()
+	e := Event{At: r.since(), Kind: kind, Cell: cellID, Text: text}
+	r.rep.Timeline = append(r.rep.Timeline, e)
+	if r.env.Progress != nil {
+		fmt.Fprintln(r.env.Progress, e.String())
+	}
+	r.mu.Unlock()
+}
+
+// sample reads the nodes' states and records each cell's index quorum changing.
+func (r *runner) sample(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	states, err := r.env.States(sctx)
+	if err != nil {
+		return
+	}
+	held := map[string]bool{}
+	up := map[string]int{}
+	leader := map[string]bool{}
+	for _, n := range states {
+		if n.Role == cell.RoleIndex && n.Up {
+			up[n.Cell]++
+			leader[n.Cell] = leader[n.Cell] || n.Leader
+		}
+	}
+	majority := r.env.Topology.IndexNodes/2 + 1
+	for _, c := range r.env.Topology.CellIDs() {
+		held[c] = up[c] >= majority && (r.env.Topology.IndexNodes == 1 || leader[c])
+	}
+	type change struct {
+		cell string
+		held bool
+		lost time.Duration
+	}
+	var changes []change
+	r.mu.Lock()
+	for _, c := range r.env.Topology.CellIDs() {
+		prev, known := r.quorum[c]
+		r.quorum[c] = held[c]
+		if !known {
+			if !held[c] {
+				r.lostAt[c] = r.since()
+			}
+			continue
+		}
+		if prev != held[c] {
+			changes = append(changes, change{c, held[c], r.since() - r.lostAt[c]})
+			if !held[c] {
+				r.lostAt[c] = r.since()
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, ch := range changes {
+		if ch.held {
+			r.event("QUORUM RESTORED", ch.cell, fmt.Sprintf("%s index has a leader again, %s after it lost quorum", ch.cell, ch.lost.Round(100*time.Millisecond)))
+		} else {
+			r.event("QUORUM LOST", ch.cell, fmt.Sprintf("%s index: %d of %d nodes ready, no leader", ch.cell, up[ch.cell], r.env.Topology.IndexNodes))
+		}
+	}
+}
+
+func (r *runner) quorumHeld(c string) (held, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held, known = r.quorum[c]
+	return
+}
+
+// observe takes the load's totals every second: errors starting and ending per cell,
+// and the stop condition.
+func (r *runner) observe(_ loadgen.Summary, cells map[string]loadgen.Summary) {
+	r.mu.Lock()
+	var prev map[string]loadgen.Summary
+	if n := len(r.snaps); n > 0 {
+		prev = r.snaps[n-1].cells
+	}
+	r.snaps = append(r.snaps, snapshot{at: r.since(), cells: cells})
+	type ev struct{ kind, cell, text string }
+	var evs []ev
+	for _, c := range slices.Sorted(func(yield func(string) bool) {
+		for c := range cells {
+			if !yield(c) {
+				return
+			}
+		}
+	}) {
+		now, before := cells[c], prev[c]
+		dReq, dErr := now.Requests-before.Requests, now.Errors-before.Errors
+		switch {
+		case dErr > 0 && !r.failing[c]:
+			r.failing[c] = true
+			evs = append(evs, ev{"ERRORS", c, fmt.Sprintf("%s: %d of %d requests failed in the last second (%s)", c, dErr, dReq, codeList(now.ErrorCodes))})
+		case dErr == 0 && dReq > 0 && r.failing[c]:
+			r.failing[c] = false
+			evs = append(evs, ev{"RECOVERED", c, fmt.Sprintf("%s: every request of the last second succeeded", c)})
+		}
+		if r.stopped == "" && !slices.Contains(r.tested, c) && now.Requests >= r.sc.Stop.MinRequests &&
+			now.ErrorRate() > r.sc.Stop.OthersErrorRateAbove {
+			r.stopped = fmt.Sprintf("%s, not under test, failed %.1f%% of its requests (stop above %.1f%%)",
+				c, 100*now.ErrorRate(), 100*r.sc.Stop.OthersErrorRateAbove)
+			evs = append(evs, ev{"ABORT", c, r.stopped})
+			r.cancel()
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range evs {
+		r.event(e.kind, e.cell, e.text)
+	}
+}
+
+func codeList(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func (r *runner) steps(ctx context.Context) error {
+	for i, st := range r.sc.Steps {
+		if st.At != nil {
+			if err := sleep(ctx, time.Until(r.start.Add(time.Duration(*st.At)))); err != nil {
+				return r.interrupted(err)
+			}
+		}
+		if err := CheckHalt(r.env.Dir); err != nil {
+			r.event("HALTED", "", fmt.Sprintf("kill switch set before step %d (%s): the drill stops", i+1, st.Kind()))
+			_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionAborted, Cell: r.target, Outcome: err.Error()})
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return r.interrupted(err)
+		}
+		var err error
+		switch {
+		case st.Load != nil:
+			err = r.startLoad(ctx, st.Load)
+		case st.Wait != nil:
+			err = sleep(ctx, time.Duration(*st.Wait))
+		case st.Drain != nil:
+			err = r.drain(ctx, st.Drain)
+		case st.Undrain != nil:
+			err = r.undrain(ctx, st.Undrain)
+		case st.Kill != nil:
+			err = r.kill(ctx, st.Kill)
+		case st.Restart != nil:
+			err = r.restart(ctx, st.Restart)
+		case st.Assert != nil:
+			err = r.assert(ctx, st.Assert)
+		}
+		if err != nil {
+			if errors.Is(err, ErrHalted) {
+				r.event("HALTED", "", err.Error())
+				return err
+			}
+			return r.interrupted(fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err))
+		}
+	}
+	return nil
+}
+
+// interrupted turns an error caused by a stop condition into nil: the abort is
+// reported on its own.
+func (r *runner) interrupted(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped != "" {
+		return nil
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *runner) startLoad(ctx context.Context, l *LoadStep) error {
+	if r.load != nil {
+		return errors.New("load is already running: a drill has one load step")
+	}
+	cfg := r.env.Load
+	per := l.PerCell
+	if per <= 0 {
+		per = 2
+	}
+	cfg.Buckets, cfg.BucketCell = loadgen.Buckets(r.env.Topology, "drill", per)
+	cfg.Rate, cfg.Duration = l.Rate, time.Duration(l.Duration)
+	cfg.Keys = l.Keys
+	if cfg.Keys == 0 {
+		cfg.Keys = 20
+	}
+	if l.Mix != "" {
+		m, err := loadgen.ParseMix(l.Mix)
+		if err != nil {
+			return err
+		}
+		cfg.Mix = m
+	}
+	if len(cfg.Sizes) == 0 {
+		cfg.Sizes = loadgen.Sizes{{Bytes: 1024, Weight: 1}}
+	}
+	cfg.Progress, cfg.ProgressEvery, cfg.Observe = nil, time.Second, r.observe
+	// Every cell healthy first: a drill measures what it does, not a cluster that was
+	// still settling.
+	if r.env.WaitHealthy != nil {
+		for _, c := range r.env.Topology.CellIDs() {
+			hctx, cancel := context.WithTimeout(ctx, r.env.HealthTimeout)
+			err := r.env.WaitHealthy(hctx, c)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s is not healthy before the load: %w", c, err)
+			}
+		}
+	}
+	r.event("LOAD", "", fmt.Sprintf("seeding %d buckets with %d objects each", len(cfg.Buckets), cfg.Keys))
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = loadgen.Seed(ctx, cfg); err == nil || ctx.Err() != nil {
+			break
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	r.stopLoad = cancel
+	r.load = make(chan loadOutcome, 1)
+	r.loadAt = r.since()
+	r.rep.LoadStartMS = r.loadAt.Milliseconds()
+	r.event("LOAD", "", fmt.Sprintf("%g requests/s for %s over %d buckets (mix %s)", cfg.Rate, cfg.Duration, len(cfg.Buckets), mixString(cfg.Mix)))
+	go func() {
+		res, err := loadgen.Run(lctx, cfg)
+		r.load <- loadOutcome{res, err}
+	}()
+	return nil
+}
+
+func mixString(m loadgen.Mix) string {
+	if len(m) == 0 {
+		return loadgen.DefaultMix().String()
+	}
+	return m.String()
+}
+
+func (r *runner) executor(override string) *Executor {
+	return &Executor{Dir: r.env.Dir, Audit: r.audit, Control: r.ctl, WaitHealthy: r.env.WaitHealthy,
+		HealthTimeout: r.env.HealthTimeout, Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: override,
+		Progress: eventWriter{r}}
+}
+
+// eventWriter turns the executor's progress lines into timeline events.
+type eventWriter struct{ r *runner }
+
+func (w eventWriter) Write(b []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		kind, rest, _ := strings.Cut(line, " ")
+		switch kind {
+		case "stop", "start":
+			node, _, _ := strings.Cut(rest, ":")
+			w.r.event(strings.ToUpper(kind), cellOfNode(w.r.env.Topology, node), line)
+		default:
+			w.r.event("HEALTHY", "", line)
+		}
+	}
+	return len(b), nil
+}
+
+func cellOfNode(topo cell.Topology, id string) string {
+	for _, n := range topo.Nodes() {
+		if n.ID == id {
+			return n.Cell
+		}
+	}
+	return ""
+}
+
+func (r *runner) check(what string, ok bool, detail string) {
+	r.mu.Lock()
+	r.rep.Checks = append(r.rep.Checks, Check{At: r.since(), What: what, OK: ok, Detail: detail})
+	r.mu.Unlock()
+	kind := "CHECK OK"
+	if !ok {
+		kind = "CHECK FAILED"
+	}
+	r.event(kind, "", what+": "+detail)
+}
+
+func (r *runner) expect(what, want, got, detail string) {
+	if want == "" {
+		want = ExpectDone
+	}
+	r.check(fmt.Sprintf("%s is %s", what, want), want == got, got+detail)
+}
+
+func (r *runner) states(ctx context.Context) ([]NodeState, error) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return r.env.States(sctx)
+}
+
+func (r *runner) decision(g Guardrail) {
+	r.mu.Lock()
+	r.rep.Guardrails = append(r.rep.Guardrails, g)
+	r.mu.Unlock()
+}
+
+func violationText(vs []Violation) string {
+	var msgs []string
+	for _, v := range vs {
+		msgs = append(msgs, v.Rule+": "+v.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (r *runner) drain(ctx context.Context, d *DrainStep) error {
+	c, err := r.cell(d.Cell)
+	if err != nil {
+		return err
+	}
+	states, err := r.states(ctx)
+	if err != nil {
+		return err
+	}
+	req := Request{Cell: c, Tier: cell.Role(d.Tier), Count: d.Count, Nodes: d.Nodes, Override: d.Override}
+	plan, err := PlanDrain(r.env.Topology, states, DefaultPolicy(), req)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("drain of %d %s node%s of %s", len(plan.Nodes), d.Tier, plural(len(plan.Nodes)), c)
+	g := Guardrail{At: r.since(), Action: "drain", Cell: c, Tier: d.Tier, Nodes: plan.Nodes, PlanID: plan.ID,
+		Allowed: plan.Allowed(), Override: plan.Override, Violations: plan.Violations}
+	r.decision(g)
+	entry := func(decision, outcome string) Entry {
+		return Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: plan.Override, PlanID: plan.ID,
+			Decision: decision, Cell: c, Outcome: outcome}
+	}
+	r.event("DRAIN", c, fmt.Sprintf("%s requested: %s (plan %s)", what, strings.Join(plan.Nodes, ", "), plan.ID))
+	if !plan.Allowed() {
+		reason := violationText(plan.Refusals())
+		if err := r.audit.Append(entry(DecisionRefused, reason)); err != nil {
+			return err
+		}
+		r.event("REFUSED", c, reason)
+		r.expect(what, d.Expect, ExpectRefused, ": "+reason)
+		return nil
+	}
+	if err := r.audit.Append(entry(DecisionConfirmed, "draining")); err != nil {
+		return err
+	}
+	for _, v := range plan.Violations {
+		if v.Lifted {
+			_ = r.audit.Append(entry(DecisionOverride, v.Rule+" lifted: "+v.Message))
+			r.event("OVERRIDE", c, fmt.Sprintf("%s lifted (%q): %s", v.Rule, plan.Override, v.Message))
+		}
+	}
+	started := time.Now()
+	_, err = r.executor(plan.Override).Drain(ctx, plan)
+	if err != nil {
+		if errors.Is(err, ErrHalted) {
+			return err
+		}
+		r.expect(what, d.Expect, ExpectFailed, ": "+err.Error())
+		return nil
+	}
+	r.event("DRAINED", c, fmt.Sprintf("%s done in %s", what, time.Since(started).Round(time.Millisecond)))
+	r.expect(what, d.Expect, ExpectDone, "")
+	return nil
+}
+
+func (r *runner) undrain(ctx context.Context, u *UndrainStep) error {
+	c, err := r.cell(u.Cell)
+	if err != nil {
+		return err
+	}
+	var nodes []string
+	for _, t := range RestartOrder {
+		for _, n := range r.env.Topology.Nodes() {
+			if n.Cell == c && n.Role == t && r.ctl.isDown(n.ID) {
+				nodes = append(nodes, n.ID)
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		r.event("UNDRAIN", c, "no node of "+c+" is down")
+		return nil
+	}
+	r.event("UNDRAIN", c, "starting "+strings.Join(nodes, ", "))
+	steps, err := r.executor("").Undrain(ctx, "undrain", c, nodes)
+	r.recordStarts(c, steps)
+	if err != nil {
+		if errors.Is(err, ErrHalted) {
+			return err
+		}
+		r.check("undrain of "+c, false, err.Error())
+		return nil
+	}
+	return nil
+}
+
+func (r *runner) kill(ctx context.Context, k *KillStep) error {
+	c, err := r.cell(k.Cell)
+	if err != nil {
+		return err
+	}
+	nodes := k.Nodes
+	if len(nodes) == 0 {
+		states, err := r.states(ctx)
+		if err != nil {
+			return err
+		}
+		// Followers before the leader, as a drain would pick them.
+		var followers, leaders []string
+		for _, n := range states {
+			if n.Cell == c && string(n.Role) == k.Tier && n.Up {
+				if n.Leader {
+					leaders = append(leaders, n.ID)
+				} else {
+					followers = append(followers, n.ID)
+				}
+			}
+		}
+		all := append(followers, leaders...)
+		if len(all) < k.Count {
+			return fmt.Errorf("%s has %d %s node%s up, fewer than %d to kill", c, len(all), k.Tier, plural(len(all)), k.Count)
+		}
+		nodes = all[:k.Count]
+	}
+	for _, id := range nodes {
+		if err := r.ctl.Kill(ctx, id); err != nil {
+			return fmt.Errorf("kill %s: %w", id, err)
+		}
+		_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionStep, Cell: cellOfNode(r.env.Topology, id), Node: id, Outcome: "killed"})
+		r.event("KILL", cellOfNode(r.env.Topology, id), id+" killed")
+	}
+	return nil
+}
+
+func (r *runner) restart(ctx context.Context, s *RestartStep) error {
+	c, err := r.cell(s.Cell)
+	if err != nil {
+		return err
+	}
+	states, err := r.states(ctx)
+	if err != nil {
+		return err
+	}
+	// A restart takes every node of its tiers: those the drill took down, and those
+	// still starting, are restarted too.
+	for i, n := range states {
+		if n.Cell == c {
+			states[i].Up = true
+		}
+	}
+	roles := func(ss []string) []cell.Role {
+		var out []cell.Role
+		for _, s := range ss {
+			out = append(out, cell.Role(s))
+		}
+		return out
+	}
+	req := RestartRequest{Cell: c, Tiers: roles(s.Tiers), Order: roles(s.Order), Cold: s.Cold, Override: s.Override}
+	if len(req.Order) > 0 && len(req.Tiers) == 0 {
+		req.Tiers = req.Order
+	}
+	plan, err := PlanRestart(r.env.Topology, states, DefaultPolicy(), req)
+	if err != nil {
+		return err
+	}
+	var order []string
+	for _, t := range plan.Tiers {
+		order = append(order, string(t.Tier))
+	}
+	how := "rolling"
+	if plan.Cold {
+		how = "cold"
+	}
+	what := fmt.Sprintf("%s restart of %s (%s)", how, c, strings.Join(order, " → "))
+	var nodes []string
+	for _, t := range plan.Tiers {
+		nodes = append(nodes, t.Nodes...)
+	}
+	r.decision(Guardrail{At: r.since(), Action: "restart", Cell: c, Tier: strings.Join(order, ","), Nodes: nodes, PlanID: plan.ID,
+		Allowed: plan.Allowed(), Override: plan.Override, Violations: plan.Violations, Cold: plan.Cold})
+	entry := func(decision, outcome string) Entry {
+		return Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: plan.Override, PlanID: plan.ID,
+			Decision: decision, Cell: c, Outcome: outcome}
+	}
+	r.event("RESTART", c, what+" requested (plan "+plan.ID+")")
+	if !plan.Allowed() {
+		reason := violationText(plan.Refusals())
+		if err := r.audit.Append(entry(DecisionRefused, reason)); err != nil {
+			return err
+		}
+		r.event("REFUSED", c, reason)
+		r.expect(what, s.Expect, ExpectRefused, ": "+reason)
+		return nil
+	}
+	if err := r.audit.Append(entry(DecisionConfirmed, "restarting")); err != nil {
+		return err
+	}
+	for _, v := range plan.Violations {
+		if v.Lifted {
+			_ = r.audit.Append(entry(DecisionOverride, v.Rule+" lifted: "+v.Message))
+			r.event("OVERRIDE", c, fmt.Sprintf("%s lifted (%q): %s", v.Rule, plan.Override, v.Message))
+		}
+	}
+	x := r.executor(plan.Override)
+	x.StartTimeout = time.Duration(s.StartTimeout)
+	started := time.Now()
+	steps, err := x.Restart(ctx, plan)
+	took := time.Since(started)
+	r.recordStarts(c, steps)
+	if err != nil {
+		if errors.Is(err, ErrHalted) {
+			return err
+		}
+		r.event("RESTART FAILED", c, fmt.Sprintf("%s failed after %s: %v", what, took.Round(time.Millisecond), err))
+		r.expect(what, s.Expect, ExpectFailed, ": "+err.Error())
+		return nil
+	}
+	r.mu.Lock()
+	r.rep.CellRestarts = append(r.rep.CellRestarts, CellRestart{Cell: c, How: how, Order: order, Took: took, Nodes: len(nodes)})
+	r.mu.Unlock()
+	r.event("RESTORED", c, fmt.Sprintf("%s done: %d nodes ready, %s healthy, in %s", what, len(nodes), c, took.Round(time.Millisecond)))
+	r.expect(what, s.Expect, ExpectDone, "")
+	return nil
+}
+
+func (r *runner) recordStarts(c string, steps []StepResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range steps {
+		if s.Action != "start" {
+			continue
+		}
+		tier := ""
+		for _, n := range r.env.Topology.Nodes() {
+			if n.ID == s.Node {
+				tier = string(n.Role)
+			}
+		}
+		r.rep.NodeRestarts = append(r.rep.NodeRestarts, NodeRestart{At: r.since(), Cell: c, Node: s.Node, Tier: tier, Took: s.Took, Error: s.Error})
+	}
+}
+
+func (r *runner) assert(ctx context.Context, a *AssertStep) error {
+	var cells []string
+	switch a.Cell {
+	case "others":
+		for _, c := range r.env.Topology.CellIDs() {
+			if !slices.Contains(r.tested, c) {
+				cells = append(cells, c)
+			}
+		}
+	case "all":
+		cells = r.env.Topology.CellIDs()
+	default:
+		c, err := r.cell(a.Cell)
+		if err != nil {
+			return err
+		}
+		cells = []string{c}
+	}
+	if len(cells) == 0 {
+		r.check("assert on "+a.Cell, true, "no such cells in this cluster; nothing to check")
+		return nil
+	}
+	if a.Quorum != "" {
+		want := a.Quorum == "held"
+		deadline := time.Now().Add(time.Duration(a.Within))
+		for {
+			var bad []string
+			for _, c := range cells {
+				if held, _ := r.quorumHeld(c); held != want {
+					bad = append(bad, c)
+				}
+			}
+			if len(bad) == 0 {
+				r.check(fmt.Sprintf("quorum of %s %s", strings.Join(cells, ", "), a.Quorum), true, "as expected")
+				return nil
+			}
+			if time.Now().After(deadline) {
+				r.check(fmt.Sprintf("quorum of %s %s", strings.Join(cells, ", "), a.Quorum), false, "not so in "+strings.Join(bad, ", "))
+				return nil
+			}
+			if err := sleep(ctx, r.env.SampleEvery); err != nil {
+				return err
+			}
+		}
+	}
+	window := time.Duration(a.Window)
+	if window <= 0 {
+		window = 5 * time.Second
+	}
+	r.mu.Lock()
+	var last, first snapshot
+	if n := len(r.snaps); n > 0 {
+		last = r.snaps[n-1]
+		first = snapshot{at: r.loadAt}
+		for i := n - 1; i >= 0; i-- {
+			if last.at-r.snaps[i].at >= window {
+				first = r.snaps[i]
+				break
+			}
+		}
+	}
+	r.mu.Unlock()
+	var parts []string
+	ok := true
+	for _, c := range cells {
+		reqs := last.cells[c].Requests - first.cells[c].Requests
+		errs := last.cells[c].Errors - first.cells[c].Errors
+		rate := 0.0
+		if reqs > 0 {
+			rate = float64(errs) / float64(reqs)
+		}
+		if a.ErrorRateAbove != nil && !(reqs > 0 && rate > *a.ErrorRateAbove) {
+			ok = false
+		}
+		if a.ErrorRateBelow != nil && !(reqs > 0 && rate < *a.ErrorRateBelow) {
+			ok = false
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d failed (%.1f%%)", c, errs, reqs, 100*rate))
+	}
+	what := fmt.Sprintf("error rate of %s over the last %s", strings.Join(cells, ", "), window)
+	if a.ErrorRateAbove != nil {
+		what += fmt.Sprintf(" above %.1f%%", 100**a.ErrorRateAbove)
+	} else {
+		what += fmt.Sprintf(" below %.1f%%", 100**a.ErrorRateBelow)
+	}
+	r.check(what, ok, strings.Join(parts, ", "))
+	return nil
+}
+
+// addLoad puts the load's result into the report: per-cell series on the drill's
+// clock, and the totals.
+func (r *runner) addLoad(res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rep.load(res, r.loadAt)
+}

@@ -1,0 +1,289 @@
+package drill
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// Scenario is a drill: timed steps run against a running cluster, and the conditions
+// that stop it early.
+//
+//	name: smoke
+//	target: last          # the cell under test: a cell id, "first" or "last" (default)
+//	stop:
+//	  others_error_rate_above: 0.05
+//	steps:
+//	  - load: {rate: 100, duration: 60s}
+//	  - drain: {tier: index, count: 2, expect: refused}
+//	  - at: 20s
+//	    restart: {tier: [index]}
+//	  - assert: {cell: others, error_rate_below: 0.01}
+//
+// A step whose cell is empty acts on the target. "others" in an assertion is every
+// cell but the ones the drill acts on.
+type Scenario struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description,omitempty"`
+	Target      string `yaml:"target" json:"target,omitempty"`
+	Stop        Stop   `yaml:"stop" json:"stop"`
+	Steps       []Step `yaml:"steps" json:"steps"`
+}
+
+// Stop holds the conditions that abort a drill while it runs.
+type Stop struct {
+	// OthersErrorRateAbove aborts when a cell the drill does not act on fails more
+	// than this share of its requests (0: 0.05), once it has served MinRequests.
+	OthersErrorRateAbove float64 `yaml:"others_error_rate_above" json:"others_error_rate_above"`
+	MinRequests          int64   `yaml:"min_requests" json:"min_requests"`
+}
+
+// Duration is a time.Duration written as "5s" in a scenario.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 5s or 1m30s)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Step is one step: exactly one of its actions, run at At (since the drill began)
+// when given, else right after the step before.
+type Step struct {
+	At      *Duration    `yaml:"at" json:"at,omitempty"`
+	Load    *LoadStep    `yaml:"load" json:"load,omitempty"`
+	Wait    *Duration    `yaml:"wait" json:"wait,omitempty"`
+	Drain   *DrainStep   `yaml:"drain" json:"drain,omitempty"`
+	Undrain *UndrainStep `yaml:"undrain" json:"undrain,omitempty"`
+	Kill    *KillStep    `yaml:"kill" json:"kill,omitempty"`
+	Restart *RestartStep `yaml:"restart" json:"restart,omitempty"`
+	Assert  *AssertStep  `yaml:"assert" json:"assert,omitempty"`
+}
+
+// LoadStep starts load in the background (it seeds its objects first).
+type LoadStep struct {
+	Rate     float64  `yaml:"rate" json:"rate"`
+	Duration Duration `yaml:"duration" json:"duration"`
+	Mix      string   `yaml:"mix" json:"mix,omitempty"` // as cellctl load --mix
+	Keys     int      `yaml:"keys" json:"keys,omitempty"`
+	PerCell  int      `yaml:"buckets_per_cell" json:"buckets_per_cell,omitempty"`
+}
+
+// Expectations of an action's outcome.
+const (
+	ExpectDone    = "done"
+	ExpectRefused = "refused"
+	ExpectFailed  = "failed"
+)
+
+// DrainStep drains nodes of a tier of a cell through the guardrails.
+type DrainStep struct {
+	Cell     string   `yaml:"cell" json:"cell,omitempty"`
+	Tier     string   `yaml:"tier" json:"tier"`
+	Count    int      `yaml:"count" json:"count,omitempty"`
+	Nodes    []string `yaml:"nodes" json:"nodes,omitempty"`
+	Override string   `yaml:"override" json:"override,omitempty"`
+	Expect   string   `yaml:"expect" json:"expect,omitempty"` // done (default) or refused
+}
+
+// UndrainStep starts the nodes of a cell the drill stopped, in dependency order.
+type UndrainStep struct {
+	Cell string `yaml:"cell" json:"cell,omitempty"`
+}
+
+// KillStep kills nodes outright, as a crash would: Nodes, or Count nodes of a tier.
+type KillStep struct {
+	Cell  string   `yaml:"cell" json:"cell,omitempty"`
+	Tier  string   `yaml:"tier" json:"tier,omitempty"`
+	Count int      `yaml:"count" json:"count,omitempty"`
+	Nodes []string `yaml:"nodes" json:"nodes,omitempty"`
+}
+
+// RestartStep restarts tiers of a cell. Nodes of those tiers that are down (drained or
+// killed by the drill) are part of it: a restart is also how a cell is recovered.
+type RestartStep struct {
+	Cell         string   `yaml:"cell" json:"cell,omitempty"`
+	Tiers        []string `yaml:"tiers" json:"tiers,omitempty"`
+	Order        []string `yaml:"order" json:"order,omitempty"`
+	Cold         bool     `yaml:"cold" json:"cold,omitempty"`
+	Override     string   `yaml:"override" json:"override,omitempty"`
+	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout,omitempty"`
+	Expect       string   `yaml:"expect" json:"expect,omitempty"` // done (default), refused or failed
+}
+
+// AssertStep checks the cluster now: a cell's index quorum ("lost" or "held"), or its
+// error rate over the last Window (default 5s) above or below a share.
+type AssertStep struct {
+	Cell           string   `yaml:"cell" json:"cell,omitempty"` // a cell, "others" or "all"
+	Quorum         string   `yaml:"quorum" json:"quorum,omitempty"`
+	ErrorRateAbove *float64 `yaml:"error_rate_above" json:"error_rate_above,omitempty"`
+	ErrorRateBelow *float64 `yaml:"error_rate_below" json:"error_rate_below,omitempty"`
+	Window         Duration `yaml:"window" json:"window,omitempty"`
+	// Within lets a quorum assertion wait this long for the state to appear.
+	Within Duration `yaml:"within" json:"within,omitempty"`
+}
+
+// Kind names the step's action.
+func (s Step) Kind() string {
+	switch {
+	case s.Load != nil:
+		return "load"
+	case s.Wait != nil:
+		return "wait"
+	case s.Drain != nil:
+		return "drain"
+	case s.Undrain != nil:
+		return "undrain"
+	case s.Kill != nil:
+		return "kill"
+	case s.Restart != nil:
+		return "restart"
+	case s.Assert != nil:
+		return "assert"
+	}
+	return ""
+}
+
+func (s Step) actions() int {
+	n := 0
+	for _, set := range []bool{s.Load != nil, s.Wait != nil, s.Drain != nil, s.Undrain != nil, s.Kill != nil, s.Restart != nil, s.Assert != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+//go:embed scenarios/*.yaml
+var builtins embed.FS
+
+// Builtin is a scenario embedded in the binary.
+type Builtin struct {
+	Name        string
+	Description string
+}
+
+// Builtins lists the scenarios embedded in the binary.
+func Builtins() []Builtin {
+	ents, _ := builtins.ReadDir("scenarios")
+	var out []Builtin
+	for _, e := range ents {
+		s, err := LoadScenario(strings.TrimSuffix(e.Name(), ".yaml"))
+		if err != nil {
+			continue
+		}
+		out = append(out, Builtin{Name: s.Name, Description: s.Description})
+	}
+	return out
+}
+
+// LoadScenario reads a built-in scenario by name, or a YAML file by path.
+func LoadScenario(nameOrPath string) (*Scenario, error) {
+	b, err := builtins.ReadFile(path.Join("scenarios", nameOrPath+".yaml"))
+	if err != nil {
+		b, err = os.ReadFile(nameOrPath)
+		if errors.Is(err, os.ErrNotExist) {
+			var names []string
+			for _, s := range Builtins() {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("no scenario %q: not a built-in (%s) nor a file", nameOrPath, strings.Join(names, ", "))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ParseScenario(b)
+}
+
+// ParseScenario decodes a scenario strictly and checks it.
+func ParseScenario(b []byte) (*Scenario, error) {
+	var s Scenario
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if s.Name == "" {
+		return nil, errors.New("scenario: no name")
+	}
+	if len(s.Steps) == 0 {
+		return nil, fmt.Errorf("scenario %s: no steps", s.Name)
+	}
+	tier := func(t string) error {
+		if !slices.Contains(Tiers, cell.Role(t)) {
+			return fmt.Errorf("tier %q: want index, placement or storage", t)
+		}
+		return nil
+	}
+	for i, st := range s.Steps {
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("scenario %s: step %d (%s): %s", s.Name, i+1, st.Kind(), fmt.Sprintf(format, args...))
+		}
+		if st.actions() != 1 {
+			return nil, fmt.Errorf("scenario %s: step %d: want exactly one of load, wait, drain, undrain, kill, restart, assert", s.Name, i+1)
+		}
+		switch {
+		case st.Load != nil:
+			if st.Load.Rate <= 0 || st.Load.Duration <= 0 {
+				return nil, bad("want a rate and a duration")
+			}
+		case st.Drain != nil:
+			if err := tier(st.Drain.Tier); err != nil {
+				return nil, bad("%v", err)
+			}
+			if e := st.Drain.Expect; e != "" && e != ExpectDone && e != ExpectRefused {
+				return nil, bad("expect %q: want done or refused", e)
+			}
+		case st.Kill != nil:
+			if len(st.Kill.Nodes) == 0 {
+				if err := tier(st.Kill.Tier); err != nil || st.Kill.Count < 1 {
+					return nil, bad("want nodes, or a tier and a count")
+				}
+			}
+		case st.Restart != nil:
+			for _, t := range append(slices.Clone(st.Restart.Tiers), st.Restart.Order...) {
+				if err := tier(t); err != nil {
+					return nil, bad("%v", err)
+				}
+			}
+			if e := st.Restart.Expect; e != "" && e != ExpectDone && e != ExpectRefused && e != ExpectFailed {
+				return nil, bad("expect %q: want done, refused or failed", e)
+			}
+		case st.Assert != nil:
+			a := st.Assert
+			n := 0
+			if a.Quorum != "" {
+				n++
+				if a.Quorum != "lost" && a.Quorum != "held" {
+					return nil, bad("quorum %q: want lost or held", a.Quorum)
+				}
+			}
+			if a.ErrorRateAbove != nil {
+				n++
+			}
+			if a.ErrorRateBelow != nil {
+				n++
+			}
+			if n != 1 {
+				return nil, bad("want one of quorum, error_rate_above, error_rate_below")
+			}
+		}
+	}
+	return &s, nil
+}
