@@ -77,10 +77,13 @@ the cluster runs or not.`,
 func newDrillCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drill",
-		Short: "Control drills: halt every drill (kill switch) or resume",
-		Long: `drill halt sets the kill switch in the data directory: a drain or undrain in progress
-stops before its next node, and new ones are refused (exit code 4) until 'cellctl drill
-resume' clears it. drill status says whether it is set.`,
+		Short: "Run drills (scenarios under load, with a report) and control them (kill switch)",
+		Long: `drill run runs a scenario against the running cluster and writes its report; drill
+list shows the built-in scenarios.
+
+drill halt sets the kill switch in the data directory: a drill, drain or undrain in
+progress stops before its next step, and new ones are refused (exit code 4) until
+'cellctl drill resume' clears it. drill status says whether it is set.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
@@ -169,6 +172,6 @@ resume' clears it. drill status says whether it is set.`,
 	halt.Flags().StringVar(&reason, "reason", "", "why, for the audit log and whoever is refused")
 	resume.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	status.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.AddCommand(halt, resume, status)
+	cmd.AddCommand(halt, resume, status, newDrillRunCommand(), newDrillListCommand())
 	return cmd
 }
