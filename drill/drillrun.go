@@ -39,9 +39,10 @@ type Env struct {
 // tracked wraps the cluster's control and remembers which nodes the drill took down.
 type tracked struct {
 	Control
-	kill func(context.Context, string) error
-	mu   sync.Mutex
-	down map[string]bool
+	kill    func(context.Context, string) error
+	mu      sync.Mutex
+	down    map[string]bool
+	started map[string]time.Time // when each node's last start returned
 }
 
 func (t *tracked) isDown(id string) bool {
@@ -87,6 +88,9 @@ func (t *tracked) StopNode(ctx context.Context, id string) error {
 func (t *tracked) StartNode(ctx context.Context, id string) error {
 	err := t.Control.StartNode(ctx, id)
 	t.set(id, false)
+	t.mu.Lock()
+	t.started[id] = time.Now()
+	t.mu.Unlock()
 	return err
 }
 
@@ -164,7 +168,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 		return nil, err
 	}
 	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: OpenAudit(env.Dir),
-		ctl:    &tracked{Control: env.Control, kill: env.Kill, down: map[string]bool{}},
+		ctl:    &tracked{Control: env.Control, kill: env.Kill, down: map[string]bool{}, started: map[string]time.Time{}},
 		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}}
 	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start}
 	for _, st := range sc.Steps {
@@ -854,7 +858,13 @@ func (r *runner) recordStarts(c string, steps []StepResult) {
 				tier = string(n.Role)
 			}
 		}
-		r.rep.NodeRestarts = append(r.rep.NodeRestarts, NodeRestart{At: r.since(), Cell: c, Node: s.Node, Tier: tier, Took: s.Took, Error: s.Error})
+		at := r.since()
+		r.ctl.mu.Lock()
+		if t, ok := r.ctl.started[s.Node]; ok {
+			at = t.Sub(r.start)
+		}
+		r.ctl.mu.Unlock()
+		r.rep.NodeRestarts = append(r.rep.NodeRestarts, NodeRestart{At: at, Cell: c, Node: s.Node, Tier: tier, Took: s.Took, Error: s.Error})
 	}
 }
 
