@@ -425,8 +425,8 @@ func codeList(m map[string]int64) string {
 func (r *runner) steps(ctx context.Context) error {
 	for i, st := range r.sc.Steps {
 		if st.At != nil {
-			if err := sleep(ctx, time.Until(r.start.Add(time.Duration(*st.At)))); err != nil {
-				return r.interrupted(err)
+			if err := r.sleep(ctx, time.Until(r.start.Add(time.Duration(*st.At)))); err != nil {
+				return r.stepErr(i, st, err)
 			}
 		}
 		if err := CheckHalt(r.env.Dir); err != nil {
@@ -442,7 +442,7 @@ func (r *runner) steps(ctx context.Context) error {
 		case st.Load != nil:
 			err = r.startLoad(ctx, st.Load)
 		case st.Wait != nil:
-			err = sleep(ctx, time.Duration(*st.Wait))
+			err = r.sleep(ctx, time.Duration(*st.Wait))
 		case st.Drain != nil:
 			err = r.drain(ctx, st.Drain)
 		case st.Undrain != nil:
@@ -455,14 +455,36 @@ func (r *runner) steps(ctx context.Context) error {
 			err = r.assert(ctx, st.Assert)
 		}
 		if err != nil {
-			if errors.Is(err, ErrHalted) {
-				r.event("HALTED", "", err.Error())
-				return err
-			}
-			return r.interrupted(fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err))
+			return r.stepErr(i, st, err)
 		}
 	}
 	return nil
+}
+
+func (r *runner) stepErr(i int, st Step, err error) error {
+	if errors.Is(err, ErrHalted) {
+		r.event("HALTED", "", fmt.Sprintf("during step %d (%s): %v", i+1, st.Kind(), err))
+		_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionAborted, Cell: r.target, Outcome: err.Error()})
+		return err
+	}
+	return r.interrupted(fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err))
+}
+
+// sleep waits, and stops early when the kill switch is set.
+func (r *runner) sleep(ctx context.Context, d time.Duration) error {
+	end := time.Now().Add(d)
+	for {
+		if err := CheckHalt(r.env.Dir); err != nil {
+			return err
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, min(left, r.env.SampleEvery)); err != nil {
+			return err
+		}
+	}
 }
 
 // interrupted turns an error caused by a stop condition into nil: the abort is
