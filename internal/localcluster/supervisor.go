@@ -4,6 +4,7 @@ package localcluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -331,8 +333,48 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 			return firstErr
 		}
 	}
+	if err := s.waitLeaders(ctx); err != nil {
+		return err
+	}
 	s.printf("all %d nodes ready in %s\n", len(s.order), roundDur(time.Since(s.started)))
 	return nil
+}
+
+// waitLeaders waits until the first gateway sees a leader in every cell's index group
+// (when the index is replicated): a node is ready once it has rebuilt, but its cell
+// serves only once its group has elected a leader.
+func (s *Supervisor) waitLeaders(ctx context.Context) error {
+	gws := s.idsOf(cell.RoleGateway)
+	if s.topo.IndexNodes < 2 || len(gws) == 0 {
+		return nil
+	}
+	url := "http://" + s.proc(gws[0]).node.AdminAddr + "/members"
+	deadline := time.Now().Add(s.opts.ReadyTimeout)
+	for {
+		missing := s.topo.CellIDs()
+		var nodes []cell.Node
+		if resp, err := http.Get(url); err == nil {
+			if json.NewDecoder(resp.Body).Decode(&nodes) == nil {
+				for _, n := range nodes {
+					if n.Role == cell.RoleIndex && n.Leader && n.State == cell.StateReady {
+						missing = slices.DeleteFunc(missing, func(c string) bool { return c == n.Cell })
+					}
+				}
+			}
+			resp.Body.Close()
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the index of %s has no leader after %s", strings.Join(missing, ", "), s.opts.ReadyTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func plural(n int) string {
