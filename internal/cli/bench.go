@@ -37,7 +37,7 @@ func newBenchCommand() *cobra.Command {
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newBenchRebuildCommand())
+	cmd.AddCommand(newBenchRebuildCommand(), newBenchCatchUpCommand())
 	return cmd
 }
 
