@@ -119,6 +119,25 @@ func New(opts Options) (*Daemon, error) {
 		labels["cell"] = opts.Cell
 	}
 	d.Metrics = prometheus.WrapRegistererWith(labels, d.Registry)
+	d.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cellar_node_start_to_ready_seconds",
+		Help: "How long this node took from process start to its first ready state (0 until then): its restart time.",
+	}, func() float64 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.readyAt.IsZero() {
+			return 0
+		}
+		return d.readyAt.Sub(d.started).Seconds()
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cellar_node_ready",
+		Help: "1 while this node is ready, else 0.",
+	}, func() float64 {
+		if d.State() == cell.StateReady {
+			return 1
+		}
+		return 0
+	}))
 	d.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var err error
