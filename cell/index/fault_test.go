@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,6 +26,7 @@ import (
 	"github.com/cellarsim/cellar/cell/index"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/internal/testaddr"
 )
 
 // The randomized fault test of a cell's index group: clients write, overwrite, delete
@@ -408,39 +408,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 	return fc
 }
 
-// fixedAddr returns a 127.0.0.1 address free for TCP and UDP, below the ephemeral
-// range and never handed out before in this process, so that a restarted node finds
-// its addresses free (as internal/clustertest does).
-func fixedAddr(t *testing.T) string {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 500; i++ {
-		port := 20000 + rand.IntN(12000)
-		if portsUsed[port] {
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			portsUsed[port] = true
-			return addr
-		}
-	}
-	t.Fatal("no free port for TCP and UDP")
-	return ""
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
+func fixedAddr(t *testing.T) string { return testaddr.Free(t) }
 
 func (fc *faultCluster) start(i int) {
 	n := fc.nodes[i]

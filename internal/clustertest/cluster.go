@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +27,7 @@ import (
 	"github.com/cellarsim/cellar/cell/storage"
 	"github.com/cellarsim/cellar/gateway"
 	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/internal/testaddr"
 )
 
 // Cluster is a running in-process cluster.
@@ -95,40 +94,8 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 	return c
 }
 
-// freeAddr returns a 127.0.0.1 address whose port is free for both TCP and UDP. It
-// picks from below the kernel's ephemeral range, so that a node restarted on the same
-// address does not find its port taken by some outgoing connection meanwhile.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	usedMu.Lock()
-	defer usedMu.Unlock()
-	for i := 0; i < 200; i++ {
-		port := 20000 + rand.IntN(12000)
-		if used[port] {
-			continue // handed out before: its node may be stopped, not gone
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			used[port] = true
-			return addr
-		}
-	}
-	t.Fatal("no free port for TCP and UDP")
-	return ""
-}
-
-// used holds every port freeAddr handed out in this process.
-var (
-	usedMu sync.Mutex
-	used   = map[int]bool{}
-)
+// freeAddr returns an address a node keeps across restarts.
+func freeAddr(t testing.TB) string { return testaddr.Free(t) }
 
 // Node returns a node by id.
 func (c *Cluster) Node(id string) *Node {

@@ -1,14 +1,13 @@
 package daemon
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/testaddr"
 )
 
 func TestAdvertiseHost(t *testing.T) {
@@ -52,20 +51,7 @@ func TestRejoinSeedThatStartsLater(t *testing.T) {
 
 	// The seed's port comes from below the kernel's ephemeral range, so the early
 	// node's own listener (port 0) cannot be handed the same port meanwhile.
-	seed := ""
-	for i := 0; i < 200 && seed == ""; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			if u, err := net.ListenPacket("udp", addr); err == nil {
-				u.Close()
-				seed = addr
-			}
-		}
-	}
-	if seed == "" {
-		t.Fatal("no free port for the seed")
-	}
+	seed := testaddr.Free(t)
 
 	start := func(id, gossip string, join []string) *Daemon {
 		d, err := New(Options{NodeID: id, Role: cell.RoleStorage, Cell: "cell-0", GossipAddr: gossip, Join: join, FastGossip: true})
