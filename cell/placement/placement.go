@@ -2,8 +2,9 @@
 // storage nodes receive a new object. Only PUT needs it.
 //
 // Placement depends on its cell's index, as in 2017: it reports ready only while a
-// ready index node of its cell is in the gossip, and goes back to starting when the
-// last one is gone. It learns which storage nodes are ready from the gossip too.
+// ready index node of its cell is in the gossip (and a ready storage node to place
+// on), and goes back to starting when the last one is gone. It learns which storage
+// nodes are ready from the gossip too.
 package placement
 
 import (
@@ -44,8 +45,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.Wait(ctx, nil)
 }
 
-// followIndex keeps the node's state in step with its cell's index: ready while a
-// ready index node is in the gossip, starting otherwise.
+// followIndex keeps the node's state in step with what it depends on: ready while its
+// cell has a ready index node (placement needs a working index, as in 2017) and a
+// ready storage node to place on, in this node's own gossip view; starting otherwise.
 func followIndex(ctx context.Context, d *daemon.Daemon) {
 	self := d.Members.Self()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -53,11 +55,15 @@ func followIndex(ctx context.Context, d *daemon.Daemon) {
 	for {
 		changed := d.Members.Changed()
 		indexReady := len(d.Members.Ready(self.Cell, cell.RoleIndex)) > 0
+		storageReady := len(d.Members.Ready(self.Cell, cell.RoleStorage)) > 0
 		switch st := d.State(); {
-		case indexReady && st == cell.StateStarting:
+		case indexReady && storageReady && st == cell.StateStarting:
 			d.SetState(cell.StateReady, 1)
 		case !indexReady && st == cell.StateReady:
 			d.Log.Warn("no ready index node in the cell; placement is not ready")
+			d.SetState(cell.StateStarting, 0)
+		case !storageReady && st == cell.StateReady:
+			d.Log.Warn("no ready storage node in the cell; placement is not ready")
 			d.SetState(cell.StateStarting, 0)
 		}
 		select {
