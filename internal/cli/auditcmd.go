@@ -46,9 +46,7 @@ the cluster runs or not.`,
 				if entries == nil {
 					entries = []drill.Entry{}
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return printJSON(out, entries)
 			}
 			if len(entries) == 0 {
 				fmt.Fprintln(out, "the audit log is empty")

@@ -165,9 +165,7 @@ func runBenchRebuild(ctx context.Context, o benchRebuildOptions, stdout, stderr 
 	}
 	fmt.Fprintf(stderr, "wrote %s and %s\n", filepath.Join(o.dir, "rebuild.csv"), filepath.Join(o.dir, "rebuild.svg"))
 	if o.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(stdout, rows)
 	}
 	printBenchTable(stdout, rows)
 	return nil

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -105,9 +104,7 @@ func runBenchCatchUp(ctx context.Context, o benchCatchUpOptions, stdout, stderr 
 		rows = append(rows, row)
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(stdout, rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "writes missed\twrites/s\tready ms\tcaught up ms\tfrom snapshot")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,9 +171,7 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 			rep.Error = err.Error()
 		}
 		if o.output == "json" {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if jerr := enc.Encode(rep); jerr != nil {
+			if jerr := printJSON(out, rep); jerr != nil {
 				return jerr
 			}
 		}
@@ -429,9 +426,7 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 		if err != nil {
 			rep["error"] = err.Error()
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		_ = printJSON(out, rep)
 	} else if err == nil {
 		fmt.Fprintf(out, "%s is whole again\n", o.cell)
 	}

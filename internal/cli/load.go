@@ -146,9 +146,7 @@ func runLoad(cmd *cobra.Command, o loadOptions) error {
 	}
 	out := cmd.OutOrStdout()
 	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(out, res)
 	}
 	printLoadSummary(out, res)
 	return nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,9 +147,7 @@ func runRestart(cmd *cobra.Command, o restartOptions) error {
 			rep.Error = err.Error()
 		}
 		if o.output == "json" {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if jerr := enc.Encode(rep); jerr != nil {
+			if jerr := printJSON(out, rep); jerr != nil {
 				return jerr
 			}
 		}
