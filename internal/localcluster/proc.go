@@ -10,20 +10,6 @@ import (
 	"syscall"
 )
 
-// signalGroup sends sig to the process group a child leads (the child and anything it
-// started).
-func signalGroup(pid int, sig syscall.Signal) error {
-	err := syscall.Kill(-pid, sig)
-	if errors.Is(err, syscall.ESRCH) {
-		// No group (already gone, or not a leader): try the process itself.
-		err = syscall.Kill(pid, sig)
-	}
-	if errors.Is(err, syscall.ESRCH) {
-		return nil
-	}
-	return err
-}
-
 // ProcessAlive reports whether a process with this pid exists.
 func ProcessAlive(pid int) bool {
 	if pid <= 0 {
