@@ -159,7 +159,7 @@ func OpenAsync(dir string, o Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}})
+	db, err := pebble.Open(dir, PebbleOptions(pebbleLogger{logger}))
 	if err != nil {
 		return nil, fmt.Errorf("open index database %s: %w", dir, err)
 	}
@@ -410,7 +410,7 @@ func (s *Store) splitKeys(cands [][]byte, want int) [][]byte {
 	var run uint64
 	for i, p := range pieces {
 		run += p.size
-		if i+1 < len(pieces) && run >= uint64(len(splits)+1)*total/uint64(want) {
+		if i+1 < len(pieces) && len(splits) < want-1 && run >= uint64(len(splits)+1)*total/uint64(want) {
 			splits = append(splits, p.hi)
 		}
 	}

@@ -67,7 +67,9 @@ func BenchmarkRebuild(b *testing.B) {
 // scan is the reference: open the database and read every object record, in order,
 // on one goroutine.
 func scan(b *testing.B, dir string) int {
-	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: seed.Quiet})
+	opts := index.PebbleOptions(seed.Quiet)
+	opts.ReadOnly = true
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

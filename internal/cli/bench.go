@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/index"
 	"github.com/cellarsim/cellar/cell/index/seed"
 )
 
@@ -50,6 +52,7 @@ type benchRebuildOptions struct {
 	together bool
 	pending  string
 	timeout  time.Duration
+	runs     int
 }
 
 func newBenchRebuildCommand() *cobra.Command {
@@ -76,6 +79,9 @@ at a time, and measures for each:
                 (the node's CPU time against this process's), steadier on a busy machine
   heap/object   the node's Go heap after the rebuild and a collection, per object
 
+It does all of that --runs times (3 by default) and reports the median of each
+measure: on a shared machine a single restart or scan can be off by 2x.
+
 With several cells it also restarts all of them at once (all_cells_ms). It prints a
 table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebuild.svg
 (rebuild time against objects, one line per cell count).`,
@@ -85,6 +91,9 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.output != "table" && o.output != "json" {
 				return usageErrorf("--output %q: want table or json", o.output)
+			}
+			if o.runs < 1 || o.runs > 100 {
+				return usageErrorf("--runs: %d is not between 1 and 100", o.runs)
 			}
 			if o.pending != "pebble" && o.pending != "slowdown" {
 				return usageErrorf("--pending %q: want pebble or slowdown", o.pending)
@@ -111,6 +120,7 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
 	f.BoolVar(&o.together, "together", true, "with several cells, also restart all of them at once")
 	f.StringVar(&o.pending, "pending", "pebble", "the nodes' --rebuild-pending: pebble or slowdown")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest one node may take to rebuild")
+	f.IntVar(&o.runs, "runs", 3, "restarts and scans per combination; the median of each measure is reported")
 	return cmd
 }
 
@@ -119,6 +129,7 @@ type benchRow struct {
 	Objects               int     `json:"objects"`
 	Cells                 int     `json:"cells"`
 	ObjectsPerCell        int     `json:"objects_per_cell"`
+	Runs                  int     `json:"runs"`
 	FirstServeMS          float64 `json:"first_serve_ms"`
 	RebuildMS             float64 `json:"rebuild_ms"`
 	AllCellsRebuildMS     float64 `json:"all_cells_rebuild_ms,omitempty"`
@@ -186,59 +197,88 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 	if err := seedCells(base, dirs, counts, o.reseed, stderr); err != nil {
 		return benchRow{}, err
 	}
-	row := benchRow{Objects: n, Cells: cells, ObjectsPerCell: n / cells}
+	row := benchRow{Objects: n, Cells: cells, ObjectsPerCell: n / cells, Runs: o.runs}
 
-	// One cell at a time: the restart of one cell.
-	var rebuildSec, cpuSec, heapPer, mapPer float64
-	for i := range cells {
-		fmt.Fprintf(stderr, "\rrestarting %s (%d of %d) ...", cell.NodeID(cell.ID(i), cell.RoleIndex, 0), i+1, cells)
-		m, err := restartIndexes(ctx, exe, base, o, []int{i}, dirs, stderr)
+	// Each measure is taken o.runs times and the median kept: on a shared machine
+	// single restarts and single scans vary by up to 2x.
+	var firstServe, rebuilt, all, rebuildSec, cpuSec, heapPer, mapPer, scanWall, scanCPU []float64
+	for run := range o.runs {
+		runNote := ""
+		if o.runs > 1 {
+			runNote = fmt.Sprintf(", run %d of %d", run+1, o.runs)
+		}
+		// One cell at a time: the restart of one cell.
+		var fs, rb, rs, cs, hp, mp float64
+		for i := range cells {
+			fmt.Fprintf(stderr, "\rrestarting %s (%d of %d%s) ...", cell.NodeID(cell.ID(i), cell.RoleIndex, 0), i+1, cells, runNote)
+			m, err := restartIndexes(ctx, exe, base, o, []int{i}, dirs, stderr)
+			if err != nil {
+				return row, err
+			}
+			r := m[0]
+			fs, rb = max(fs, ms(r.firstServe)), max(rb, ms(r.rebuilt))
+			rs += r.rebuildSec
+			cs += r.cpuSec
+			hp += r.heapBytes / float64(counts[i]) / float64(cells)
+			mp += r.mapBytes / float64(counts[i]) / float64(cells)
+		}
+		firstServe, rebuilt = append(firstServe, fs), append(rebuilt, rb)
+		rebuildSec, cpuSec = append(rebuildSec, rs), append(cpuSec, cs)
+		heapPer, mapPer = append(heapPer, hp), append(mapPer, mp)
+		fmt.Fprintf(stderr, "\r%70s\r", "")
+		if o.together && cells > 1 {
+			every := make([]int, cells)
+			for i := range every {
+				every[i] = i
+			}
+			fmt.Fprintf(stderr, "restarting all %d index nodes at once%s ...", cells, runNote)
+			m, err := restartIndexes(ctx, exe, base, o, every, dirs, stderr)
+			if err != nil {
+				return row, err
+			}
+			slowest := 0.0
+			for _, r := range m {
+				slowest = max(slowest, ms(r.rebuilt))
+			}
+			all = append(all, slowest)
+			fmt.Fprintf(stderr, "\r%70s\r", "")
+		}
+
+		// The reference, in the same run: a raw scan of the same databases.
+		scanned, w, c, err := scanCells(dirs)
 		if err != nil {
 			return row, err
 		}
-		r := m[0]
-		row.FirstServeMS = max(row.FirstServeMS, ms(r.firstServe))
-		row.RebuildMS = max(row.RebuildMS, ms(r.rebuilt))
-		rebuildSec += r.rebuildSec
-		cpuSec += r.cpuSec
-		heapPer += r.heapBytes / float64(counts[i]) / float64(cells)
-		mapPer += r.mapBytes / float64(counts[i]) / float64(cells)
-	}
-	fmt.Fprintf(stderr, "\r%60s\r", "")
-	if o.together && cells > 1 {
-		all := make([]int, cells)
-		for i := range all {
-			all[i] = i
+		if scanned != n {
+			return row, fmt.Errorf("the scan saw %d objects, %d were seeded", scanned, n)
 		}
-		fmt.Fprintf(stderr, "restarting all %d index nodes at once ...", cells)
-		m, err := restartIndexes(ctx, exe, base, o, all, dirs, stderr)
-		if err != nil {
-			return row, err
-		}
-		for _, r := range m {
-			row.AllCellsRebuildMS = max(row.AllCellsRebuildMS, ms(r.rebuilt))
-		}
-		fmt.Fprintf(stderr, "\r%60s\r", "")
+		scanWall, scanCPU = append(scanWall, w.Seconds()), append(scanCPU, c.Seconds())
 	}
-
-	// The reference, in the same run: a raw scan of the same databases.
-	scanned, scanWall, scanCPU, err := scanCells(dirs)
-	if err != nil {
-		return row, err
-	}
-	if scanned != n {
-		return row, fmt.Errorf("the scan saw %d objects, %d were seeded", scanned, n)
-	}
-	row.RebuildObjectsPerS = per(float64(n), rebuildSec)
-	row.ScanObjectsPerS = per(float64(n), scanWall.Seconds())
+	row.FirstServeMS, row.RebuildMS, row.AllCellsRebuildMS = median(firstServe), median(rebuilt), median(all)
+	row.RebuildObjectsPerS = per(float64(n), median(rebuildSec))
+	row.ScanObjectsPerS = per(float64(n), median(scanWall))
 	row.Ratio = per(row.RebuildObjectsPerS, row.ScanObjectsPerS)
-	row.RebuildObjectsPerCPUS = per(float64(n), cpuSec)
-	row.ScanObjectsPerCPUS = per(float64(n), scanCPU.Seconds())
+	row.RebuildObjectsPerCPUS = per(float64(n), median(cpuSec))
+	row.ScanObjectsPerCPUS = per(float64(n), median(scanCPU))
 	row.CPURatio = per(row.RebuildObjectsPerCPUS, row.ScanObjectsPerCPUS)
-	row.HeapBytesPerObject = heapPer
-	row.MapBytesPerObject = mapPer
+	row.HeapBytesPerObject = median(heapPer)
+	row.MapBytesPerObject = median(mapPer)
 	row.LoadAvg = loadAvg()
 	return row, nil
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -246,7 +286,10 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // seedCells seeds every cell's database unless base already holds these numbers.
 func seedCells(base string, dirs []string, counts []int, reseed bool, stderr io.Writer) error {
 	marker := filepath.Join(base, "seeded.json")
-	want, _ := json.Marshal(counts)
+	want, _ := json.Marshal(struct {
+		Counts []int `json:"objects_per_cell"`
+		Format int   `json:"format"`
+	}{counts, seed.Format})
 	if got, err := os.ReadFile(marker); err == nil && string(got) == string(want) && !reseed {
 		fmt.Fprintf(stderr, "using the databases seeded in %s\n", base)
 		return nil
@@ -556,7 +599,9 @@ func copyLog(r io.ReadCloser, w io.WriteCloser, addrs chan<- [2]string) {
 func scanCells(dirs []string) (n int, wall, cpu time.Duration, err error) {
 	w0, c0 := time.Now(), selfCPU()
 	for _, dir := range dirs {
-		db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: seed.Quiet})
+		opts := index.PebbleOptions(seed.Quiet)
+		opts.ReadOnly = true
+		db, err := pebble.Open(dir, opts)
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("scan %s: %w", dir, err)
 		}
@@ -599,13 +644,13 @@ func loadAvg() float64 {
 	return v
 }
 
-var benchColumns = []string{"objects", "cells", "objects_per_cell", "first_serve_ms", "rebuild_ms", "all_cells_rebuild_ms",
+var benchColumns = []string{"objects", "cells", "objects_per_cell", "runs", "first_serve_ms", "rebuild_ms", "all_cells_rebuild_ms",
 	"rebuild_objects_per_s", "scan_objects_per_s", "ratio", "rebuild_objects_per_cpu_s", "scan_objects_per_cpu_s", "cpu_ratio",
 	"heap_bytes_per_object", "map_bytes_per_object", "load_avg_1m"}
 
 func (r benchRow) fields() []string {
 	f := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
-	return []string{strconv.Itoa(r.Objects), strconv.Itoa(r.Cells), strconv.Itoa(r.ObjectsPerCell),
+	return []string{strconv.Itoa(r.Objects), strconv.Itoa(r.Cells), strconv.Itoa(r.ObjectsPerCell), strconv.Itoa(r.Runs),
 		f(r.FirstServeMS, 1), f(r.RebuildMS, 1), f(r.AllCellsRebuildMS, 1),
 		f(r.RebuildObjectsPerS, 0), f(r.ScanObjectsPerS, 0), f(r.Ratio, 3),
 		f(r.RebuildObjectsPerCPUS, 0), f(r.ScanObjectsPerCPUS, 0), f(r.CPURatio, 3),

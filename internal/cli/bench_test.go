@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,7 @@ func TestBenchRebuild(t *testing.T) {
 	bin := cellctlBinary(t)
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "bench", "rebuild", "--objects", "3000,5000", "--cells", "1,2", "--output", "json", "--dir", dir)
+	cmd := exec.Command(bin, "bench", "rebuild", "--objects", "3000,5000", "--cells", "1,2", "--runs", "2", "--output", "json", "--dir", dir)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
@@ -32,6 +33,9 @@ func TestBenchRebuild(t *testing.T) {
 	for _, r := range rows {
 		if r.FirstServeMS <= 0 || r.RebuildMS <= 0 || r.ScanObjectsPerS <= 0 || r.RebuildObjectsPerS <= 0 || r.Ratio <= 0 || r.HeapBytesPerObject <= 0 {
 			t.Errorf("row %+v has an empty measurement", r)
+		}
+		if r.Runs != 2 {
+			t.Errorf("row %+v: %d runs, want the 2 asked for", r, r.Runs)
 		}
 		if (r.Cells > 1) != (r.AllCellsRebuildMS > 0) {
 			t.Errorf("row %+v: all-cells restart measured only with several cells", r)
@@ -53,6 +57,9 @@ func TestBenchRebuild(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), "2 cells") {
 		t.Fatalf("rebuild.svg: %v\n%.300s", err, svg)
 	}
+	if !strings.Contains(stderr.String(), "run 2 of 2") {
+		t.Errorf("no progress per run on stderr:\n%s", stderr.String())
+	}
 	if !strings.Contains(stderr.String(), "seeding 5000 objects into 2 cells") {
 		t.Errorf("no seeding progress on stderr:\n%s", stderr.String())
 	}
@@ -61,5 +68,26 @@ func TestBenchRebuild(t *testing.T) {
 func TestRebuildSVGWithoutRows(t *testing.T) {
 	if s := rebuildSVG(nil); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") {
 		t.Fatalf("empty chart: %q", s)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{7}, 7},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{900, 100, 110}, 110}, // one slow run does not move it
+	} {
+		in := append([]float64(nil), tc.in...)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("median reordered its argument: %v", in)
+		}
 	}
 }

@@ -11,7 +11,7 @@ const (
 	// defaultMaxRun caps the arena of one run. Runs are the unit of growth
 	// (a build never reallocates and copies a large arena) and the unit of
 	// rewriting when writes are merged into the base.
-	defaultMaxRun = 4 << 20
+	defaultMaxRun = 8 << 20
 	// minChunk is the first arena size when no size hint is usable.
 	minChunk = 16 << 10
 	// maxEntry bounds one encoded entry so that offsets fit in uint32.
@@ -128,6 +128,7 @@ func (b *Builder) newArena(need int) {
 		size = need
 	}
 	b.data = make([]byte, 0, size)
+	adviseHugePages(b.data)
 	entries := size/b.avgEntry + 1
 	b.offs = make([]uint32, 1, entries+entries/32+2)
 }

@@ -28,12 +28,14 @@
 // The base is a list of immutable runs. A run is one []byte arena holding
 // its entries back to back (a one-byte key length for keys under 128 bytes,
 // the key, the value), a []uint32 of entry offsets, and a sparse index with
-// 8 bytes of key for every 16th entry. A run holds up to 4 MiB. The Builder
+// 8 bytes of key for every 16th entry. A run holds up to 8 MiB. The Builder
 // appends into arenas sized from its hints and never reallocates one, so a
 // build costs a comparison and two copies per entry; Concat just joins the
 // run lists. At 46-byte keys and 48-byte values that is about 100 bytes of
 // heap per entry against 94 raw bytes, and the GC never scans the arenas
-// because they hold no pointers. A lookup is a binary search over the runs'
+// because they hold no pointers. On Linux a Builder asks for transparent huge
+// pages for its arenas (madvise), since faulting in fresh memory 4 KiB at a
+// time is otherwise a large part of a rebuild. A lookup is a binary search over the runs'
 // first keys, then over the run's sparse index, then over the 16 or so
 // entries between two samples.
 //
@@ -63,7 +65,7 @@
 // never written after the fact, so they stay valid and unchanged without a
 // copy; their capacity is clipped so appending to them cannot clobber a
 // neighbour. (The flip side: a retained value keeps its whole run arena, up
-// to 4 MiB, alive.)
+// to 8 MiB, alive.)
 //
 // # Costs
 //

@@ -31,6 +31,11 @@ import (
 // Bucket is the name of the synthetic bucket of cell number i.
 func Bucket(i int) string { return fmt.Sprintf("bench-%04d", i) }
 
+// Format numbers the way Seed lays out a database (records, table sizes, Pebble
+// options); a change to any of them gives a new number, so that tools that keep
+// seeded databases for later runs know to seed again.
+const Format = 2
+
 // Key is the key of synthetic object i. Keys sort in the order of i.
 func Key(i int) string { return fmt.Sprintf("user%06d/photos/img%010d.jpg", i/1000, i) }
 
@@ -74,8 +79,7 @@ func Seed(dir string, o Options) error {
 	if o.TableObjects <= 0 {
 		o.TableObjects = 64 << 10
 	}
-	popts := &pebble.Options{Logger: Quiet}
-	popts.EnsureDefaults()
+	popts := index.PebbleOptions(Quiet)
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return fmt.Errorf("seed: open %s: %w", dir, err)
