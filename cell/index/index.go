@@ -11,7 +11,7 @@
 // # Rebuild and readiness by key range
 //
 // The rebuild splits the object key space into ranges at Pebble's own sstable
-// boundaries (about one per 64 Ki objects), loads them on one worker per core, each
+// boundaries (about one per 128 Ki objects), loads them on one worker per core, each
 // into its own pre-sized locmap.Builder, and joins them with locmap.Concat. A loaded
 // range serves reads at once. What a read of a range still loading gets is
 // Options.Pending:

@@ -26,7 +26,7 @@ import (
 // OpenAsync opens Pebble, loads the (few) bucket records and returns; the rebuild is
 // planned and the objects are loaded in the background. The object key space is cut into ranges at
 // split keys taken from Pebble's own sstable boundaries (refined with Pebble's disk-usage
-// estimates where a table is large), about one range per 64 Ki objects and never fewer
+// estimates where a table is large), about one range per 128 Ki objects and never fewer
 // than one per worker. Workers (one per core) take the ranges in key order; each range is
 // scanned with its own iterator, every record's checksum is checked, and the good records
 // are appended to a Builder pre-sized from the sstables' properties. A finished range is
@@ -95,7 +95,7 @@ type Options struct {
 	Pending Pending
 	// Workers is the number of ranges loaded at once (default: GOMAXPROCS).
 	Workers int
-	// Ranges is the number of key ranges to aim for (default: one per 64 Ki
+	// Ranges is the number of key ranges to aim for (default: one per 128 Ki
 	// objects, at least Workers, at most 4096).
 	Ranges int
 
@@ -274,7 +274,7 @@ func (s *Store) loadBuckets() error {
 }
 
 const (
-	objectsPerRange = 64 << 10
+	objectsPerRange = 128 << 10
 	maxRanges       = 4096
 )
 
@@ -348,6 +348,7 @@ func (s *Store) splitKeys(cands [][]byte, want int) [][]byte {
 	type piece struct {
 		lo, hi []byte
 		size   uint64
+		whole  bool // cannot be cut further
 	}
 	usage := func(lo, hi []byte) uint64 {
 		u, err := s.db.EstimateDiskUsage(lo, hi)
@@ -385,7 +386,7 @@ func (s *Store) splitKeys(cands [][]byte, want int) [][]byte {
 	for guard := 0; guard < 8*want && len(pieces) < 4*want; guard++ {
 		big := -1
 		for i, p := range pieces {
-			if p.size > share && (big < 0 || p.size > pieces[big].size) {
+			if !p.whole && p.size > share && (big < 0 || p.size > pieces[big].size) {
 				big = i
 			}
 		}
@@ -395,7 +396,7 @@ func (s *Store) splitKeys(cands [][]byte, want int) [][]byte {
 		p := pieces[big]
 		mid := midKey(p.lo, p.hi)
 		if mid == nil {
-			pieces[big].size = 0 // cannot cut: leave it whole
+			pieces[big].whole = true
 			continue
 		}
 		a := piece{lo: p.lo, hi: mid, size: usage(p.lo, mid)}
@@ -406,6 +407,13 @@ func (s *Store) splitKeys(cands [][]byte, want int) [][]byte {
 		pieces = append(pieces[:big], append([]piece{a, b}, pieces[big+1:]...)...)
 	}
 	// Walk the pieces and cut wherever the running size passes the next share.
+	// The halves of a cut piece can add up to more than the piece (Pebble's
+	// estimate counts every block a bound falls in), so the shares are taken
+	// of the pieces as they are now.
+	total = 0
+	for _, p := range pieces {
+		total += p.size
+	}
 	var splits [][]byte
 	var run uint64
 	for i, p := range pieces {

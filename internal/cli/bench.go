@@ -80,7 +80,8 @@ at a time, and measures for each:
   heap/object   the node's Go heap after the rebuild and a collection, per object
 
 It does all of that --runs times (3 by default) and reports the median of each
-measure: on a shared machine a single restart or scan can be off by 2x.
+measure, and of each run's ratios: on a shared machine a single restart or scan
+can be off by 2x.
 
 With several cells it also restarts all of them at once (all_cells_ms). It prints a
 table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebuild.svg
@@ -201,7 +202,7 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 
 	// Each measure is taken o.runs times and the median kept: on a shared machine
 	// single restarts and single scans vary by up to 2x.
-	var firstServe, rebuilt, all, rebuildSec, cpuSec, heapPer, mapPer, scanWall, scanCPU []float64
+	var firstServe, rebuilt, all, rebuildSec, cpuSec, heapPer, mapPer, scanWall, scanCPU, ratio, cpuRatio []float64
 	for run := range o.runs {
 		runNote := ""
 		if o.runs > 1 {
@@ -253,14 +254,17 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 			return row, fmt.Errorf("the scan saw %d objects, %d were seeded", scanned, n)
 		}
 		scanWall, scanCPU = append(scanWall, w.Seconds()), append(scanCPU, c.Seconds())
+		// The ratios pair each run's restarts with that run's scan.
+		ratio = append(ratio, per(w.Seconds(), rs))
+		cpuRatio = append(cpuRatio, per(c.Seconds(), cs))
 	}
 	row.FirstServeMS, row.RebuildMS, row.AllCellsRebuildMS = median(firstServe), median(rebuilt), median(all)
 	row.RebuildObjectsPerS = per(float64(n), median(rebuildSec))
 	row.ScanObjectsPerS = per(float64(n), median(scanWall))
-	row.Ratio = per(row.RebuildObjectsPerS, row.ScanObjectsPerS)
+	row.Ratio = median(ratio)
 	row.RebuildObjectsPerCPUS = per(float64(n), median(cpuSec))
 	row.ScanObjectsPerCPUS = per(float64(n), median(scanCPU))
-	row.CPURatio = per(row.RebuildObjectsPerCPUS, row.ScanObjectsPerCPUS)
+	row.CPURatio = median(cpuRatio)
 	row.HeapBytesPerObject = median(heapPer)
 	row.MapBytesPerObject = median(mapPer)
 	row.LoadAvg = loadAvg()

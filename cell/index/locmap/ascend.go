@@ -54,7 +54,7 @@ func (a *ascender) release() {
 	clear(a.out[:cap(a.out)])
 	clear(a.live.buf[:cap(a.live.buf)])
 	clear(a.frozen.buf[:cap(a.frozen.buf)])
-	a.live.tree, a.frozen.tree, a.base.runs = nil, nil, nil
+	a.live.tree, a.frozen.tree, a.base.runs, a.base.c.r, a.keys = nil, nil, nil, nil, nil
 	ascenderPool.Put(a)
 }
 
@@ -64,6 +64,7 @@ type ascender struct {
 	live, frozen treeCursor
 	base         runIter
 	out          []kv
+	keys         []byte // copies of the base's keys in out
 }
 
 // fill collects into a.out up to n visible entries with keys >= from (> from
@@ -71,6 +72,7 @@ type ascender struct {
 // and whether entries may remain after it. Called with m.mu held.
 func (a *ascender) fill(m *Map, from []byte, inclusive bool, n int) (resume []byte, more bool) {
 	a.out = a.out[:0]
+	a.keys = make([]byte, 0, n*48) // the keys handed out stay valid after the call
 	a.live.seek(m.live, from, inclusive)
 	a.frozen.seek(m.frozen, from, inclusive)
 	a.base.seek(m.runs, from, inclusive)
@@ -112,6 +114,10 @@ func (a *ascender) fill(m *Map, from []byte, inclusive bool, n int) (resume []by
 				_, value = a.base.entry()
 				visible = true
 			}
+			// The base rebuilds its keys in a buffer that next overwrites:
+			// keep a copy, in memory no later batch writes to.
+			a.keys = append(a.keys, key...)
+			key = a.keys[len(a.keys)-len(key) : len(a.keys) : len(a.keys)]
 			a.base.next()
 		}
 		if visible {
@@ -171,22 +177,29 @@ func (c *treeCursor) next() {
 	}
 }
 
-// runIter walks a list of sorted runs in key order.
+// runIter walks a list of sorted runs in key order. The key it returns is
+// rebuilt in a buffer of its own and overwritten by next; values point into
+// the runs' arenas.
 type runIter struct {
-	runs   []*run
-	ri, ei int
+	runs []*run
+	ri   int
+	c    runCursor
 }
 
 func (it *runIter) seekStart(runs []*run) {
-	it.runs, it.ri, it.ei = runs, 0, 0
+	it.runs, it.ri = runs, 0
+	if len(runs) > 0 {
+		it.c.at(runs[0], 0)
+	}
 }
 
 // seek positions the iterator at the first entry >= from (> from unless
 // inclusive).
 func (it *runIter) seek(runs []*run, from []byte, inclusive bool) {
-	it.runs, it.ri, it.ei = runs, 0, 0
+	it.seekStart(runs)
 	if ri := findRun(runs, from); ri >= 0 {
-		it.ri, it.ei = ri, runs[ri].search(from)
+		it.ri = ri
+		it.c.seekGE(runs[ri], from)
 		it.skipExhausted()
 	}
 	if !inclusive && it.valid() && bytes.Equal(it.key(), from) {
@@ -196,18 +209,20 @@ func (it *runIter) seek(runs []*run, from []byte, inclusive bool) {
 
 // skipExhausted moves past the ends of runs, to the next entry if any.
 func (it *runIter) skipExhausted() {
-	for it.ri < len(it.runs) && it.ei >= it.runs[it.ri].len() {
+	for it.ri < len(it.runs) && !it.c.valid() {
 		it.ri++
-		it.ei = 0
+		if it.ri < len(it.runs) {
+			it.c.at(it.runs[it.ri], 0)
+		}
 	}
 }
 
 func (it *runIter) valid() bool { return it.ri < len(it.runs) }
-func (it *runIter) key() []byte { return it.runs[it.ri].key(it.ei) }
+func (it *runIter) key() []byte { return it.c.key }
 
-func (it *runIter) entry() (key, value []byte) { return it.runs[it.ri].entry(it.ei) }
+func (it *runIter) entry() (key, value []byte) { return it.c.key, it.c.value() }
 
 func (it *runIter) next() {
-	it.ei++
+	it.c.next()
 	it.skipExhausted()
 }

@@ -1,17 +1,17 @@
 package locmap
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 const (
 	// defaultMaxRun caps the arena of one run. Runs are the unit of growth
 	// (a build never reallocates and copies a large arena) and the unit of
 	// rewriting when writes are merged into the base.
-	defaultMaxRun = 8 << 20
+	defaultMaxRun = 16 << 20
 	// minChunk is the first arena size when no size hint is usable.
 	minChunk = 16 << 10
 	// maxEntry bounds one encoded entry so that offsets fit in uint32.
@@ -31,7 +31,8 @@ var (
 
 // Builder builds a Map from keys appended in strictly increasing order, the
 // order in which a Pebble scan returns them. It copies each entry into a
-// pre-sized arena and records one offset, so appending costs a comparison and
+// pre-sized arena, keeping only the part of the key that differs from the
+// previous key, and records one offset, so appending costs a comparison and
 // two copies and allocates nothing per entry.
 //
 // A Builder is not safe for concurrent use. To build on several cores, split
@@ -41,12 +42,16 @@ type Builder struct {
 	runs []*run   // finished runs
 	data []byte   // arena of the run being filled; never grown past its capacity
 	offs []uint32 // offsets of the run being filled
-	last []byte   // previous key (points into an arena)
+	last []byte   // previous key, a copy
 	n    int      // entries appended so far
 
-	written  int64 // arena bytes written so far, over all runs
-	expected int64 // arena bytes expected in total, from the hints; 0 if unknown
-	avgEntry int   // expected encoded entry size, to pre-size offsets
+	written  int64   // arena bytes written so far, over all runs
+	raw      int64   // bytes the entries would take without prefix compression
+	runRaw   int64   // raw bytes of the run being filled
+	expected int64   // raw bytes expected in total, from the hints; 0 if unknown
+	ratio    float64 // arena bytes per raw byte expected, before any entry shows it; 0 if unknown
+	huge     bool    // ask for huge pages for fresh arenas (see hugepage_linux.go)
+	avgEntry int     // expected encoded entry size, to pre-size offsets
 	maxRun   int
 
 	finished bool
@@ -58,20 +63,23 @@ type Builder struct {
 // Finish.
 func NewBuilder(entriesHint, bytesHint int) *Builder {
 	entriesHint = max(entriesHint, 0)
-	var arena int64
+	var raw int64
 	if bytesHint > 0 {
 		// One header byte per entry covers every key shorter than 128 bytes.
-		arena = int64(bytesHint) + int64(entriesHint)
+		raw = int64(bytesHint) + int64(entriesHint)
 	}
-	return newBuilder(entriesHint, arena, defaultMaxRun)
+	b := newBuilder(entriesHint, raw, defaultMaxRun)
+	b.huge = true
+	return b
 }
 
 // newBuilder returns a Builder expecting about entries entries taking
-// arenaBytes encoded bytes in total (0: unknown), cutting runs at maxRun.
-func newBuilder(entries int, arenaBytes int64, maxRun int) *Builder {
-	b := &Builder{maxRun: maxRun, avgEntry: 64, expected: max(arenaBytes, 0)}
-	if entries > 0 && arenaBytes > 0 {
-		b.avgEntry = int(max(arenaBytes/int64(entries), 1))
+// rawBytes bytes in total without prefix compression (0: unknown), cutting
+// runs at maxRun.
+func newBuilder(entries int, rawBytes int64, maxRun int) *Builder {
+	b := &Builder{maxRun: maxRun, avgEntry: 64, expected: max(rawBytes, 0)}
+	if entries > 0 && rawBytes > 0 {
+		b.avgEntry = int(max(rawBytes/int64(entries), 1))
 	}
 	return b
 }
@@ -85,26 +93,59 @@ func (b *Builder) Append(key, value []byte) error {
 	if b.finished {
 		return ErrFinished
 	}
-	if b.n > 0 && bytes.Compare(key, b.last) <= 0 {
-		return fmt.Errorf("%w: %q after %q", ErrOutOfOrder, key, b.last)
+	shared := 0
+	if b.n > 0 {
+		shared = commonPrefix(key, b.last)
+		if shared == len(key) || (shared < len(b.last) && key[shared] < b.last[shared]) {
+			return fmt.Errorf("%w: %q after %q", ErrOutOfOrder, key, b.last)
+		}
 	}
-	size := uvarintLen(len(key)) + len(key) + len(value)
-	if size >= maxEntry {
-		return fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	raw := uvarintLen(len(key)) + len(key) + len(value)
+	if raw >= maxEntry {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, raw)
 	}
+	if (len(b.offs)-1)%sampleEvery == 0 { // a restart keeps the whole key
+		shared = 0
+	}
+	size := entrySize(shared, len(key), len(value))
 	if len(b.data)+size > cap(b.data) {
 		b.cutRun()
+		shared = 0 // the first entry of a run is a restart
+		size = entrySize(0, len(key), len(value))
 		b.newArena(size)
 	}
-	b.data = binary.AppendUvarint(b.data, uint64(len(key)))
-	ks := len(b.data)
-	b.data = append(b.data, key...) // never reallocates: capacity was checked
+	b.data = binary.AppendUvarint(b.data, uint64(shared))
+	b.data = binary.AppendUvarint(b.data, uint64(len(key)-shared))
+	b.data = append(b.data, key[shared:]...) // never reallocates: capacity was checked
 	b.data = append(b.data, value...)
 	b.offs = append(b.offs, uint32(len(b.data)))
-	b.last = b.data[ks : ks+len(key) : ks+len(key)]
+	b.last = append(b.last[:shared], key[shared:]...)
 	b.n++
 	b.written += int64(size)
+	b.raw += int64(raw)
+	b.runRaw += int64(raw)
 	return nil
+}
+
+// entrySize is the arena bytes of an entry whose key keeps shared bytes of
+// the previous key.
+func entrySize(shared, klen, vlen int) int {
+	return uvarintLen(shared) + uvarintLen(klen-shared) + klen - shared + vlen
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 // Finish returns the built Map. The Builder must not be used afterwards.
@@ -121,25 +162,41 @@ func (b *Builder) finishRuns() []*run {
 	return runs
 }
 
+// probeArena is the size of the first arena of a large build: its entries
+// show how much prefix compression saves on this data, which sizes the
+// arenas after it.
+const probeArena = 64 << 10
+
 // newArena starts a new run whose arena can hold at least need bytes.
 func (b *Builder) newArena(need int) {
-	size := b.nextArenaSize()
-	if size < need {
-		size = need
-	}
+	size := max(b.nextArenaSize(), need)
 	b.data = make([]byte, 0, size)
-	adviseHugePages(b.data)
+	if b.huge {
+		adviseHugePages(b.data, true)
+	}
 	entries := size/b.avgEntry + 1
 	b.offs = make([]uint32, 1, entries+entries/32+2)
 }
 
 // nextArenaSize picks the size of the next run's arena. While the hints say
-// more data is coming, it splits what remains into equal runs of at most
-// maxRun bytes (with a little slack on the last one, which Finish trims
-// if unused). Without a usable hint it grows geometrically up to maxRun.
+// more data is coming, it splits what remains, scaled by the compression seen
+// so far, into equal runs of at most maxRun bytes (with a little slack on the
+// last one, which Finish trims if unused). Without a usable hint it grows
+// geometrically up to maxRun.
 func (b *Builder) nextArenaSize() int {
 	maxRun := int64(b.maxRun)
-	if remaining := b.expected - b.written; remaining > 0 {
+	if remaining := b.expected - b.raw; remaining > 0 {
+		ratio := b.ratio
+		if b.raw > 0 {
+			ratio = float64(b.written) / float64(b.raw)
+		}
+		if ratio == 0 {
+			if remaining > 2*probeArena {
+				return int(min(probeArena, maxRun))
+			}
+			ratio = 1
+		}
+		remaining = int64(float64(remaining) * ratio)
 		if remaining <= maxRun {
 			return int(remaining + remaining/32 + 64)
 		}
@@ -156,6 +213,9 @@ func (b *Builder) cutRun() {
 		return
 	}
 	data, offs := b.data, b.offs
+	if b.huge {
+		adviseHugePages(data, false)
+	}
 	if cap(data)-len(data) > len(data)/16 {
 		data = make([]byte, len(b.data))
 		copy(data, b.data)
@@ -164,11 +224,9 @@ func (b *Builder) cutRun() {
 		offs = make([]uint32, len(b.offs))
 		copy(offs, b.offs)
 	}
-	r := newRun(data, offs)
-	b.runs = append(b.runs, r)
-	b.last = r.last() // the copy above may have moved it
+	b.runs = append(b.runs, newRun(data, offs, b.last, b.runRaw))
 	b.avgEntry = int(max(b.written/int64(b.n), 1))
-	b.data, b.offs = nil, nil
+	b.data, b.offs, b.runRaw = nil, nil, 0
 }
 
 func uvarintLen(x int) int {

@@ -26,18 +26,27 @@
 // of the map is stored without a Go pointer or allocation per entry.
 //
 // The base is a list of immutable runs. A run is one []byte arena holding
-// its entries back to back (a one-byte key length for keys under 128 bytes,
-// the key, the value), a []uint32 of entry offsets, and a sparse index with
-// 8 bytes of key for every 16th entry. A run holds up to 8 MiB. The Builder
-// appends into arenas sized from its hints and never reallocates one, so a
-// build costs a comparison and two copies per entry; Concat just joins the
-// run lists. At 46-byte keys and 48-byte values that is about 100 bytes of
+// its entries back to back, a []uint32 of entry offsets, and a sparse index
+// with 8 bytes of key for every 16th entry. Keys are prefix-compressed, as in
+// an sstable block: an entry holds how many bytes of the previous key it
+// shares, the rest of its key, and its value; every 16th entry (a restart,
+// the one the sparse index samples) holds its whole key. Sorted object keys
+// share most of their bytes with their neighbours (the bucket, then the
+// "directories"), so a 46-byte key costs about 10 bytes. A run holds up to
+// 16 MiB. The Builder appends into arenas sized from its hints (scaled by the
+// compression it sees in a small first arena) and never reallocates one, so
+// a build costs a comparison and two copies per entry; Concat just joins the
+// run lists. At 46-byte keys and 48-byte values that is about 75 bytes of
 // heap per entry against 94 raw bytes, and the GC never scans the arenas
 // because they hold no pointers. On Linux a Builder asks for transparent huge
 // pages for its arenas (madvise), since faulting in fresh memory 4 KiB at a
-// time is otherwise a large part of a rebuild. A lookup is a binary search over the runs'
-// first keys, then over the run's sparse index, then over the 16 or so
-// entries between two samples.
+// time is otherwise a large part of a rebuild.
+//
+// A lookup is a binary search over the runs' first keys, then over the run's
+// sparse index and restart keys, then a walk of at most 16 entries from the
+// restart, rebuilding each key from the previous one. A scan walks the same
+// way, so Ascend copies the keys it hands out (one allocation per batch);
+// values are handed out in place.
 //
 // Writes go to an overlay on top of the base: a B-tree (github.com/google/btree)
 // of items that point into an append-only arena of their own, with
@@ -52,7 +61,7 @@
 // identical, so no write needs to be re-applied. The overlay thus holds
 // about 1/16 of the base's entries at most (more only while writes outpace
 // a running merge), and after heavy writes the map stays near its built
-// size: about 104-108 bytes per entry in BenchmarkPutAfterBuild. Small
+// size: about 75-80 bytes per entry in BenchmarkPutAfterBuild. Small
 // neighbouring runs are coalesced when rewritten, so deletes do not leave
 // many tiny runs.
 //
@@ -61,18 +70,18 @@
 // A sync.RWMutex guards the layers: Get takes the read lock, Put and Delete
 // the write lock. Ascend gathers a batch of entries under the read lock and
 // calls its callback with the lock released, so a slow consumer never
-// blocks writers. Keys and values handed out point into arenas that are
-// never written after the fact, so they stay valid and unchanged without a
-// copy; their capacity is clipped so appending to them cannot clobber a
-// neighbour. (The flip side: a retained value keeps its whole run arena, up
-// to 8 MiB, alive.)
+// blocks writers. Keys and values handed out point into memory that is
+// never written after the fact (the arenas, or the copies Ascend made of
+// keys), so they stay valid and unchanged; their capacity is clipped so
+// appending to them cannot clobber a neighbour. (The flip side: a retained value keeps its whole run arena, up
+// to 16 MiB, alive.)
 //
 // # Costs
 //
 // Get is a binary search, several times slower than a Go map lookup. A
 // write costs a B-tree insert plus, amortised, a share of the merge that
 // rewrites about 16 entries per write under random writes. A merge only
-// holds one rewritten group of runs (a few MiB) on top of the live data at
+// holds one rewritten group of runs (up to 16 MiB) on top of the live data at
 // a time, but every run it replaces becomes garbage, so between collections
 // the process heap grows as any Go heap does under GOGC (set GOMEMLIMIT to
 // bound it).

@@ -3,4 +3,4 @@
 package locmap
 
 // adviseHugePages is a no-op where the kernel takes no huge-page advice.
-func adviseHugePages([]byte) {}
+func adviseHugePages([]byte, bool) {}

@@ -520,7 +520,8 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestRunSearch checks the sparse-index search against a linear scan, with
+// TestRunSearch checks the sparse-index search and the prefix-compressed keys
+// against a sorted slice, with
 // keys that tie on the sampled bytes, are shorter than the run's common
 // prefix, or lie outside the run.
 func TestRunSearch(t *testing.T) {
@@ -547,9 +548,18 @@ func TestRunSearch(t *testing.T) {
 			probes = append(probes, prefix+strings.Repeat("t", rng.IntN(12))+randKey(rng))
 		}
 		for _, p := range probes {
-			want, _ := slices.BinarySearch(keys, p)
-			if got := r.search([]byte(p)); got != want {
-				t.Fatalf("search(%q) = %d, want %d (cp %d, %d keys)", p, got, want, r.cp, len(keys))
+			want, found := slices.BinarySearch(keys, p)
+			var c runCursor
+			if c.seekGE(r, []byte(p)); c.i != want || (c.valid() && string(c.key) != keys[want]) {
+				t.Fatalf("seekGE(%q) at %d %q, want %d (cp %d, %d keys)", p, c.i, c.key, want, r.cp, len(keys))
+			}
+			if _, ok := r.get([]byte(p)); ok != found {
+				t.Fatalf("get(%q) found %v, want %v", p, ok, found)
+			}
+		}
+		for i, k := range keys {
+			if got := r.key(i); string(got) != k {
+				t.Fatalf("key(%d) = %q, want %q", i, got, k)
 			}
 		}
 	}

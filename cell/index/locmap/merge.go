@@ -100,13 +100,14 @@ func (m *Map) swapRuns(lo, hi int, repl []*run) {
 	m.runs = runs
 }
 
-// estimate predicts the arena bytes of run r (which may be nil) after
-// applying items to it: exact for new keys, and assuming entries of the
-// run's average size are replaced or deleted by overwrites and deletes.
+// estimate predicts the raw bytes (before prefix compression) of run r
+// (which may be nil) after applying items to it: exact for new keys, and
+// assuming entries of the run's average size are replaced or deleted by
+// overwrites and deletes.
 func estimate(r *run, items []ovItem) int64 {
 	var size, avg int64
 	if r != nil {
-		size = int64(len(r.data))
+		size = r.raw
 		avg = size / int64(r.len())
 	}
 	for _, it := range items {
@@ -122,7 +123,7 @@ func estimate(r *run, items []ovItem) int64 {
 	return max(size, 0)
 }
 
-// itemSize is the arena bytes an item's entry takes in a run.
+// itemSize is the raw bytes of an item's entry.
 func itemSize(it ovItem) int64 { return int64(uvarintLen(int(it.klen)) + len(it.kv)) }
 
 // rewrite returns the runs holding the contents of group (consecutive runs,
@@ -144,6 +145,15 @@ func (m *Map) rewrite(group []*run, items []ovItem) []*run {
 		entries = int64(len(items))
 	}
 	b := newBuilder(int(entries), size, m.maxRun)
+	// The runs being rewritten show how well their keys compress, so the
+	// builder needs no small first arena to find out.
+	var data, raw int64
+	for _, r := range group {
+		data, raw = data+int64(len(r.data)), raw+r.raw
+	}
+	if raw > 0 {
+		b.ratio = float64(data) / float64(raw)
+	}
 
 	var base runIter
 	base.seekStart(group)

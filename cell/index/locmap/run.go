@@ -8,47 +8,56 @@ import (
 // A run is an immutable, sorted slice of entries stored in one pointer-free
 // arena. Entry i occupies data[offs[i]:offs[i+1]] and is encoded as
 //
-//	uvarint(len(key)) | key | value
+//	uvarint(shared) | uvarint(len(suffix)) | suffix | value
 //
-// so the value length is implied by the next offset. For the typical 46-byte
-// key that is one header byte plus four bytes of offset per entry.
+// where the entry's key is the first shared bytes of the previous entry's key
+// followed by suffix, and the value length is implied by the next offset.
+// Every sampleEvery-th entry is a restart: its shared is 0, so its key is
+// whole in the arena. Sorted keys share long prefixes (a bucket, then the
+// "directories" of the object keys), so the typical 46-byte key takes a
+// restart's full length once per 16 entries and a few bytes otherwise, plus
+// two header bytes and four bytes of offset per entry.
 //
-// A run is never modified after it is built and never empty. Slices handed out
-// by entry, key and value point into data with their capacity clipped, so a
-// caller that appends to them gets a fresh copy instead of overwriting the
-// arena.
+// A key other than a restart's is rebuilt by walking from its restart:
+// lookups and scans do that with a runCursor, which keeps the key it is at in
+// a buffer of its own. Values, and the keys of restarts, are slices of data
+// with their capacity clipped, so a caller that appends to them gets a fresh
+// copy instead of overwriting the arena. A run is never modified after it is
+// built and never empty.
 type run struct {
-	data  []byte   // entries back to back
-	offs  []uint32 // len(offs) == entries+1; offs[0] == 0, offs[len-1] == len(data)
-	first []byte   // key of entry 0, cached for the run-level binary search
+	data    []byte   // entries back to back
+	offs    []uint32 // len(offs) == entries+1; offs[0] == 0, offs[len-1] == len(data)
+	first   []byte   // key of entry 0 (a restart, so in data), for the run-level binary search
+	lastKey []byte   // key of the last entry, a copy
+	raw     int64    // bytes the entries would take without prefix compression
 
-	// A sparse search index, so that a lookup touches a few cache lines
-	// instead of two per binary-search step. All keys of the run share
-	// their first cp bytes (the common prefix of its first and last key);
-	// samples[j] holds the next 8 bytes of key j*sampleEvery as a
+	// A sparse search index over the restarts, so that a lookup touches a
+	// few cache lines instead of two per binary-search step. All keys of the
+	// run share their first cp bytes (the common prefix of its first and last
+	// key); samples[j] holds the next 8 bytes of restart j's key as a
 	// big-endian number (zero-padded), which orders like the keys do.
 	cp      int
 	samples []uint64
 }
 
-// sampleEvery is the sparse index's stride: 8 bytes per 16 entries, half a
-// byte per entry.
+// sampleEvery is the distance between restarts, and the sparse index's
+// stride: 8 bytes per 16 entries, half a byte per entry.
 const sampleEvery = 16
 
 // runOverhead approximates the fixed heap cost of one run besides its
 // arrays: the run struct itself and its pointer in a Map's runs slice.
-const runOverhead = 80
+const runOverhead = 112
 
-func newRun(data []byte, offs []uint32) *run {
-	r := &run{data: data, offs: offs}
-	r.first = r.key(0)
-	last := r.last()
-	for r.cp < len(r.first) && r.cp < len(last) && r.first[r.cp] == last[r.cp] {
+// newRun wraps a finished arena; last is the key of its last entry (copied).
+func newRun(data []byte, offs []uint32, last []byte, raw int64) *run {
+	r := &run{data: data, offs: offs, lastKey: bytes.Clone(last), raw: raw}
+	r.first = r.restartKey(0)
+	for r.cp < len(r.first) && r.cp < len(r.lastKey) && r.first[r.cp] == r.lastKey[r.cp] {
 		r.cp++
 	}
 	r.samples = make([]uint64, (r.len()+sampleEvery-1)/sampleEvery)
 	for j := range r.samples {
-		r.samples[j] = prefix8(r.key(j * sampleEvery)[r.cp:])
+		r.samples[j] = prefix8(r.restartKey(j)[r.cp:])
 	}
 	return r
 }
@@ -63,62 +72,155 @@ func prefix8(b []byte) uint64 {
 
 func (r *run) len() int { return len(r.offs) - 1 }
 
+func (r *run) last() []byte { return r.lastKey }
+
 // memBytes is the heap held by the run, counting array capacity.
 func (r *run) memBytes() int64 {
-	return int64(cap(r.data)) + 4*int64(cap(r.offs)) + 8*int64(cap(r.samples)) + runOverhead
+	return int64(cap(r.data)) + 4*int64(cap(r.offs)) + 8*int64(cap(r.samples)) + int64(cap(r.lastKey)) + runOverhead
 }
 
-// split decodes the header of entry i and returns the offsets where its key
-// starts and ends and where the entry ends.
-func (r *run) split(i int) (kstart, kend, end int) {
+// header decodes the header of entry i: how many bytes of the previous key
+// it keeps, where its suffix starts and ends, and where the entry ends.
+func (r *run) header(i int) (shared, sstart, send, end int) {
 	start, end := int(r.offs[i]), int(r.offs[i+1])
-	klen, n := int(r.data[start]), 1
-	if klen >= 0x80 { // multi-byte header: keys of 128 bytes or more
-		v, m := binary.Uvarint(r.data[start:end])
-		klen, n = int(v), m
+	p := start
+	if b := r.data[p]; b < 0x80 { // one-byte uvarints: keys under 128 bytes
+		shared, p = int(b), p+1
+	} else {
+		v, n := binary.Uvarint(r.data[p:end])
+		shared, p = int(v), p+n
 	}
-	kstart = start + n
-	return kstart, kstart + klen, end
+	var slen int
+	if b := r.data[p]; b < 0x80 {
+		slen, p = int(b), p+1
+	} else {
+		v, n := binary.Uvarint(r.data[p:end])
+		slen, p = int(v), p+n
+	}
+	return shared, p, p + slen, end
 }
 
+// restartKey returns the key of restart j (entry j*sampleEvery), which is
+// whole in the arena.
+func (r *run) restartKey(j int) []byte {
+	_, ss, se, _ := r.header(j * sampleEvery)
+	return r.data[ss:se:se]
+}
+
+// value returns the value of entry i.
+func (r *run) value(i int) []byte {
+	_, _, se, end := r.header(i)
+	return r.data[se:end:end]
+}
+
+// key returns a copy of the key of entry i (tests and error messages; scans
+// use a runCursor).
 func (r *run) key(i int) []byte {
-	ks, ke, _ := r.split(i)
-	return r.data[ks:ke:ke]
+	var c runCursor
+	c.at(r, i)
+	return bytes.Clone(c.key)
 }
 
-func (r *run) entry(i int) (key, value []byte) {
-	ks, ke, end := r.split(i)
-	return r.data[ks:ke:ke], r.data[ke:end:end]
-}
-
-func (r *run) last() []byte { return r.key(r.len() - 1) }
-
-// search returns the index of the first entry whose key is >= key
-// (r.len() if there is none).
-func (r *run) search(key []byte) int {
-	lo, hi := 0, r.len()
+// lastRestartAtOrBelow returns the last restart whose key is <= key, or -1 if
+// key sorts before the run's first key.
+func (r *run) lastRestartAtOrBelow(key []byte) int {
+	lo, hi := 0, len(r.samples) // the answer is in [lo-1, hi-1]
 	if len(key) >= r.cp && bytes.Equal(key[:r.cp], r.first[:r.cp]) {
-		// Narrow [lo, hi] with the samples: a sample below the target's
-		// belongs to a key below key, one above it to a key above key.
+		// Narrow with the samples: a sample below the target's belongs to a
+		// restart below key, one above it to a restart above key.
 		t := prefix8(key[r.cp:])
 		j1 := searchUint64(r.samples, 0, func(s uint64) bool { return s >= t })
 		j2 := searchUint64(r.samples, j1, func(s uint64) bool { return s > t })
-		if j1 > 0 {
-			lo = (j1-1)*sampleEvery + 1
-		}
-		if j2 < len(r.samples) {
-			hi = j2 * sampleEvery
-		}
+		lo, hi = j1, j2
 	}
+	// First restart in [lo, hi) whose key is > key; the one before it is the answer.
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(r.key(mid), key) < 0 {
+		if bytes.Compare(r.restartKey(mid), key) <= 0 {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	return lo
+	return lo - 1
+}
+
+// get returns the value stored under key in the run.
+func (r *run) get(key []byte) ([]byte, bool) {
+	j := r.lastRestartAtOrBelow(key)
+	if j < 0 {
+		return nil, false
+	}
+	// Walk the restart's group, rebuilding each key in a buffer on the stack
+	// (a runCursor would put it on the heap).
+	var buf [128]byte
+	k := buf[:0]
+	for i, end := j*sampleEvery, min((j+1)*sampleEvery, r.len()); i < end; i++ {
+		shared, ss, se, e := r.header(i)
+		k = append(k[:shared], r.data[ss:se]...)
+		switch bytes.Compare(k, key) {
+		case 0:
+			return r.data[se:e:e], true
+		case 1:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// runCursor walks the entries of one run in order, rebuilding each key from
+// the previous one in a buffer of its own.
+type runCursor struct {
+	r   *run
+	i   int    // entry the cursor is at; r.len() when past the end
+	key []byte // key of entry i; overwritten by next
+	vs  int    // where entry i's value starts
+}
+
+// at positions the cursor at entry i (r.len(): past the end), decoding from
+// the restart at or before i.
+func (c *runCursor) at(r *run, i int) {
+	c.r, c.i = r, i
+	if i >= r.len() {
+		return
+	}
+	c.i = i &^ (sampleEvery - 1)
+	c.load()
+	for c.i < i {
+		c.next()
+	}
+}
+
+// load decodes entry c.i on top of the key of entry c.i-1.
+func (c *runCursor) load() {
+	shared, ss, se, _ := c.r.header(c.i)
+	c.key = append(c.key[:shared], c.r.data[ss:se]...)
+	c.vs = se
+}
+
+// seekGE positions the cursor at the first entry of r whose key is >= key
+// (past the end if there is none).
+func (c *runCursor) seekGE(r *run, key []byte) {
+	j := max(r.lastRestartAtOrBelow(key), 0)
+	c.at(r, j*sampleEvery)
+	for c.valid() && bytes.Compare(c.key, key) < 0 {
+		c.next()
+	}
+}
+
+func (c *runCursor) valid() bool { return c.i < c.r.len() }
+
+func (c *runCursor) next() {
+	c.i++
+	if c.i < c.r.len() {
+		c.load()
+	}
+}
+
+// value returns the value of the entry the cursor is at.
+func (c *runCursor) value() []byte {
+	end := int(c.r.offs[c.i+1])
+	return c.r.data[c.vs:end:end]
 }
 
 // searchUint64 returns the first index i >= from with f(s[i]) true, for f
@@ -158,14 +260,5 @@ func runsGet(runs []*run, key []byte) ([]byte, bool) {
 	if ri < 0 {
 		return nil, false
 	}
-	r := runs[ri]
-	i := r.search(key)
-	if i == r.len() {
-		return nil, false
-	}
-	k, v := r.entry(i)
-	if !bytes.Equal(k, key) {
-		return nil, false
-	}
-	return v, true
+	return runs[ri].get(key)
 }

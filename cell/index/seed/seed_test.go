@@ -3,6 +3,8 @@ package seed
 import (
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/cellarsim/cellar/cell/index"
 )
 
@@ -52,5 +54,38 @@ func TestSeededObjectsAreServed(t *testing.T) {
 	_, v, _ := index.ObjectRecord(Location(Bucket(3), 123456))
 	if len(v) < 40 || len(v) > 56 {
 		t.Errorf("record of %d bytes", len(v))
+	}
+}
+
+// TestSeededTablesUseIndexBlockSize: seeded tables are laid out as an index
+// node's own (index.PebbleOptions), with data blocks far larger than
+// Pebble's default 4 KiB, so that the bench measures the production layout.
+func TestSeededTablesUseIndexBlockSize(t *testing.T) {
+	dir := t.TempDir()
+	if err := Seed(dir, Options{Objects: 20000}); err != nil {
+		t.Fatal(err)
+	}
+	opts := index.PebbleOptions(Quiet)
+	opts.ReadOnly = true
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	levels, err := db.SSTables(pebble.WithProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data, blocks uint64
+	for _, tables := range levels {
+		for _, tb := range tables {
+			data += tb.Properties.DataSize
+			blocks += tb.Properties.NumDataBlocks
+		}
+	}
+	// DataSize counts compressed bytes; the records compress about 2.5 to 1,
+	// so 4 KiB blocks would average well under 4 KiB here.
+	if blocks == 0 || data/blocks < 8<<10 {
+		t.Fatalf("%d compressed data bytes in %d blocks: blocks average under 8 KiB", data, blocks)
 	}
 }
