@@ -569,6 +569,7 @@ func (s *Store) loadRange(i int) (*locmap.Map, error) {
 	lo, hi := s.pebbleRange(i)
 	hint := s.rb.hints[i]
 	b := locmap.NewBuilder(hint, hint*s.rb.avgBytes)
+	defer b.Discard() // on the error paths; nothing after Finish
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ type ascender struct {
 // and whether entries may remain after it. Called with m.mu held.
 func (a *ascender) fill(m *Map, from []byte, inclusive bool, n int) (resume []byte, more bool) {
 	a.out = a.out[:0]
-	a.keys = make([]byte, 0, n*48) // the keys handed out stay valid after the call
+	a.keys = nil // made when the base yields a key: the keys handed out stay valid after the call
 	a.live.seek(m.live, from, inclusive)
 	a.frozen.seek(m.frozen, from, inclusive)
 	a.base.seek(m.runs, from, inclusive)
@@ -116,6 +116,9 @@ func (a *ascender) fill(m *Map, from []byte, inclusive bool, n int) (resume []by
 			}
 			// The base rebuilds its keys in a buffer that next overwrites:
 			// keep a copy, in memory no later batch writes to.
+			if a.keys == nil {
+				a.keys = make([]byte, 0, n*48)
+			}
 			a.keys = append(a.keys, key...)
 			key = a.keys[len(a.keys)-len(key) : len(a.keys) : len(a.keys)]
 			a.base.next()

@@ -154,6 +154,18 @@ func (b *Builder) Finish() *Map {
 	return newMapFromRuns(b.finishRuns(), maxRun)
 }
 
+// Discard ends a build that will not be finished (the scan feeding it failed)
+// and lets go of its memory. It does nothing after Finish.
+func (b *Builder) Discard() {
+	if b.finished {
+		return
+	}
+	if b.huge && b.data != nil {
+		adviseHugePages(b.data, false)
+	}
+	*b = Builder{finished: true}
+}
+
 // finishRuns ends the build and returns the runs.
 func (b *Builder) finishRuns() []*run {
 	b.cutRun()
@@ -174,7 +186,11 @@ func (b *Builder) newArena(need int) {
 	if b.huge {
 		adviseHugePages(b.data, true)
 	}
-	entries := size/b.avgEntry + 1
+	avg := b.avgEntry
+	if b.n == 0 && b.ratio == 0 {
+		avg = max(avg/2, 1) // a raw-size guess, before compression is known
+	}
+	entries := size/avg + 1
 	b.offs = make([]uint32, 1, entries+entries/32+2)
 }
 

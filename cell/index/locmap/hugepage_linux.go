@@ -24,7 +24,9 @@ import (
 // the advice belongs to the address range, not to the arena, and left in place
 // it would let the kernel (khugepaged) fill in whole 2 MiB pages where the Go
 // runtime later hands memory back, so that the process would hold more than
-// its heap. Pages already huge stay huge until the runtime frees them.
+// its heap. Pages already huge stay huge until the runtime frees them. (The
+// kernel has no "back to the default" advice: the range keeps an explicit "no
+// huge pages", which in "madvise" mode is what the default means anyway.)
 //
 // It is done only where THP is in "madvise" mode (with "always" the arenas get
 // huge pages anyway; with "never" the advice is ignored), and not at all with

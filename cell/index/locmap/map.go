@@ -28,6 +28,7 @@ type Map struct {
 	runs      []*run // base: sorted, disjoint runs; the slice is replaced, never modified
 	baseLen   int    // entries in runs
 	baseBytes int64  // arena bytes in runs
+	baseRaw   int64  // the same entries' bytes without prefix compression
 	frozen    *overlay
 	live      *overlay
 	n         int // visible entries
@@ -49,6 +50,7 @@ func newMapFromRuns(runs []*run, maxRun int) *Map {
 	for _, r := range runs {
 		m.baseLen += r.len()
 		m.baseBytes += int64(len(r.data))
+		m.baseRaw += r.raw
 	}
 	m.n = m.baseLen
 	return m
@@ -147,7 +149,9 @@ func (m *Map) maybeMerge() {
 
 func (m *Map) overlayFull() bool {
 	maxLen := max(m.minOverlay, m.baseLen/overlayFraction)
-	maxBytes := max(int64(m.minOverlay)*64, m.baseBytes/overlayFraction)
+	// The overlay stores keys whole, so it is measured against the base's
+	// uncompressed size.
+	maxBytes := max(int64(m.minOverlay)*64, m.baseRaw/overlayFraction)
 	return m.live.len() > maxLen || m.live.arenaUsed > maxBytes
 }
 
@@ -239,10 +243,11 @@ func (m *Map) Replace(src *Map) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.runs = runs
-	m.baseLen, m.baseBytes = 0, 0
+	m.baseLen, m.baseBytes, m.baseRaw = 0, 0, 0
 	for _, r := range runs {
 		m.baseLen += r.len()
 		m.baseBytes += int64(len(r.data))
+		m.baseRaw += r.raw
 	}
 	m.n = m.baseLen
 	m.frozen = nil

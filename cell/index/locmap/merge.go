@@ -46,11 +46,11 @@ func (m *Map) Compact() {
 		// Rewrite run i with its writes. While the result would be small,
 		// take the following runs into the same rewrite, as long as they
 		// fit, so that runs shrunk by deletes get coalesced.
-		size := estimate(old[i], items[p:q])
+		size := arenaEstimate(old[i], items[p:q])
 		j := i + 1
 		for j < len(old) && size < int64(m.maxRun/2) {
 			r := itemsBelow(items, q, old, j+1)
-			s := estimate(old[j], items[q:r])
+			s := arenaEstimate(old[j], items[q:r])
 			if size+s > int64(m.maxRun) {
 				break
 			}
@@ -92,10 +92,12 @@ func (m *Map) swapRuns(lo, hi int, repl []*run) {
 	for _, r := range m.runs[lo:hi] {
 		m.baseLen -= r.len()
 		m.baseBytes -= int64(len(r.data))
+		m.baseRaw -= r.raw
 	}
 	for _, r := range repl {
 		m.baseLen += r.len()
 		m.baseBytes += int64(len(r.data))
+		m.baseRaw += r.raw
 	}
 	m.runs = runs
 }
@@ -121,6 +123,16 @@ func estimate(r *run, items []ovItem) int64 {
 		}
 	}
 	return max(size, 0)
+}
+
+// arenaEstimate is estimate in arena bytes: scaled by how well r's keys
+// compress.
+func arenaEstimate(r *run, items []ovItem) int64 {
+	raw := estimate(r, items)
+	if r == nil || r.raw == 0 {
+		return raw
+	}
+	return raw * int64(len(r.data)) / r.raw
 }
 
 // itemSize is the raw bytes of an item's entry.
@@ -153,6 +165,7 @@ func (m *Map) rewrite(group []*run, items []ovItem) []*run {
 	}
 	if raw > 0 {
 		b.ratio = float64(data) / float64(raw)
+		b.avgEntry = int(max(data/max(entries, 1), 1))
 	}
 
 	var base runIter
