@@ -315,15 +315,23 @@ func TestRandomOps(t *testing.T) {
 	}
 }
 
+// sequentialMap builds a map of n keys made from keyFormat and i, all with
+// value, in runs of maxRun bytes, that merges only on Compact.
+func sequentialMap(t *testing.T, n int, keyFormat, value string, maxRun int) (*Map, ref) {
+	t.Helper()
+	r := ref{}
+	for i := 0; i < n; i++ {
+		r[fmt.Sprintf(keyFormat, i)] = value
+	}
+	m := buildTestMap(t, r, maxRun, 1)
+	m.minOverlay = 1 << 30
+	return m, r
+}
+
 // TestMergeCoalescesRuns checks that deletes do not leave many tiny runs and
 // that inserts split runs, when runs are small.
 func TestMergeCoalescesRuns(t *testing.T) {
-	r := ref{}
-	for i := 0; i < 5000; i++ {
-		r[fmt.Sprintf("k%06d", i)] = "0123456789"
-	}
-	m := buildTestMap(t, r, 1024, 1)
-	m.minOverlay = 1 << 30 // merge only on Compact
+	m, r := sequentialMap(t, 5000, "k%06d", "0123456789", 1024)
 	runs0 := len(m.runs)
 	for i := 0; i < 5000; i++ {
 		if i%10 != 0 {
@@ -590,12 +598,7 @@ func TestRunSearch(t *testing.T) {
 // rebuilds in a reused buffer and Ascend copies, across batches, writes and a
 // merge that replaces every run they came from.
 func TestAscendKeysStayValid(t *testing.T) {
-	r := ref{}
-	for i := 0; i < 3000; i++ {
-		r[fmt.Sprintf("bucket\x00photos/%06d.jpg", i)] = "v"
-	}
-	m := buildTestMap(t, r, 4096, 1)
-	m.minOverlay = 1 << 30 // merge only on Compact
+	m, r := sequentialMap(t, 3000, "bucket\x00photos/%06d.jpg", "v", 4096)
 	// Between batches, another goroutine rewrites what the keys came from
 	// (fn itself must not call into m).
 	write, written := make(chan bool), make(chan bool)
