@@ -200,6 +200,13 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 	}
 	row := benchRow{Objects: n, Cells: cells, ObjectsPerCell: n / cells, Runs: o.runs}
 
+	tty := isTerminal(stderr)
+	clearLine := func() {
+		if tty {
+			fmt.Fprintf(stderr, "\r%70s\r", "")
+		}
+	}
+
 	// Each measure is taken o.runs times and the median kept: on a shared machine
 	// single restarts and single scans vary by up to 2x.
 	var firstServe, rebuilt, all, rebuildSec, cpuSec, heapPer, mapPer, scanWall, scanCPU, ratio, cpuRatio []float64
@@ -208,10 +215,16 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 		if o.runs > 1 {
 			runNote = fmt.Sprintf(", run %d of %d", run+1, o.runs)
 		}
-		// One cell at a time: the restart of one cell.
+		// One cell at a time: the restart of one cell. On a terminal the
+		// status line is redrawn per node; in a log it is one line per run.
+		if !tty {
+			fmt.Fprintf(stderr, "restarting %d index node%s one at a time%s\n", cells, plural(cells), runNote)
+		}
 		var fs, rb, rs, cs, hp, mp float64
 		for i := range cells {
-			fmt.Fprintf(stderr, "\rrestarting %s (%d of %d%s) ...", cell.NodeID(cell.ID(i), cell.RoleIndex, 0), i+1, cells, runNote)
+			if tty {
+				fmt.Fprintf(stderr, "\rrestarting %s (%d of %d%s) ...", cell.NodeID(cell.ID(i), cell.RoleIndex, 0), i+1, cells, runNote)
+			}
 			m, err := restartIndexes(ctx, exe, base, o, []int{i}, dirs, stderr)
 			if err != nil {
 				return row, err
@@ -226,13 +239,16 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 		firstServe, rebuilt = append(firstServe, fs), append(rebuilt, rb)
 		rebuildSec, cpuSec = append(rebuildSec, rs), append(cpuSec, cs)
 		heapPer, mapPer = append(heapPer, hp), append(mapPer, mp)
-		fmt.Fprintf(stderr, "\r%70s\r", "")
+		clearLine()
 		if o.together && cells > 1 {
 			every := make([]int, cells)
 			for i := range every {
 				every[i] = i
 			}
 			fmt.Fprintf(stderr, "restarting all %d index nodes at once%s ...", cells, runNote)
+			if !tty {
+				fmt.Fprintln(stderr)
+			}
 			m, err := restartIndexes(ctx, exe, base, o, every, dirs, stderr)
 			if err != nil {
 				return row, err
@@ -242,7 +258,7 @@ func benchOne(ctx context.Context, o benchRebuildOptions, exe string, n, cells i
 				slowest = max(slowest, ms(r.rebuilt))
 			}
 			all = append(all, slowest)
-			fmt.Fprintf(stderr, "\r%70s\r", "")
+			clearLine()
 		}
 
 		// The reference, in the same run: a raw scan of the same databases.
@@ -319,35 +335,66 @@ func seedCells(base string, dirs []string, counts []int, reseed bool, stderr io.
 	return os.WriteFile(marker, want, 0o644)
 }
 
-// progressBar draws "label [#####.....] 42% 420000/1000000" on one line.
+// progressBar draws "label [#####.....] 42% 420000/1000000" on one line of a
+// terminal, redrawn as the work goes on; to a file or pipe it writes the same
+// line at every quarter, so that a log gets a few lines rather than a hundred
+// carriage returns.
 type progressBar struct {
 	w     io.Writer
+	tty   bool
 	label string
 	total int
 	last  int
 }
 
 func newProgressBar(w io.Writer, label string, total int) *progressBar {
-	b := &progressBar{w: w, label: label, total: total, last: -1}
+	b := &progressBar{w: w, tty: isTerminal(w), label: label, total: total, last: -1}
 	b.set(0)
 	return b
 }
 
 func (b *progressBar) set(done int) {
 	pct := 100 * done / max(b.total, 1)
+	if !b.tty {
+		if done >= b.total {
+			return // finish says it
+		}
+		pct -= pct % 25
+	}
 	if pct == b.last {
 		return
 	}
 	b.last = pct
+	if b.tty {
+		fmt.Fprint(b.w, "\r"+b.line(done))
+	} else {
+		fmt.Fprintln(b.w, b.line(done))
+	}
+}
+
+func (b *progressBar) line(done int) string {
 	const width = 30
 	fill := width * done / max(b.total, 1)
-	fmt.Fprintf(b.w, "\r%s [%s%s] %3d%% %d/%d", b.label, strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, done, b.total)
+	return fmt.Sprintf("%s [%s%s] %3d%% %d/%d", b.label, strings.Repeat("#", fill), strings.Repeat(".", width-fill),
+		100*done/max(b.total, 1), done, b.total)
 }
 
 func (b *progressBar) finish(took time.Duration) {
-	b.last = -1
-	b.set(b.total)
-	fmt.Fprintf(b.w, " in %s\n", took.Round(time.Millisecond))
+	if b.tty {
+		fmt.Fprint(b.w, "\r")
+	}
+	fmt.Fprintf(b.w, "%s in %s\n", b.line(b.total), took.Round(time.Millisecond))
+}
+
+// isTerminal reports whether w is a terminal, where a status line can be
+// redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // nodeRun is what one restart of one index node measured.
