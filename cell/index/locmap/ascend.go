@@ -199,11 +199,12 @@ func (it *runIter) seekStart(runs []*run) {
 // seek positions the iterator at the first entry >= from (> from unless
 // inclusive).
 func (it *runIter) seek(runs []*run, from []byte, inclusive bool) {
-	it.seekStart(runs)
 	if ri := findRun(runs, from); ri >= 0 {
-		it.ri = ri
+		it.runs, it.ri = runs, ri
 		it.c.seekGE(runs[ri], from)
 		it.skipExhausted()
+	} else {
+		it.seekStart(runs) // from sorts before every run
 	}
 	if !inclusive && it.valid() && bytes.Equal(it.key(), from) {
 		it.next()

@@ -82,22 +82,20 @@ func (r *run) memBytes() int64 {
 // header decodes the header of entry i: how many bytes of the previous key
 // it keeps, where its suffix starts and ends, and where the entry ends.
 func (r *run) header(i int) (shared, sstart, send, end int) {
-	start, end := int(r.offs[i]), int(r.offs[i+1])
-	p := start
-	if b := r.data[p]; b < 0x80 { // one-byte uvarints: keys under 128 bytes
-		shared, p = int(b), p+1
-	} else {
-		v, n := binary.Uvarint(r.data[p:end])
-		shared, p = int(v), p+n
-	}
-	var slen int
-	if b := r.data[p]; b < 0x80 {
-		slen, p = int(b), p+1
-	} else {
-		v, n := binary.Uvarint(r.data[p:end])
-		slen, p = int(v), p+n
-	}
+	p, end := int(r.offs[i]), int(r.offs[i+1])
+	shared, p = r.uvarint(p, end)
+	slen, p := r.uvarint(p, end)
 	return shared, p, p + slen, end
+}
+
+// uvarint decodes the uvarint at data[p:end] and returns it and the offset
+// after it; a one-byte value (every length under 128) takes the short path.
+func (r *run) uvarint(p, end int) (v, next int) {
+	if b := r.data[p]; b < 0x80 {
+		return int(b), p + 1
+	}
+	x, n := binary.Uvarint(r.data[p:end])
+	return int(x), p + n
 }
 
 // restartKey returns the key of restart j (entry j*sampleEvery), which is
@@ -105,12 +103,6 @@ func (r *run) header(i int) (shared, sstart, send, end int) {
 func (r *run) restartKey(j int) []byte {
 	_, ss, se, _ := r.header(j * sampleEvery)
 	return r.data[ss:se:se]
-}
-
-// value returns the value of entry i.
-func (r *run) value(i int) []byte {
-	_, _, se, end := r.header(i)
-	return r.data[se:end:end]
 }
 
 // key returns a copy of the key of entry i (tests and error messages; scans
