@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/clustertest"
+	"github.com/cellarsim/cellar/clustertest"
 	"github.com/cellarsim/cellar/loadgen"
 )
 

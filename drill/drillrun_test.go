@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/clustertest"
+	"github.com/cellarsim/cellar/clustertest"
 )
 
 // scenarioControl drives an in-process cluster for a scenario: StartNode returns once

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/clustertest"
+	"github.com/cellarsim/cellar/clustertest"
 )
 
 func clusterConfig(cl *clustertest.Cluster, perCell int) Config {

@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/clustertest"
+	"github.com/cellarsim/cellar/clustertest"
 	"github.com/cellarsim/cellar/status"
 )
 

@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/cellarsim/cellar/internal/cli"
+	"github.com/cellarsim/cellar/cmd/cellctl/cli"
 )
 
 func main() {

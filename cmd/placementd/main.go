@@ -1,6 +1,6 @@
 // Command placementd runs one placement node of a cellar cell: it picks storage for new objects.
 //
-// Run it with --help for its flags. All daemons share their main in internal/cli;
+// Run it with --help for its flags. All daemons share their main in cmd/cellctl/cli;
 // 'cellctl up' runs the same code as child processes of cellctl.
 package main
 
@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/cli"
+	"github.com/cellarsim/cellar/cmd/cellctl/cli"
 )
 
 func main() {

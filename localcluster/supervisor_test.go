@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/cli"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/cmd/cellctl/cli"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // The supervisor's children are this test binary, re-executed as cellctl: the same

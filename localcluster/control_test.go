@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 func TestControlEndpoint(t *testing.T) {

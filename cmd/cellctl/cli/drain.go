@@ -16,7 +16,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // codeError is an error with an exit code of its own.

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // defaultDataDir is where up keeps a cluster and where status looks for one.

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 	"github.com/cellarsim/cellar/loadgen"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // fakeView and fakeControl stand in for the gossip and the supervisor: stopping a node

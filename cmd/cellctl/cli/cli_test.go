@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // run runs cellctl in this process and returns its exit code, stdout and stderr.

@@ -16,7 +16,7 @@ import (
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/internal/daemon"
-	"github.com/cellarsim/cellar/internal/localcluster"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // bench catchup: how long an index node that was down takes to catch up with its
