@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cellarsim/cellar/localcluster"
 	"github.com/cellarsim/cellar/loadgen"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 type loadOptions struct {

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/localcluster"
 	"github.com/cellarsim/cellar/loadgen"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // writeClusterFile writes a cluster.json for a running cluster of topo whose gateway is
