@@ -76,4 +76,8 @@ type Node struct {
 	Leader bool `json:"leader,omitempty"`
 	// AppliedIndex is the last replication log index an index node has applied.
 	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	// GroupSize is, on an index node, how many members its cell's index group was
+	// declared with (its initial peers). An observer that has never seen the other
+	// members still knows from it how many make a majority.
+	GroupSize int `json:"group_size,omitempty"`
 }

@@ -22,12 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/cell/index"
-	"github.com/cellarsim/cellar/cell/placement"
-	"github.com/cellarsim/cellar/cell/storage"
-	"github.com/cellarsim/cellar/gateway"
-	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/testaddr"
+	"github.com/cellarsim/cellar/node"
 )
 
 // Cluster is a running in-process cluster.
@@ -128,34 +124,21 @@ func (c *Cluster) StartNode(id string) {
 	n.cancel, n.done = cancel, done
 	c.mu.Unlock()
 
-	opts := daemon.Options{
-		NodeID: id, Role: n.Spec.Role, Cell: n.Spec.Cell,
+	spec := node.Spec{
+		ID: id, Role: n.Spec.Role, Cell: n.Spec.Cell,
 		GRPCAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, GossipAddr: n.GossipAddr,
-		Join: c.join, FastGossip: true, Logger: c.log, StopTimeout: 2 * time.Second,
+		Join: c.join, FastGossip: true, StopTimeout: 2 * time.Second,
+		S3Addr: n.S3Addr, RaftAddr: n.RaftAddr,
 	}
-	dataDir := filepath.Join(c.Dir, id)
-	var run func() error
-	switch n.Spec.Role {
-	case cell.RoleIndex:
-		cfg := index.Config{Options: opts, DataDir: dataDir, RaftAddr: n.RaftAddr, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs}
-		if n.RaftAddr != "" {
-			for _, id := range c.order {
-				if p := c.nodes[id]; p.Spec.Role == cell.RoleIndex && p.Spec.Cell == n.Spec.Cell {
-					cfg.Peers = append(cfg.Peers, id+"="+p.RaftAddr)
-				}
-			}
-		}
-		run = func() error { return index.Run(ctx, cfg) }
-	case cell.RolePlacement:
-		run = func() error { return placement.Run(ctx, placement.Config{Options: opts}) }
-	case cell.RoleStorage:
-		run = func() error { return storage.Run(ctx, storage.Config{Options: opts, DataDir: dataDir}) }
-	case cell.RoleGateway:
-		run = func() error {
-			return gateway.Run(ctx, gateway.Config{Options: opts, S3Addr: n.S3Addr, Topology: c.Topology})
-		}
+	if spec.Role == cell.RoleIndex || spec.Role == cell.RoleStorage {
+		spec.DataDir = filepath.Join(c.Dir, id)
 	}
-	go func() { done <- run() }()
+	if n.RaftAddr != "" {
+		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
+		spec.Peers = node.IndexPeers(c.Topology, n.Spec.Cell, func(id string) string { return c.nodes[id].RaftAddr })
+	}
+	opts := node.RunOptions{Logger: c.log, Topology: &c.Topology}
+	go func() { done <- node.Run(ctx, spec, opts) }()
 }
 
 // StopNode stops a node gracefully and waits until it has stopped.

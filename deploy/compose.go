@@ -1,7 +1,8 @@
 // Package deploy writes the files that run a cellar cluster in containers: the
 // docker-compose.yml, the Prometheus configuration that scrapes every node, and the
 // topology file the gateway reads, all from one cell.Topology so that the nodes, their
-// flags and their scrape targets stay in one place.
+// flags and their scrape targets stay in one place; and the Kubernetes manifests. A
+// node's command line is its node.Spec rendered by Args, as for a local cluster.
 //
 // The checked-in files under deploy/ are its output for deploy/topology.yaml;
 // 'cellctl compose' writes them again after the topology changes (a test fails when
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/node"
 )
 
 // Ports every node listens on inside its container (each container has its own
@@ -48,49 +50,45 @@ type Node struct {
 func Plan(t cell.Topology) []Node {
 	seeds := Seeds(t)
 	var out []Node
-	for _, spec := range t.Nodes() {
-		args := []string{"daemon", string(spec.Role),
-			"--id=" + spec.ID,
-		}
-		if spec.Cell != "" {
-			args = append(args, "--cell="+spec.Cell)
-		}
-		args = append(args,
-			"--grpc-addr="+hostPort("0.0.0.0", GRPCPort),
-			"--admin-addr="+hostPort("0.0.0.0", AdminPort),
-			"--gossip-addr="+hostPort("0.0.0.0", GossipPort),
-			"--advertise-host="+spec.ID,
-			"--join="+strings.Join(seeds, ","),
-			"--fast-gossip",
-		)
-		switch spec.Role {
-		case cell.RoleIndex:
-			args = append(args, "--data-dir="+DataDir)
-			args = append(args, indexGroupFlags(t, spec)...)
-		case cell.RoleStorage:
-			args = append(args, "--data-dir="+DataDir)
-		case cell.RoleGateway:
-			args = append(args, "--s3-addr="+hostPort("0.0.0.0", S3Port), "--topology="+TopologyPath)
-		}
-		out = append(out, Node{NodeSpec: spec, Args: args})
+	for _, ns := range t.Nodes() {
+		spec := containerSpec(t, ns.ID, ns.Role, ns.Cell, func(id string) string { return id })
+		spec.AdvertiseHost = ns.ID
+		spec.Join = seeds
+		spec.FastGossip = true
+		out = append(out, Node{NodeSpec: ns, Args: daemonArgs(spec)})
 	}
 	return out
 }
 
-// indexGroupFlags are the flags that make an index node a member of its cell's
-// replication group: its own raft address and the initial group, the same on every
-// index node of the cell.
-func indexGroupFlags(t cell.Topology, spec cell.NodeSpec) []string {
-	var peers []string
-	for i := 0; i < t.IndexNodes; i++ {
-		id := cell.NodeID(spec.Cell, cell.RoleIndex, i)
-		peers = append(peers, id+"="+hostPort(id, RaftPort))
+// containerSpec is a node as it runs in a container of its own: every port on all
+// interfaces at its fixed number, its data on the volume at DataDir, a gateway's
+// topology at TopologyPath. An index node is a member of its cell's index group;
+// raftHost(id) is the host name the group's members reach node id by.
+func containerSpec(t cell.Topology, id string, role cell.Role, cellID string, raftHost func(id string) string) node.Spec {
+	spec := node.Spec{
+		ID: id, Role: role, Cell: cellID,
+		GRPCAddr:   hostPort("0.0.0.0", GRPCPort),
+		AdminAddr:  hostPort("0.0.0.0", AdminPort),
+		GossipAddr: hostPort("0.0.0.0", GossipPort),
 	}
-	return []string{
-		"--raft-addr=" + hostPort("0.0.0.0", RaftPort),
-		"--raft-advertise=" + hostPort(spec.ID, RaftPort),
-		"--peers=" + strings.Join(peers, ","),
+	switch role {
+	case cell.RoleIndex:
+		spec.DataDir = DataDir
+		spec.RaftAddr = hostPort("0.0.0.0", RaftPort)
+		spec.RaftAdvertise = hostPort(raftHost(id), RaftPort)
+		spec.Peers = node.IndexPeers(t, cellID, func(peer string) string { return hostPort(raftHost(peer), RaftPort) })
+	case cell.RoleStorage:
+		spec.DataDir = DataDir
+	case cell.RoleGateway:
+		spec.S3Addr = hostPort("0.0.0.0", S3Port)
+		spec.TopologyFile = TopologyPath
 	}
+	return spec
+}
+
+// daemonArgs is a container's command line after the binary: "daemon <role> --flag=value ...".
+func daemonArgs(spec node.Spec) []string {
+	return append([]string{"daemon", string(spec.Role)}, spec.Args()...)
 }
 
 // Seeds are the gossip addresses every node joins: the gateways, then the first index

@@ -242,34 +242,14 @@ func kubePDB(b *bytes.Buffer, name string, labels map[string]string, minAvailabl
 // kubePodSpec writes the pod spec of a node, indented for a template (6 spaces).
 func kubePodSpec(b *bytes.Buffer, t cell.Topology, c string, tier cell.Role) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	args := []string{"daemon", string(tier),
-		"--id=$(POD_NAME)",
-		"--grpc-addr=" + hostPort("0.0.0.0", GRPCPort),
-		"--admin-addr=" + hostPort("0.0.0.0", AdminPort),
-		"--gossip-addr=" + hostPort("0.0.0.0", GossipPort),
-		"--advertise-host=$(POD_IP)",
-		"--join=" + hostPort(gossipService, GossipPort),
-	}
-	if c != "" {
-		args = append(args, "--cell="+c)
-	}
-	switch tier {
-	case cell.RoleIndex:
-		name := c + "-" + string(tier)
-		var peers []string
-		for i := 0; i < t.IndexNodes; i++ {
-			id := cell.NodeID(c, cell.RoleIndex, i)
-			peers = append(peers, id+"="+hostPort(id+"."+name, RaftPort))
-		}
-		args = append(args, "--data-dir="+DataDir,
-			"--raft-addr="+hostPort("0.0.0.0", RaftPort),
-			"--raft-advertise="+hostPort("$(POD_NAME)."+name, RaftPort),
-			"--peers="+strings.Join(peers, ","))
-	case cell.RoleStorage:
-		args = append(args, "--data-dir="+DataDir)
-	case cell.RoleGateway:
-		args = append(args, "--s3-addr="+hostPort("0.0.0.0", S3Port), "--topology="+TopologyPath)
-	}
+	// One pod template serves every pod of the tier: Kubernetes puts each pod's own
+	// name and IP in for $(POD_NAME) and $(POD_IP) (the env below). Index pods reach
+	// one another by name in their tier's headless Service.
+	podHost := func(id string) string { return id + "." + c + "-" + string(tier) }
+	spec := containerSpec(t, "$(POD_NAME)", tier, c, podHost)
+	spec.AdvertiseHost = "$(POD_IP)"
+	spec.Join = []string{hostPort(gossipService, GossipPort)}
+	args := daemonArgs(spec)
 	p("      securityContext:")
 	p("        runAsNonRoot: true")
 	p("        runAsUser: 65532")

@@ -3,7 +3,6 @@ package drill
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -12,81 +11,9 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/loadgen"
 )
-
-// clusterControl drives an in-process cluster the way the supervisor's control
-// endpoint drives a local one: StartNode returns once the node is ready.
-type clusterControl struct {
-	cl      *clustertest.Cluster
-	mu      sync.Mutex
-	stopped map[string]bool
-}
-
-func (c *clusterControl) StopNode(_ context.Context, id string) error {
-	c.cl.StopNode(id)
-	c.mu.Lock()
-	c.stopped[id] = true
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *clusterControl) StartNode(_ context.Context, id string) error {
-	c.cl.StartNode(id)
-	c.mu.Lock()
-	delete(c.stopped, id)
-	c.mu.Unlock()
-	c.cl.WaitReady(id)
-	return nil
-}
-
-func (c *clusterControl) states(t *testing.T) []NodeState {
-	view, err := c.cl.GatewayView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []NodeState
-	for _, s := range c.cl.Topology.Nodes() {
-		if s.Role == cell.RoleGateway {
-			continue
-		}
-		n := view[s.ID]
-		out = append(out, NodeState{ID: s.ID, Role: s.Role, Cell: s.Cell, Up: n.State == cell.StateReady, Leader: n.Leader})
-	}
-	return out
-}
-
-// waitHealthy: every node of the cell not stopped on purpose is ready, and the index
-// has a leader.
-func (c *clusterControl) waitHealthy(ctx context.Context, cellID string) error {
-	for {
-		err := func() error {
-			view, err := c.cl.GatewayView()
-			if err != nil {
-				return err
-			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for _, s := range c.cl.Topology.Nodes() {
-				if s.Cell == cellID && !c.stopped[s.ID] && view[s.ID].State != cell.StateReady {
-					return fmt.Errorf("%s is %q", s.ID, view[s.ID].State)
-				}
-			}
-			if c.cl.Leader(view, cellID) == "" {
-				return errors.New("no index leader")
-			}
-			return nil
-		}()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 // The 2017 drill on two cells under load: the mistyped drain of two of a cell's three
 // index nodes is refused and changes nothing; with an override it runs, the cell loses
@@ -98,14 +25,16 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 	topo := cell.DefaultTopology()
 	topo.Cells, topo.IndexNodes, topo.PlacementNodes, topo.StorageNodes = 2, 3, 1, 2
 	cl := clustertest.Start(t, topo)
-	ctl := &clusterControl{cl: cl, stopped: map[string]bool{}}
+	ctl := cl.Control()
 	victim := cell.ID(1)
 
 	names, home := loadgen.Buckets(topo, "drill", 2)
 	cfg := loadgen.Config{
 		Endpoint: cl.S3Endpoint(), AccessKey: topo.AccessKey, SecretKey: topo.SecretKey, Region: topo.Region,
-		Buckets: names, BucketCell: home, Keys: 5, Sizes: loadgen.Sizes{{Bytes: 512, Weight: 1}}, Rate: 40, Duration: 14 * time.Second,
+		Buckets: names, BucketCell: home, Keys: 5, Sizes: loadgen.Sizes{{Bytes: 512, Weight: 1}}, Rate: 40, Duration: 3 * time.Minute,
 	}
+	var seen observed
+	cfg.Observe, cfg.ProgressEvery = seen.observe, 250*time.Millisecond
 	ctx := context.Background()
 	if err := loadgen.Seed(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -115,35 +44,42 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
 	go func() {
-		res, err := loadgen.Run(ctx, cfg)
+		res, err := loadgen.Run(loadCtx, cfg)
 		done <- result{res, err}
 	}()
-	time.Sleep(2 * time.Second)
+	// The load runs in both cells before anything is drained.
+	seen.wait(t, "load in every cell", func(cells map[string]loadgen.Summary) bool {
+		return cells[cell.ID(0)].OK > 20 && cells[victim].OK > 20
+	})
 
 	dir := t.TempDir()
-	x := &Executor{Dir: dir, Audit: OpenAudit(dir), Control: ctl, WaitHealthy: ctl.waitHealthy, HealthTimeout: 20 * time.Second,
+	x := &guard.Executor{Dir: dir, Audit: guard.OpenAudit(dir), Cluster: ctl, HealthTimeout: 20 * time.Second,
 		Command: "drain", Reason: "drill"}
-	req := Request{Cell: victim, Tier: cell.RoleIndex, Count: 2}
-	plan, err := PlanDrain(topo, ctl.states(t), Policy{}, req)
+	req := guard.Request{Cell: victim, Tier: cell.RoleIndex, Count: 2}
+	plan, err := guard.PlanDrain(topo, mustNodes(t, ctl), guard.Policy{}, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if plan.Allowed() || plan.KeepsQuorum {
 		t.Fatalf("the typo'd drain is allowed: %+v", plan)
 	}
-	if rules := plan.Refusals(); len(rules) == 0 || rules[0].Rule != RuleFloor {
+	if rules := plan.Refusals(); len(rules) == 0 || rules[0].Rule != guard.RuleFloor {
 		t.Errorf("refusals %+v, want the floor first", rules)
 	}
-	if _, err := x.Drain(ctx, plan); !errors.Is(err, ErrNotAllowed) {
+	if _, err := x.Drain(ctx, plan); !errors.Is(err, guard.ErrNotAllowed) {
 		t.Fatalf("refused plan ran: %v", err)
 	}
-	if len(ctl.stopped) != 0 {
-		t.Fatalf("the refused plan stopped %v", ctl.stopped)
+	for _, n := range mustNodes(t, ctl) {
+		if !n.Running {
+			t.Fatalf("the refused plan stopped %s", n.ID)
+		}
 	}
 
 	req.Override = "replay 2017"
-	plan, err = PlanDrain(topo, ctl.states(t), Policy{}, req)
+	plan, err = guard.PlanDrain(topo, mustNodes(t, ctl), guard.Policy{}, req)
 	if err != nil || !plan.Allowed() || !plan.FloorLifted() {
 		t.Fatalf("with override: %+v, %v", plan, err)
 	}
@@ -154,16 +90,25 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 	if _, err := x.Drain(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second)
-	if _, err := x.Undrain(ctx, "undrain", victim, plan.Nodes); err != nil {
+	seen.wait(t, victim+" failing", func(cells map[string]loadgen.Summary) bool {
+		return cells[victim].ErrorCodes["ServiceUnavailable"] > 10
+	})
+	if _, err := x.Undrain(ctx, guard.PlanUndrain(victim, plan.Nodes)); err != nil {
 		t.Fatal(err)
 	}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := ctl.waitHealthy(hctx, victim); err != nil {
+	if err := cell.WaitSettled(hctx, ctl, victim); err != nil {
 		t.Fatalf("%s not healthy after undrain: %v", victim, err)
 	}
 	restored := time.Since(drained)
+	// Then the load goes on until the cell has served a few seconds' worth again.
+	var before int64
+	seen.wait(t, "load", func(cells map[string]loadgen.Summary) bool { before = cells[victim].OK; return true })
+	seen.wait(t, victim+" serving again", func(cells map[string]loadgen.Summary) bool {
+		return cells[victim].OK > before+40
+	})
+	stopLoad()
 
 	r := <-done
 	if r.err != nil {
@@ -187,7 +132,7 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 	if last.Errors != 0 {
 		t.Errorf("%s still failing at the end of the load: %+v", victim, last)
 	}
-	entries, err := ReadAudit(dir)
+	entries, err := guard.ReadAudit(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +143,45 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 	if got := strings.Join(ds, ","); got != "step,step,done,step,step,done" {
 		t.Errorf("audit %s", got)
 	}
+}
+
+// observed keeps the load's latest per-cell totals, for waits on what the load saw.
+type observed struct {
+	mu    sync.Mutex
+	cells map[string]loadgen.Summary
+}
+
+func (o *observed) observe(_ loadgen.Summary, cells map[string]loadgen.Summary) {
+	o.mu.Lock()
+	o.cells = cells
+	o.mu.Unlock()
+}
+
+// wait returns once cond holds of the load's totals; it fails the test after a minute.
+func (o *observed) wait(t *testing.T, what string, cond func(map[string]loadgen.Summary) bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		o.mu.Lock()
+		ok := o.cells != nil && cond(o.cells)
+		o.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after a minute", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustNodes(t *testing.T, c cell.Cluster) []cell.NodeStatus {
+	t.Helper()
+	nodes, err := c.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
 }
 
 func mustView(t *testing.T, cl *clustertest.Cluster) map[string]cell.Node {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/loadgen"
 )
 
@@ -18,13 +19,7 @@ import (
 type Env struct {
 	Topology cell.Topology
 	Dir      string // the cluster's data directory: kill switch and audit log
-	Control  Control
-	// Kill kills a node outright (nil: StopNode).
-	Kill func(ctx context.Context, id string) error
-	// States is every node's state now.
-	States func(ctx context.Context) ([]NodeState, error)
-	// WaitHealthy returns once a cell is healthy, or an error when ctx ends first.
-	WaitHealthy func(ctx context.Context, cell string) error
+	Cluster  cell.Cluster
 	// Load holds where the load goes (endpoint, credentials, region); the scenario's
 	// load step sets the rest.
 	Load loadgen.Config
@@ -36,10 +31,9 @@ type Env struct {
 	Progress    io.Writer // a line per event (nil: none)
 }
 
-// tracked wraps the cluster's control and remembers which nodes the drill took down.
+// tracked wraps the cluster and remembers which nodes the drill took down.
 type tracked struct {
-	Control
-	kill    func(context.Context, string) error
+	cell.Cluster
 	mu      sync.Mutex
 	down    map[string]bool
 	started map[string]time.Time // when each node's last start returned
@@ -77,7 +71,7 @@ func (t *tracked) StopNode(ctx context.Context, id string) error {
 	if t.isDown(id) {
 		return nil
 	}
-	if err := t.Control.StopNode(ctx, id); err != nil {
+	if err := t.Cluster.StopNode(ctx, id); err != nil {
 		return err
 	}
 	t.set(id, true)
@@ -86,7 +80,7 @@ func (t *tracked) StopNode(ctx context.Context, id string) error {
 
 // StartNode starts a node; its process runs afterwards even when it did not get ready.
 func (t *tracked) StartNode(ctx context.Context, id string) error {
-	err := t.Control.StartNode(ctx, id)
+	err := t.Cluster.StartNode(ctx, id)
 	t.set(id, false)
 	t.mu.Lock()
 	t.started[id] = time.Now()
@@ -94,13 +88,9 @@ func (t *tracked) StartNode(ctx context.Context, id string) error {
 	return err
 }
 
-func (t *tracked) Kill(ctx context.Context, id string) error {
-	var err error
-	if t.kill != nil {
-		err = t.kill(ctx, id)
-	} else {
-		err = t.Control.StopNode(ctx, id)
-	}
+// KillNode kills a node and remembers it down.
+func (t *tracked) KillNode(ctx context.Context, id string) error {
+	err := t.Cluster.KillNode(ctx, id)
 	if err == nil {
 		t.set(id, true)
 	}
@@ -118,7 +108,7 @@ type runner struct {
 	target string
 	start  time.Time
 	ctl    *tracked
-	audit  *Audit
+	audit  *guard.Audit
 	tested []string // cells the drill acts on
 
 	mu       sync.Mutex
@@ -167,8 +157,8 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: OpenAudit(env.Dir),
-		ctl:    &tracked{Control: env.Control, kill: env.Kill, down: map[string]bool{}, started: map[string]time.Time{}},
+	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: guard.OpenAudit(env.Dir),
+		ctl:    &tracked{Cluster: env.Cluster, down: map[string]bool{}, started: map[string]time.Time{}},
 		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}}
 	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start}
 	for _, st := range sc.Steps {
@@ -217,7 +207,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	}()
 
 	r.event("START", "", fmt.Sprintf("drill %s on %d cell%s, target %s", sc.Name, len(cells), plural(len(cells)), target))
-	_ = r.audit.Append(Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: DecisionPlanned, Cell: target, Outcome: "drill started"})
+	_ = r.audit.Append(guard.Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: guard.DecisionPlanned, Cell: target, Outcome: "drill started"})
 	runErr := r.steps(ctx)
 
 	// The load ends with the steps; its result covers what was sent.
@@ -248,7 +238,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	r.rep.Took = time.Since(r.start)
 	r.rep.Outcome = "completed"
 	switch {
-	case errors.Is(runErr, ErrHalted):
+	case errors.Is(runErr, guard.ErrHalted):
 		r.rep.Outcome = "halted"
 	case errors.Is(runErr, ErrAborted):
 		r.rep.Outcome = "aborted"
@@ -265,7 +255,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	if runErr != nil {
 		outcome += ": " + runErr.Error()
 	}
-	_ = r.audit.Append(Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: DecisionDone, Cell: target, Outcome: "drill " + outcome})
+	_ = r.audit.Append(guard.Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: guard.DecisionDone, Cell: target, Outcome: "drill " + outcome})
 	r.rep.finish()
 	return r.rep, runErr
 }
@@ -309,22 +299,15 @@ func (r *runner) event(kind, cellID, text string) {
 func (r *runner) sample(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	states, err := r.env.States(sctx)
+	nodes, err := r.env.Cluster.Nodes(sctx)
 	if err != nil {
 		return
 	}
 	held := map[string]bool{}
 	up := map[string]int{}
-	leader := map[string]bool{}
-	for _, n := range states {
-		if n.Role == cell.RoleIndex && n.Up {
-			up[n.Cell]++
-			leader[n.Cell] = leader[n.Cell] || n.Leader
-		}
-	}
-	majority := r.env.Topology.IndexNodes/2 + 1
 	for _, c := range r.env.Topology.CellIDs() {
-		held[c] = up[c] >= majority && (r.env.Topology.IndexNodes == 1 || leader[c])
+		h := cell.JudgeCell(r.env.Topology, c, nodes)
+		held[c], up[c] = h.Index.Held, h.Index.Ready
 	}
 	type change struct {
 		cell string
@@ -429,9 +412,9 @@ func (r *runner) steps(ctx context.Context) error {
 				return r.stepErr(i, st, err)
 			}
 		}
-		if err := CheckHalt(r.env.Dir); err != nil {
+		if err := guard.CheckHalt(r.env.Dir); err != nil {
 			r.event("HALTED", "", fmt.Sprintf("kill switch set before step %d (%s): the drill stops", i+1, st.Kind()))
-			_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionAborted, Cell: r.target, Outcome: err.Error()})
+			_ = r.audit.Append(guard.Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: guard.DecisionAborted, Cell: r.target, Outcome: err.Error()})
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -462,9 +445,9 @@ func (r *runner) steps(ctx context.Context) error {
 }
 
 func (r *runner) stepErr(i int, st Step, err error) error {
-	if errors.Is(err, ErrHalted) {
+	if errors.Is(err, guard.ErrHalted) {
 		r.event("HALTED", "", fmt.Sprintf("during step %d (%s): %v", i+1, st.Kind(), err))
-		_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionAborted, Cell: r.target, Outcome: err.Error()})
+		_ = r.audit.Append(guard.Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: guard.DecisionAborted, Cell: r.target, Outcome: err.Error()})
 		return err
 	}
 	return r.interrupted(fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err))
@@ -474,7 +457,7 @@ func (r *runner) stepErr(i int, st Step, err error) error {
 func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 	end := time.Now().Add(d)
 	for {
-		if err := CheckHalt(r.env.Dir); err != nil {
+		if err := guard.CheckHalt(r.env.Dir); err != nil {
 			return err
 		}
 		left := time.Until(end)
@@ -540,14 +523,12 @@ func (r *runner) startLoad(ctx context.Context, l *LoadStep) error {
 	cfg.Progress, cfg.ProgressEvery, cfg.Observe = nil, time.Second, r.observe
 	// Every cell healthy first: a drill measures what it does, not a cluster that was
 	// still settling.
-	if r.env.WaitHealthy != nil {
-		for _, c := range r.env.Topology.CellIDs() {
-			hctx, cancel := context.WithTimeout(ctx, r.env.HealthTimeout)
-			err := r.env.WaitHealthy(hctx, c)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("%s is not healthy before the load: %w", c, err)
-			}
+	for _, c := range r.env.Topology.CellIDs() {
+		hctx, cancel := context.WithTimeout(ctx, r.env.HealthTimeout)
+		err := cell.WaitSettled(hctx, r.env.Cluster, c)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s is not healthy before the load: %w", c, err)
 		}
 	}
 	r.event("LOAD", "", fmt.Sprintf("seeding %d buckets with %d objects each", len(cfg.Buckets), cfg.Keys))
@@ -583,10 +564,9 @@ func mixString(m loadgen.Mix) string {
 	return m.String()
 }
 
-func (r *runner) executor(override string) *Executor {
-	return &Executor{Dir: r.env.Dir, Audit: r.audit, Control: r.ctl, WaitHealthy: r.env.WaitHealthy,
-		HealthTimeout: r.env.HealthTimeout, Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: override,
-		Progress: eventWriter{r}}
+func (r *runner) executor() *guard.Executor {
+	return &guard.Executor{Dir: r.env.Dir, Audit: r.audit, Cluster: r.ctl,
+		HealthTimeout: r.env.HealthTimeout, Progress: eventWriter{r}}
 }
 
 // eventWriter turns the executor's progress lines into timeline events.
@@ -633,10 +613,10 @@ func (r *runner) expect(what, want, got, detail string) {
 	r.check(fmt.Sprintf("%s is %s", what, want), want == got, got+detail)
 }
 
-func (r *runner) states(ctx context.Context) ([]NodeState, error) {
+func (r *runner) states(ctx context.Context) ([]cell.NodeStatus, error) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return r.env.States(sctx)
+	return r.env.Cluster.Nodes(sctx)
 }
 
 func (r *runner) decision(g Guardrail) {
@@ -645,12 +625,43 @@ func (r *runner) decision(g Guardrail) {
 	r.mu.Unlock()
 }
 
-func violationText(vs []Violation) string {
-	var msgs []string
-	for _, v := range vs {
-		msgs = append(msgs, v.Rule+": "+v.Message)
+// guarded takes a scenario's capacity step through the guardrail workflow, as any
+// operator's command goes: the scenario is its confirmation, so the plan runs when the
+// guardrails allow it. what names the step in events; the plan's id goes into the
+// report with the decision. It returns the result, whether the plan ran to its end,
+// and an error only for what stops the drill (the kill switch, a plan that could not be
+// made); a refusal or a failed execution is an outcome the scenario's expectation is
+// checked against.
+func (r *runner) guarded(ctx context.Context, x *guard.Executor, c, kind string, expect string,
+	plan func(context.Context) (*guard.Plan, error), decided func(*guard.Plan) string) (*guard.Result, bool, error) {
+	var what string
+	res, err := x.Run(ctx, guard.Op{Command: r.env.Command, Reason: "drill " + r.sc.Name, Auto: true, Plan: plan,
+		Show: func(p *guard.Plan) {
+			what = decided(p)
+			r.event(kind, c, fmt.Sprintf("%s requested: %s (plan %s)", what, strings.Join(p.Nodes, ", "), p.ID))
+			if p.Allowed() {
+				for _, v := range p.Violations {
+					r.event("OVERRIDE", c, fmt.Sprintf("%s lifted (%q): %s", v.Rule, p.Override, v.Message))
+				}
+			}
+		}})
+	switch {
+	case res == nil:
+		return nil, false, err
+	case errors.Is(err, guard.ErrHalted):
+		return res, false, err
+	case errors.Is(err, guard.ErrRefused):
+		reason := res.Plan.RefusalText()
+		r.event("REFUSED", c, reason)
+		r.expect(what, expect, ExpectRefused, ": "+reason)
+	case err != nil:
+		r.event(kind+" FAILED", c, fmt.Sprintf("%s failed: %v", what, err))
+		r.expect(what, expect, ExpectFailed, ": "+err.Error())
+	default:
+		r.expect(what, expect, ExpectDone, "")
+		return res, true, nil
 	}
-	return strings.Join(msgs, "; ")
+	return res, false, nil
 }
 
 func (r *runner) drain(ctx context.Context, d *DrainStep) error {
@@ -658,54 +669,27 @@ func (r *runner) drain(ctx context.Context, d *DrainStep) error {
 	if err != nil {
 		return err
 	}
-	states, err := r.states(ctx)
-	if err != nil {
-		return err
-	}
-	req := Request{Cell: c, Tier: cell.Role(d.Tier), Count: d.Count, Nodes: d.Nodes, Override: d.Override}
-	plan, err := PlanDrain(r.env.Topology, states, DefaultPolicy(), req)
-	if err != nil {
-		return err
-	}
-	what := fmt.Sprintf("drain of %d %s node%s of %s", len(plan.Nodes), d.Tier, plural(len(plan.Nodes)), c)
-	g := Guardrail{At: r.since(), Action: "drain", Cell: c, Tier: d.Tier, Nodes: plan.Nodes, PlanID: plan.ID,
-		Allowed: plan.Allowed(), Override: plan.Override, Violations: plan.Violations}
-	r.decision(g)
-	entry := func(decision, outcome string) Entry {
-		return Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: plan.Override, PlanID: plan.ID,
-			Decision: decision, Cell: c, Outcome: outcome}
-	}
-	r.event("DRAIN", c, fmt.Sprintf("%s requested: %s (plan %s)", what, strings.Join(plan.Nodes, ", "), plan.ID))
-	if !plan.Allowed() {
-		reason := violationText(plan.Refusals())
-		if err := r.audit.Append(entry(DecisionRefused, reason)); err != nil {
-			return err
-		}
-		r.event("REFUSED", c, reason)
-		r.expect(what, d.Expect, ExpectRefused, ": "+reason)
-		return nil
-	}
-	if err := r.audit.Append(entry(DecisionConfirmed, "draining")); err != nil {
-		return err
-	}
-	for _, v := range plan.Violations {
-		if v.Lifted {
-			_ = r.audit.Append(entry(DecisionOverride, v.Rule+" lifted: "+v.Message))
-			r.event("OVERRIDE", c, fmt.Sprintf("%s lifted (%q): %s", v.Rule, plan.Override, v.Message))
-		}
-	}
 	started := time.Now()
-	_, err = r.executor(plan.Override).Drain(ctx, plan)
-	if err != nil {
-		if errors.Is(err, ErrHalted) {
-			return err
-		}
-		r.expect(what, d.Expect, ExpectFailed, ": "+err.Error())
-		return nil
+	var what string
+	_, done, err := r.guarded(ctx, r.executor(), c, "DRAIN", d.Expect,
+		func(ctx context.Context) (*guard.Plan, error) {
+			states, err := r.states(ctx)
+			if err != nil {
+				return nil, err
+			}
+			req := guard.Request{Cell: c, Tier: cell.Role(d.Tier), Count: d.Count, Nodes: d.Nodes, Override: d.Override}
+			return guard.PlanDrain(r.env.Topology, states, guard.DefaultPolicy(), req)
+		},
+		func(p *guard.Plan) string {
+			what = fmt.Sprintf("drain of %d %s node%s of %s", len(p.Nodes), d.Tier, plural(len(p.Nodes)), c)
+			r.decision(Guardrail{At: r.since(), Action: "drain", Cell: c, Tier: d.Tier, Nodes: p.Nodes, PlanID: p.ID,
+				Allowed: p.Allowed(), Override: p.Override, Violations: p.Violations})
+			return what
+		})
+	if done {
+		r.event("DRAINED", c, fmt.Sprintf("%s done in %s", what, time.Since(started).Round(time.Millisecond)))
 	}
-	r.event("DRAINED", c, fmt.Sprintf("%s done in %s", what, time.Since(started).Round(time.Millisecond)))
-	r.expect(what, d.Expect, ExpectDone, "")
-	return nil
+	return err
 }
 
 func (r *runner) undrain(ctx context.Context, u *UndrainStep) error {
@@ -714,7 +698,7 @@ func (r *runner) undrain(ctx context.Context, u *UndrainStep) error {
 		return err
 	}
 	var nodes []string
-	for _, t := range RestartOrder {
+	for _, t := range guard.RestartOrder {
 		for _, n := range r.env.Topology.Nodes() {
 			if n.Cell == c && n.Role == t && r.ctl.isDown(n.ID) {
 				nodes = append(nodes, n.ID)
@@ -726,10 +710,13 @@ func (r *runner) undrain(ctx context.Context, u *UndrainStep) error {
 		return nil
 	}
 	r.event("UNDRAIN", c, "starting "+strings.Join(nodes, ", "))
-	steps, err := r.executor("").Undrain(ctx, "undrain", c, nodes)
-	r.recordStarts(c, steps)
+	res, err := r.executor().Run(ctx, guard.Op{Command: r.env.Command, Reason: "drill " + r.sc.Name, Auto: true,
+		Plan: func(context.Context) (*guard.Plan, error) { return guard.PlanUndrain(c, nodes), nil }})
+	if res != nil {
+		r.recordStarts(c, res.Steps)
+	}
 	if err != nil {
-		if errors.Is(err, ErrHalted) {
+		if errors.Is(err, guard.ErrHalted) {
 			return err
 		}
 		r.check("undrain of "+c, false, err.Error())
@@ -752,7 +739,7 @@ func (r *runner) kill(ctx context.Context, k *KillStep) error {
 		// Followers before the leader, as a drain would pick them.
 		var followers, leaders []string
 		for _, n := range states {
-			if n.Cell == c && string(n.Role) == k.Tier && n.Up {
+			if n.Cell == c && string(n.Role) == k.Tier && n.Ready() {
 				if n.Leader {
 					leaders = append(leaders, n.ID)
 				} else {
@@ -767,10 +754,10 @@ func (r *runner) kill(ctx context.Context, k *KillStep) error {
 		nodes = all[:k.Count]
 	}
 	for _, id := range nodes {
-		if err := r.ctl.Kill(ctx, id); err != nil {
+		if err := r.ctl.KillNode(ctx, id); err != nil {
 			return fmt.Errorf("kill %s: %w", id, err)
 		}
-		_ = r.audit.Append(Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: DecisionStep, Cell: cellOfNode(r.env.Topology, id), Node: id, Outcome: "killed"})
+		_ = r.audit.Append(guard.Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Decision: guard.DecisionStep, Cell: cellOfNode(r.env.Topology, id), Node: id, Outcome: "killed"})
 		r.event("KILL", cellOfNode(r.env.Topology, id), id+" killed")
 	}
 	return nil
@@ -781,93 +768,66 @@ func (r *runner) restart(ctx context.Context, s *RestartStep) error {
 	if err != nil {
 		return err
 	}
-	states, err := r.states(ctx)
-	if err != nil {
-		return err
-	}
-	// A restart takes every node of its tiers: those the drill took down, and those
-	// still starting, are restarted too.
-	for i, n := range states {
-		if n.Cell == c {
-			states[i].Up = true
-		}
-	}
-	roles := func(ss []string) []cell.Role {
-		var out []cell.Role
-		for _, s := range ss {
-			out = append(out, cell.Role(s))
-		}
-		return out
-	}
-	req := RestartRequest{Cell: c, Tiers: roles(s.Tiers), Order: roles(s.Order), Cold: s.Cold, Override: s.Override}
-	if len(req.Order) > 0 && len(req.Tiers) == 0 {
-		req.Tiers = req.Order
-	}
-	plan, err := PlanRestart(r.env.Topology, states, DefaultPolicy(), req)
-	if err != nil {
-		return err
-	}
+	var what, how string
 	var order []string
-	for _, t := range plan.Tiers {
-		order = append(order, string(t.Tier))
-	}
-	how := "rolling"
-	if plan.Cold {
-		how = "cold"
-	}
-	what := fmt.Sprintf("%s restart of %s (%s)", how, c, strings.Join(order, " → "))
-	var nodes []string
-	for _, t := range plan.Tiers {
-		nodes = append(nodes, t.Nodes...)
-	}
-	r.decision(Guardrail{At: r.since(), Action: "restart", Cell: c, Tier: strings.Join(order, ","), Nodes: nodes, PlanID: plan.ID,
-		Allowed: plan.Allowed(), Override: plan.Override, Violations: plan.Violations, Cold: plan.Cold})
-	entry := func(decision, outcome string) Entry {
-		return Entry{Command: r.env.Command, Reason: "drill " + r.sc.Name, Override: plan.Override, PlanID: plan.ID,
-			Decision: decision, Cell: c, Outcome: outcome}
-	}
-	r.event("RESTART", c, what+" requested (plan "+plan.ID+")")
-	if !plan.Allowed() {
-		reason := violationText(plan.Refusals())
-		if err := r.audit.Append(entry(DecisionRefused, reason)); err != nil {
-			return err
-		}
-		r.event("REFUSED", c, reason)
-		r.expect(what, s.Expect, ExpectRefused, ": "+reason)
-		return nil
-	}
-	if err := r.audit.Append(entry(DecisionConfirmed, "restarting")); err != nil {
-		return err
-	}
-	for _, v := range plan.Violations {
-		if v.Lifted {
-			_ = r.audit.Append(entry(DecisionOverride, v.Rule+" lifted: "+v.Message))
-			r.event("OVERRIDE", c, fmt.Sprintf("%s lifted (%q): %s", v.Rule, plan.Override, v.Message))
-		}
-	}
-	x := r.executor(plan.Override)
+	x := r.executor()
 	x.StartTimeout = time.Duration(s.StartTimeout)
 	started := time.Now()
-	steps, err := x.Restart(ctx, plan)
+	res, done, err := r.guarded(ctx, x, c, "RESTART", s.Expect,
+		func(ctx context.Context) (*guard.Plan, error) {
+			states, err := r.states(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// A restart takes every node of its tiers: those the drill took down, and
+			// those still starting, are restarted too.
+			for i, n := range states {
+				if n.Cell == c {
+					states[i].Running, states[i].State = true, cell.StateReady
+				}
+			}
+			req := guard.RestartRequest{Cell: c, Tiers: roles(s.Tiers), Order: roles(s.Order), Cold: s.Cold, Override: s.Override}
+			if len(req.Order) > 0 && len(req.Tiers) == 0 {
+				req.Tiers = req.Order
+			}
+			return guard.PlanRestart(r.env.Topology, states, guard.DefaultPolicy(), req)
+		},
+		func(p *guard.Plan) string {
+			for _, t := range p.Tiers {
+				order = append(order, string(t.Tier))
+			}
+			how = "rolling"
+			if p.Cold {
+				how = "cold"
+			}
+			what = fmt.Sprintf("%s restart of %s (%s)", how, c, strings.Join(order, " → "))
+			r.decision(Guardrail{At: r.since(), Action: "restart", Cell: c, Tier: strings.Join(order, ","), Nodes: p.Nodes, PlanID: p.ID,
+				Allowed: p.Allowed(), Override: p.Override, Violations: p.Violations, Cold: p.Cold})
+			return what
+		})
 	took := time.Since(started)
-	r.recordStarts(c, steps)
-	if err != nil {
-		if errors.Is(err, ErrHalted) {
-			return err
-		}
-		r.event("RESTART FAILED", c, fmt.Sprintf("%s failed after %s: %v", what, took.Round(time.Millisecond), err))
-		r.expect(what, s.Expect, ExpectFailed, ": "+err.Error())
-		return nil
+	if res != nil {
+		r.recordStarts(c, res.Steps)
+	}
+	if !done {
+		return err
 	}
 	r.mu.Lock()
-	r.rep.CellRestarts = append(r.rep.CellRestarts, CellRestart{Cell: c, How: how, Order: order, Took: took, Nodes: len(nodes)})
+	r.rep.CellRestarts = append(r.rep.CellRestarts, CellRestart{Cell: c, How: how, Order: order, Took: took, Nodes: len(res.Plan.Nodes)})
 	r.mu.Unlock()
-	r.event("RESTORED", c, fmt.Sprintf("%s done: %d nodes ready, %s healthy, in %s", what, len(nodes), c, took.Round(time.Millisecond)))
-	r.expect(what, s.Expect, ExpectDone, "")
+	r.event("RESTORED", c, fmt.Sprintf("%s done: %d nodes ready, %s healthy, in %s", what, len(res.Plan.Nodes), c, took.Round(time.Millisecond)))
 	return nil
 }
 
-func (r *runner) recordStarts(c string, steps []StepResult) {
+func roles(ss []string) []cell.Role {
+	var out []cell.Role
+	for _, s := range ss {
+		out = append(out, cell.Role(s))
+	}
+	return out
+}
+
+func (r *runner) recordStarts(c string, steps []guard.StepResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range steps {
@@ -988,4 +948,11 @@ func (r *runner) addLoad(res *loadgen.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rep.load(res, r.loadAt)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

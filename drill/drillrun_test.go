@@ -3,7 +3,6 @@ package drill
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,53 +12,11 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
-// scenarioControl drives an in-process cluster for a scenario: StartNode returns once
-// the node is ready or ctx ends (the node then keeps running, as a process would).
-type scenarioControl struct{ *clusterControl }
-
-func (c scenarioControl) StartNode(ctx context.Context, id string) error {
-	c.cl.StartNode(id)
-	c.mu.Lock()
-	delete(c.stopped, id)
-	c.mu.Unlock()
-	for {
-		view, err := c.cl.GatewayView()
-		if err == nil && view[id].State == cell.StateReady {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", id, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func scenarioEnv(t *testing.T, cl *clustertest.Cluster) Env {
-	ctl := &clusterControl{cl: cl, stopped: map[string]bool{}}
-	return Env{
-		Topology: cl.Topology, Dir: t.TempDir(), Control: scenarioControl{ctl},
-		States: func(context.Context) ([]NodeState, error) {
-			view, err := cl.GatewayView()
-			if err != nil {
-				return nil, err
-			}
-			var out []NodeState
-			for _, s := range cl.Topology.Nodes() {
-				if s.Role == cell.RoleGateway {
-					continue
-				}
-				n := view[s.ID]
-				out = append(out, NodeState{ID: s.ID, Role: s.Role, Cell: s.Cell, Up: n.State == cell.StateReady, Leader: n.Leader})
-			}
-			return out, nil
-		},
-		WaitHealthy:   ctl.waitHealthy,
-		HealthTimeout: 20 * time.Second,
-		Command:       "drill run test",
-	}
+	return Env{Topology: cl.Topology, Dir: t.TempDir(), Cluster: cl.Control(), HealthTimeout: 20 * time.Second, Command: "drill run test"}
 }
 
 const testDrill = `
@@ -132,7 +89,7 @@ func runTestDrill(t *testing.T, cells int) *Report {
 		t.Fatalf("guardrail decisions %+v", rep.Guardrails)
 	}
 	g := rep.Guardrails[0]
-	if g.Allowed || len(g.Violations) == 0 || g.Violations[0].Rule != RuleFloor {
+	if g.Allowed || len(g.Violations) == 0 || g.Violations[0].Rule != guard.RuleFloor {
 		t.Errorf("first drain: %+v, want refused by the floor", g)
 	}
 	if g2 := rep.Guardrails[1]; !g2.Allowed || g2.Override == "" {

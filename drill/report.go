@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/loadgen"
 )
 
@@ -67,16 +68,16 @@ type Check struct {
 
 // Guardrail is a decision of the guardrail policy on a drain or a restart.
 type Guardrail struct {
-	At         time.Duration `json:"at_ns"`
-	Action     string        `json:"action"`
-	Cell       string        `json:"cell"`
-	Tier       string        `json:"tier"`
-	Nodes      []string      `json:"nodes"`
-	Cold       bool          `json:"cold,omitempty"`
-	PlanID     string        `json:"plan_id"`
-	Allowed    bool          `json:"allowed"`
-	Override   string        `json:"override,omitempty"`
-	Violations []Violation   `json:"violations,omitempty"`
+	At         time.Duration     `json:"at_ns"`
+	Action     string            `json:"action"`
+	Cell       string            `json:"cell"`
+	Tier       string            `json:"tier"`
+	Nodes      []string          `json:"nodes"`
+	Cold       bool              `json:"cold,omitempty"`
+	PlanID     string            `json:"plan_id"`
+	Allowed    bool              `json:"allowed"`
+	Override   string            `json:"override,omitempty"`
+	Violations []guard.Violation `json:"violations,omitempty"`
 }
 
 // NodeRestart is one node's start, to ready (or failure).

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 // Scenario is a drill: timed steps run against a running cluster, and the conditions
@@ -226,7 +227,7 @@ func ParseScenario(b []byte) (*Scenario, error) {
 		return nil, fmt.Errorf("scenario %s: no steps", s.Name)
 	}
 	tier := func(t string) error {
-		if !slices.Contains(Tiers, cell.Role(t)) {
+		if !slices.Contains(guard.Tiers, cell.Role(t)) {
 			return fmt.Errorf("tier %q: want index, placement or storage", t)
 		}
 		return nil

@@ -1,3 +1,21 @@
+// Package gateway is the gateway daemon and cellar's data path over the cells. Run
+// serves the S3 API (package gateway/s3, the protocol) from a backend that carries each
+// request to the cell that holds its bucket or key, through the router:
+//
+//   - PUT: placement.Allocate → bytes to the chosen storage nodes → index.Commit; the
+//     object exists once the commit is durable.
+//   - GET and HEAD: index.Lookup → storage.Read from any replica holding the object.
+//   - LIST: index.List. DELETE: index.Delete; the object's storage is reclaimed after.
+//
+// Multipart uploads live in the cell of their object. What spans cells (listing every
+// bucket, listing a bucket partitioned by key, which cells a bucket's operations touch)
+// is the router's. Every unary call to a cell is bounded (callTimeout), so that a hung
+// node gives the S3 client a 503, never a hang. The gateway also aborts multipart
+// uploads abandoned longer than the configured age and reclaims their parts.
+//
+// The gatewayd binary and cellctl run it from flags; tests run it in process:
+//
+//	err := gateway.Run(ctx, gateway.Config{Options: opts, S3Addr: addr, Topology: topo})
 package gateway
 
 import (
@@ -7,25 +25,27 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/gateway/s3"
 	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/router"
 )
 
-// rpcTimeout bounds every unary call to a cell, so a hung node gives a 503, not a hang.
-const rpcTimeout = 2 * time.Second
+// callTimeout bounds every unary call to a cell, so a hung node gives a 503, not a hang.
+// Run installs it on the connections to the cells with router.CallDeadline.
+const callTimeout = 2 * time.Second
 
 // chunkSize is how much of an object moves in one storage message.
 const chunkSize = 1 << 20
 
-// cells is the Backend that serves S3 from the cells, following the data path:
+// cells is the s3.Backend that serves S3 from the cells, following the data path:
 // PUT: placement.Allocate → bytes to the chosen storage nodes → index.Commit.
 // GET/HEAD: index.Lookup → storage.Read. LIST: index.List. DELETE: index.Delete.
+// What spans cells (listings, and which cells a bucket's operations touch) is the
+// router's.
 type cells struct {
 	r           *router.Router
 	log         *slog.Logger
@@ -35,8 +55,8 @@ type cells struct {
 // DefaultMinPartSize is S3's minimum size of every part of a multipart upload but the last.
 const DefaultMinPartSize = 5 << 20
 
-// NewCellBackend returns the Backend that serves S3 requests from the cells r routes to.
-func NewCellBackend(r *router.Router, logger *slog.Logger) Backend {
+// NewCellBackend returns the s3.Backend that serves S3 requests from the cells r routes to.
+func NewCellBackend(r *router.Router, logger *slog.Logger) s3.Backend {
 	return newCells(r, logger)
 }
 
@@ -49,48 +69,17 @@ func newCells(r *router.Router, logger *slog.Logger) *cells {
 
 func (c *cells) index(cellID string) (cellarv1.IndexClient, error) { return c.r.Index(cellID) }
 
-func (c *cells) ListBuckets(ctx context.Context) (string, []BucketInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	var (
-		mu  sync.Mutex
-		out []BucketInfo
-	)
-	// Every cell holds some buckets, so listing them needs every cell.
-	err := c.eachCell(func(cellID string) error {
-		ix, err := c.index(cellID)
-		if err != nil {
-			return err
-		}
-		resp, err := ix.ListBuckets(ctx, &cellarv1.ListBucketsRequest{})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, b := range resp.Buckets {
-			out = append(out, BucketInfo{Name: b.Name, Created: time.Unix(0, b.CreatedUnixNano), Cell: cellID})
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return strings.Join(c.r.Cells(), ","), out, err
-}
-
-// eachCell calls f for every cell at once and returns the first error.
-func (c *cells) eachCell(f func(cellID string) error) error {
-	cellIDs := c.r.Cells()
-	errc := make(chan error, len(cellIDs))
-	for _, id := range cellIDs {
-		go func() { errc <- f(id) }()
+func (c *cells) ListBuckets(ctx context.Context) (string, []s3.BucketInfo, error) {
+	all := strings.Join(c.r.Cells(), ",")
+	buckets, err := c.r.ListBuckets(ctx)
+	if err != nil {
+		return all, nil, err
 	}
-	var first error
-	for range cellIDs {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
+	out := make([]s3.BucketInfo, len(buckets))
+	for i, b := range buckets {
+		out[i] = s3.BucketInfo{Name: b.Name, Created: time.Unix(0, b.CreatedUnixNano), Cell: b.Cell}
 	}
-	return first
+	return all, out, nil
 }
 
 func (c *cells) CreateBucket(ctx context.Context, bucket string) (string, error) {
@@ -99,8 +88,6 @@ func (c *cells) CreateBucket(ctx context.Context, bucket string) (string, error)
 	if err != nil {
 		return cellID, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
 	_, err = ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: bucket})
 	return cellID, err
 }
@@ -111,17 +98,15 @@ func (c *cells) HeadBucket(ctx context.Context, bucket string) (string, error) {
 	if err != nil {
 		return cellID, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
 	_, err = ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket})
 	return cellID, err
 }
 
 func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error) {
 	cellID := c.r.BucketCell(bucket)
-	if c.r.SpansCells() {
-		// The bucket's objects are in every cell: it is empty only if each cell says so.
-		if _, res, err := c.ListObjects(ctx, bucket, ListOptions{MaxKeys: 1}); err != nil {
+	if !c.r.ObjectsInBucketCell() {
+		// The bucket's objects are in other cells too: it is empty only if each says so.
+		if _, res, err := c.ListObjects(ctx, bucket, s3.ListOptions{MaxKeys: 1}); err != nil {
 			return cellID, err
 		} else if len(res.Objects) > 0 {
 			return cellID, errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
@@ -131,28 +116,36 @@ func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error)
 	if err != nil {
 		return cellID, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
 	_, err = ix.DeleteBucket(ctx, &cellarv1.DeleteBucketRequest{Name: bucket})
 	return cellID, err
 }
 
-func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo, error) {
+// checkBucketFirst makes sure, before an object of bucket is written, that the bucket
+// exists, when the object's own cell cannot check it in the commit. It returns whether
+// the commit must require the bucket (because that cell can).
+func (c *cells) checkBucketFirst(ctx context.Context, bucket string) (requireBucket bool, err error) {
+	if c.r.ObjectsInBucketCell() {
+		return true, nil
+	}
+	_, err = c.HeadBucket(ctx, bucket)
+	return false, err
+}
+
+func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.ObjectInfo, error) {
 	cellID := c.r.ObjectCell(in.Bucket, in.Key)
-	if c.r.SpansCells() {
-		if _, err := c.HeadBucket(ctx, in.Bucket); err != nil {
-			return cellID, ObjectInfo{}, err
-		}
+	requireBucket, err := c.checkBucketFirst(ctx, in.Bucket)
+	if err != nil {
+		return cellID, s3.ObjectInfo{}, err
 	}
 	// Placement and the index are both needed: check the index first, so that a cell
 	// without its index refuses the PUT before any byte is moved.
 	ix, err := c.index(cellID)
 	if err != nil {
-		return cellID, ObjectInfo{}, err
+		return cellID, s3.ObjectInfo{}, err
 	}
 	objectID, replicas, size, sum, err := c.writeBlob(ctx, cellID, in.Bucket, in.Key, in.Size, in.Body)
 	if err != nil {
-		return cellID, ObjectInfo{}, err
+		return cellID, s3.ObjectInfo{}, err
 	}
 	loc := locationOf(in.Meta)
 	loc.Bucket, loc.Key, loc.ObjectId, loc.Size, loc.Md5 = in.Bucket, in.Key, objectID, size, sum
@@ -160,9 +153,7 @@ func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo,
 	if in.Checksum != nil {
 		loc.Checksum = in.Checksum()
 	}
-	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	resp, err := ix.Commit(cctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: !c.r.SpansCells(),
+	resp, err := ix.Commit(ctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: requireBucket,
 		IfMatch: in.Cond.IfMatch, IfNoneMatch: in.Cond.IfNoneMatch})
 	if err != nil {
 		// Not committed: the blobs are garbage. (If the commit did land and only its
@@ -171,7 +162,7 @@ func (c *cells) PutObject(ctx context.Context, in PutInput) (string, ObjectInfo,
 		if !errs.Is(err, errs.Unavailable) {
 			c.reclaim(cellID, loc)
 		}
-		return cellID, ObjectInfo{}, err
+		return cellID, s3.ObjectInfo{}, err
 	}
 	if resp.Previous != nil {
 		c.reclaim(cellID, resp.Previous)
@@ -185,13 +176,11 @@ func (c *cells) writeBlob(ctx context.Context, cellID, bucket, key string, size 
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	alloc, err := pl.Allocate(actx, &cellarv1.AllocateRequest{Bucket: bucket, Key: key, Size: size})
-	cancel()
+	alloc, err := pl.Allocate(ctx, &cellarv1.AllocateRequest{Bucket: bucket, Key: key, Size: size})
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
-	n, sum, err = c.writeReplicas(ctx, cellID, alloc, PutInput{Bucket: bucket, Key: key, Size: size, Body: body})
+	n, sum, err = c.writeReplicas(ctx, cellID, alloc, size, body)
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
@@ -202,7 +191,7 @@ func (c *cells) writeBlob(ctx context.Context, cellID, bucket, key string, size 
 }
 
 // locationOf gives a Location carrying an object's metadata.
-func locationOf(m ObjectMeta) *cellarv1.Location {
+func locationOf(m s3.ObjectMeta) *cellarv1.Location {
 	return &cellarv1.Location{
 		ContentType: m.ContentType, ContentEncoding: m.ContentEncoding, CacheControl: m.CacheControl,
 		ContentDisposition: m.ContentDisposition, ContentLanguage: m.ContentLanguage, Expires: m.Expires,
@@ -210,8 +199,8 @@ func locationOf(m ObjectMeta) *cellarv1.Location {
 	}
 }
 
-func metaOf(loc *cellarv1.Location) ObjectMeta {
-	return ObjectMeta{
+func metaOf(loc *cellarv1.Location) s3.ObjectMeta {
+	return s3.ObjectMeta{
 		ContentType: loc.GetContentType(), ContentEncoding: loc.GetContentEncoding(), CacheControl: loc.GetCacheControl(),
 		ContentDisposition: loc.GetContentDisposition(), ContentLanguage: loc.GetContentLanguage(), Expires: loc.GetExpires(),
 		UserMeta: loc.GetUserMetadata(), ChecksumAlgorithm: loc.GetChecksumAlgorithm(), Checksum: loc.GetChecksum(),
@@ -221,7 +210,7 @@ func metaOf(loc *cellarv1.Location) ObjectMeta {
 // writeReplicas streams the body to every allocated storage node at once, hashing it
 // on the way. Any failure, of a replica or of the body, cancels every stream, so no
 // replica keeps a partial blob.
-func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv1.AllocateResponse, in PutInput) (int64, []byte, error) {
+func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv1.AllocateResponse, size int64, body io.Reader) (int64, []byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	streams := make([]cellarv1.Storage_WriteClient, 0, len(alloc.Replicas))
@@ -234,7 +223,7 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 		if err != nil {
 			return 0, nil, err
 		}
-		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: in.Size}}}
+		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: size}}}
 		if err := ws.Send(hdr); err != nil {
 			return 0, nil, sendErr(ws, err)
 		}
@@ -242,12 +231,12 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 	}
 	h := md5.New()
 	buf := make([]byte, chunkSize)
-	var size int64
+	var written int64
 	for {
-		n, rerr := io.ReadFull(in.Body, buf)
+		n, rerr := io.ReadFull(body, buf)
 		if n > 0 {
 			h.Write(buf[:n])
-			size += int64(n)
+			written += int64(n)
 			msg := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Data{Data: buf[:n]}}
 			for _, ws := range streams {
 				if err := ws.Send(msg); err != nil {
@@ -267,7 +256,7 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 			return 0, nil, err
 		}
 	}
-	return size, h.Sum(nil), nil
+	return written, h.Sum(nil), nil
 }
 
 // sendErr returns the real error of a stream whose Send failed: gRPC reports it from
@@ -298,12 +287,10 @@ func (c *cells) reclaimParts(cellID string, parts []*cellarv1.PartLocation) {
 
 func (c *cells) reclaimBlob(cellID string, objectID []byte, replicas []string) {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-		defer cancel()
 		for _, nodeID := range replicas {
 			st, err := c.r.Storage(cellID, nodeID)
 			if err == nil {
-				_, err = st.Delete(ctx, &cellarv1.DeleteBlobRequest{ObjectId: objectID})
+				_, err = st.Delete(context.Background(), &cellarv1.DeleteBlobRequest{ObjectId: objectID})
 			}
 			if err != nil {
 				c.log.Warn("reclaim blob", "cell", cellID, "node", nodeID, "object_id", hex.EncodeToString(objectID), "err", err)
@@ -320,12 +307,12 @@ func etagOf(loc *cellarv1.Location) string {
 	return hex.EncodeToString(loc.GetMd5())
 }
 
-func infoOf(loc *cellarv1.Location) ObjectInfo {
+func infoOf(loc *cellarv1.Location) s3.ObjectInfo {
 	var sizes []int64
 	for _, p := range loc.Parts {
 		sizes = append(sizes, p.Size)
 	}
-	return ObjectInfo{PartSizes: sizes,
+	return s3.ObjectInfo{PartSizes: sizes,
 		Bucket: loc.Bucket, Key: loc.Key, Size: loc.Size, ETag: etagOf(loc),
 		LastModified: time.Unix(0, loc.ModifiedUnixNano), PartsCount: len(loc.Parts), ObjectMeta: metaOf(loc),
 	}
@@ -337,8 +324,6 @@ func (c *cells) lookup(ctx context.Context, bucket, key string) (string, *cellar
 	if err != nil {
 		return cellID, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
 	resp, err := ix.Lookup(ctx, &cellarv1.LookupRequest{Bucket: bucket, Key: key})
 	if err != nil {
 		if errs.Is(err, errs.NoSuchKey) {
@@ -352,18 +337,18 @@ func (c *cells) lookup(ctx context.Context, bucket, key string) (string, *cellar
 	return cellID, resp.Location, nil
 }
 
-func (c *cells) HeadObject(ctx context.Context, bucket, key string) (string, ObjectInfo, error) {
+func (c *cells) HeadObject(ctx context.Context, bucket, key string) (string, s3.ObjectInfo, error) {
 	cellID, loc, err := c.lookup(ctx, bucket, key)
 	if err != nil {
-		return cellID, ObjectInfo{}, err
+		return cellID, s3.ObjectInfo{}, err
 	}
 	return cellID, infoOf(loc), nil
 }
 
-func (c *cells) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo, io.ReadCloser, error) {
+func (c *cells) GetObject(ctx context.Context, in s3.GetInput) (string, s3.ObjectInfo, io.ReadCloser, error) {
 	cellID, loc, err := c.lookup(ctx, in.Bucket, in.Key)
 	if err != nil {
-		return cellID, ObjectInfo{}, nil, err
+		return cellID, s3.ObjectInfo{}, nil, err
 	}
 	info := infoOf(loc)
 	off, n := int64(0), loc.Size
@@ -378,7 +363,7 @@ func (c *cells) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo,
 	if len(loc.Parts) == 0 {
 		body, err := c.openBlob(ctx, cellID, loc.ObjectId, loc.Replicas, off, n)
 		if err != nil {
-			return cellID, ObjectInfo{}, nil, err
+			return cellID, s3.ObjectInfo{}, nil, err
 		}
 		return cellID, info, body, nil
 	}
@@ -387,7 +372,7 @@ func (c *cells) GetObject(ctx context.Context, in GetInput) (string, ObjectInfo,
 	// rather than as a short body.
 	pr := &partsReader{c: c, ctx: ctx, cellID: cellID, parts: loc.Parts, off: off, left: n}
 	if err := pr.next(); err != nil {
-		return cellID, ObjectInfo{}, nil, err
+		return cellID, s3.ObjectInfo{}, nil, err
 	}
 	return cellID, info, pr, nil
 }
@@ -528,15 +513,13 @@ func (c *cells) DeleteObject(ctx context.Context, bucket, key string) (string, e
 	if err != nil {
 		return cellID, err
 	}
-	dctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	resp, err := ix.Delete(dctx, &cellarv1.DeleteRequest{Bucket: bucket, Key: key})
+	resp, err := ix.Delete(ctx, &cellarv1.DeleteRequest{Bucket: bucket, Key: key})
 	if err != nil {
 		return cellID, err
 	}
 	if resp.Previous != nil {
 		c.reclaim(cellID, resp.Previous)
-	} else if !c.r.SpansCells() {
+	} else if c.r.ObjectsInBucketCell() {
 		// S3 answers NoSuchBucket for a delete in a missing bucket.
 		if _, berr := c.HeadBucket(ctx, bucket); errs.Is(berr, errs.NoSuchBucket) {
 			return cellID, berr
@@ -545,98 +528,19 @@ func (c *cells) DeleteObject(ctx context.Context, bucket, key string) (string, e
 	return cellID, nil
 }
 
-func (c *cells) ListObjects(ctx context.Context, bucket string, o ListOptions) (string, ListResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	req := &cellarv1.ListRequest{Bucket: bucket, Prefix: o.Prefix, StartAfter: o.StartAfter, Delimiter: o.Delimiter, Limit: int32(o.MaxKeys)}
-	home := c.r.BucketCell(bucket)
-	if !c.r.SpansCells() {
-		ix, err := c.index(home)
-		if err != nil {
-			return home, ListResult{}, err
-		}
-		if _, err := ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket}); err != nil {
-			return home, ListResult{}, err
-		}
-		resp, err := ix.List(ctx, req)
-		if err != nil {
-			return home, ListResult{}, err
-		}
-		return home, listResult([]*cellarv1.ListResponse{resp}, o.MaxKeys), nil
-	}
-	// The bucket spans cells: ask every cell for a page and merge them.
+func (c *cells) ListObjects(ctx context.Context, bucket string, o s3.ListOptions) (string, s3.ListResult, error) {
 	if _, err := c.HeadBucket(ctx, bucket); err != nil {
-		return home, ListResult{}, err
+		return c.r.BucketCell(bucket), s3.ListResult{}, err
 	}
-	cellIDs := c.r.Cells()
-	pages := make([]*cellarv1.ListResponse, len(cellIDs))
-	err := c.eachCell(func(cellID string) error {
-		ix, err := c.index(cellID)
-		if err != nil {
-			return err
-		}
-		resp, err := ix.List(ctx, req)
-		if err != nil {
-			return err
-		}
-		for i, id := range cellIDs {
-			if id == cellID {
-				pages[i] = resp
-			}
-		}
-		return nil
-	})
-	all := strings.Join(cellIDs, ",")
+	cellIDs, page, err := c.r.List(ctx, &cellarv1.ListRequest{Bucket: bucket, Prefix: o.Prefix, StartAfter: o.StartAfter,
+		Delimiter: o.Delimiter, Limit: int32(o.MaxKeys)})
+	cell := strings.Join(cellIDs, ",")
 	if err != nil {
-		return all, ListResult{}, err
+		return cell, s3.ListResult{}, err
 	}
-	return all, listResult(pages, o.MaxKeys), nil
-}
-
-// listResult merges pages of sorted keys and common prefixes (one page per cell) into
-// one page of at most maxKeys entries, in order, without duplicate prefixes.
-func listResult(pages []*cellarv1.ListResponse, maxKeys int) ListResult {
-	if maxKeys <= 0 || maxKeys > 1000 {
-		maxKeys = 1000
+	res := s3.ListResult{CommonPrefixes: page.CommonPrefixes, IsTruncated: page.Truncated, Next: page.Next}
+	for _, e := range page.Entries {
+		res.Objects = append(res.Objects, infoOf(e))
 	}
-	type item struct {
-		name   string
-		loc    *cellarv1.Location
-		prefix bool
-	}
-	var items []item
-	truncated := false
-	for _, p := range pages {
-		for _, e := range p.Entries {
-			items = append(items, item{name: e.Key, loc: e})
-		}
-		for _, cp := range p.CommonPrefixes {
-			items = append(items, item{name: cp, prefix: true})
-		}
-		truncated = truncated || p.Truncated
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
-	var res ListResult
-	count := 0
-	for i, it := range items {
-		if it.prefix && i > 0 && items[i-1].prefix && items[i-1].name == it.name {
-			continue
-		}
-		if count == maxKeys {
-			truncated = true
-			break
-		}
-		if it.prefix {
-			res.CommonPrefixes = append(res.CommonPrefixes, it.name)
-		} else {
-			res.Objects = append(res.Objects, infoOf(it.loc))
-		}
-		res.Next = it.name
-		count++
-	}
-	res.IsTruncated = truncated
-	if !truncated {
-		res.Next = ""
-	}
-	return res
+	return cell, res, nil
 }

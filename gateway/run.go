@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/gateway/s3"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/router"
 )
@@ -16,22 +17,14 @@ import (
 // Run runs a gateway until ctx is done: the S3 API on cfg.S3Addr, routing every request
 // to the cell that owns its bucket (or key) through the router.
 func Run(ctx context.Context, cfg Config) error {
-	cfg.Role = cell.RoleGateway
-	cfg.Cell = ""
-	if cfg.Topology.Cells == 0 {
-		cfg.Topology = cell.DefaultTopology()
-	}
-	if err := cfg.Topology.Validate(); err != nil {
-		return fmt.Errorf("gateway: topology: %w", err)
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	ln := cfg.S3Listener
 	if ln == nil {
-		addr := cfg.S3Addr
-		if addr == "" {
-			addr = cfg.Topology.S3Addr
-		}
 		var err error
-		if ln, err = net.Listen("tcp", addr); err != nil {
+		if ln, err = net.Listen("tcp", cfg.S3Addr); err != nil {
 			return fmt.Errorf("gateway: S3 listener: %w", err)
 		}
 	}
@@ -44,10 +37,10 @@ func Run(ctx context.Context, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	conns := daemon.NewConns()
+	conns := daemon.NewConns(router.CallDeadline(callTimeout))
 	rt := router.New(cfg.Topology, d.Members, conns)
 	backend := newCells(rt, d.Log)
-	opts := HandlerOptions{Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics, MaxObjectSize: cfg.MaxObjectSize}
+	opts := s3.HandlerOptions{Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics, MaxObjectSize: cfg.MaxObjectSize}
 	if cfg.Topology.Auth {
 		opts.Credentials = map[string]string{cfg.Topology.AccessKey: cfg.Topology.SecretKey}
 		d.Log.Info("S3 authentication is on: requests must be signed (AWS Signature V4)", "access_key", cfg.Topology.AccessKey)
@@ -55,14 +48,8 @@ func Run(ctx context.Context, cfg Config) error {
 		d.Log.Warn("S3 AUTHENTICATION IS OFF: anyone who can reach " + ln.Addr().String() +
 			" can read, write and delete every object. Set auth: true in the topology unless this is a workshop.")
 	}
-	h := NewHandler(backend, opts)
+	h := s3.NewHandler(backend, opts)
 	maxAge := cfg.UploadMaxAge
-	if maxAge == 0 {
-		maxAge = cfg.Topology.UploadMaxAge
-	}
-	if maxAge == 0 {
-		maxAge = 24 * time.Hour
-	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	serveErr := make(chan error, 1)
 	go func() {

@@ -23,6 +23,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/testaddr"
+	"github.com/cellarsim/cellar/node"
 )
 
 // ProcState is what the supervisor knows about a node's process. Whether the node is
@@ -193,7 +195,7 @@ func (s *Supervisor) plan() error {
 			prev[n.ID] = n
 		}
 	}
-	ports := newPortPicker("127.0.0.1")
+	ports := testaddr.NewPicker()
 
 	s3host, s3port, err := net.SplitHostPort(s.topo.S3Addr)
 	if err != nil {
@@ -206,7 +208,7 @@ func (s *Supervisor) plan() error {
 	}
 	var p int
 	if _, err := fmt.Sscan(s3port, &p); err == nil {
-		ports.reserve(p)
+		ports.Reserve(p)
 	}
 	clientHost := s3host
 	if clientHost == "" || clientHost == "0.0.0.0" || clientHost == "::" {
@@ -215,14 +217,10 @@ func (s *Supervisor) plan() error {
 	s.endpoint = "http://" + net.JoinHostPort(clientHost, s3port)
 
 	addr := func(old string, udp bool) (string, error) {
-		if port, ok := ports.reuse(old, udp); ok {
-			return ports.addr(port), nil
+		if a, ok := ports.Reuse(old, udp); ok {
+			return a, nil
 		}
-		port, err := ports.pick(udp)
-		if err != nil {
-			return "", err
-		}
-		return ports.addr(port), nil
+		return ports.Pick(udp)
 	}
 	for _, spec := range s.topo.Nodes() {
 		old := prev[spec.ID]
@@ -448,41 +446,24 @@ func (s *Supervisor) seedsLocked(id string) []string {
 	return seeds
 }
 
-func (s *Supervisor) args(p *proc) []string {
+// specLocked describes p's node as its daemon is started now: with the supervisor's
+// topology file and log format, and the running nodes to join.
+func (s *Supervisor) specLocked(p *proc) node.Spec {
 	n := p.node
-	a := []string{
-		"--id", n.ID,
-		"--grpc-addr", n.GRPCAddr,
-		"--admin-addr", n.AdminAddr,
-		"--gossip-addr", n.GossipAddr,
-		"--log-format", s.opts.LogFormat,
-	}
-	if n.Cell != "" {
-		a = append(a, "--cell", n.Cell)
-	}
-	if seeds := s.seedsLocked(n.ID); len(seeds) > 0 {
-		a = append(a, "--join", strings.Join(seeds, ","))
-	}
-	if s.opts.FastGossip {
-		a = append(a, "--fast-gossip")
-	}
-	if n.DataDir != "" {
-		a = append(a, "--data-dir", n.DataDir)
+	spec := node.Spec{
+		ID: n.ID, Role: n.Role, Cell: n.Cell,
+		GRPCAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, GossipAddr: n.GossipAddr,
+		Join: s.seedsLocked(n.ID), FastGossip: s.opts.FastGossip, LogFormat: s.opts.LogFormat,
+		DataDir: n.DataDir, S3Addr: n.S3Addr, RaftAddr: n.RaftAddr,
 	}
 	if n.Role == cell.RoleGateway {
-		a = append(a, "--s3-addr", n.S3Addr, "--topology", s.topoFile)
+		spec.TopologyFile = s.topoFile
 	}
 	if n.RaftAddr != "" {
 		// Every index node of the cell starts with the same initial group.
-		var peers []string
-		for _, id := range s.order {
-			if q := s.procs[id].node; q.Role == cell.RoleIndex && q.Cell == n.Cell && q.RaftAddr != "" {
-				peers = append(peers, q.ID+"="+q.RaftAddr)
-			}
-		}
-		a = append(a, "--raft-addr", n.RaftAddr, "--peers", strings.Join(peers, ","))
+		spec.Peers = node.IndexPeers(s.topo, n.Cell, func(id string) string { return s.procs[id].node.RaftAddr })
 	}
-	return a
+	return spec
 }
 
 // launch starts p's process; it does not wait for it to be ready.
@@ -498,7 +479,7 @@ func (s *Supervisor) launch(p *proc) error {
 	}
 	n := p.node
 	path, lead := s.opts.Command(n.Role)
-	args := append(append([]string(nil), lead...), s.args(p)...)
+	args := append(append([]string(nil), lead...), s.specLocked(p).Args()...)
 	s.mu.Unlock()
 
 	if n.DataDir != "" {

@@ -6,6 +6,17 @@
 // bucket spans cells and a LIST fans out to all of them). The router picks nodes from
 // the gossip view and sends work only to nodes that are ready; when a cell has none,
 // the caller gets an Unavailable error at once, naming the cell and tier.
+//
+// The partition policy (policy.go) says which cells an operation on a bucket touches
+// and what a cell checks by itself; the fan-out (fanout.go) runs a call on several
+// cells at once and merges their answers: the list of buckets, and the pages of a
+// bucket that spans cells. CallDeadline bounds every unary call to a cell. The gateway
+// uses it so:
+//
+//	conns := daemon.NewConns(router.CallDeadline(2 * time.Second))
+//	r := router.New(topology, members, conns)
+//	ix, err := r.Index(r.ObjectCell(bucket, key)) // one cell
+//	cells, page, err := r.List(ctx, req)          // every cell that holds the bucket
 package router
 
 import (

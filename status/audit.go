@@ -3,17 +3,16 @@ package status
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
-	"time"
+
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 // AuditLogName is the file in a cluster's data directory where drills and guardrails
-// append their audit records, one JSON object a line.
-const AuditLogName = "audit.log"
+// append their audit records, one guard.Entry a line.
+const AuditLogName = guard.AuditFileName
 
 // auditTail follows an append-only JSON-lines file. It reads what was appended since
 // the last call, starts again from the top when the file shrinks (replaced or
@@ -78,117 +77,30 @@ func (a *auditTail) read() ([]Event, error) {
 	return out, nil
 }
 
-// Keys an audit record may use for its time, its message and where it happened.
-var (
-	timeKeys    = []string{"time", "ts", "timestamp", "at"}
-	messageKeys = []string{"msg", "message", "event", "action", "summary"}
-)
-
-// auditEvent turns one audit line into an Event. The drill tooling's records are read
-// generously: the time and message come from the usual keys, "cell" and "node" are
-// kept, and the other fields are summarised as key=value after the message.
+// auditEvent turns one line of the audit log (a guard.Entry) into an Event: its
+// message is "<decision>: <command>", followed by where it acted, what came of it and
+// who asked why.
 func auditEvent(line []byte) Event {
-	ev := Event{Kind: EventAudit}
-	var rec map[string]any
-	if err := json.Unmarshal(line, &rec); err != nil {
-		ev.Message = "unreadable audit line: " + truncate(string(bytes.TrimSpace(line)), 120)
-		return ev
+	var e guard.Entry
+	if err := json.Unmarshal(line, &e); err != nil || (e.Decision == "" && e.Command == "") {
+		return Event{Kind: EventAudit, Message: "unreadable audit line: " + truncate(string(bytes.TrimSpace(line)), 120)}
 	}
-	for _, k := range timeKeys {
-		if t, ok := parseTime(rec[k]); ok {
-			ev.Time = t
-			delete(rec, k)
-			break
+	ev := Event{Time: e.Time, Kind: EventAudit, Cell: e.Cell, Node: e.Node, To: e.Decision}
+	msg := e.Decision
+	if e.Command != "" {
+		msg = strings.TrimPrefix(e.Decision+": "+e.Command, ": ")
+	}
+	parts := []string{msg}
+	for _, kv := range [][2]string{
+		{"node", e.Node}, {"cell", e.Cell}, {"outcome", e.Outcome}, {"override", e.Override},
+		{"reason", e.Reason}, {"user", e.User}, {"plan_id", e.PlanID},
+	} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
 		}
-	}
-	var msg string
-	for _, k := range messageKeys {
-		if s, ok := rec[k].(string); ok && s != "" {
-			msg = s
-			delete(rec, k)
-			break
-		}
-	}
-	// The drill tooling's entries: "<decision>: <command>".
-	if d, ok := rec["decision"].(string); ok && d != "" {
-		ev.To = d
-		delete(rec, "decision")
-		if c, ok := rec["command"].(string); ok && c != "" && msg == "" {
-			msg = d + ": " + c
-			delete(rec, "command")
-		} else if msg == "" {
-			msg = d
-		}
-	}
-	if s, ok := rec["cell"].(string); ok {
-		ev.Cell = s
-	}
-	if s, ok := rec["node"].(string); ok {
-		ev.Node = s
-	}
-	delete(rec, "level")
-	keys := make([]string, 0, len(rec))
-	for k := range rec {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		ri, rj := keyRank(keys[i]), keyRank(keys[j])
-		if ri != rj {
-			return ri < rj
-		}
-		return keys[i] < keys[j]
-	})
-	parts := []string{}
-	if msg != "" {
-		parts = append(parts, msg)
-	}
-	for _, k := range keys {
-		v := rec[k]
-		switch v.(type) {
-		case map[string]any, []any, nil:
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 	}
 	ev.Message = truncate(strings.Join(parts, " "), 240)
-	if ev.Message == "" {
-		ev.Message = "audit record"
-	}
 	return ev
-}
-
-// summaryKeys come first after the message, in this order; other keys follow sorted.
-var summaryKeys = []string{"node", "cell", "tier", "outcome", "override", "reason", "user", "actor"}
-
-func keyRank(k string) int {
-	for i, s := range summaryKeys {
-		if s == k {
-			return i
-		}
-	}
-	return len(summaryKeys)
-}
-
-func parseTime(v any) (time.Time, bool) {
-	switch x := v.(type) {
-	case string:
-		for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02 15:04:05"} {
-			if t, err := time.Parse(layout, x); err == nil {
-				return t, true
-			}
-		}
-	case float64:
-		switch {
-		case x > 1e17: // nanoseconds
-			return time.Unix(0, int64(x)), true
-		case x > 1e11: // milliseconds
-			return time.UnixMilli(int64(x)), true
-		case x > 0:
-			sec := int64(x)
-			return time.Unix(sec, int64((x-float64(sec))*1e9)), true
-		}
-	}
-	return time.Time{}, false
 }
 
 func truncate(s string, n int) string {

@@ -1,12 +1,25 @@
 package status
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellarsim/cellar/drill/guard"
 )
+
+// entryLine is one audit log line, as the guardrail workflow writes it.
+func entryLine(t *testing.T, e guard.Entry) string {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
 
 func TestAuditTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), AuditLogName)
@@ -14,49 +27,47 @@ func TestAuditTail(t *testing.T) {
 	if evs, err := a.read(); err != nil || len(evs) != 0 {
 		t.Fatalf("missing file: %v, %v; want nothing", evs, err)
 	}
-	appendFile(t, path, `{"time":"2026-11-22T12:00:00Z","action":"drain","cell":"cell-1","node":"cell-1-index-0","reason":"drill 3","actor":"ana"}`+"\n"+
-		`{"ts":1795000000.5,"msg":"kill switch engaged"}`+"\n"+`{"msg":"half a li`)
+	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	refused := entryLine(t, guard.Entry{
+		Time: at, User: "ana", Command: "cellctl drain --cell cell-1 --tier index", Reason: "drill 3", PlanID: "p-7",
+		Decision: guard.DecisionRefused, Cell: "cell-1", Outcome: "would leave 1 of 3 index nodes, floor is 2",
+	})
+	step := entryLine(t, guard.Entry{
+		Time: at.Add(time.Minute), User: "ana", Command: "cellctl stop cell-1-index-0", Decision: guard.DecisionStep,
+		Cell: "cell-1", Node: "cell-1-index-0", Outcome: "stopped",
+	})
+	appendFile(t, path, refused+step[:20])
 	evs, err := a.read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 2 {
-		t.Fatalf("events = %+v, want 2 (the partial line waits)", evs)
+	if len(evs) != 1 {
+		t.Fatalf("events = %+v, want 1 (the partial line waits)", evs)
 	}
 	e := evs[0]
-	if !e.Time.Equal(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)) || e.Kind != EventAudit || e.Cell != "cell-1" || e.Node != "cell-1-index-0" {
+	if !e.Time.Equal(at) || e.Kind != EventAudit || e.Cell != "cell-1" || e.Node != "" || e.To != guard.DecisionRefused {
 		t.Errorf("first event = %+v", e)
 	}
-	if want := "drain node=cell-1-index-0 cell=cell-1 reason=drill 3 actor=ana"; e.Message != want {
+	if want := "refused: cellctl drain --cell cell-1 --tier index cell=cell-1 outcome=would leave 1 of 3 index nodes, floor is 2 reason=drill 3 user=ana plan_id=p-7"; e.Message != want {
 		t.Errorf("message = %q, want %q", e.Message, want)
 	}
-	if evs[1].Time.Unix() != 1795000000 || evs[1].Message != "kill switch engaged" {
-		t.Errorf("second event = %+v", evs[1])
-	}
 
-	appendFile(t, path, "ne\"}\nnot json\n")
+	appendFile(t, path, step[20:]+"not json\n"+`{"msg":"not an audit entry"}`+"\n")
 	evs, _ = a.read()
-	if len(evs) != 2 || evs[0].Message != "half a line" || !strings.HasPrefix(evs[1].Message, "unreadable audit line") {
+	if len(evs) != 3 || evs[0].Node != "cell-1-index-0" || evs[0].Message != "step: cellctl stop cell-1-index-0 node=cell-1-index-0 cell=cell-1 outcome=stopped user=ana" ||
+		!strings.HasPrefix(evs[1].Message, "unreadable audit line") || !strings.HasPrefix(evs[2].Message, "unreadable audit line") {
 		t.Errorf("after completing the line: %+v", evs)
 	}
 	if evs, _ := a.read(); len(evs) != 0 {
 		t.Errorf("nothing appended: %+v", evs)
 	}
 
-	// The drill tooling's entries.
-	appendFile(t, path, `{"time":"2026-11-22T12:01:00Z","user":"ana","command":"cellctl drain --cell cell-1 --tier index","reason":"drill 3","plan_id":"p-7","decision":"refused","cell":"cell-1","outcome":"would leave 1 of 3 index nodes, floor is 2"}`+"\n")
-	evs, _ = a.read()
-	if len(evs) != 1 || evs[0].To != "refused" || evs[0].Cell != "cell-1" ||
-		evs[0].Message != "refused: cellctl drain --cell cell-1 --tier index cell=cell-1 outcome=would leave 1 of 3 index nodes, floor is 2 reason=drill 3 user=ana plan_id=p-7" {
-		t.Errorf("drill entry = %+v", evs)
-	}
-
 	// Replaced by a shorter file: read again from the top.
-	if err := os.WriteFile(path, []byte(`{"msg":"new log"}`+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(entryLine(t, guard.Entry{Decision: guard.DecisionHalt, Command: "cellctl halt"})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	evs, _ = a.read()
-	if len(evs) != 1 || evs[0].Message != "new log" {
+	if len(evs) != 1 || evs[0].Message != "halt: cellctl halt" {
 		t.Errorf("after truncation: %+v", evs)
 	}
 }

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -9,34 +8,22 @@ import (
 	"github.com/cellarsim/cellar/cell"
 )
 
-// operations lists the S3 operations a cell tile shows and the tiers each one needs
-// (DESIGN.md: GET needs index and storage, LIST and DELETE the index only, PUT all
-// three).
-var operations = []struct {
-	name  string
-	needs []cell.Role
-}{
-	{"GET", []cell.Role{cell.RoleIndex, cell.RoleStorage}},
-	{"LIST", []cell.Role{cell.RoleIndex}},
-	{"DELETE", []cell.Role{cell.RoleIndex}},
-	{"PUT", []cell.Role{cell.RoleIndex, cell.RolePlacement, cell.RoleStorage}},
-}
-
-// build assembles a Snapshot from the tracked nodes.
-func (c *Collector) build(now time.Time, fileCells []string) Snapshot {
+// build assembles a Snapshot from the tracked nodes, judging each cell against the
+// declared shape.
+func (c *Collector) build(now time.Time, decl Declared) Snapshot {
 	cellSet := map[string]bool{}
-	for _, id := range append(append([]string(nil), c.cfg.Cells...), fileCells...) {
+	for _, id := range append(decl.Cells(), c.cfg.Cells...) {
 		cellSet[id] = true
 	}
-	byCell := map[string][]*tracked{}
-	var gateways []*tracked
+	byCell := map[string][]NodeView{}
+	var gateways []NodeView
 	for _, t := range c.nodes {
 		switch {
 		case t.role == cell.RoleGateway:
-			gateways = append(gateways, t)
+			gateways = append(gateways, t.view())
 		case t.cell != "":
 			cellSet[t.cell] = true
-			byCell[t.cell] = append(byCell[t.cell], t)
+			byCell[t.cell] = append(byCell[t.cell], t.view())
 		}
 	}
 	cells := make([]string, 0, len(cellSet))
@@ -53,7 +40,7 @@ func (c *Collector) build(now time.Time, fileCells []string) Snapshot {
 		Gateways:          []NodeView{},
 	}
 	for _, id := range cells {
-		cv := buildCell(id, byCell[id])
+		cv := buildCell(id, withNeverSeen(byCell[id], decl.NeverSeen(id)), decl)
 		if traffic != nil {
 			cv.Traffic = traffic[id]
 		}
@@ -71,9 +58,7 @@ func (c *Collector) build(now time.Time, fileCells []string) Snapshot {
 			}
 		}
 	}
-	sortTracked(gateways)
-	for _, t := range gateways {
-		nv := t.view()
+	for _, nv := range withNeverSeen(gateways, decl.NeverSeen("")) {
 		snap.Gateways = append(snap.Gateways, nv)
 		snap.Summary.count(nv)
 	}
@@ -90,82 +75,61 @@ func (s *Summary) count(nv NodeView) {
 	}
 }
 
-func buildCell(id string, nodes []*tracked) CellView {
-	sortTracked(nodes)
-	cv := CellView{ID: id, Tiers: make([]TierView, 0, len(cell.Tiers))}
-	ready := map[cell.Role]int{}
-	total, notReady := 0, 0
+// withNeverSeen adds the declared nodes the view has never seen, as down, and sorts
+// the lot by id.
+func withNeverSeen(views []NodeView, never []cell.NodeSpec) []NodeView {
+	for _, spec := range never {
+		views = append(views, NodeView{ID: spec.ID, Role: spec.Role, Cell: spec.Cell, State: StateDown, Probe: "never seen", NeverSeen: true})
+	}
+	sort.Slice(views, func(i, j int) bool { return naturalLess(views[i].ID, views[j].ID) })
+	return views
+}
+
+// buildCell draws one cell from its nodes' views; its health is decl's judgement.
+func buildCell(id string, nodes []NodeView, decl Declared) CellView {
+	statuses := make([]cell.NodeStatus, 0, len(nodes))
+	for _, nv := range nodes {
+		statuses = append(statuses, nv.nodeStatus())
+	}
+	h := decl.Judge(id, statuses)
+	cv := CellView{
+		ID: id, Health: string(h.Health), Reason: h.Reason,
+		Tiers: make([]TierView, 0, len(cell.Tiers)),
+		Index: IndexGroup{
+			Ready: h.Index.Ready, Total: h.Index.Declared, Need: h.Index.Need,
+			Quorum: h.Index.Held, Leader: h.Index.Leader,
+		},
+		Operations: h.Operations,
+	}
 	for _, role := range cell.Tiers {
 		tv := TierView{Role: role, Nodes: []NodeView{}}
-		for _, t := range nodes {
-			if t.role != role {
+		for _, nv := range nodes {
+			if nv.Role != role {
 				continue
 			}
-			nv := t.view()
+			if role == cell.RolePlacement && !h.Index.Held && nv.State == cell.StateStarting {
+				// Placement needs a ready index (the order 2017's recovery had to follow).
+				nv.Note = "waits for its cell's index"
+			}
 			tv.Nodes = append(tv.Nodes, nv)
 			tv.Total++
 			if nv.State == cell.StateReady {
 				tv.Ready++
 			}
-			if role == cell.RoleIndex && nv.Leader {
-				cv.Index.Leader = nv.ID
-			}
 		}
-		ready[role] = tv.Ready
-		total += tv.Total
-		notReady += tv.Total - tv.Ready
 		cv.Tiers = append(cv.Tiers, tv)
 	}
-	idx := cv.Tiers[0]
-	cv.Index.Ready, cv.Index.Total = idx.Ready, idx.Total
-	cv.Index.Need = idx.Total/2 + 1
-	cv.Index.Quorum = idx.Total > 0 && idx.Ready >= cv.Index.Need
-	if !cv.Index.Quorum {
-		// Placement needs a ready index (the order 2017's recovery had to follow).
-		for _, tv := range cv.Tiers {
-			for i, nv := range tv.Nodes {
-				if tv.Role == cell.RolePlacement && nv.State == cell.StateStarting {
-					tv.Nodes[i].Note = "waits for its cell's index"
-				}
-			}
-		}
-	}
-
-	// A tier can do its part when it has a ready node; the index needs a majority.
-	up := func(role cell.Role) bool {
-		if role == cell.RoleIndex {
-			return cv.Index.Quorum
-		}
-		return ready[role] > 0
-	}
-	for _, op := range operations {
-		o := Operation{Name: op.name, OK: true}
-		for _, need := range op.needs {
-			if !up(need) {
-				o.OK = false
-				o.Missing = append(o.Missing, need)
-			}
-		}
-		cv.Operations = append(cv.Operations, o)
-	}
-
-	switch {
-	case total == 0:
-		cv.Health, cv.Reason = HealthDown, "no node of this cell is known"
-	case !cv.Index.Quorum:
-		cv.Health = HealthDown
-		cv.Reason = fmt.Sprintf("index has no quorum (%d of %d ready, %d needed): every request fails", idx.Ready, idx.Total, cv.Index.Need)
-	case ready[cell.RoleStorage] == 0:
-		cv.Health, cv.Reason = HealthDown, "no storage node ready: GET and PUT fail"
-	case !up(cell.RolePlacement):
-		cv.Health, cv.Reason = HealthDegraded, "no placement node ready: PUT refused, reads served"
-	case notReady > 0:
-		cv.Health = HealthDegraded
-		cv.Reason = fmt.Sprintf("%d of %d nodes not ready", notReady, total)
-	default:
-		cv.Health = HealthServing
-	}
 	return cv
+}
+
+// nodeStatus is what cell.JudgeCell needs to know of a node: a node the view shows
+// down does not run, as far as the view can tell.
+func (nv NodeView) nodeStatus() cell.NodeStatus {
+	st := cell.NodeStatus{ID: nv.ID, Role: nv.Role, Cell: nv.Cell, Running: nv.State != StateDown, Leader: nv.Leader}
+	if st.Running {
+		st.State = nv.State
+	}
+	return st
 }
 
 func (t *tracked) view() NodeView {
@@ -173,6 +137,7 @@ func (t *tracked) view() NodeView {
 		ID: t.id, Role: t.role, Cell: t.cell, State: t.state, Since: t.since, Probe: t.probe,
 		InGossip: t.gossip != nil, PID: t.pid, AdminAddr: t.admin, GRPCAddr: t.grpc,
 		Started: t.started, Ready: t.ready, Gauges: t.gauges, Process: t.process,
+		FailedProbes: t.failures,
 	}
 	if nv.State == "" {
 		nv.State = StateDown
@@ -180,9 +145,14 @@ func (t *tracked) view() NodeView {
 			nv.State = t.gossip.State
 		}
 	}
+	// Who leads is known from the gossip only. A node the gossip drops for a moment
+	// (a busy machine misses its gossip probes) but that still answers its own
+	// probes keeps what it last gossiped, so that its cell does not flap.
+	if g := t.lastGossip; g != nil && (t.gossip != nil || t.answered) {
+		nv.Leader = isLeader(*g) && nv.State == cell.StateReady
+	}
 	if t.gossip != nil {
 		nv.GossipState = t.gossip.State
-		nv.Leader = isLeader(*t.gossip) && nv.State == cell.StateReady
 		nv.AppliedIndex = t.gossip.AppliedIndex
 		if nv.State == cell.StateRebuilding {
 			nv.Progress = t.gossip.Progress

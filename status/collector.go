@@ -50,6 +50,11 @@ type Config struct {
 	Targets []Target
 	// Cells are shown even before any of their nodes is known.
 	Cells []string
+	// Topology is the cluster's declared shape, for a view with no cluster.json (a
+	// topology file the operator names). Set, it is used even when DataDir has a
+	// cluster.json; unset, the view takes the topology of DataDir/cluster.json, or
+	// else the index group sizes the nodes gossip (see Declared).
+	Topology *cell.Topology
 	// BindAddr is the observer's gossip address (default 127.0.0.1:0).
 	BindAddr string
 	// FastGossip gives the observer the short gossip timers of a one-machine cluster.
@@ -105,17 +110,24 @@ type tracked struct {
 	pid        int
 	process    string
 	gossip     *cell.Node // as the gossip lists it now; nil when it does not
+	lastGossip *cell.Node // as the gossip last listed it
+	groupSize  int        // the largest index group size it has gossiped
 
 	state    cell.State
 	since    time.Time
 	probe    string
 	answered bool // the last probe got an HTTP answer
+	failures int  // probes in a row without an answer
 
 	started  time.Time
 	ready    time.Time
 	gauges   map[string]float64
 	statusAt time.Time
 }
+
+// downAfterFailures is how many probes in a row a node the gossip still lists must
+// miss before the view shows it down: on a busy machine a live node can miss one.
+const downAfterFailures = 3
 
 const (
 	maxEvents     = 300
@@ -281,7 +293,8 @@ func (c *Collector) Pass(ctx context.Context) {
 		gossipAlive++
 		t := c.track(n.ID, n.Role, n.Cell)
 		n := n
-		t.gossip = &n
+		t.gossip, t.lastGossip = &n, &n
+		t.groupSize = max(t.groupSize, n.GroupSize)
 		t.admin = orKeep(n.AdminAddr, t.admin)
 		t.grpc = orKeep(n.GRPCAddr, t.grpc)
 		t.gossipAddr = orKeep(n.Gossip, t.gossipAddr)
@@ -289,9 +302,7 @@ func (c *Collector) Pass(ctx context.Context) {
 			t.pid = n.PID
 		}
 	}
-	var fileCells []string
 	if file != nil {
-		fileCells = file.Topology.CellIDs()
 		for _, fn := range file.Nodes {
 			t := c.track(fn.ID, fn.Role, fn.Cell)
 			t.process = string(fn.Process)
@@ -363,6 +374,15 @@ func (c *Collector) Pass(ctx context.Context) {
 		t := r.t
 		state := probedState(r.code, r.body, r.err)
 		t.answered = r.err == nil
+		if t.answered {
+			t.failures = 0
+		} else {
+			t.failures++
+			if t.gossip != nil && t.failures < downAfterFailures {
+				// The gossip still lists it: a missed probe or two is not an outage.
+				state = t.state
+			}
+		}
 		switch {
 		case r.err != nil:
 			t.probe = "unreachable: " + shortErr(r.err)
@@ -435,7 +455,8 @@ func (c *Collector) Pass(ctx context.Context) {
 		audit = evs
 	}
 
-	snap := c.build(now, fileCells)
+	decl, from := c.declared(file)
+	snap := c.build(now, decl)
 	for _, cv := range snap.Cells {
 		prev, ok := c.cellHealth[cv.ID]
 		c.cellHealth[cv.ID] = cv.Health
@@ -448,6 +469,8 @@ func (c *Collector) Pass(ctx context.Context) {
 		}
 	}
 	snap.Source.GossipMembers = gossipAlive
+	snap.Source.Topology = from
+	snap.Source.DownAfterMissedProbes = downAfterFailures
 	if c.own != nil {
 		snap.Source.Observer = c.own.Addr()
 	}
@@ -530,6 +553,23 @@ func (c *Collector) track(id string, role cell.Role, cellID string) *tracked {
 		t.cell = cellID
 	}
 	return t
+}
+
+// declared is the shape the cells are judged against: Config.Topology, else the
+// topology of cluster.json, else what the nodes ever seen say. It also says which.
+func (c *Collector) declared(file *localcluster.ClusterFile) (Declared, string) {
+	topo, from := c.cfg.Topology, "topology file"
+	if topo == nil && file != nil && file.Topology.Cells > 0 {
+		topo, from = &file.Topology.Topology, localcluster.ClusterFileName
+	}
+	if topo == nil {
+		from = "gossip"
+	}
+	seen := make([]cell.Node, 0, len(c.nodes))
+	for _, t := range c.nodes {
+		seen = append(seen, cell.Node{ID: t.id, Role: t.role, Cell: t.cell, GroupSize: t.groupSize})
+	}
+	return NewDeclared(topo, seen), from
 }
 
 func (c *Collector) readClusterFile() *localcluster.ClusterFile {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 // fakeNode is a node's admin HTTP server: /readyz, /status and, for a gateway, /metrics.
@@ -29,6 +30,11 @@ type fakeNode struct {
 	started time.Time
 	ready   time.Time
 	metrics string
+	// What it gossips of its index group.
+	leader    bool
+	groupSize int
+	// broken: its admin server drops every request without an answer.
+	broken bool
 }
 
 func newFakeNode(t *testing.T, id string, role cell.Role, cellID string) *fakeNode {
@@ -38,6 +44,12 @@ func newFakeNode(t *testing.T, id string, role cell.Role, cellID string) *fakeNo
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
+		if n.broken {
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		if n.state != cell.StateReady {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -68,12 +80,19 @@ func (n *fakeNode) set(s cell.State) {
 	n.mu.Unlock()
 }
 
+func (n *fakeNode) setBroken(b bool) {
+	n.mu.Lock()
+	n.broken = b
+	n.mu.Unlock()
+}
+
 func (n *fakeNode) addr() string { return strings.TrimPrefix(n.srv.URL, "http://") }
 
 func (n *fakeNode) node() cell.Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return cell.Node{ID: n.id, Role: n.role, Cell: n.cell, State: n.state, AdminAddr: n.addr(), Started: n.started, Progress: 0.4}
+	return cell.Node{ID: n.id, Role: n.role, Cell: n.cell, State: n.state, AdminAddr: n.addr(), Started: n.started, Progress: 0.4,
+		Leader: n.leader, GroupSize: n.groupSize}
 }
 
 // fakeMembers is a gossip view the test sets by hand.
@@ -203,12 +222,15 @@ func TestCollectorStatesHealthAndEvents(t *testing.T) {
 	}
 
 	// A drill writes to the audit log.
-	appendFile(t, filepath.Join(dir, AuditLogName), `{"time":"2026-11-22T12:00:00Z","action":"stop","cell":"cell-0","reason":"drill"}`+"\n")
+	appendFile(t, filepath.Join(dir, AuditLogName), entryLine(t, guard.Entry{
+		Time: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Command: "cellctl stop cell-0-placement-0",
+		Decision: guard.DecisionStep, Cell: "cell-0", Node: "cell-0-placement-0", Reason: "drill",
+	}))
 	c.Pass(ctx)
 	s = c.Snapshot()
 	found := false
 	for _, e := range s.Events {
-		found = found || (e.Kind == EventAudit && strings.HasPrefix(e.Message, "stop "))
+		found = found || (e.Kind == EventAudit && strings.HasPrefix(e.Message, "step: cellctl stop "))
 	}
 	if !found {
 		t.Errorf("audit event missing from %+v", s.Events)

@@ -13,6 +13,20 @@
 // there is one). When the collector itself has heard nothing from the cluster for a
 // while, the view says it is stale instead of showing the last good state.
 //
+// A node is shown down once it has missed three probes in a row (a live node on a
+// busy machine can miss one), or at its first missed probe when the gossip no longer
+// lists it either. Which node leads its cell's index group is known from the gossip;
+// a leader the gossip drops while it still answers its probes keeps leading in the
+// view.
+//
+// Each cell's health is cell.JudgeCell's, against the shape the cluster declares, not
+// against the members the view happens to have seen: a view started after two of a
+// cell's three index nodes died must still show that cell without quorum. The shape
+// (see Declared) comes from a topology the view is given (Config.Topology), else from
+// DATA_DIR/cluster.json, else from the group size every index node gossips. Declared
+// nodes the view has never seen are listed down, "never seen", and counted; a cell
+// the view has seen no node of is down.
+//
 // Use:
 //
 //	c, err := status.NewCollector(status.Config{Seeds: gossipAddrs, DataDir: dir})

@@ -30,7 +30,7 @@ func newViewCollector(view func() Snapshot) *viewCollector {
 		nodeRestart: prometheus.NewDesc("cellar_status_node_ready_duration_seconds",
 			"Time from the node's last start to its becoming ready.", nodeLabels, nil),
 		quorum: prometheus.NewDesc("cellar_status_index_quorum",
-			"1 while a majority of the cell's index nodes is ready.", []string{"cell"}, nil),
+			"1 while the cell's index group holds quorum: a majority of its declared nodes ready and, in a group of more than one, a leader.", []string{"cell"}, nil),
 		cellHealth: prometheus.NewDesc("cellar_status_cell_health",
 			`1 for the cell's current health ("serving", "degraded", "down", "unknown"), 0 for the others.`, []string{"cell", "health"}, nil),
 		stale: prometheus.NewDesc("cellar_status_view_stale",

@@ -10,15 +10,11 @@ import (
 // crashed, or cut off from the status view.
 const StateDown cell.State = "down"
 
-// Health of a cell, from what its tiers can do.
+// Health of a cell, as cell.JudgeCell decides it, and unknown when the view is stale.
 const (
-	// HealthServing: every operation works and every node is ready.
-	HealthServing = "serving"
-	// HealthDegraded: every operation still works, or reads do while writes do not
-	// (placement down), or some nodes are down but each tier still has enough.
-	HealthDegraded = "degraded"
-	// HealthDown: reads fail (no index quorum, or no storage node ready).
-	HealthDown = "down"
+	HealthServing  = string(cell.HealthServing)
+	HealthDegraded = string(cell.HealthDegraded)
+	HealthDown     = string(cell.HealthDown)
 	// HealthUnknown: the view is stale, so nothing is claimed.
 	HealthUnknown = "unknown"
 )
@@ -64,6 +60,12 @@ type Source struct {
 	GossipMembers int    `json:"gossip_members"`
 	ClusterFile   string `json:"cluster_file,omitempty"`
 	AuditLog      string `json:"audit_log,omitempty"`
+	// Topology says where the declared shape the cells are judged against comes
+	// from: "cluster.json", "topology file", or "gossip" (group sizes and nodes seen).
+	Topology string `json:"topology"`
+	// DownAfterMissedProbes is how many probes in a row a node the gossip still lists
+	// must miss to be shown down.
+	DownAfterMissedProbes int `json:"down_after_missed_probes"`
 }
 
 // CellView is one cell: its tiers, its index group, what it can serve and its traffic.
@@ -89,9 +91,11 @@ type TierView struct {
 }
 
 // IndexGroup is a cell's index replication group: it has quorum while a majority of
-// its nodes is ready.
+// the nodes the group is declared with is ready and, for a group of more than one,
+// one of them leads (cell.Quorum).
 type IndexGroup struct {
-	Ready  int  `json:"ready"`
+	Ready int `json:"ready"`
+	// Total is the group's declared size, seen or not.
 	Total  int  `json:"total"`
 	Need   int  `json:"need"`
 	Quorum bool `json:"quorum"`
@@ -99,13 +103,9 @@ type IndexGroup struct {
 	Leader string `json:"leader,omitempty"`
 }
 
-// Operation is one S3 operation and whether the cell can serve it.
-type Operation struct {
-	Name string `json:"name"`
-	OK   bool   `json:"ok"`
-	// Needs names the tiers that are missing when !OK.
-	Missing []cell.Role `json:"missing,omitempty"`
-}
+// Operation is one S3 operation, whether the cell can serve it, and the tiers that
+// are missing when it cannot.
+type Operation = cell.OperationHealth
 
 // Traffic is a cell's S3 traffic as the gateways count it, over the last Window.
 type Traffic struct {
@@ -135,9 +135,15 @@ type NodeView struct {
 	ID   string    `json:"id"`
 	Role cell.Role `json:"role"`
 	Cell string    `json:"cell,omitempty"`
-	// State is the node's state as its /readyz answers it, or down when it does not
-	// answer; before the first probe, what the gossip says.
+	// State is the node's state as its /readyz answers it, or down when it has not
+	// answered three probes in a row or has left the gossip and does not answer;
+	// before the first answer, what the gossip says.
 	State cell.State `json:"state"`
+	// FailedProbes counts the probes in a row the node has not answered.
+	FailedProbes int `json:"failed_probes,omitempty"`
+	// NeverSeen: the declared shape has this node, but the view has never seen it
+	// (not in the gossip, not in cluster.json); it is shown down.
+	NeverSeen bool `json:"never_seen,omitempty"`
 	// Progress of a rebuild, in [0,1], while State is rebuilding.
 	Progress float64 `json:"progress,omitempty"`
 	// Since is when the status view first saw the node in State.

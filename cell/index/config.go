@@ -1,20 +1,26 @@
 package index
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/spf13/pflag"
 
+	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/internal/daemon"
 )
 
-// Config configures one index node.
+// Config configures one index node. Run fills its zero values with EnsureDefaults and
+// refuses it if Validate finds fault with it.
 type Config struct {
 	daemon.Options
 	// DataDir holds the node's Pebble database (records and raft log) and raft's
-	// snapshots.
+	// snapshots. Required.
 	DataDir string
 
-	// RaftAddr is where this node's raft transport listens. With neither RaftAddr nor
-	// Peers the node runs standalone: no replication, writes synced to Pebble.
+	// RaftAddr is where this node's raft transport listens (default with Peers:
+	// 127.0.0.1 on a port the kernel picks). With neither RaftAddr nor Peers the node
+	// runs standalone: no replication, writes synced to Pebble.
 	RaftAddr string
 	// RaftAdvertise is the raft address peers use, when it differs from RaftAddr.
 	RaftAdvertise string
@@ -33,6 +39,11 @@ type Config struct {
 	RebuildWorkers int
 }
 
+// Command is the index node as a program: indexd, and 'cellctl daemon index'.
+func Command() daemon.Command {
+	return daemon.NewCommand("Runs one index node: the key-to-location map of its cell, kept in Pebble and rebuilt in memory at start.", Run)
+}
+
 // AddFlags registers the index node's flags.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Options.AddFlags(fs)
@@ -44,4 +55,47 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.Pending, "rebuild-pending", "what a read of a key range still loading gets while the index rebuilds: pebble (answered from Pebble) or slowdown (503 SlowDown)")
 	fs.IntVar(&c.RebuildWorkers, "rebuild-workers", c.RebuildWorkers, "key ranges loaded at once by the rebuild (0: one per core)")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot (0: default)")
+}
+
+// EnsureDefaults sets the role and fills the fields left at their zero value.
+func (c *Config) EnsureDefaults() {
+	c.Role = cell.RoleIndex
+	c.Options.EnsureDefaults()
+	if c.RaftAddr == "" && len(c.Peers) > 0 {
+		c.RaftAddr = "127.0.0.1:0"
+	}
+}
+
+// replicated reports whether the node is a member of its cell's replication group
+// rather than standalone.
+func (c *Config) replicated() bool { return c.RaftAddr != "" || len(c.Peers) > 0 }
+
+// Validate reports what makes the configuration unusable.
+func (c *Config) Validate() error {
+	if err := c.Options.Validate(); err != nil {
+		return err
+	}
+	if c.DataDir == "" {
+		return errors.New("index: a data directory is required")
+	}
+	if _, err := ParsePeers(c.Peers); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if c.RaftAddr != "" {
+		if err := daemon.CheckAddr(c.RaftAddr); err != nil {
+			return fmt.Errorf("index: raft address: %w", err)
+		}
+	}
+	if c.RaftAdvertise != "" {
+		if err := daemon.CheckAddr(c.RaftAdvertise); err != nil {
+			return fmt.Errorf("index: raft advertise address: %w", err)
+		}
+	}
+	if c.Pending != PendingPebble && c.Pending != PendingSlowDown {
+		return fmt.Errorf("index: unknown rebuild pending mode %s", c.Pending)
+	}
+	if c.RebuildWorkers < 0 {
+		return fmt.Errorf("index: rebuild workers %d is negative", c.RebuildWorkers)
+	}
+	return nil
 }

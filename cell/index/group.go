@@ -39,6 +39,9 @@ type group struct {
 	store *Store
 	trans *raft.NetworkTransport
 	log   *slog.Logger
+	// size is how many members the group was declared with (its initial peers),
+	// gossiped so that any observer can tell how many make a majority.
+	size int
 	// serving is true while this node leads and has applied every entry of earlier
 	// terms (a barrier in its own term), so reads from its map are up to date.
 	serving atomic.Bool
@@ -123,7 +126,7 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		trans.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger}
+	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger, size: max(1, len(cfg.Peers))}
 	if !hasState {
 		peers := cfg.Peers
 		if len(peers) == 0 {
@@ -205,9 +208,11 @@ func (g *group) raftErr(err error) error {
 
 // watch keeps the gossip and the serving flag in step with raft: after becoming
 // leader, a barrier makes sure every earlier entry is applied before reads are served.
+// It also gossips the group's declared size once.
 func (g *group) watch(ctx context.Context, members *cell.Membership) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	members.Update(func(n *cell.Node) { n.GroupSize = g.size })
 	var lastLeader bool
 	var lastApplied uint64
 	var lastPublish time.Time

@@ -20,17 +20,14 @@ import (
 // "rebuilding" while it loads its map from Pebble, then joins its cell's replication
 // group (when it has peers or a raft address), says "ready" and serves the Index API.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.DataDir == "" {
-		return fmt.Errorf("index: a data directory is required")
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	peers, err := ParsePeers(cfg.Peers)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	cfg.Role = cell.RoleIndex
+	peers, _ := ParsePeers(cfg.Peers) // checked by Validate
 	d, err := daemon.New(cfg.Options)
 	if err != nil {
 		return err
@@ -46,7 +43,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return errors.Join(err, d.Stop(nil))
 	}
-	if cfg.RaftAddr == "" && len(peers) == 0 {
+	if !cfg.replicated() {
 		// Standalone, Pebble is all there is to know: serve reads while the map
 		// loads, as cfg.Pending says. (A group member may be behind its group and
 		// waits for the rebuild and the group.) Writes wait for the rebuild.
@@ -60,9 +57,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	cleanup := store.Close
-	if cfg.RaftAddr != "" || len(peers) > 0 {
+	if cfg.replicated() {
 		g, err := openGroup(groupConfig{
-			NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: orDefault(cfg.RaftAddr, "127.0.0.1:0"),
+			NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr,
 			Advertise: cfg.RaftAdvertise, Peers: peers, SnapshotThreshold: cfg.SnapshotThreshold,
 			TrailingLogs: cfg.TrailingLogs, Logger: d.Log,
 		}, store)
@@ -81,13 +78,6 @@ func Run(ctx context.Context, cfg Config) error {
 	srv.store.Store(store)
 	d.SetState(cell.StateReady, 1)
 	return d.Wait(ctx, cleanup)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // server serves the Index API from a Store once it is loaded. With a replication

@@ -23,9 +23,9 @@ import (
 
 // Run runs a placement node until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	cfg.Role = cell.RolePlacement
-	if cfg.Copies <= 0 {
-		cfg.Copies = 2
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	d, err := daemon.New(cfg.Options)
 	if err != nil {

@@ -17,12 +17,11 @@ import (
 // Run has no way to report its addresses: pass listeners in cfg.Options (GRPCListener,
 // AdminListener) to know them, as tests do.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.DataDir == "" {
-		return errors.New("storage: --data-dir is required")
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
-	opts := cfg.Options
-	opts.Role = cell.RoleStorage
-	d, err := daemon.New(opts)
+	d, err := daemon.New(cfg.Options)
 	if err != nil {
 		return err
 	}

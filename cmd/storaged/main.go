@@ -1,16 +1,16 @@
 // Command storaged runs one storage node of a cellar cell: it keeps object bytes.
 //
-// Run it with --help for its flags. All daemons share their main in cmd/cellctl/cli;
-// 'cellctl up' runs the same code as child processes of cellctl.
+// Run it with --help for its flags. Every daemon shares its main, internal/daemon.Main;
+// 'cellctl up' runs the same code as child processes of cellctl ('cellctl daemon storage').
 package main
 
 import (
 	"os"
 
-	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/cmd/cellctl/cli"
+	"github.com/cellarsim/cellar/cell/storage"
+	"github.com/cellarsim/cellar/internal/daemon"
 )
 
 func main() {
-	os.Exit(cli.DaemonMain("storaged", cell.RoleStorage, os.Args[1:]))
+	os.Exit(daemon.Main("storaged", storage.Command()))
 }

@@ -20,10 +20,15 @@ import (
 type Conns struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	unary []grpc.UnaryClientInterceptor
 }
 
-// NewConns returns an empty pool.
-func NewConns() *Conns { return &Conns{conns: map[string]*grpc.ClientConn{}} }
+// NewConns returns an empty pool. The interceptors given run, in order, on every unary
+// call made on its connections, inside the one that turns status errors into cellar
+// errors (so the errors they return are converted too).
+func NewConns(unary ...grpc.UnaryClientInterceptor) *Conns {
+	return &Conns{conns: map[string]*grpc.ClientConn{}, unary: unary}
+}
 
 // Get returns the connection to addr, creating it if needed.
 func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
@@ -38,7 +43,7 @@ func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-		grpc.WithChainUnaryInterceptor(unaryErrs),
+		grpc.WithChainUnaryInterceptor(append([]grpc.UnaryClientInterceptor{unaryErrs}, c.unary...)...),
 		grpc.WithChainStreamInterceptor(streamErrs),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 	)

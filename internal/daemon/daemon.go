@@ -1,12 +1,18 @@
 // Package daemon is the bootstrap every cellar daemon shares: listeners, structured
 // logging, a Prometheus registry of its own, a gRPC server with the health and node-admin
 // services, an admin HTTP server (/metrics, /healthz, /readyz, /status, and /members: the
-// node's gossip view), gossip
-// membership, and a graceful stop.
+// node's gossip view), gossip membership, and a graceful stop; and the main of every
+// daemon binary.
 //
 // A daemon's Run builds a Daemon with New, registers its gRPC services on d.GRPC, starts
 // serving with d.Start, does its own start-up work (an index rebuilds its map), says
 // d.SetState(cell.StateReady), and returns d.Wait(ctx).
+//
+// A daemon binary's main is one line: os.Exit(daemon.Main("indexd", index.Command())).
+// Main parses the flags the role's Command registers (with --help, --log-format and
+// --log-level), sets up log/slog, runs the daemon until SIGINT or SIGTERM and turns the
+// outcome into an exit code. This package imports no command-line framework and no
+// other daemon's code, so that a daemon binary links only what it runs.
 package daemon
 
 import (
@@ -38,38 +44,6 @@ import (
 // in chunks well under it.
 const maxMessage = 8 << 20
 
-// Options configure the parts every daemon has. Zero values are usable defaults.
-type Options struct {
-	NodeID string
-	Role   cell.Role
-	Cell   string // "" for gateways and observers
-
-	// Listeners passed in are used as they are; otherwise the daemon listens on the
-	// address ("127.0.0.1:0" when empty).
-	GRPCListener  net.Listener
-	AdminListener net.Listener
-	GRPCAddr      string
-	AdminAddr     string
-
-	// AdvertiseHost is the host name or IP other nodes use to reach this node, for
-	// nodes that listen on all interfaces (0.0.0.0) as they do in containers. When set,
-	// the gRPC and admin addresses the node gossips carry this host, and a gossip
-	// address on all interfaces is narrowed to the IP the host resolves to (memberlist
-	// advertises an IP). Empty: the listeners' own addresses are gossiped.
-	AdvertiseHost string
-
-	// GossipAddr is this node's memberlist address ("127.0.0.1:0" when empty); Join the
-	// addresses of members to join.
-	GossipAddr string
-	Join       []string
-	// FastGossip shortens gossip timers, for clusters on one machine.
-	FastGossip bool
-
-	Logger *slog.Logger
-	// StopTimeout bounds the graceful stop; after it, calls in flight are cut (default 5s).
-	StopTimeout time.Duration
-}
-
 // Daemon is one running cellar process (or one daemon inside a test process).
 type Daemon struct {
 	Log      *slog.Logger
@@ -98,17 +72,11 @@ type Daemon struct {
 
 // New prepares a daemon: listeners, registry, servers. Nothing is served until Start.
 func New(opts Options) (*Daemon, error) {
-	if opts.NodeID == "" || opts.Role == "" {
-		return nil, errors.New("daemon: node id and role are required")
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.StopTimeout == 0 {
-		opts.StopTimeout = 5 * time.Second
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	logger = logger.With("node", opts.NodeID)
+	logger := opts.Logger.With("node", opts.NodeID)
 	d := &Daemon{
 		Log: logger, Registry: prometheus.NewRegistry(), Admin: http.NewServeMux(),
 		opts: opts, started: time.Now(), state: cell.StateStarting, serveErrs: make(chan error, 2), quit: make(chan struct{}),
@@ -187,9 +155,6 @@ func listen(ln net.Listener, addr string) (net.Listener, error) {
 	if ln != nil {
 		return ln, nil
 	}
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
 	return net.Listen("tcp", addr)
 }
 
@@ -216,7 +181,7 @@ func (d *Daemon) advertise(a net.Addr) string {
 // bound to, so a gossip address on all interfaces is narrowed to the IP the advertised
 // host resolves to.
 func (d *Daemon) gossipBind() (string, error) {
-	addr := orDefault(d.opts.GossipAddr, "127.0.0.1:0")
+	addr := d.opts.GossipAddr
 	if d.opts.AdvertiseHost == "" {
 		return addr, nil
 	}
@@ -298,13 +263,6 @@ func (d *Daemon) Start() error {
 	d.Log.Info("daemon started", "role", d.opts.Role, "cell", d.opts.Cell,
 		"grpc", d.GRPCAddr(), "admin", d.AdminAddr(), "gossip", members.Addr(), "pid", os.Getpid())
 	return nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // SetState publishes the node's state through gossip, gRPC health and /readyz.

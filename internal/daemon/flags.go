@@ -11,9 +11,9 @@ import (
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.NodeID, "id", o.NodeID, "node id, unique in the cluster (e.g. cell-0-index-0)")
 	fs.StringVar(&o.Cell, "cell", o.Cell, "cell this node belongs to (e.g. cell-0); empty for gateways")
-	fs.StringVar(&o.GRPCAddr, "grpc-addr", orDefault(o.GRPCAddr, "127.0.0.1:0"), "address for the gRPC server")
-	fs.StringVar(&o.AdminAddr, "admin-addr", orDefault(o.AdminAddr, "127.0.0.1:0"), "address for the admin HTTP server (/metrics, /healthz, /readyz, /status)")
-	fs.StringVar(&o.GossipAddr, "gossip-addr", orDefault(o.GossipAddr, "127.0.0.1:0"), "address for memberlist gossip (TCP and UDP)")
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", orDefault(o.GRPCAddr, localAddr), "address for the gRPC server")
+	fs.StringVar(&o.AdminAddr, "admin-addr", orDefault(o.AdminAddr, localAddr), "address for the admin HTTP server (/metrics, /healthz, /readyz, /status)")
+	fs.StringVar(&o.GossipAddr, "gossip-addr", orDefault(o.GossipAddr, localAddr), "address for memberlist gossip (TCP and UDP)")
 	fs.StringVar(&o.AdvertiseHost, "advertise-host", o.AdvertiseHost, "host name or IP other nodes use to reach this node's gRPC, admin and gossip ports (needed when they listen on 0.0.0.0, as in containers)")
 	fs.StringSliceVar(&o.Join, "join", o.Join, "gossip addresses of members to join (comma-separated)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", o.FastGossip, "shorter gossip timers, for clusters on one machine")
@@ -22,3 +22,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Roles lists the daemons a node can run, for commands that take a role.
 var Roles = []cell.Role{cell.RoleIndex, cell.RolePlacement, cell.RoleStorage, cell.RoleGateway}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -77,6 +77,15 @@ var kindNames = map[Kind]string{
 
 func (k Kind) String() string { return kindNames[k] }
 
+// kindByName is kindNames the other way round, for reading a kind back from gRPC.
+var kindByName = func() map[string]Kind {
+	m := make(map[string]Kind, len(kindNames))
+	for k, name := range kindNames {
+		m[name] = k
+	}
+	return m
+}()
+
 // Error is a cellar error: a kind, a message safe to show to a client, and an optional cause.
 type Error struct {
 	Kind    Kind
@@ -174,7 +183,9 @@ var table = map[Kind]mapping{
 	ExpiredRequest:         {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Request has expired"},
 }
 
-// kindHeader carries the exact kind across gRPC, since several kinds share a code.
+// kindPrefix starts the message of a status error made by ToGRPC, which carries the
+// exact kind across gRPC by its name, since several kinds share a code:
+// "cellar-kind=no such bucket;The specified bucket does not exist."
 const kindPrefix = "cellar-kind="
 
 // ToGRPC converts err to a gRPC status error that FromGRPC turns back into the same kind.
@@ -197,7 +208,7 @@ func ToGRPC(err error) error {
 	if errors.As(err, &e) && e.Message != "" {
 		msg = e.Message
 	}
-	return status.Error(table[k].code, fmt.Sprintf("%s%d;%s", kindPrefix, int(k), msg))
+	return status.Error(table[k].code, kindPrefix+k.String()+";"+msg)
 }
 
 // FromGRPC converts a gRPC status error back into an *Error. Transport failures
@@ -214,13 +225,8 @@ func FromGRPC(err error) error {
 	if !ok {
 		return Wrap(Internal, err, "internal error")
 	}
-	var k int
-	var msg string
-	if n, _ := fmt.Sscanf(s.Message(), kindPrefix+"%d;", &k); n == 1 && table[Kind(k)].s3Code != "" {
-		if i := strings.IndexByte(s.Message(), ';'); i >= 0 {
-			msg = s.Message()[i+1:]
-		}
-		return &Error{Kind: Kind(k), Message: msg, Cause: err}
+	if k, msg, ok := parseKind(s.Message()); ok {
+		return &Error{Kind: k, Message: msg, Cause: err}
 	}
 	switch s.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
@@ -235,6 +241,21 @@ func FromGRPC(err error) error {
 		return &Error{Kind: NotImplemented, Message: table[NotImplemented].fallback, Cause: err}
 	}
 	return &Error{Kind: Internal, Message: table[Internal].fallback, Cause: err}
+}
+
+// parseKind reads the kind and client message out of a status message made by ToGRPC.
+// It reports false for any other message, or one naming a kind it does not know.
+func parseKind(statusMessage string) (k Kind, msg string, ok bool) {
+	rest, ok := strings.CutPrefix(statusMessage, kindPrefix)
+	if !ok {
+		return Internal, "", false
+	}
+	name, msg, ok := strings.Cut(rest, ";")
+	if !ok {
+		return Internal, "", false
+	}
+	k, ok = kindByName[name]
+	return k, msg, ok
 }
 
 // S3 returns the HTTP status, S3 error code and client-safe message for err.

@@ -65,12 +65,15 @@
   function nodeDetail(n) {
     const parts = [];
     if (n.note) parts.push(n.note);
-    if (n.state === "down") {
+    if (n.never_seen) {
+      parts.push("never seen by this view: declared, but not in the gossip");
+    } else if (n.state === "down") {
       if (n.since) parts.push("down since " + hms(n.since));
       if (n.probe) parts.push(n.probe.replace(/^unreachable: /, ""));
       if (n.process && n.process !== "running") parts.push("process " + n.process);
       if (n.started && n.ready_seconds != null) parts.push("last start took " + secs(n.ready_seconds));
     } else {
+      if (n.failed_probes) parts.push("missed " + n.failed_probes + (n.failed_probes === 1 ? " probe" : " probes in a row"));
       if (n.started) parts.push((n.state === "ready" ? "started " : "starting since ") + hms(n.started));
       if (n.ready_seconds != null) parts.push("ready in " + secs(n.ready_seconds));
       else if (n.started && n.state !== "ready") parts.push(ago(n.started).replace(" ago", "") + " so far");
@@ -142,8 +145,10 @@
       '<p class="muted">no gateway known</p>';
     $("events").innerHTML = s.events.map(eventHTML).join("");
     const src = s.source || {};
+    if (src.down_after_missed_probes) $("down-after").textContent = src.down_after_missed_probes;
     $("source").textContent = "Built from gossip (observer " + (src.observer || "—") + ", " + src.gossip_members +
       " members alive) and direct probes of every node" + (src.cluster_file ? "; nodes also from " + src.cluster_file : "") +
+      "; cells judged against the shape declared by " + (src.topology === "gossip" ? "the index group sizes the nodes gossip" : "the " + (src.topology || "gossip")) +
       (src.audit_log ? "; drill events from " + src.audit_log : "") +
       ". Served by the status server itself: it needs no gateway, index or storage node.";
   }

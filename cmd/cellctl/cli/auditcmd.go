@@ -8,9 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/spf13/cobra"
-
-	"github.com/cellarsim/cellar/drill"
 )
 
 func newAuditCommand() *cobra.Command {
@@ -34,7 +33,7 @@ the cluster runs or not.`,
 			if _, err := os.Stat(dataDir); err != nil {
 				return fmt.Errorf("no data directory %s", dataDir)
 			}
-			entries, err := drill.ReadAudit(dataDir)
+			entries, err := guard.ReadAudit(dataDir)
 			if err != nil {
 				return err
 			}
@@ -44,7 +43,7 @@ the cluster runs or not.`,
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				if entries == nil {
-					entries = []drill.Entry{}
+					entries = []guard.Entry{}
 				}
 				return printJSON(out, entries)
 			}
@@ -87,7 +86,7 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 	}
 	var dataDir, reason, output string
 	audit := func(decision, outcome string) error {
-		return drill.OpenAudit(dataDir).Append(drill.Entry{Command: "cellctl " + strings.Join(os.Args[1:], " "),
+		return guard.OpenAudit(dataDir).Append(guard.Entry{Command: "cellctl " + strings.Join(os.Args[1:], " "),
 			Reason: reason, Decision: decision, Outcome: outcome})
 	}
 	checkDir := func() error {
@@ -105,10 +104,10 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 			if err := checkDir(); err != nil {
 				return err
 			}
-			if err := drill.Halt(dataDir, reason); err != nil {
+			if err := guard.Halt(dataDir, reason); err != nil {
 				return err
 			}
-			if err := audit(drill.DecisionHalt, "drills halted"); err != nil {
+			if err := audit(guard.DecisionHalt, "drills halted"); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "drills halted; 'cellctl drill resume' lets them run again")
@@ -124,15 +123,15 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 			if err := checkDir(); err != nil {
 				return err
 			}
-			was, _ := drill.Halted(dataDir)
-			if err := drill.Resume(dataDir); err != nil {
+			was, _ := guard.Halted(dataDir)
+			if err := guard.Resume(dataDir); err != nil {
 				return err
 			}
 			if !was {
 				fmt.Fprintln(cmd.OutOrStdout(), "drills were not halted")
 				return nil
 			}
-			if err := audit(drill.DecisionResume, "drills resumed"); err != nil {
+			if err := audit(guard.DecisionResume, "drills resumed"); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "drills may run again")
@@ -151,7 +150,7 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 			if err := checkDir(); err != nil {
 				return err
 			}
-			h, info := drill.Halted(dataDir)
+			h, info := guard.Halted(dataDir)
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				return json.NewEncoder(out).Encode(map[string]any{"halted": h, "info": info})
@@ -160,7 +159,7 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 				fmt.Fprintln(out, "drills may run")
 				return nil
 			}
-			fmt.Fprintln(out, drill.CheckHalt(dataDir).Error())
+			fmt.Fprintln(out, guard.CheckHalt(dataDir).Error())
 			return nil
 		},
 	}

@@ -6,9 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cellarsim/cellar/bench"
 )
 
 func TestBenchRebuild(t *testing.T) {
@@ -23,7 +24,7 @@ func TestBenchRebuild(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
-	var rows []benchRow
+	var rows []bench.RebuildRow
 	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
 		t.Fatalf("output is not JSON rows: %v\n%s", err, stdout.String())
 	}
@@ -62,32 +63,5 @@ func TestBenchRebuild(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "seeding 5000 objects into 2 cells") {
 		t.Errorf("no seeding progress on stderr:\n%s", stderr.String())
-	}
-}
-
-func TestRebuildSVGWithoutRows(t *testing.T) {
-	if s := rebuildSVG(nil); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") {
-		t.Fatalf("empty chart: %q", s)
-	}
-}
-
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{nil, 0},
-		{[]float64{7}, 7},
-		{[]float64{3, 1, 2}, 2},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{900, 100, 110}, 110}, // one slow run does not move it
-	} {
-		in := append([]float64(nil), tc.in...)
-		if got := median(in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-		if !slices.Equal(in, tc.in) {
-			t.Errorf("median reordered its argument: %v", in)
-		}
 	}
 }

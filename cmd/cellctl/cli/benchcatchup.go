@@ -1,48 +1,19 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
-	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/internal/daemon"
-	"github.com/cellarsim/cellar/localcluster"
+	"github.com/cellarsim/cellar/bench"
 )
 
 // bench catchup: how long an index node that was down takes to catch up with its
 // group, against the number of writes it missed.
 
-type benchCatchUpOptions struct {
-	writes  []int
-	output  string
-	timeout time.Duration
-}
-
-type catchUpRow struct {
-	Writes int `json:"writes"`
-	// WritesPerS is the rate the group took the writes at while the node was down.
-	WritesPerS float64 `json:"writes_per_s"`
-	// ReadyMS is from the node's restart until it was ready (its own rebuild);
-	// CatchUpMS until it had applied everything the leader had committed.
-	ReadyMS   float64 `json:"ready_ms"`
-	CatchUpMS float64 `json:"catch_up_ms"`
-	// Snapshot is true when the node was too far behind for the leader's log and got
-	// a snapshot instead.
-	Snapshot bool `json:"snapshot"`
-}
-
 func newBenchCatchUpCommand() *cobra.Command {
-	var o benchCatchUpOptions
+	var o bench.CatchUpOptions
+	var output string
 	cmd := &cobra.Command{
 		Use:   "catchup",
 		Short: "Measure how long an index node that was down takes to catch up with its group",
@@ -55,196 +26,26 @@ trailing log (10240 entries) catches up from a snapshot rather than the log.`,
   cellctl bench catchup --writes 20000 --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.output != "table" && o.output != "json" {
-				return usageErrorf("--output %q: want table or json", o.output)
+			if output != "table" && output != "json" {
+				return usageErrorf("--output %q: want table or json", output)
 			}
-			if len(o.writes) == 0 {
-				return usageErrorf("--writes needs at least one count")
+			if err := o.Validate(); err != nil {
+				return usageErrorf("--%v", err) // its messages start with the flag's name
 			}
-			for _, n := range o.writes {
-				if n < 1 || n > 10_000_000 {
-					return usageErrorf("--writes %d: want 1 to 10000000", n)
-				}
+			o.Progress = cmd.ErrOrStderr()
+			rows, err := bench.RunCatchUp(cmd.Context(), o)
+			if err != nil {
+				return err
 			}
-			return runBenchCatchUp(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), rows)
+			}
+			return bench.WriteCatchUpTable(cmd.OutOrStdout(), rows)
 		},
 	}
 	f := cmd.Flags()
-	f.IntSliceVar(&o.writes, "writes", []int{1000, 10000}, "writes the stopped node misses, one measurement per count")
-	f.StringVarP(&o.output, "output", "o", "table", "table or json")
-	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long one catch-up may take")
+	f.IntSliceVar(&o.Writes, "writes", []int{1000, 10000}, "writes the stopped node misses, one measurement per count")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long one catch-up may take")
 	return cmd
-}
-
-func runBenchCatchUp(ctx context.Context, o benchCatchUpOptions, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "cellar-bench-catchup-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	topo := cell.DefaultTopology()
-	topo.Cells, topo.IndexNodes, topo.StorageNodes = 1, 3, 1
-	topo.S3Addr = "127.0.0.1:0" // no S3 traffic: the bench talks to the index group
-	sup, err := localcluster.Start(ctx, topo, dir, localcluster.Options{FastGossip: true, Progress: io.Discard})
-	if err != nil {
-		return fmt.Errorf("start the cluster: %w", err)
-	}
-	defer sup.Stop(context.Background())
-	conns := daemon.NewConns()
-	defer conns.Close()
-
-	var rows []catchUpRow
-	for round, n := range o.writes {
-		row, err := catchUpOnce(ctx, sup, conns, round, n, o.timeout)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "  %d writes missed: ready in %.0f ms, caught up in %.0f ms%s\n",
-			n, row.ReadyMS, row.CatchUpMS, map[bool]string{true: " (from a snapshot)", false: ""}[row.Snapshot])
-		rows = append(rows, row)
-	}
-	if o.output == "json" {
-		return printJSON(stdout, rows)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "writes missed\twrites/s\tready ms\tcaught up ms\tfrom snapshot")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%v\n", r.Writes, r.WritesPerS, r.ReadyMS, r.CatchUpMS, r.Snapshot)
-	}
-	return tw.Flush()
-}
-
-// catchUpOnce stops a follower, writes n records through the leader, restarts the
-// follower and times it.
-func catchUpOnce(ctx context.Context, sup *localcluster.Supervisor, conns *daemon.Conns, round, n int, timeout time.Duration) (catchUpRow, error) {
-	row := catchUpRow{Writes: n}
-	leader, follower, err := groupRoles(ctx, sup, conns)
-	if err != nil {
-		return row, err
-	}
-	if err := sup.StopNode(ctx, follower.ID); err != nil {
-		return row, fmt.Errorf("stop %s: %w", follower.ID, err)
-	}
-	cc, err := conns.Get(leader.GRPCAddr)
-	if err != nil {
-		return row, err
-	}
-	ix := cellarv1.NewIndexClient(cc)
-	bucket := fmt.Sprintf("catchup-%d", round)
-	if _, err := ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: bucket}); err != nil {
-		return row, fmt.Errorf("create bucket: %w", err)
-	}
-	start := time.Now()
-	if err := writeMany(ctx, ix, bucket, n); err != nil {
-		return row, err
-	}
-	row.WritesPerS = float64(n) / time.Since(start).Seconds()
-	target, err := groupStatus(ctx, conns, leader.GRPCAddr)
-	if err != nil {
-		return row, err
-	}
-
-	restart := time.Now()
-	if err := sup.StartNode(ctx, follower.ID); err != nil {
-		return row, fmt.Errorf("start %s: %w", follower.ID, err)
-	}
-	row.ReadyMS = ms(time.Since(restart))
-	deadline := restart.Add(timeout)
-	for {
-		st, err := groupStatus(ctx, conns, follower.GRPCAddr)
-		if err == nil && st.AppliedIndex >= target.CommitIndex {
-			break
-		}
-		if time.Now().After(deadline) {
-			return row, fmt.Errorf("%s did not catch up within %s", follower.ID, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return row, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	row.CatchUpMS = ms(time.Since(restart))
-	row.Snapshot = snapshotInstalled(follower.LogFile)
-	return row, nil
-}
-
-// groupRoles finds the group's leader and one follower.
-func groupRoles(ctx context.Context, sup *localcluster.Supervisor, conns *daemon.Conns) (leader, follower localcluster.Node, err error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		leader, follower = localcluster.Node{}, localcluster.Node{}
-		for _, n := range sup.Nodes() {
-			if n.Role != cell.RoleIndex {
-				continue
-			}
-			st, err := groupStatus(ctx, conns, n.GRPCAddr)
-			if err != nil {
-				continue
-			}
-			if st.RaftState == "leader" {
-				leader = n
-			} else {
-				follower = n
-			}
-		}
-		if leader.ID != "" && follower.ID != "" {
-			return leader, follower, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return leader, follower, fmt.Errorf("the index group has no leader")
-}
-
-func groupStatus(ctx context.Context, conns *daemon.Conns, addr string) (*cellarv1.GroupStatusResponse, error) {
-	cc, err := conns.Get(addr)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return cellarv1.NewNodeAdminClient(cc).GroupStatus(ctx, &cellarv1.GroupStatusRequest{})
-}
-
-// writeMany commits n synthetic objects through the leader, 16 at a time.
-func writeMany(ctx context.Context, ix cellarv1.IndexClient, bucket string, n int) error {
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for w := 0; w < 16; w++ {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				loc := &cellarv1.Location{
-					Bucket: bucket, Key: fmt.Sprintf("obj/%09d", i), ObjectId: fmt.Appendf(nil, "%016d", i),
-					Size: 1, Replicas: []string{"cell-0-storage-0"}, ModifiedUnixNano: time.Now().UnixNano(),
-				}
-				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := ix.Commit(cctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: true})
-				cancel()
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = fmt.Errorf("write %d: %w", i, err)
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return first
-}
-
-// snapshotInstalled tells from a node's log whether it caught up from a snapshot.
-func snapshotInstalled(logFile string) bool {
-	b, err := os.ReadFile(logFile)
-	return err == nil && strings.Contains(string(b), "restored from a snapshot")
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os/exec"
 	"testing"
+
+	"github.com/cellarsim/cellar/bench"
 )
 
 func TestBenchCatchUp(t *testing.T) {
@@ -18,7 +20,7 @@ func TestBenchCatchUp(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bench catchup: %v\n%s", err, stderr.String())
 	}
-	var rows []catchUpRow
+	var rows []bench.CatchUpRow
 	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
 		t.Fatalf("output is not JSON rows: %v\n%s", err, stdout.String())
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/drill"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
 )
 
@@ -93,7 +92,7 @@ started by 'cellctl up'. It goes through the guardrails:
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
 	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the cap and the floor")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
-	pol := drill.DefaultPolicy()
+	pol := guard.DefaultPolicy()
 	f.IntVar(&o.minPlace, "min-placement", pol.MinPlacement, "floor of the placement tier: nodes a cell keeps up")
 	f.IntVar(&o.minStore, "min-storage", pol.MinStorage, "floor of the storage tier: nodes a cell keeps up")
 	f.Float64Var(&o.capShare, "cap-share", pol.CapShare, "most of a tier region-wide one command may take (0-1)")
@@ -103,9 +102,9 @@ started by 'cellctl up'. It goes through the guardrails:
 
 // drainReport is drain's JSON output.
 type drainReport struct {
-	Plan     *drill.Plan        `json:"plan"`
+	Plan     *guard.Plan        `json:"plan"`
 	Executed bool               `json:"executed"`
-	Steps    []drill.StepResult `json:"steps,omitempty"`
+	Steps    []guard.StepResult `json:"steps,omitempty"`
 	Error    string             `json:"error,omitempty"`
 }
 
@@ -131,148 +130,48 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 	if o.minPlace < 1 || o.minStore < 1 {
 		return usageErrorf("--min-placement and --min-storage must be at least 1")
 	}
-	command := "cellctl " + strings.Join(os.Args[1:], " ")
 	file, err := runningCluster(o.dataDir)
 	if err != nil {
 		return err
 	}
-	audit := drill.OpenAudit(file.DataDir)
-	if o.confirm != "" {
-		if err := drill.CheckHalt(file.DataDir); err != nil {
-			_ = audit.Append(drill.Entry{Command: command, Reason: o.reason, PlanID: o.confirm, Decision: drill.DecisionRefused, Cell: o.cell, Outcome: err.Error()})
-			return halted(err)
-		}
-	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	view, err := openClusterView(ctx, file.DataDir, file)
-	if err != nil {
-		return err
-	}
-	defer view.Close()
-	states, err := view.States(ctx)
-	if err != nil {
-		return err
-	}
-	pol := drill.Policy{MinPlacement: o.minPlace, MinStorage: o.minStore, CapShare: o.capShare}
-	req := drill.Request{Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count, Nodes: o.nodes, Override: o.override}
-	plan, err := drill.PlanDrain(file.Topology.Topology, states, pol, req)
-	if err != nil {
-		return usageErrorf("%v", strings.TrimPrefix(err.Error(), drill.ErrBadRequest.Error()+": "))
-	}
 	out := cmd.OutOrStdout()
-	rep := drainReport{Plan: plan}
-	entry := func(decision, outcome string) drill.Entry {
-		return drill.Entry{Command: command, Reason: o.reason, Override: plan.Override, PlanID: plan.ID,
-			Decision: decision, Cell: plan.Cell, Outcome: outcome}
+	x := &guard.Executor{HealthTimeout: o.healthFor}
+	op := guard.Op{Reason: o.reason, Confirm: o.confirm, Show: func(p *guard.Plan) {
+		if o.output == "text" {
+			printPlan(out, p, o)
+		}
+	}}
+	res, err := guardedRun(cmd, file, o.output, x, op, func(ctx context.Context, cl cell.Cluster) (*guard.Plan, error) {
+		states, err := cl.Nodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pol := guard.Policy{MinPlacement: o.minPlace, MinStorage: o.minStore, CapShare: o.capShare}
+		req := guard.Request{Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count, Nodes: o.nodes, Override: o.override}
+		return guard.PlanDrain(file.Topology.Topology, states, pol, req)
+	})
+	if res == nil {
+		return guardError(err)
 	}
-	finish := func(err error) error {
+	if err == nil && res.Executed && o.output == "text" {
+		fmt.Fprintf(out, "drained %s; 'cellctl undrain --cell %s --nodes %s' brings them back\n",
+			strings.Join(res.Plan.Nodes, ", "), res.Plan.Cell, strings.Join(res.Plan.Nodes, ","))
+	}
+	if o.output == "json" {
+		rep := drainReport{Plan: res.Plan, Executed: res.Executed, Steps: res.Steps}
 		if err != nil {
 			rep.Error = err.Error()
 		}
-		if o.output == "json" {
-			if jerr := printJSON(out, rep); jerr != nil {
-				return jerr
-			}
-		}
-		return err
-	}
-	if o.output == "text" {
-		printPlan(out, plan, o)
-	}
-
-	if o.confirm == "" {
-		if !plan.Allowed() {
-			if err := audit.Append(entry(drill.DecisionRefused, refusalText(plan)+" (dry run)")); err != nil {
-				return err
-			}
-			return finish(refused("refused: %s", refusalText(plan)))
-		}
-		if err := audit.Append(entry(drill.DecisionPlanned, "dry run; nothing done")); err != nil {
-			return err
-		}
-		return finish(nil)
-	}
-
-	if !plan.Allowed() {
-		if err := audit.Append(entry(drill.DecisionRefused, refusalText(plan))); err != nil {
-			return err
-		}
-		return finish(refused("refused: %s", refusalText(plan)))
-	}
-	if plan.ID != o.confirm {
-		msg := fmt.Sprintf("--confirm %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run; review the plan above and confirm it again", o.confirm, plan.ID)
-		if err := audit.Append(entry(drill.DecisionRefused, msg)); err != nil {
-			return err
-		}
-		return finish(refused("%s", msg))
-	}
-	if err := audit.Append(entry(drill.DecisionConfirmed, "running "+strings.Join(plan.Nodes, ", "))); err != nil {
-		return err
-	}
-	for _, v := range plan.Violations {
-		if v.Lifted {
-			if err := audit.Append(entry(drill.DecisionOverride, v.Rule+" lifted: "+v.Message)); err != nil {
-				return err
-			}
+		if jerr := printJSON(out, rep); jerr != nil {
+			return jerr
 		}
 	}
-	ctl, err := localcluster.NewControl(file)
-	if err != nil {
-		return finish(err)
-	}
-	x := &drill.Executor{
-		Dir: file.DataDir, Audit: audit, Control: controlFor(ctl), WaitHealthy: view.WaitHealthy, HealthTimeout: o.healthFor,
-		Command: command, Reason: o.reason, Override: plan.Override,
-	}
-	if o.output == "text" {
-		x.Progress = out
-	}
-	rep.Executed = true
-	rep.Steps, err = x.Drain(ctx, plan)
-	if errors.Is(err, drill.ErrHalted) {
-		return finish(halted(err))
-	}
-	if err == nil && o.output == "text" {
-		fmt.Fprintf(out, "drained %s; 'cellctl undrain --cell %s --nodes %s' brings them back\n",
-			strings.Join(plan.Nodes, ", "), plan.Cell, strings.Join(plan.Nodes, ","))
-	}
-	return finish(err)
-}
-
-// controlFor adapts the supervisor's control client to drill.Control (it is one; the
-// function keeps the tests' replacement in one place).
-var controlFor = func(c *localcluster.Control) drill.Control { return c }
-
-// runningCluster reads the cluster.json of a running cluster, or says how to start one.
-func runningCluster(dataDir string) (*localcluster.ClusterFile, error) {
-	file, err := localcluster.ReadClusterFile(dataDir)
-	if errors.Is(err, localcluster.ErrNoClusterFile) {
-		return nil, fmt.Errorf("no cluster in %s: start one with 'cellctl up --data-dir %s'", dataDir, dataDir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !file.Running {
-		return nil, fmt.Errorf("the cluster in %s is not running: start it with 'cellctl up --data-dir %s'", dataDir, dataDir)
-	}
-	if file.DataDir == "" {
-		file.DataDir = dataDir
-	}
-	return file, nil
-}
-
-func refusalText(p *drill.Plan) string {
-	var msgs []string
-	for _, v := range p.Refusals() {
-		msgs = append(msgs, v.Rule+": "+v.Message)
-	}
-	return strings.Join(msgs, "; ")
+	return guardError(err)
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
 
-func printPlan(out io.Writer, p *drill.Plan, o drainOptions) {
+func printPlan(out io.Writer, p *guard.Plan, o drainOptions) {
 	fmt.Fprintf(out, "Plan %s: drain %d %s node%s of %s\n", p.ID, len(p.Nodes), p.Tier, plural(len(p.Nodes)), p.Cell)
 	fmt.Fprintf(out, "  nodes:     %s (one at a time, in this order)\n", strings.Join(p.Nodes, ", "))
 	floor := fmt.Sprintf("floor %d", p.Floor)
@@ -357,9 +256,6 @@ the kill switch applies and every step goes to the audit log.`,
 	return cmd
 }
 
-// startOrder is the order undrain and restarts start tiers in.
-var startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement}
-
 func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 	if o.output != "text" && o.output != "json" {
 		return usageErrorf("--output %q: want text or json", o.output)
@@ -371,17 +267,23 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 	if err != nil {
 		return err
 	}
-	command := "cellctl " + strings.Join(os.Args[1:], " ")
-	audit := drill.OpenAudit(file.DataDir)
-	if err := drill.CheckHalt(file.DataDir); err != nil {
-		_ = audit.Append(drill.Entry{Command: command, Reason: o.reason, Decision: drill.DecisionRefused, Cell: o.cell, Outcome: err.Error()})
+	out := cmd.OutOrStdout()
+	x := &guard.Executor{Dir: file.DataDir, Audit: guard.OpenAudit(file.DataDir), HealthTimeout: o.healthFor}
+	if o.output == "text" {
+		x.Progress = out
+	}
+	reason := o.reason
+	if strings.TrimSpace(reason) == "" {
+		reason = "capacity back" // adding capacity back needs no reason of its own
+	}
+	op := guard.Op{Command: "cellctl " + strings.Join(os.Args[1:], " "), Reason: reason, Auto: true}
+	if err := x.Halted(op, o.cell); err != nil {
 		return halted(err)
 	}
 	nodes, err := undrainNodes(file, o.cell, o.nodes)
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
 	if len(nodes) == 0 {
 		if o.output == "json" {
 			fmt.Fprintln(out, `{"steps": []}`)
@@ -392,30 +294,22 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	view, err := openClusterView(ctx, file.DataDir, file)
+	cl, err := attachCluster(ctx, file)
 	if err != nil {
 		return err
 	}
-	defer view.Close()
-	ctl, err := localcluster.NewControl(file)
-	if err != nil {
-		return err
+	defer cl.Close()
+	x.Cluster = cl
+	op.Plan = func(context.Context) (*guard.Plan, error) { return guard.PlanUndrain(o.cell, nodes), nil }
+	res, err := x.Run(ctx, op)
+	var steps []guard.StepResult
+	if res != nil {
+		steps = res.Steps
 	}
-	id := "undrain-" + time.Now().UTC().Format("20060102T150405")
-	if err := audit.Append(drill.Entry{Command: command, Reason: o.reason, PlanID: id, Decision: drill.DecisionConfirmed, Cell: o.cell,
-		Outcome: "starting " + strings.Join(nodes, ", ")}); err != nil {
-		return err
-	}
-	x := &drill.Executor{Dir: file.DataDir, Audit: audit, Control: controlFor(ctl), WaitHealthy: view.WaitHealthy,
-		HealthTimeout: o.healthFor, Command: command, Reason: o.reason}
-	if o.output == "text" {
-		x.Progress = out
-	}
-	steps, err := x.Undrain(ctx, id, o.cell, nodes)
 	if err == nil {
 		// The last node gets its wait too: undrain is done when the cell is whole.
 		hctx, cancel := context.WithTimeout(ctx, o.healthFor)
-		err = view.WaitHealthy(hctx, o.cell)
+		err = cell.WaitSettled(hctx, cl, o.cell)
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("every node started, but %s is not healthy: %w", o.cell, err)
@@ -430,10 +324,7 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 	} else if err == nil {
 		fmt.Fprintf(out, "%s is whole again\n", o.cell)
 	}
-	if errors.Is(err, drill.ErrHalted) {
-		return halted(err)
-	}
-	return err
+	return guardError(err)
 }
 
 // undrainNodes picks the nodes to start: the named ones (which must be of the cell
@@ -462,7 +353,7 @@ func undrainNodes(file *localcluster.ClusterFile, cellID string, named []string)
 		return named, nil
 	}
 	var out []string
-	for _, role := range startOrder {
+	for _, role := range guard.RestartOrder {
 		for _, n := range file.Nodes {
 			if n.Cell == cellID && n.Role == role && !running(n) {
 				out = append(out, n.ID)

@@ -9,30 +9,25 @@ import (
 	"testing"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/drill"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
 )
 
-// fakeView and fakeControl stand in for the gossip and the supervisor: stopping a node
-// takes it down in the view, starting it brings it up.
+// fakeCluster stands in for the gossip and the supervisor: stopping a node takes it
+// down, starting it brings it up; every node of a cell that runs is ready.
 type fakeCluster struct {
-	mu      sync.Mutex
-	states  []drill.NodeState
-	calls   []string
-	healthy []string
+	mu     sync.Mutex
+	topo   cell.Topology
+	states []cell.NodeStatus
+	calls  []string
 }
 
-func (f *fakeCluster) States(context.Context) ([]drill.NodeState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]drill.NodeState(nil), f.states...), nil
-}
+func (f *fakeCluster) Topology() cell.Topology { return f.topo }
 
-func (f *fakeCluster) WaitHealthy(_ context.Context, c string) error {
+func (f *fakeCluster) Nodes(context.Context) ([]cell.NodeStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.healthy = append(f.healthy, c)
-	return nil
+	return append([]cell.NodeStatus(nil), f.states...), nil
 }
 
 func (f *fakeCluster) Close() {}
@@ -43,13 +38,17 @@ func (f *fakeCluster) set(id string, up bool, call string) error {
 	f.calls = append(f.calls, call+" "+id)
 	for i := range f.states {
 		if f.states[i].ID == id {
-			f.states[i].Up = up
+			f.states[i].Running, f.states[i].State = up, ""
+			if up {
+				f.states[i].State = cell.StateReady
+			}
 		}
 	}
 	return nil
 }
 
 func (f *fakeCluster) StopNode(_ context.Context, id string) error  { return f.set(id, false, "stop") }
+func (f *fakeCluster) KillNode(_ context.Context, id string) error  { return f.set(id, false, "kill") }
 func (f *fakeCluster) StartNode(_ context.Context, id string) error { return f.set(id, true, "start") }
 
 // drillCluster writes a running 4-cell cluster's cluster.json (with a control endpoint)
@@ -67,18 +66,17 @@ func drillCluster(t *testing.T, procs map[string]localcluster.ProcState) (string
 			}
 		}
 	})
-	fc := &fakeCluster{}
+	fc := &fakeCluster{topo: topo}
 	for _, s := range topo.Nodes() {
 		if s.Role == cell.RoleGateway {
 			continue
 		}
-		fc.states = append(fc.states, drill.NodeState{ID: s.ID, Role: s.Role, Cell: s.Cell, Up: true,
+		fc.states = append(fc.states, cell.NodeStatus{ID: s.ID, Role: s.Role, Cell: s.Cell, Running: true, State: cell.StateReady,
 			Leader: s.ID == cell.NodeID(s.Cell, cell.RoleIndex, 0)})
 	}
-	oldView, oldCtl := openClusterView, controlFor
-	openClusterView = func(context.Context, string, *localcluster.ClusterFile) (clusterView, error) { return fc, nil }
-	controlFor = func(*localcluster.Control) drill.Control { return fc }
-	t.Cleanup(func() { openClusterView, controlFor = oldView, oldCtl })
+	old := attachCluster
+	attachCluster = func(context.Context, *localcluster.ClusterFile) (attachedCluster, error) { return fc, nil }
+	t.Cleanup(func() { attachCluster = old })
 	return dir, fc
 }
 
@@ -95,7 +93,7 @@ func planIDOf(t *testing.T, out string) string {
 
 func auditDecisions(t *testing.T, dir string) string {
 	t.Helper()
-	es, err := drill.ReadAudit(dir)
+	es, err := guard.ReadAudit(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +168,7 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 	if got := auditDecisions(t, dir); got != "planned,refused,confirmed,step,done" {
 		t.Errorf("audit %q", got)
 	}
-	es, _ := drill.ReadAudit(dir)
+	es, _ := guard.ReadAudit(dir)
 	if last := es[len(es)-1]; last.Reason != "rotate host" || last.PlanID != id || last.User == "" || last.Cell != "cell-1" {
 		t.Errorf("last audit entry %+v", last)
 	}
@@ -195,13 +193,13 @@ func TestDrainWithOverrideIsLoudAndAudited(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if strings.Join(fc.calls, ",") != "stop cell-2-index-1,stop cell-2-index-2" || strings.Join(fc.healthy, ",") != "cell-2" {
-		t.Errorf("calls %v, health waits %v", fc.calls, fc.healthy)
+	if strings.Join(fc.calls, ",") != "stop cell-2-index-1,stop cell-2-index-2" {
+		t.Errorf("calls %v", fc.calls)
 	}
 	if got := auditDecisions(t, dir); got != "planned,confirmed,override,override,step,step,done" {
 		t.Errorf("audit %q", got)
 	}
-	es, _ := drill.ReadAudit(dir)
+	es, _ := guard.ReadAudit(dir)
 	if es[2].Override != "replay 2017" || !strings.Contains(es[2].Outcome, "lifted") {
 		t.Errorf("override entry %+v", es[2])
 	}
@@ -244,7 +242,7 @@ func TestDrainJSONAndHalt(t *testing.T) {
 	}
 
 	code, out, _ = run(t, "audit", "--data-dir", dir, "--output", "json")
-	var es []drill.Entry
+	var es []guard.Entry
 	if code != ExitOK || json.Unmarshal([]byte(out), &es) != nil {
 		t.Fatalf("audit json: exit %d\n%s", code, out)
 	}
@@ -272,9 +270,6 @@ func TestUndrainStartsStoppedNodesInOrder(t *testing.T) {
 	}
 	if got := strings.Join(fc.calls, ","); got != "start cell-3-index-2,start cell-3-storage-1,start cell-3-placement-0" {
 		t.Errorf("calls %s", got)
-	}
-	if strings.Join(fc.healthy, ",") != "cell-3" {
-		t.Errorf("health waits %v, want one for cell-3 once every node is started", fc.healthy)
 	}
 	if !strings.Contains(out, "cell-3 is whole again") {
 		t.Errorf("output:\n%s", out)
@@ -311,37 +306,4 @@ func TestDrainUsageErrors(t *testing.T) {
 		t.Errorf("no cluster: exit %d", code)
 	}
 	checkOneLine(t, stderr, "cellctl up")
-}
-
-func TestCellHealth(t *testing.T) {
-	topo := cell.DefaultTopology()
-	topo.Cells, topo.IndexNodes = 1, 3
-	procs := []localcluster.Node{
-		{ID: "i0", Role: cell.RoleIndex, Cell: "cell-0", Process: localcluster.ProcRunning},
-		{ID: "i1", Role: cell.RoleIndex, Cell: "cell-0", Process: localcluster.ProcRunning},
-		{ID: "i2", Role: cell.RoleIndex, Cell: "cell-0", Process: localcluster.ProcStopped},
-		{ID: "p0", Role: cell.RolePlacement, Cell: "cell-0", Process: localcluster.ProcRunning},
-	}
-	ready := func(id string, leader bool) cell.Node {
-		return cell.Node{ID: id, State: cell.StateReady, Leader: leader}
-	}
-	for _, tc := range []struct {
-		seen []cell.Node
-		want string
-	}{
-		{[]cell.Node{ready("i0", true), ready("i1", false), ready("p0", false)}, ""},
-		{[]cell.Node{ready("i0", false), ready("i1", false), ready("p0", false)}, "no leader"},
-		{[]cell.Node{ready("i0", true), ready("p0", false)}, "i1 is not seen"},
-		{[]cell.Node{ready("i0", true), ready("i1", false), ready("i2", false), ready("p0", false)}, "i2 is stopped but still shown ready"},
-		{[]cell.Node{ready("i0", true), ready("i1", false), {ID: "p0", State: cell.StateStarting}}, "p0 is starting"},
-	} {
-		err := cellHealth(topo, "cell-0", procs, tc.seen)
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%v: %v, want %q", tc.seen, err, tc.want)
-		}
-	}
-	st := mergeStates(procs, []cell.Node{ready("i0", true), ready("i2", false)})
-	if !st[0].Up || !st[0].Leader || st[1].Up || st[2].Up {
-		t.Errorf("merged %+v", st)
-	}
 }

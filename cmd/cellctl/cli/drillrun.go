@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/drill"
-	"github.com/cellarsim/cellar/localcluster"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 type drillRunOptions struct {
@@ -98,27 +98,22 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	if err := loopbackOnly(file.S3Endpoint); err != nil {
 		return err
 	}
-	if err := drill.CheckHalt(file.DataDir); err != nil {
+	if err := guard.CheckHalt(file.DataDir); err != nil {
 		return halted(err)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	view, err := openClusterView(ctx, file.DataDir, file)
+	cl, err := attachCluster(ctx, file)
 	if err != nil {
 		return err
 	}
-	defer view.Close()
-	ctl, err := localcluster.NewControl(file)
-	if err != nil {
-		return err
-	}
+	defer cl.Close()
 	var progress io.Writer = cmd.OutOrStdout()
 	if o.output == "json" {
 		progress = cmd.ErrOrStderr()
 	}
 	env := drill.Env{
-		Topology: file.Topology.Topology, Dir: file.DataDir, Control: controlFor(ctl), Kill: ctl.KillNode,
-		States: view.States, WaitHealthy: view.WaitHealthy, HealthTimeout: o.healthFor,
+		Topology: file.Topology.Topology, Dir: file.DataDir, Cluster: cl, HealthTimeout: o.healthFor,
 		Command: "cellctl " + strings.Join(os.Args[1:], " "), Progress: progress,
 	}
 	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = file.S3Endpoint, file.AccessKey, file.SecretKey, file.Region
@@ -143,7 +138,7 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 		rep.Summary(out)
 		fmt.Fprintf(out, "\nreport: %s\n", filepath.Join(dir, "report.html"))
 	}
-	if errors.Is(runErr, drill.ErrHalted) {
+	if errors.Is(runErr, guard.ErrHalted) {
 		return halted(runErr)
 	}
 	return runErr

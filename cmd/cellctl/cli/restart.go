@@ -1,21 +1,17 @@
 package cli
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
-	"github.com/cellarsim/cellar/drill"
-	"github.com/cellarsim/cellar/localcluster"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 type restartOptions struct {
@@ -78,9 +74,9 @@ stops it before its next step.`,
 
 // restartReport is restart's JSON output.
 type restartReport struct {
-	Plan     *drill.RestartPlan `json:"plan"`
+	Plan     *guard.Plan        `json:"plan"`
 	Executed bool               `json:"executed"`
-	Steps    []drill.StepResult `json:"steps,omitempty"`
+	Steps    []guard.StepResult `json:"steps,omitempty"`
 	// ReadyMS is each node's time from start to ready, in milliseconds.
 	ReadyMS map[string]int64 `json:"ready_ms,omitempty"`
 	TookMS  int64            `json:"took_ms,omitempty"`
@@ -109,123 +105,53 @@ func runRestart(cmd *cobra.Command, o restartOptions) error {
 	if err != nil {
 		return err
 	}
-	command := "cellctl " + strings.Join(os.Args[1:], " ")
-	audit := drill.OpenAudit(file.DataDir)
-	if o.confirm != "" {
-		if err := drill.CheckHalt(file.DataDir); err != nil {
-			_ = audit.Append(drill.Entry{Command: command, Reason: o.reason, PlanID: o.confirm, Decision: drill.DecisionRefused, Cell: o.cell, Outcome: err.Error()})
-			return halted(err)
+	out := cmd.OutOrStdout()
+	x := &guard.Executor{HealthTimeout: o.healthFor, StartTimeout: o.startTimeout}
+	op := guard.Op{Reason: o.reason, Confirm: o.confirm, Show: func(p *guard.Plan) {
+		if o.output == "text" {
+			printRestartPlan(out, p, o)
+		}
+	}}
+	start := time.Now()
+	res, err := guardedRun(cmd, file, o.output, x, op, func(ctx context.Context, cl cell.Cluster) (*guard.Plan, error) {
+		states, err := cl.Nodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := guard.RestartRequest{Cell: o.cell, Tiers: roles(o.tiers), Order: roles(o.order), Cold: o.cold, Override: o.override}
+		if len(req.Order) > 0 && len(req.Tiers) == 0 {
+			req.Tiers = req.Order
+		}
+		return guard.PlanRestart(file.Topology.Topology, states, guard.DefaultPolicy(), req)
+	})
+	if res == nil {
+		return guardError(err)
+	}
+	rep := restartReport{Plan: res.Plan, Executed: res.Executed, Steps: res.Steps}
+	if res.Executed {
+		rep.TookMS = time.Since(start).Milliseconds()
+		rep.ReadyMS = map[string]int64{}
+		for _, s := range rep.Steps {
+			if s.Action == "start" && s.Error == "" {
+				rep.ReadyMS[s.Node] = s.Took.Milliseconds()
+			}
+		}
+		if o.output == "text" {
+			printReadyTimes(out, res.Plan, rep)
 		}
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	view, err := openClusterView(ctx, file.DataDir, file)
-	if err != nil {
-		return err
-	}
-	defer view.Close()
-	states, err := view.States(ctx)
-	if err != nil {
-		return err
-	}
-	req := drill.RestartRequest{Cell: o.cell, Tiers: roles(o.tiers), Order: roles(o.order), Cold: o.cold, Override: o.override}
-	if len(req.Order) > 0 && len(req.Tiers) == 0 {
-		req.Tiers = req.Order
-	}
-	plan, err := drill.PlanRestart(file.Topology.Topology, states, drill.DefaultPolicy(), req)
-	if err != nil {
-		return usageErrorf("%v", strings.TrimPrefix(err.Error(), drill.ErrBadRequest.Error()+": "))
-	}
-	out := cmd.OutOrStdout()
-	rep := restartReport{Plan: plan}
-	entry := func(decision, outcome string) drill.Entry {
-		return drill.Entry{Command: command, Reason: o.reason, Override: plan.Override, PlanID: plan.ID,
-			Decision: decision, Cell: plan.Cell, Outcome: outcome}
-	}
-	finish := func(err error) error {
+	if o.output == "json" {
 		if err != nil {
 			rep.Error = err.Error()
 		}
-		if o.output == "json" {
-			if jerr := printJSON(out, rep); jerr != nil {
-				return jerr
-			}
-		}
-		return err
-	}
-	refusals := func() string {
-		var msgs []string
-		for _, v := range plan.Refusals() {
-			msgs = append(msgs, v.Rule+": "+v.Message)
-		}
-		return strings.Join(msgs, "; ")
-	}
-	if o.output == "text" {
-		printRestartPlan(out, plan, o)
-	}
-	switch {
-	case !plan.Allowed():
-		suffix := ""
-		if o.confirm == "" {
-			suffix = " (dry run)"
-		}
-		if err := audit.Append(entry(drill.DecisionRefused, refusals()+suffix)); err != nil {
-			return err
-		}
-		return finish(refused("refused: %s", refusals()))
-	case o.confirm == "":
-		if err := audit.Append(entry(drill.DecisionPlanned, "dry run; nothing done")); err != nil {
-			return err
-		}
-		return finish(nil)
-	case plan.ID != o.confirm:
-		msg := fmt.Sprintf("--confirm %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run; review the plan above and confirm it again", o.confirm, plan.ID)
-		if err := audit.Append(entry(drill.DecisionRefused, msg)); err != nil {
-			return err
-		}
-		return finish(refused("%s", msg))
-	}
-	if err := audit.Append(entry(drill.DecisionConfirmed, "restarting")); err != nil {
-		return err
-	}
-	for _, v := range plan.Violations {
-		if v.Lifted {
-			if err := audit.Append(entry(drill.DecisionOverride, v.Rule+" lifted: "+v.Message)); err != nil {
-				return err
-			}
+		if jerr := printJSON(out, rep); jerr != nil {
+			return jerr
 		}
 	}
-	ctl, err := localcluster.NewControl(file)
-	if err != nil {
-		return finish(err)
-	}
-	x := &drill.Executor{
-		Dir: file.DataDir, Audit: audit, Control: controlFor(ctl), WaitHealthy: view.WaitHealthy,
-		HealthTimeout: o.healthFor, StartTimeout: o.startTimeout, Command: command, Reason: o.reason, Override: plan.Override,
-	}
-	if o.output == "text" {
-		x.Progress = out
-	}
-	start := time.Now()
-	rep.Executed = true
-	rep.Steps, err = x.Restart(ctx, plan)
-	rep.TookMS = time.Since(start).Milliseconds()
-	rep.ReadyMS = map[string]int64{}
-	for _, s := range rep.Steps {
-		if s.Action == "start" && s.Error == "" {
-			rep.ReadyMS[s.Node] = s.Took.Milliseconds()
-		}
-	}
-	if o.output == "text" {
-		printReadyTimes(out, plan, rep)
-	}
-	if errors.Is(err, drill.ErrHalted) {
-		return finish(halted(err))
-	}
-	return finish(err)
+	return guardError(err)
 }
 
-func printRestartPlan(out io.Writer, p *drill.RestartPlan, o restartOptions) {
+func printRestartPlan(out io.Writer, p *guard.Plan, o restartOptions) {
 	mode := "rolling"
 	if p.Cold {
 		mode = "cold"
@@ -266,7 +192,7 @@ func printRestartPlan(out io.Writer, p *drill.RestartPlan, o restartOptions) {
 	fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  %s --confirm %s --reason \"<why>\"\n", strings.Join(line, " "), p.ID)
 }
 
-func printReadyTimes(out io.Writer, p *drill.RestartPlan, rep restartReport) {
+func printReadyTimes(out io.Writer, p *guard.Plan, rep restartReport) {
 	if len(rep.ReadyMS) == 0 {
 		return
 	}

@@ -1,11 +1,10 @@
-// Package cli holds cellar's command lines: the cellctl commands (up, status, version,
-// and the hidden daemon command that up re-executes for every node) and the main that
-// every daemon binary shares (DaemonMain).
+// Package cli holds cellctl's command line: up, status, version, and the hidden daemon
+// command that up re-executes for every node. cellctl's main is one line that calls
+// Main. (The daemon binaries do not link this package: their mains call
+// internal/daemon.Main, and 'cellctl daemon' runs the same code.)
 //
-// The mains in cmd/ are one line each: cellctl's calls Main, indexd's calls
-// DaemonMain("indexd", cell.RoleIndex, os.Args[1:]), and so on. Every command reports a
-// failure as one plain line on stderr and a non-zero exit code (ExitError, or ExitUsage
-// for a command line that does not parse).
+// Every command reports a failure as one plain line on stderr and a non-zero exit code
+// (ExitError, or ExitUsage for a command line that does not parse).
 package cli
 
 import (

@@ -455,8 +455,12 @@ type NodeMeta struct {
 	Progress float64 `protobuf:"fixed64,9,opt,name=progress,proto3" json:"progress,omitempty"`
 	// index nodes: whether this node leads its cell's replication group, and the
 	// last log index it has applied (followers' lag is the leader's minus theirs).
-	Leader        bool   `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
-	AppliedIndex  uint64 `protobuf:"varint,11,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Leader       bool   `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,11,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// index nodes: how many members the cell's index group was declared with (the
+	// node's initial peers; 1 for an unreplicated index), so that an observer that
+	// never saw the others still knows how many make a majority.
+	GroupSize     int32 `protobuf:"varint,12,opt,name=group_size,json=groupSize,proto3" json:"group_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +572,13 @@ func (x *NodeMeta) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *NodeMeta) GetGroupSize() int32 {
+	if x != nil {
+		return x.GroupSize
+	}
+	return 0
+}
+
 var File_cellar_v1_types_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_types_proto_rawDesc = "" +
@@ -612,7 +623,7 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\"H\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
-	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xb4\x02\n" +
+	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xd3\x02\n" +
 	"\bNodeMeta\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -626,7 +637,9 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\bprogress\x18\t \x01(\x01R\bprogress\x12\x16\n" +
 	"\x06leader\x18\n" +
 	" \x01(\bR\x06leader\x12#\n" +
-	"\rapplied_index\x18\v \x01(\x04R\fappliedIndexB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
+	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"group_size\x18\f \x01(\x05R\tgroupSizeB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
 
 var (
 	file_cellar_v1_types_proto_rawDescOnce sync.Once

@@ -1,0 +1,212 @@
+// Package s3 is cellar's S3 protocol: an S3-compatible HTTP API (path-style addressing)
+// that authenticates and validates each request, decodes its body, and turns it into
+// calls on a Backend, the data path that stores and finds objects. It knows nothing of
+// cells beyond the cell names a Backend reports.
+//
+// The gateway daemon builds the handler once, over the cells, and serves it:
+//
+//	h := s3.NewHandler(backend, s3.HandlerOptions{
+//		Credentials: map[string]string{accessKey: secretKey}, Registerer: reg, Logger: log,
+//	})
+//	srv := &http.Server{Handler: h}
+//
+// What it serves is what the aws CLI, boto3, s3cmd, rclone, aws-sdk-go-v2 and minio-go
+// use: buckets (create, head, delete, list, location, versioning status); objects (PUT
+// with metadata and standard headers, GET and HEAD with single ranges and conditional
+// headers, conditional PUT with If-Match and If-None-Match: *, DELETE, DeleteObjects,
+// CopyObject, GetObjectTagging, which finds no tags); ListObjects v1 and v2 and
+// ListObjectVersions (one "null" version per key); multipart uploads (create, upload
+// part, upload part copy, complete, abort, list uploads, list parts; GET and HEAD of
+// one part with ?partNumber). Anything else is refused with NotImplemented, never
+// served as something it is not.
+//
+// Every request must carry an AWS Signature Version 4 (Authorization header or
+// presigned URL), or the Version 2 that older clients still send, made with
+// HandlerOptions.Credentials, unless those are empty (authentication off). Request
+// bodies may be plain or aws-chunked (with chunk signatures verified, and trailers);
+// Content-MD5, x-amz-content-sha256 and the x-amz-checksum-* checksums are verified as
+// the body streams, and a body that fails any check is never committed. Object bytes
+// stream in both directions without buffering whole objects; ranges are read from the
+// Backend at their offset.
+//
+// Every failure is rendered as S3 error XML through errs.S3. Every response says which
+// cell served it in the x-cellar-cell header ("none" when the request was refused
+// before reaching a cell) and carries a unique x-amz-request-id that also appears in
+// the logs.
+package s3
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ObjectMeta is what an object carries besides its bytes: the headers it was written
+// with and returns on GET and HEAD, its user metadata and its checksum.
+type ObjectMeta struct {
+	ContentType        string
+	ContentEncoding    string
+	CacheControl       string
+	ContentDisposition string
+	ContentLanguage    string
+	Expires            string
+	UserMeta           map[string]string // x-amz-meta-*, by lowercase name without the prefix
+	// ChecksumAlgorithm is CRC32, CRC32C, CRC64NVME, SHA1 or SHA256 when the client
+	// sent a checksum, and Checksum its base64 value ("<value>-<parts>" for a
+	// multipart object's composite checksum).
+	ChecksumAlgorithm string
+	Checksum          string
+}
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Bucket, Key  string
+	Size         int64
+	ETag         string // hex MD5 of the content, or "<md5 of part md5s>-<parts>"; without quotes
+	LastModified time.Time
+	PartsCount   int     // parts of a multipart object; 0 for a single-part one
+	PartSizes    []int64 // their sizes, in order (GET ?partNumber=N reads part N)
+	ObjectMeta
+}
+
+// BucketInfo describes one bucket.
+type BucketInfo struct {
+	Name    string
+	Created time.Time
+	Cell    string
+}
+
+// ListOptions selects the keys a ListObjects call returns.
+type ListOptions struct {
+	Prefix, Delimiter string
+	StartAfter        string // return keys/prefixes strictly after this
+	MaxKeys           int    // 1..1000; the handler validates and defaults to 1000
+}
+
+// ListResult is one page of a listing, in key order.
+type ListResult struct {
+	Objects        []ObjectInfo
+	CommonPrefixes []string
+	IsTruncated    bool
+	Next           string // when truncated: the last key or common prefix returned; pass as StartAfter to continue
+}
+
+// Precondition is what a conditional write requires of the key's current object; the
+// backend checks it atomically with the write.
+type Precondition struct {
+	IfMatch     string // ETag (quoted or not) the current object must have; NoSuchKey if there is none
+	IfNoneMatch bool   // the key must not exist (If-None-Match: *)
+}
+
+// PutInput is one object upload. The backend must read Body until io.EOF before it
+// commits: the gateway's length and digest checks report their failures from Read in
+// place of io.EOF (and the handler answers 500 if a backend commits without reaching it).
+type PutInput struct {
+	Bucket, Key string
+	Size        int64     // Content-Length of the decoded payload; -1 if unknown
+	Body        io.Reader // the decoded payload; a read error must abort the PUT (nothing committed)
+	Meta        ObjectMeta
+	// Checksum, when not nil, returns the verified base64 checksum of the payload in
+	// Meta.ChecksumAlgorithm; it is valid once Body has returned io.EOF.
+	Checksum func() string
+	Cond     Precondition
+}
+
+// GetInput is one object read. Choose is called with the object's description before
+// any byte is read: it returns the byte range to send (offset, length), or an error
+// (a failed precondition, an unsatisfiable range) that the backend returns as is.
+type GetInput struct {
+	Bucket, Key string
+	Choose      func(ObjectInfo) (offset, length int64, err error)
+}
+
+// UploadInfo describes a multipart upload in progress.
+type UploadInfo struct {
+	Bucket, Key, UploadID string
+	Initiated             time.Time
+	Meta                  ObjectMeta
+}
+
+// PartInput is one UploadPart. Like PutInput, Body must be read to io.EOF before the
+// part is recorded.
+type PartInput struct {
+	Bucket, Key, UploadID string
+	Number                int
+	Size                  int64
+	Body                  io.Reader
+	Checksum              func() string // as in PutInput; nil when the client sent none
+}
+
+// PartInfo describes one uploaded part.
+type PartInfo struct {
+	Number       int
+	ETag         string // hex MD5, without quotes
+	Size         int64
+	LastModified time.Time
+	Checksum     string
+}
+
+// CompletedPart is one part named by CompleteMultipartUpload.
+type CompletedPart struct {
+	Number int
+	ETag   string // as the client sent it, quoted or not
+}
+
+// CompleteInput is one CompleteMultipartUpload.
+type CompleteInput struct {
+	Bucket, Key, UploadID string
+	Parts                 []CompletedPart
+	Cond                  Precondition
+}
+
+// ListUploadsOptions selects the uploads ListUploads returns.
+type ListUploadsOptions struct {
+	Prefix                    string
+	KeyMarker, UploadIDMarker string
+	MaxUploads                int // 1..1000
+}
+
+// ListPartsOptions selects the parts ListParts returns.
+type ListPartsOptions struct {
+	PartNumberMarker int
+	MaxParts         int // 1..1000
+}
+
+// Backend is what the S3 API needs from the cells. The returned cell is the id of the cell
+// that served the request ("cell-2"), or a comma-separated list when several did.
+// Errors are cellar errors (internal/errs) and are rendered with errs.S3.
+type Backend interface {
+	ListBuckets(ctx context.Context) (cell string, buckets []BucketInfo, err error)
+	CreateBucket(ctx context.Context, bucket string) (cell string, err error)
+	HeadBucket(ctx context.Context, bucket string) (cell string, err error)
+	DeleteBucket(ctx context.Context, bucket string) (cell string, err error)
+	PutObject(ctx context.Context, in PutInput) (cell string, info ObjectInfo, err error)
+	GetObject(ctx context.Context, in GetInput) (cell string, info ObjectInfo, body io.ReadCloser, err error)
+	HeadObject(ctx context.Context, bucket, key string) (cell string, info ObjectInfo, err error)
+	DeleteObject(ctx context.Context, bucket, key string) (cell string, err error)
+	ListObjects(ctx context.Context, bucket string, opts ListOptions) (cell string, res ListResult, err error)
+
+	CreateUpload(ctx context.Context, bucket, key string, meta ObjectMeta) (cell, uploadID string, err error)
+	UploadPart(ctx context.Context, in PartInput) (cell string, part PartInfo, err error)
+	CompleteUpload(ctx context.Context, in CompleteInput) (cell string, info ObjectInfo, err error)
+	AbortUpload(ctx context.Context, bucket, key, uploadID string) (cell string, err error)
+	ListUploads(ctx context.Context, bucket string, opts ListUploadsOptions) (cell string, uploads []UploadInfo, truncated bool, err error)
+	ListParts(ctx context.Context, bucket, key, uploadID string, opts ListPartsOptions) (cell string, upload UploadInfo, parts []PartInfo, truncated bool, err error)
+}
+
+// HandlerOptions configures NewHandler. The zero value is usable.
+type HandlerOptions struct {
+	Region        string                // "" means "us-east-1"
+	MaxObjectSize int64                 // 0 means 5 GiB
+	Logger        *slog.Logger          // nil means slog.Default()
+	Registerer    prometheus.Registerer // nil means no metrics
+	// Credentials maps access key ids to secret keys. When it is empty every request
+	// is served without authentication; otherwise every request must carry a valid
+	// AWS Signature Version 4 (Authorization header or presigned URL).
+	Credentials map[string]string
+	// Now is the clock signed requests are checked against; nil means time.Now.
+	Now func() time.Time
+}

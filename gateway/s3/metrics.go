@@ -1,0 +1,56 @@
+package s3
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus series; a nil *metrics records nothing.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		return nil
+	}
+	return &metrics{
+		requests: registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cellar_gateway_requests_total",
+			Help: "S3 requests handled by the gateway, by operation, serving cell and outcome " +
+				`("ok", the S3 error code returned, or "ClientClosedRequest" when the client went away mid-response).`,
+		}, []string{"operation", "cell", "outcome"})),
+		duration: registerOrReuse(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cellar_gateway_request_duration_seconds",
+			Help: "Time to serve an S3 request, body transfer included, by operation and serving cell.",
+			// 1 ms to about a minute: object transfers of 100 MiB and more take seconds.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 13),
+		}, []string{"operation", "cell"})),
+	}
+}
+
+// registerOrReuse registers c, or returns the identical collector already registered
+// (several handlers may share one registry).
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic("gateway: registering metrics: " + err.Error())
+	}
+	return c
+}
+
+func (m *metrics) observe(op, cell, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(op, cell, outcome).Inc()
+	m.duration.WithLabelValues(op, cell).Observe(d.Seconds())
+}

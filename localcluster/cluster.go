@@ -1,0 +1,157 @@
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cellarsim/cellar/cell"
+)
+
+// Attached is a running cellctl up cluster as a cell.Cluster, seen from another
+// process: its nodes' processes as the supervisor says in cluster.json (re-read on
+// every look, since the supervisor rewrites it), their states as the gossip says
+// (this process joins it as an observer), and its nodes acted on through the
+// supervisor's control endpoint.
+type Attached struct {
+	dir     string
+	topo    cell.Topology
+	m       *cell.Membership
+	control *Control
+}
+
+var _ cell.Cluster = (*Attached)(nil)
+
+// Running reads the cluster.json of a running cluster in dataDir, or says how to
+// start one.
+func Running(dataDir string) (*ClusterFile, error) {
+	file, err := ReadClusterFile(dataDir)
+	if errors.Is(err, ErrNoClusterFile) {
+		return nil, fmt.Errorf("no cluster in %s: start one with 'cellctl up --data-dir %s'", dataDir, dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !file.Running {
+		return nil, fmt.Errorf("the cluster in %s is not running: start it with 'cellctl up --data-dir %s'", dataDir, dataDir)
+	}
+	if file.DataDir == "" {
+		file.DataDir = dataDir
+	}
+	return file, nil
+}
+
+// Attach joins the gossip of the running cluster file describes as an observer and
+// returns it as a cell.Cluster. It waits until every running node is seen, or a few
+// seconds. Close leaves the gossip.
+func Attach(ctx context.Context, file *ClusterFile) (*Attached, error) {
+	control, err := NewControl(file)
+	if err != nil && !errors.Is(err, ErrNoControl) {
+		return nil, err
+	}
+	m, err := cell.JoinCluster(cell.MembershipConfig{
+		Self: cell.Node{
+			ID: fmt.Sprintf("cellctl-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
+			PID: os.Getpid(), Started: time.Now(),
+		},
+		BindAddr: "127.0.0.1:0",
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the observer's gossip: %w", err)
+	}
+	seeds := file.GossipAddrs()
+	if err := m.Join(seeds); err != nil {
+		m.Leave(200 * time.Millisecond)
+		return nil, fmt.Errorf("no cluster is reachable: no member answered at %s", strings.Join(seeds, ", "))
+	}
+	a := &Attached{dir: file.DataDir, topo: file.Topology.Topology, m: m, control: control}
+	want := 0
+	for _, n := range file.Nodes {
+		if n.Process == ProcRunning {
+			want++
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil && len(a.members()) < want {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return a, nil
+}
+
+// Close leaves the gossip.
+func (a *Attached) Close() { a.m.Leave(500 * time.Millisecond) }
+
+// Topology is the cluster's declared shape.
+func (a *Attached) Topology() cell.Topology { return a.topo }
+
+// Nodes is every node of a cell, with its process state from cluster.json and its
+// gossip state.
+func (a *Attached) Nodes(context.Context) ([]cell.NodeStatus, error) {
+	file, err := ReadClusterFile(a.dir)
+	if err != nil {
+		return nil, err
+	}
+	return MergeStatus(file.Nodes, a.members()), nil
+}
+
+// MergeStatus combines what the supervisor says of each process with what the gossip
+// says of each node. Gateways are left out: they belong to no cell.
+func MergeStatus(procs []Node, seen []cell.Node) []cell.NodeStatus {
+	gossip := map[string]cell.Node{}
+	for _, n := range seen {
+		gossip[n.ID] = n
+	}
+	var out []cell.NodeStatus
+	for _, p := range procs {
+		if p.Role == cell.RoleGateway {
+			continue
+		}
+		s := cell.NodeStatus{ID: p.ID, Role: p.Role, Cell: p.Cell,
+			Running: p.Process == ProcRunning || p.Process == ProcStarting}
+		if g, ok := gossip[p.ID]; ok {
+			s.State, s.Leader = g.State, g.Leader
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// members is what the gossip shows, observers left out.
+func (a *Attached) members() []cell.Node {
+	var out []cell.Node
+	for _, n := range a.m.Nodes() {
+		if n.Role != cell.RoleObserver {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// StopNode stops a node gracefully through the supervisor.
+func (a *Attached) StopNode(ctx context.Context, id string) error {
+	if a.control == nil {
+		return ErrNoControl
+	}
+	return a.control.StopNode(ctx, id)
+}
+
+// KillNode kills a node with SIGKILL through the supervisor.
+func (a *Attached) KillNode(ctx context.Context, id string) error {
+	if a.control == nil {
+		return ErrNoControl
+	}
+	return a.control.KillNode(ctx, id)
+}
+
+// StartNode starts a node through the supervisor and returns once it is ready.
+func (a *Attached) StartNode(ctx context.Context, id string) error {
+	if a.control == nil {
+		return ErrNoControl
+	}
+	return a.control.StartNode(ctx, id)
+}

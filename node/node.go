@@ -1,0 +1,229 @@
+// Package node describes one cellar node once, for every way a node is run.
+//
+// A Spec says who a node is (id, role, cell), where it listens and whom it joins, and
+// what it keeps (data directory, place in its cell's index group). Args renders a Spec
+// as the daemon's command line, the one description the local supervisor
+// (localcluster), docker-compose and the Kubernetes manifests (deploy) start nodes
+// with. Run runs a Spec in this process, as 'cellctl daemon' and the in-process test
+// cluster (clustertest) do; Command gives a role's daemon command line parser.
+//
+//	spec := node.Spec{ID: "cell-0-storage-0", Role: cell.RoleStorage, Cell: "cell-0", DataDir: dir}
+//	args := append([]string{"daemon", string(spec.Role)}, spec.Args()...) // a child process
+//	err := node.Run(ctx, spec, node.RunOptions{Logger: log})            // or in this process
+//
+// This package links every role. The daemon binaries (cmd/indexd, ...) do not import
+// it: each runs its own role's Command with daemon.Main and links nothing else.
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/index"
+	"github.com/cellarsim/cellar/cell/placement"
+	"github.com/cellarsim/cellar/cell/storage"
+	"github.com/cellarsim/cellar/gateway"
+	"github.com/cellarsim/cellar/internal/daemon"
+)
+
+// Spec describes one node. Every field but Role is optional: what is left empty is not
+// rendered, and the daemon uses its default. Each field is one flag of the daemon.
+type Spec struct {
+	ID   string    // --id
+	Role cell.Role // the daemon to run; not a flag
+	Cell string    // --cell; empty for gateways
+
+	GRPCAddr   string // --grpc-addr
+	AdminAddr  string // --admin-addr
+	GossipAddr string // --gossip-addr
+	// AdvertiseHost is the host other nodes reach this one by, when it listens on all
+	// interfaces (--advertise-host).
+	AdvertiseHost string
+	Join          []string // --join: gossip addresses of members to join
+	FastGossip    bool     // --fast-gossip: short gossip timers, for one machine
+	// LogFormat is the format of a child process's log (--log-format); Run logs to
+	// RunOptions.Logger instead.
+	LogFormat string
+	// StopTimeout bounds the graceful stop (--stop-timeout).
+	StopTimeout time.Duration
+
+	// DataDir holds an index or storage node's data (--data-dir).
+	DataDir string
+
+	// An index node in its cell's replication group: where its raft transport listens
+	// (--raft-addr), the address its peers use if another (--raft-advertise), the
+	// initial group as id=host:port (--peers), and raft's log compaction
+	// (--raft-snapshot-threshold, --raft-trailing-logs).
+	RaftAddr          string
+	RaftAdvertise     string
+	Peers             []string
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+
+	// A gateway: where its S3 API listens (--s3-addr; default the topology's) and the
+	// topology file it reads (--topology; default the embedded topology).
+	S3Addr       string
+	TopologyFile string
+}
+
+// Args renders the spec as the daemon's flags, in --flag=value form, one string each;
+// the role is not among them (it is the binary, or the argument of 'cellctl daemon').
+// The order is fixed: identity, listeners and gossip, then the role's own flags.
+func (s Spec) Args() []string {
+	var a []string
+	flag := func(name, value string) {
+		if value != "" {
+			a = append(a, "--"+name+"="+value)
+		}
+	}
+	flag("id", s.ID)
+	flag("cell", s.Cell)
+	flag("grpc-addr", s.GRPCAddr)
+	flag("admin-addr", s.AdminAddr)
+	flag("gossip-addr", s.GossipAddr)
+	flag("advertise-host", s.AdvertiseHost)
+	flag("join", strings.Join(s.Join, ","))
+	if s.FastGossip {
+		a = append(a, "--fast-gossip")
+	}
+	flag("log-format", s.LogFormat)
+	if s.StopTimeout != 0 {
+		flag("stop-timeout", s.StopTimeout.String())
+	}
+	flag("data-dir", s.DataDir)
+	flag("raft-addr", s.RaftAddr)
+	flag("raft-advertise", s.RaftAdvertise)
+	flag("peers", strings.Join(s.Peers, ","))
+	if s.SnapshotThreshold != 0 {
+		flag("raft-snapshot-threshold", strconv.FormatUint(s.SnapshotThreshold, 10))
+	}
+	if s.TrailingLogs != 0 {
+		flag("raft-trailing-logs", strconv.FormatUint(s.TrailingLogs, 10))
+	}
+	flag("s3-addr", s.S3Addr)
+	flag("topology", s.TopologyFile)
+	return a
+}
+
+// Validate reports an unknown role, or a field set that the role does not take (its
+// daemon would refuse the flag).
+func (s Spec) Validate() error {
+	if _, ok := roles[s.Role]; !ok {
+		return fmt.Errorf("node %s: unknown role %q (want index, placement, storage or gateway)", s.ID, s.Role)
+	}
+	idx, sto, gw := cell.RoleIndex, cell.RoleStorage, cell.RoleGateway
+	for _, f := range []struct {
+		flag  string
+		set   bool
+		roles []cell.Role
+	}{
+		{"data-dir", s.DataDir != "", []cell.Role{idx, sto}},
+		{"raft-addr", s.RaftAddr != "", []cell.Role{idx}},
+		{"raft-advertise", s.RaftAdvertise != "", []cell.Role{idx}},
+		{"peers", len(s.Peers) > 0, []cell.Role{idx}},
+		{"raft-snapshot-threshold", s.SnapshotThreshold != 0, []cell.Role{idx}},
+		{"raft-trailing-logs", s.TrailingLogs != 0, []cell.Role{idx}},
+		{"s3-addr", s.S3Addr != "", []cell.Role{gw}},
+		{"topology", s.TopologyFile != "", []cell.Role{gw}},
+	} {
+		if f.set && !slices.Contains(f.roles, s.Role) {
+			return fmt.Errorf("node %s: a %s node takes no --%s", s.ID, s.Role, f.flag)
+		}
+	}
+	return nil
+}
+
+// RunOptions is what a node run in this process takes besides its Spec.
+type RunOptions struct {
+	// Logger is where the node logs (default: slog.Default()).
+	Logger *slog.Logger
+	// Topology, if not nil, is the topology a gateway routes with, instead of the one
+	// in Spec.TopologyFile.
+	Topology *cell.Topology
+}
+
+// Run runs the node of spec in this process until ctx ends, and returns what its role's
+// Run returns: nil after a clean stop.
+func Run(ctx context.Context, spec Spec, opts RunOptions) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	o := daemon.Options{
+		NodeID: spec.ID, Role: spec.Role, Cell: spec.Cell,
+		GRPCAddr: spec.GRPCAddr, AdminAddr: spec.AdminAddr, GossipAddr: spec.GossipAddr,
+		AdvertiseHost: spec.AdvertiseHost, Join: spec.Join, FastGossip: spec.FastGossip,
+		Logger: opts.Logger, StopTimeout: spec.StopTimeout,
+	}
+	return roles[spec.Role].run(ctx, spec, o, opts)
+}
+
+// Command returns the daemon command of role: its flags and what runs it, as its own
+// binary has them. It is what 'cellctl daemon <role>' runs.
+func Command(role cell.Role) (daemon.Command, bool) {
+	r, ok := roles[role]
+	if !ok {
+		return daemon.Command{}, false
+	}
+	return r.command(), true
+}
+
+// roles is the one table of the roles a node can have: each role's command line, and
+// how a Spec becomes its Config.
+var roles = map[cell.Role]struct {
+	command func() daemon.Command
+	run     func(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error
+}{
+	cell.RoleIndex:     {index.Command, runIndex},
+	cell.RolePlacement: {placement.Command, runPlacement},
+	cell.RoleStorage:   {storage.Command, runStorage},
+	cell.RoleGateway:   {gateway.Command, runGateway},
+}
+
+func runIndex(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
+	return index.Run(ctx, index.Config{
+		Options: o, DataDir: s.DataDir,
+		RaftAddr: s.RaftAddr, RaftAdvertise: s.RaftAdvertise, Peers: s.Peers,
+		SnapshotThreshold: s.SnapshotThreshold, TrailingLogs: s.TrailingLogs,
+	})
+}
+
+func runPlacement(ctx context.Context, _ Spec, o daemon.Options, _ RunOptions) error {
+	return placement.Run(ctx, placement.Config{Options: o})
+}
+
+func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
+	return storage.Run(ctx, storage.Config{Options: o, DataDir: s.DataDir})
+}
+
+func runGateway(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
+	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr}
+	switch {
+	case opts.Topology != nil:
+		cfg.Topology = *opts.Topology
+	case s.TopologyFile != "":
+		t, err := cell.LoadTopology(s.TopologyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Topology = t
+	}
+	return gateway.Run(ctx, cfg)
+}
+
+// IndexPeers is the initial index group of a cell of topology t as Spec.Peers takes it,
+// the same for every member: id=host:port for each index node of the cell, in order,
+// with raftAddr giving a node's raft address as its peers reach it.
+func IndexPeers(t cell.Topology, cellID string, raftAddr func(id string) string) []string {
+	var peers []string
+	for i := range t.IndexNodes {
+		id := cell.NodeID(cellID, cell.RoleIndex, i)
+		peers = append(peers, id+"="+raftAddr(id))
+	}
+	return peers
+}
