@@ -34,7 +34,7 @@ func (o *CatchUpOptions) EnsureDefaults() {
 	if o.Writes == nil {
 		o.Writes = []int{1000, 10000}
 	}
-	if o.Timeout <= 0 {
+	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
 	}
 	if o.Progress == nil {
@@ -71,10 +71,11 @@ type CatchUpRow struct {
 }
 
 // RunCatchUp starts a one-cell cluster whose index is a group of 3, as child
-// processes of this one (localcluster), with its data in a temporary directory,
-// and for each count of o.Writes stops a follower, commits that many writes
-// through the leader, starts the follower again and measures how long it takes
-// to be ready and then to have applied everything the leader committed.
+// processes of this one (localcluster runs this executable, a cellctl binary,
+// as `daemon ROLE`), with its data in a temporary directory, and for each count
+// of o.Writes stops a follower, commits that many writes through the leader,
+// starts the follower again and measures how long it takes to be ready and then
+// to have applied everything the leader committed.
 func RunCatchUp(ctx context.Context, o CatchUpOptions) ([]CatchUpRow, error) {
 	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {

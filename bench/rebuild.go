@@ -55,7 +55,7 @@ func (o *RebuildOptions) EnsureDefaults() {
 	if o.Pending == "" {
 		o.Pending = "pebble"
 	}
-	if o.Timeout <= 0 {
+	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Minute
 	}
 	if o.Runs == 0 {
@@ -155,10 +155,10 @@ func RunRebuild(ctx context.Context, o RebuildOptions) ([]RebuildRow, error) {
 		}
 	}
 	csvPath, svgPath := filepath.Join(o.Dir, "rebuild.csv"), filepath.Join(o.Dir, "rebuild.svg")
-	if err := WriteRebuildCSV(csvPath, rows); err != nil {
+	if err := writeRebuildCSV(csvPath, rows); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(svgPath, []byte(RebuildSVG(rows)), 0o644); err != nil {
+	if err := os.WriteFile(svgPath, []byte(rebuildSVG(rows)), 0o644); err != nil {
 		return nil, fmt.Errorf("write the plot: %w", err)
 	}
 	fmt.Fprintf(o.Progress, "wrote %s and %s\n", csvPath, svgPath)

@@ -26,8 +26,8 @@ func (r RebuildRow) fields() []string {
 		f(r.HeapBytesPerObject, 1), f(r.MapBytesPerObject, 1), f(r.LoadAvg, 2)}
 }
 
-// WriteRebuildCSV writes rows to the file at path, a header line first.
-func WriteRebuildCSV(path string, rows []RebuildRow) error {
+// writeRebuildCSV writes rows to the file at path, a header line first.
+func writeRebuildCSV(path string, rows []RebuildRow) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write the CSV: %w", err)

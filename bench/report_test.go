@@ -17,7 +17,7 @@ func TestWriteRebuildCSV(t *testing.T) {
 		{Objects: 1000, Cells: 1, ObjectsPerCell: 1000, Runs: 3, RebuildMS: 12.34, Ratio: 0.5},
 		{Objects: 1000, Cells: 4, ObjectsPerCell: 250, Runs: 3, AllCellsRebuildMS: 40, LoadAvg: 1.5},
 	}
-	if err := WriteRebuildCSV(path, rows); err != nil {
+	if err := writeRebuildCSV(path, rows); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

@@ -8,10 +8,10 @@ import (
 	"strings"
 )
 
-// RebuildSVG plots the rebuild time of one cell (RebuildMS) against the objects in
+// rebuildSVG plots the rebuild time of one cell (RebuildMS) against the objects in
 // the whole cluster, one line per cell count, on log-log axes, as a self-contained
 // SVG document.
-func RebuildSVG(rows []RebuildRow) string {
+func rebuildSVG(rows []RebuildRow) string {
 	const (
 		width, height            = 760, 460
 		left, right, top, bottom = 80, 170, 50, 60

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRebuildSVGWithoutRows(t *testing.T) {
-	if s := RebuildSVG(nil); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") {
+	if s := rebuildSVG(nil); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") {
 		t.Fatalf("empty chart: %q", s)
 	}
 }
@@ -18,7 +18,7 @@ func TestRebuildSVGDrawsOneLinePerCellCount(t *testing.T) {
 		{Objects: 1000, Cells: 4, RebuildMS: 20},
 		{Objects: 10000, Cells: 4, RebuildMS: 110},
 	}
-	s := RebuildSVG(rows)
+	s := rebuildSVG(rows)
 	if got := strings.Count(s, "<polyline"); got != 2 {
 		t.Errorf("%d lines, want one per cell count (2)", got)
 	}

@@ -171,31 +171,38 @@ func (c *Cluster) StopAll() {
 	}
 }
 
-// WaitReady waits until the gateway's gossip view shows the nodes ready and, where
-// the index is replicated, each of their cells' index groups with a leader.
+// WaitReady waits until the gateway's gossip view shows the nodes ready and each of
+// their cells settled (cell.CellHealth.Settled): its index group holding quorum, every
+// running node of it ready.
 func (c *Cluster) WaitReady(ids ...string) {
 	c.t.Helper()
 	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
+		nodes, err := c.Control().Nodes(context.Background())
+		if err != nil {
+			return err
+		}
 		for _, id := range ids {
 			if view[id].State != cell.StateReady {
 				return fmt.Errorf("%s is %q", id, view[id].State)
 			}
-			if cellID := c.Node(id).Spec.Cell; cellID != "" && c.Topology.IndexNodes > 1 && c.Leader(view, cellID) == "" {
-				return fmt.Errorf("the index of %s has no leader", cellID)
+			if cellID := c.Node(id).Spec.Cell; cellID != "" {
+				if err := cell.JudgeCell(c.Topology, cellID, nodes).Settled(); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 }
 
-// Leader returns the leader of a cell's index group in view ("" if none).
+// Leader returns the leader of a cell's index group in view ("" if none), as
+// cell.JudgeCell finds it: a ready index node of the cell that says it leads.
 func (c *Cluster) Leader(view map[string]cell.Node, cellID string) string {
+	var nodes []cell.NodeStatus
 	for _, n := range view {
-		if n.Cell == cellID && n.Role == cell.RoleIndex && n.State == cell.StateReady && n.Leader {
-			return n.ID
-		}
+		nodes = append(nodes, cell.NodeStatus{ID: n.ID, Role: n.Role, Cell: n.Cell, Running: true, State: n.State, Leader: n.Leader})
 	}
-	return ""
+	return cell.JudgeCell(c.Topology, cellID, nodes).Index.Leader
 }
 
 // WaitGone waits until the gateway's gossip view no longer shows the nodes ready.

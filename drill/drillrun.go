@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -117,6 +118,7 @@ type runner struct {
 	quorum   map[string]bool
 	lostAt   map[string]time.Duration
 	failing  map[string]bool
+	above    aboveSince
 	stopped  string // why a stop condition aborted the drill
 	cancel   context.CancelFunc
 	load     chan loadOutcome
@@ -146,12 +148,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	if env.SampleEvery <= 0 {
 		env.SampleEvery = 250 * time.Millisecond
 	}
-	if sc.Stop.OthersErrorRateAbove <= 0 {
-		sc.Stop.OthersErrorRateAbove = 0.05
-	}
-	if sc.Stop.MinRequests <= 0 {
-		sc.Stop.MinRequests = 20
-	}
+	sc.Stop.EnsureDefaults()
 	cells := env.Topology.CellIDs()
 	target, err := resolveCell(cells, sc.Target, "last")
 	if err != nil {
@@ -159,8 +156,9 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	}
 	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: guard.OpenAudit(env.Dir),
 		ctl:    &tracked{Cluster: env.Cluster, down: map[string]bool{}, started: map[string]time.Time{}},
-		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}}
-	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start}
+		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}, above: aboveSince{}}
+	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start,
+		Overrides: sc.overridden, StopRule: sc.Stop.Rule()}
 	for _, st := range sc.Steps {
 		var c string
 		switch {
@@ -350,37 +348,33 @@ func (r *runner) quorumHeld(c string) (held, known bool) {
 }
 
 // observe takes the load's totals every second: errors starting and ending per cell,
-// and the stop condition.
+// and the stop condition (see Stop).
 func (r *runner) observe(_ loadgen.Summary, cells map[string]loadgen.Summary) {
 	r.mu.Lock()
 	var prev map[string]loadgen.Summary
 	if n := len(r.snaps); n > 0 {
 		prev = r.snaps[n-1].cells
 	}
-	r.snaps = append(r.snaps, snapshot{at: r.since(), cells: cells})
+	now := snapshot{at: r.since(), cells: cells}
+	r.snaps = append(r.snaps, now)
 	type ev struct{ kind, cell, text string }
 	var evs []ev
-	for _, c := range slices.Sorted(func(yield func(string) bool) {
-		for c := range cells {
-			if !yield(c) {
-				return
-			}
-		}
-	}) {
-		now, before := cells[c], prev[c]
-		dReq, dErr := now.Requests-before.Requests, now.Errors-before.Errors
+	for _, c := range slices.Sorted(maps.Keys(cells)) {
+		cur, before := cells[c], prev[c]
+		dReq, dErr := cur.Requests-before.Requests, cur.Errors-before.Errors
 		switch {
 		case dErr > 0 && !r.failing[c]:
 			r.failing[c] = true
-			evs = append(evs, ev{"ERRORS", c, fmt.Sprintf("%s: %d of %d requests failed in the last second (%s)", c, dErr, dReq, codeList(now.ErrorCodes))})
+			evs = append(evs, ev{"ERRORS", c, fmt.Sprintf("%s: %d of %d requests failed in the last second (%s)",
+				c, dErr, dReq, codeList(codesSince(cur.ErrorCodes, before.ErrorCodes)))})
 		case dErr == 0 && dReq > 0 && r.failing[c]:
 			r.failing[c] = false
 			evs = append(evs, ev{"RECOVERED", c, fmt.Sprintf("%s: every request of the last second succeeded", c)})
 		}
-		if r.stopped == "" && !slices.Contains(r.tested, c) && now.Requests >= r.sc.Stop.MinRequests &&
-			now.ErrorRate() > r.sc.Stop.OthersErrorRateAbove {
-			r.stopped = fmt.Sprintf("%s, not under test, failed %.1f%% of its requests (stop above %.1f%%)",
-				c, 100*now.ErrorRate(), 100*r.sc.Stop.OthersErrorRateAbove)
+		if r.stopped != "" || slices.Contains(r.tested, c) {
+			continue
+		}
+		if r.stopped = r.above.check(r.sc.Stop, r.snaps, r.loadAt, c); r.stopped != "" {
 			evs = append(evs, ev{"ABORT", c, r.stopped})
 			r.cancel()
 		}
@@ -391,15 +385,63 @@ func (r *runner) observe(_ loadgen.Summary, cells map[string]loadgen.Summary) {
 	}
 }
 
-func codeList(m map[string]int64) string {
-	var parts []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
+// aboveSince applies a scenario's stop rule (see Stop) to the cells the drill does
+// not act on: it holds since when each cell has failed above the limit.
+type aboveSince map[string]time.Duration
+
+// check judges cell c on the load's totals so far, snaps, and returns why the drill
+// must stop, or "".
+func (a aboveSince) check(st Stop, snaps []snapshot, loadAt time.Duration, c string) string {
+	now := snaps[len(snaps)-1]
+	cur := now.cells[c]
+	from := windowStart(snaps, loadAt, time.Duration(st.Window), func(s snapshot) bool {
+		return cur.Requests-s.cells[c].Requests >= st.MinRequests
+	})
+	reqs, errs := cur.Requests-from.cells[c].Requests, cur.Errors-from.cells[c].Errors
+	if reqs < st.MinRequests || ratio(errs, reqs) <= st.OthersErrorRateAbove {
+		delete(a, c)
+		return ""
+	}
+	since, ok := a[c]
+	if !ok {
+		a[c], since = now.at, now.at
+	}
+	if now.at-since < time.Duration(st.For) {
+		return ""
+	}
+	return fmt.Sprintf("%s, not acted on, failed %s of its requests over the last %s, above %s for %s in a row",
+		c, pctf(ratio(errs, reqs)), (now.at - from.at).Round(time.Second), pctf(st.OthersErrorRateAbove), time.Duration(st.For))
+}
+
+// windowStart returns the latest of snaps that lies at least span before the last
+// one and for which enough holds, or the start of the load (no requests yet) when
+// none does.
+func windowStart(snaps []snapshot, loadAt, span time.Duration, enough func(snapshot) bool) snapshot {
+	if n := len(snaps); n > 0 {
+		last := snaps[n-1].at
+		for i := n - 1; i >= 0; i-- {
+			if last-snaps[i].at >= span && enough(snaps[i]) {
+				return snaps[i]
 			}
 		}
-	}) {
+	}
+	return snapshot{at: loadAt}
+}
+
+// codesSince is how many requests failed with each code between two totals.
+func codesSince(now, before map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, n := range now {
+		if d := n - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func codeList(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
@@ -903,13 +945,7 @@ func (r *runner) assert(ctx context.Context, a *AssertStep) error {
 	var last, first snapshot
 	if n := len(r.snaps); n > 0 {
 		last = r.snaps[n-1]
-		first = snapshot{at: r.loadAt}
-		for i := n - 1; i >= 0; i-- {
-			if last.at-r.snaps[i].at >= window {
-				first = r.snaps[i]
-				break
-			}
-		}
+		first = windowStart(r.snaps, r.loadAt, window, func(snapshot) bool { return true })
 	}
 	r.mu.Unlock()
 	var parts []string

@@ -1,70 +1,206 @@
 package drill
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // palette colours the cells in the charts.
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
 
-// markerKinds are the timeline events drawn as lines across the charts.
-var markerKinds = map[string]string{
-	"DRAIN": "#555", "REFUSED": "#999", "QUORUM LOST": "#d62728", "QUORUM RESTORED": "#2ca02c",
-	"RESTART": "#555", "RESTART FAILED": "#d62728", "RESTORED": "#2ca02c", "KILL": "#d62728", "ABORT": "#d62728", "HALTED": "#d62728",
+// marker is how a timeline event is drawn across the charts: a dashed line with a
+// short label.
+type marker struct{ label, colour string }
+
+// markers are the timeline events drawn across the charts.
+var markers = map[string]marker{
+	"DRAIN": {"drain", "#444"}, "REFUSED": {"refused", "#666"}, "DRAIN FAILED": {"drain failed", "#b00020"},
+	"UNDRAIN": {"undrain", "#444"}, "KILL": {"kill", "#b00020"},
+	"QUORUM LOST": {"quorum lost", "#b00020"}, "QUORUM RESTORED": {"quorum back", "#1b7f2a"},
+	"RESTART": {"restart", "#444"}, "RESTART FAILED": {"restart failed", "#b00020"}, "RESTORED": {"restored", "#1b7f2a"},
+	"ABORT": {"abort", "#b00020"}, "HALTED": {"halted", "#b00020"},
 }
 
+// Chart geometry, in the SVG's own units (the chart scales to the page's width). The
+// type is large: reports are shown on projectors.
 const (
-	chartW, chartH         = 860, 220
-	padL, padR, padT, padB = 56, 16, 14, 30
+	chartW    = 1120
+	plotL     = 80  // room for the value axis
+	plotR     = 200 // room for the cells' names at the ends of their lines
+	plotH     = 300
+	laneH     = 26 // one row of action labels above the plot
+	axisH     = 40
+	fontAxis  = 16
+	fontLabel = 18
 )
 
-// chart draws one value per cell per second as lines over the drill's clock.
-func (r *Report) chart(title string, value func(SeriesPoint) float64, maxY float64, unit string) template.HTML {
-	span := r.Took.Seconds()
-	if span <= 0 {
-		span = 1
+// textWidth estimates the width of a label in the charts' sans-serif type.
+func textWidth(s string, size float64) float64 {
+	return float64(utf8.RuneCountInString(s)) * size * 0.58
+}
+
+// chartSpan is the time the charts cover, in seconds on the drill's clock: from the
+// start of the load (seeding before it is set-up, not part of the drill's picture) to
+// the end of the drill.
+func (r *Report) chartSpan() (from, to float64) {
+	from = float64(r.LoadStartMS) / 1000
+	to = r.Took.Seconds()
+	for _, c := range r.PerCell {
+		if n := len(c.Series); n > 0 {
+			to = math.Max(to, c.Series[n-1].T+1)
+		}
 	}
-	x := func(t float64) float64 { return padL + (chartW-padL-padR)*t/span }
-	y := func(v float64) float64 { return padT + (chartH-padT-padB)*(1-math.Min(v, maxY)/maxY) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">`, chartW, chartH, chartW, chartH, template.HTMLEscapeString(title))
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="#fafafa" stroke="#ccc"/>`, padL, padT, chartW-padL-padR, chartH-padT-padB)
-	for i := 0; i <= 4; i++ {
-		v := maxY * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e4e4e4"/>`, padL, chartW-padR, y(v), y(v))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#555">%s</text>`, padL-4, y(v)+4, fmtAxis(v, unit))
+	if to <= from {
+		to = from + 1
 	}
-	step := 10.0
-	for span/step > 12 {
-		step *= 2
-	}
-	for t := 0.0; t <= span; t += step {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle" fill="#555">%s</text>`, x(t), chartH-padB+16, Clock(time.Duration(t*float64(time.Second))))
-	}
+	return from, to
+}
+
+// markerGroup is drill actions close enough in time to share one label.
+type markerGroup struct {
+	x      float64
+	lines  []float64 // x of each action's line
+	colour string
+	text   []string
+	lane   int
+	labelX float64 // where the label is anchored
+	anchor string  // at its start, or at its end (left of its line)
+}
+
+// markerGroups lays out the labels of the drill's actions in rows above the plot,
+// each label beside its line and in the lowest row where it overlaps no other.
+func (r *Report) markerGroups(x func(float64) float64, from float64) ([]*markerGroup, int) {
+	var groups []*markerGroup
 	for _, e := range r.Timeline {
-		col, ok := markerKinds[e.Kind]
-		if !ok {
+		m, ok := markers[e.Kind]
+		if !ok || e.At.Seconds() < from {
 			continue
 		}
+		text := m.label
+		if e.Cell != "" && !(len(r.Tested) == 1 && e.Cell == r.Tested[0]) {
+			text += " " + e.Cell
+		}
 		xe := x(e.At.Seconds())
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-dasharray="3,3"><title>%s</title></line>`,
-			xe, xe, padT, chartH-padB, col, template.HTMLEscapeString(e.String()))
+		if n := len(groups); n > 0 && xe-groups[n-1].x < 8 {
+			g := groups[n-1]
+			g.lines = append(g.lines, xe)
+			if g.text[len(g.text)-1] != text {
+				g.text = append(g.text, text)
+			}
+			continue
+		}
+		groups = append(groups, &markerGroup{x: xe, lines: []float64{xe}, colour: m.colour, text: []string{text}})
 	}
+	var laneEnd []float64 // the right end of the last label in each row
+	for _, g := range groups {
+		w := textWidth(strings.Join(g.text, " · "), fontLabel)
+		left := g.x + 5
+		g.labelX, g.anchor = left, "start"
+		if left+w > chartW-4 {
+			left = g.x - 5 - w
+			g.labelX, g.anchor = g.x-5, "end"
+		}
+		g.lane = len(laneEnd)
+		for i, end := range laneEnd {
+			if end+12 <= left {
+				g.lane = i
+				break
+			}
+		}
+		if g.lane == len(laneEnd) {
+			laneEnd = append(laneEnd, 0)
+		}
+		laneEnd[g.lane] = left + w
+	}
+	return groups, len(laneEnd)
+}
+
+// chart draws one value per cell per second as labelled lines over the drill's clock,
+// from the start of the load, with the drill's actions as labelled dashed lines.
+func (r *Report) chart(title string, value func(SeriesPoint) float64, maxY float64, unit string) template.HTML {
+	from, to := r.chartSpan()
+	x := func(t float64) float64 { return plotL + (chartW-plotL-plotR)*(t-from)/(to-from) }
+	groups, lanes := r.markerGroups(x, from)
+	top := 8 + float64(lanes)*laneH
+	bottom := top + plotH
+	height := bottom + axisH
+	y := func(v float64) float64 { return top + plotH*(1-math.Min(v, maxY)/maxY) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %d %.0f" width="100%%" role="img" aria-label="%s" font-family="system-ui,sans-serif">`,
+		chartW, height, template.HTMLEscapeString(title))
+	fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%d" height="%d" fill="#fafafa" stroke="#bbb"/>`, plotL, top, chartW-plotL-plotR, plotH)
+	for i := 0; i <= 4; i++ {
+		v := maxY * float64(i) / 4
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e0e0e0"/>`, plotL, chartW-plotR, y(v), y(v))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="%d" text-anchor="end" fill="#444">%s</text>`, plotL-6, y(v)+5, fontAxis, fmtAxis(v, unit))
+	}
+	step := 5.0
+	for _, s := range []float64{5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600} {
+		if step = s; (to-from)/s <= 8 {
+			break
+		}
+	}
+	for t := math.Ceil(from/step) * step; t <= to; t += step {
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#999"/>`, x(t), x(t), bottom, bottom+5)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="%d" text-anchor="middle" fill="#444">%s</text>`,
+			x(t), bottom+24, fontAxis, Clock(time.Duration(t*float64(time.Second))))
+	}
+	for _, g := range groups {
+		labelY := top - float64(g.lane)*laneH - 8
+		for _, xl := range g.lines {
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="5,4"/>`,
+				xl, xl, labelY+4, bottom, g.colour)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="%d" font-weight="600" text-anchor="%s" fill="%s">%s</text>`,
+			g.labelX, labelY, fontLabel, g.anchor, g.colour,
+			template.HTMLEscapeString(strings.Join(g.text, " · ")))
+	}
+	type end struct {
+		y    float64
+		text string
+		col  string
+	}
+	var ends []end
 	for i, c := range r.PerCell {
 		if len(c.Series) == 0 {
 			continue
 		}
+		col := palette[i%len(palette)]
 		var pts []string
 		for _, p := range c.Series {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.T+0.5), y(value(p))))
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"><title>%s</title></polyline>`,
-			palette[i%len(palette)], strings.Join(pts, " "), template.HTMLEscapeString(c.Cell))
+		width := 2.5
+		text := c.Cell
+		if c.ActedOn {
+			width, text = 4, c.Cell+", acted on"
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="%.1f" stroke-linejoin="round" points="%s"/>`, col, width, strings.Join(pts, " "))
+		ends = append(ends, end{y(value(c.Series[len(c.Series)-1])), text, col})
+	}
+	// Each line's name beside its end; names of lines that end close together are
+	// moved apart, in the order of the lines.
+	slices.SortStableFunc(ends, func(a, b end) int { return cmp.Compare(a.y, b.y) })
+	for i := 1; i < len(ends); i++ {
+		ends[i].y = math.Max(ends[i].y, ends[i-1].y+fontLabel+2)
+	}
+	if n := len(ends); n > 0 && ends[n-1].y > bottom {
+		ends[n-1].y = bottom
+		for i := n - 2; i >= 0; i-- {
+			ends[i].y = math.Min(ends[i].y, ends[i+1].y-fontLabel-2)
+		}
+	}
+	for _, e := range ends {
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="%d" font-weight="700" fill="%s">%s</text>`,
+			chartW-plotR+10, e.y+6, fontLabel, e.col, template.HTMLEscapeString(e.text))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
@@ -99,6 +235,22 @@ type htmlCell struct {
 	Colour string
 }
 
+// headline is what the top of the page shows: the verdict and the headline figures.
+type headline struct {
+	Outcome, Verdict string // the verdict, cut after its outcome
+	Tone             string
+	Tiles            []Tile
+}
+
+func (r *Report) headline() headline {
+	tone := "bad"
+	if r.Outcome == "completed" {
+		tone = "good"
+	}
+	outcome, verdict, _ := strings.Cut(r.Verdict(), " — ")
+	return headline{Outcome: outcome, Verdict: verdict, Tone: tone, Tiles: r.Headline()}
+}
+
 // HTML writes the report as one self-contained page: inline CSS and SVG, no scripts
 // or assets from elsewhere.
 func (r *Report) HTML(w io.Writer) error {
@@ -111,14 +263,16 @@ func (r *Report) HTML(w io.Writer) error {
 		cells = append(cells, htmlCell{c, palette[i%len(palette)]})
 	}
 	data := struct {
-		R             *Report
-		Cells         []htmlCell
-		Avail, P99    template.HTML
-		Failed, Total int
-	}{R: r, Cells: cells,
-		Avail: r.chart("availability per cell", func(p SeriesPoint) float64 { return 100 * p.Availability }, 100, "%"),
-		P99:   r.chart("p99 latency per cell", func(p SeriesPoint) float64 { return p.P99MS }, niceMax(maxP99), "ms"),
-		Total: len(r.Checks), Failed: r.failedChecks()}
+		R          *Report
+		Head       headline
+		Cells      []htmlCell
+		Avail, P99 template.HTML
+		LoadStart  time.Duration
+		Load       string
+	}{R: r, Head: r.headline(), Cells: cells,
+		Avail:     r.chart("availability per cell", func(p SeriesPoint) float64 { return 100 * p.Availability }, 100, "%"),
+		P99:       r.chart("p99 latency per cell", func(p SeriesPoint) float64 { return p.P99MS }, niceMax(maxP99), "ms"),
+		LoadStart: time.Duration(r.LoadStartMS) * time.Millisecond, Load: r.loadLine()}
 	return reportTemplate.Execute(w, data)
 }
 
@@ -139,38 +293,42 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		return ""
 	},
 	"describe": func(g Guardrail) string { return g.describe() },
-}).Parse(`<!DOCTYPE html>
+}).Parse(`{{define "headline"}}<p class="verdict"><span class="{{.Tone}}">{{.Outcome}}</span> — {{.Verdict}}</p>
+<div class="tiles">{{range .Tiles}}
+<div class="tile"><div class="label">{{.Label}}</div><div class="big {{.Tone}}">{{.Value}}</div><div class="detail">{{.Detail}}</div></div>{{end}}
+</div>
+{{end}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Drill {{.R.Scenario}}: {{.R.Outcome}}</title>
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:900px;color:#222;padding:0 12px}
-h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;padding:3px 8px;border-bottom:1px solid #eee;vertical-align:top}
-th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.log td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}.log td:nth-child(-n+2){white-space:nowrap}
+body{font:18px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1160px;color:#1a1a1a;padding:0 16px}
+h1{font-size:34px;margin:0 0 4px}h2{font-size:26px;margin-top:36px;border-bottom:2px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;width:100%;font-size:17px}td,th{text-align:left;padding:5px 10px;border-bottom:1px solid #e4e4e4;vertical-align:top}
+th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.log td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:15px}.log td:nth-child(-n+2){white-space:nowrap}
 .bad{color:#b00020;font-weight:600}.good{color:#1b7f2a;font-weight:600}.warn{color:#b36b00;font-weight:600}
-.big{font-size:28px;font-weight:700}.tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:150px}
-.legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
-.muted{color:#666}
+.verdict{font-size:24px;margin:12px 0 18px}.verdict span{font-weight:800}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(250px,1fr));gap:14px}
+.tile{border:2px solid #ddd;border-radius:8px;padding:12px 16px}
+.tile .label{font-size:20px;color:#444;font-weight:600}.big{font-size:44px;font-weight:700;line-height:1.15;margin:4px 0}.tile .detail{font-size:17px;color:#333}
+.sw{display:inline-block;width:16px;height:16px;margin-right:6px;vertical-align:-2px}
+.muted{color:#555}.note{font-size:17px;color:#333}
 </style></head><body>
 <h1>Drill {{.R.Scenario}}</h1>
 <p class="muted">{{.R.Description}}</p>
-<p>Started {{.R.Started.UTC.Format "2006-01-02 15:04:05"}} UTC on {{len .R.Cells}} cell(s), target <b>{{.R.Target}}</b>; <b class="{{if eq .R.Outcome "completed"}}good{{else}}bad{{end}}">{{.R.Outcome}}</b> after {{ms .R.Took}}.{{if .R.Error}} <span class="bad">{{.R.Error}}</span>{{end}}</p>
+{{template "headline" .Head}}
+<p class="note">Started {{.R.Started.UTC.Format "2006-01-02 15:04:05"}} UTC on {{len .R.Cells}} cell(s), target <b>{{.R.Target}}</b>, took {{ms .R.Took}}.{{if .Load}} {{.Load}}.{{end}}</p>
+{{if .R.Load}}<p class="note"><b>Blast radius</b>: {{.R.Blast.Definition}}.</p>{{end}}
+{{if .R.StopRule}}<p class="note"><b>Stop rule</b>: {{.R.StopRule}}.</p>{{end}}
 {{if .R.Load}}
-<div class="tiles">
-<div class="tile"><div class="muted">requests failed</div><div class="big">{{pct .R.Blast.FailedShare}}</div>{{.R.Blast.Failed}} of {{.R.Blast.Requests}}</div>
-<div class="tile"><div class="muted">blast radius</div><div class="big">{{pct .R.Blast.LoadShare}}</div>of the load, in {{if .R.Blast.Cells}}{{join .R.Blast.Cells ", "}}{{else}}no cell{{end}}</div>
-<div class="tile"><div class="muted">failed outside the cells acted on</div><div class="big {{if .R.Blast.Outside}}bad{{else}}good{{end}}">{{.R.Blast.Outside}}</div>requests</div>
-<div class="tile"><div class="muted">checks</div><div class="big {{if .Failed}}bad{{else}}good{{end}}">{{.Total | printf "%d"}}{{if .Failed}} / {{.Failed}} failed{{end}}</div>{{if not .Failed}}all passed{{end}}</div>
-</div>
 <h2>Availability per cell</h2>
-<p class="legend">{{range .Cells}}<span><i class="sw" style="background:{{.Colour}}"></i>{{.Cell}}{{if .ActedOn}} (acted on){{end}}</span>{{end}}<span class="muted">dashed: drill actions and quorum changes</span></p>
+<p class="note">Share of each second's requests that succeeded. The time axis is the drill's clock from the start of the load ({{clock .LoadStart}}; before it the buckets were seeded); dashed lines are the drill's actions and changes of index quorum.</p>
 {{.Avail}}
 <h2>p99 latency per cell</h2>
 {{.P99}}
 <h2>Blast radius per cell</h2>
-<table><tr><th>cell</th><th>acted on</th><th>requests</th><th>failed</th><th>error rate</th><th>share of load</th><th>seconds with errors</th><th>p99</th></tr>
-{{range .Cells}}<tr><td><i class="sw" style="background:{{.Colour}}"></i>{{.Cell}}</td><td>{{if .ActedOn}}yes{{else}}no{{end}}</td><td class="n">{{.Requests}}</td><td class="n {{if .Errors}}bad{{end}}">{{.Errors}}</td><td class="n">{{pct .ErrorRate}}</td><td class="n">{{pct .LoadShare}}</td><td class="n">{{.Unavailable}}</td><td class="n">{{printf "%.1f" .P99MS}} ms</td></tr>
+<table><tr><th>cell</th><th>acted on</th><th>hit</th><th>requests</th><th>failed</th><th>error rate</th><th>share of load</th><th>seconds with errors</th><th>p99</th></tr>
+{{range .Cells}}<tr><td><i class="sw" style="background:{{.Colour}}"></i>{{.Cell}}</td><td>{{if .ActedOn}}yes{{else}}no{{end}}</td><td class="{{if .Hit}}bad{{end}}">{{if .Hit}}yes{{else}}no{{end}}</td><td class="n">{{.Requests}}</td><td class="n {{if .Errors}}bad{{end}}">{{.Errors}}</td><td class="n">{{pct .ErrorRate}}</td><td class="n">{{pct .LoadShare}}</td><td class="n">{{.Unavailable}}</td><td class="n">{{printf "%.1f" .P99MS}} ms</td></tr>
 {{end}}</table>
 {{end}}
 <h2>Timeline</h2>

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/loadgen"
 )
 
 // Scenario is a drill: timed steps run against a running cluster, and the conditions
@@ -22,8 +24,11 @@ import (
 //
 //	name: smoke
 //	target: last          # the cell under test: a cell id, "first" or "last" (default)
-//	stop:
+//	stop:                 # see Stop; these are the defaults
 //	  others_error_rate_above: 0.05
+//	  window: 5s
+//	  min_requests: 20
+//	  for: 15s
 //	steps:
 //	  - load: {rate: 100, duration: 60s}
 //	  - drain: {tier: index, count: 2, expect: refused}
@@ -39,14 +44,54 @@ type Scenario struct {
 	Target      string `yaml:"target" json:"target,omitempty"`
 	Stop        Stop   `yaml:"stop" json:"stop"`
 	Steps       []Step `yaml:"steps" json:"steps"`
+
+	overridden *LoadOverride // what Override changed
 }
 
 // Stop holds the conditions that abort a drill while it runs.
+//
+// A drill stops when a cell it does not act on keeps failing: when that cell's error
+// rate over a sliding window (the last Window, stretched back until it holds
+// MinRequests requests) stays above OthersErrorRateAbove for For in a row. A real
+// leak of the drill's damage into another cell lasts and aborts the drill; a leader
+// election that costs an untouched cell a few seconds of errors does not (it still
+// shows in the report's blast radius and in the scenario's assertions).
 type Stop struct {
-	// OthersErrorRateAbove aborts when a cell the drill does not act on fails more
-	// than this share of its requests (0: 0.05), once it has served MinRequests.
+	// OthersErrorRateAbove is the share of failed requests above which a cell is
+	// failing (default 0.05).
 	OthersErrorRateAbove float64 `yaml:"others_error_rate_above" json:"others_error_rate_above"`
-	MinRequests          int64   `yaml:"min_requests" json:"min_requests"`
+	// Window is how far back the error rate is measured (default 5s).
+	Window Duration `yaml:"window" json:"window"`
+	// MinRequests is the fewest requests a window holds before it is judged; a
+	// window that holds fewer reaches further back (default 20).
+	MinRequests int64 `yaml:"min_requests" json:"min_requests"`
+	// For is how long the error rate stays above the limit before the drill aborts
+	// (default 15s).
+	For Duration `yaml:"for" json:"for"`
+}
+
+// EnsureDefaults fills in the zero fields.
+func (s *Stop) EnsureDefaults() {
+	if s.OthersErrorRateAbove <= 0 {
+		s.OthersErrorRateAbove = 0.05
+	}
+	if s.Window <= 0 {
+		s.Window = Duration(5 * time.Second)
+	}
+	if s.MinRequests <= 0 {
+		s.MinRequests = 20
+	}
+	if s.For <= 0 {
+		s.For = Duration(15 * time.Second)
+	}
+}
+
+// Rule says the stop condition in words, for the report.
+func (s Stop) Rule() string {
+	return fmt.Sprintf("the drill aborts when a cell it does not act on fails more than %s of its requests "+
+		"over the last %s (stretched back until it holds %d requests) for %s in a row; "+
+		"a leader election that costs such a cell a few seconds of errors does not abort it",
+		pctf(s.OthersErrorRateAbove), time.Duration(s.Window), s.MinRequests, time.Duration(s.For))
 }
 
 // Duration is a time.Duration written as "5s" in a scenario.
@@ -74,6 +119,56 @@ type Step struct {
 	Kill    *KillStep    `yaml:"kill" json:"kill,omitempty"`
 	Restart *RestartStep `yaml:"restart" json:"restart,omitempty"`
 	Assert  *AssertStep  `yaml:"assert" json:"assert,omitempty"`
+}
+
+// Overrides change a scenario's load step for one run (cellctl drill run --rate and
+// --duration); a zero field keeps the scenario's value.
+type Overrides struct {
+	Rate     float64       // requests per second
+	Duration time.Duration // how long requests keep arriving
+}
+
+// LoadOverride is what a run changed of the scenario's load step, with the
+// scenario's own values; a zero pair was left as the scenario has it.
+type LoadOverride struct {
+	Rate             float64       `json:"rate,omitempty"`
+	ScenarioRate     float64       `json:"scenario_rate,omitempty"`
+	Duration         time.Duration `json:"duration_ns,omitempty"`
+	ScenarioDuration time.Duration `json:"scenario_duration_ns,omitempty"`
+}
+
+// Override sets the rate and duration of the scenario's load step. It refuses values
+// out of range and a scenario without a load step; the report of the run says what
+// was changed.
+func (s *Scenario) Override(o Overrides) error {
+	if o.Rate == 0 && o.Duration == 0 {
+		return nil
+	}
+	switch {
+	case o.Rate < 0 || o.Rate > loadgen.MaxRate || math.IsNaN(o.Rate):
+		return fmt.Errorf("a rate of %g requests/s is out of range: want more than 0 and at most %d", o.Rate, loadgen.MaxRate)
+	case o.Duration < 0 || o.Duration > loadgen.MaxDuration:
+		return fmt.Errorf("a load duration of %s is out of range: want more than 0 and at most %s", o.Duration, loadgen.MaxDuration)
+	}
+	var load *LoadStep
+	for _, st := range s.Steps {
+		if st.Load != nil {
+			load = st.Load
+			break
+		}
+	}
+	if load == nil {
+		return fmt.Errorf("scenario %s has no load step whose rate or duration could be set", s.Name)
+	}
+	ov := &LoadOverride{}
+	if o.Rate > 0 {
+		ov.Rate, ov.ScenarioRate, load.Rate = o.Rate, load.Rate, o.Rate
+	}
+	if o.Duration > 0 {
+		ov.Duration, ov.ScenarioDuration, load.Duration = o.Duration, time.Duration(load.Duration), Duration(o.Duration)
+	}
+	s.overridden = ov
+	return nil
 }
 
 // LoadStep starts load in the background (it seeds its objects first).
@@ -225,6 +320,9 @@ func ParseScenario(b []byte) (*Scenario, error) {
 	}
 	if len(s.Steps) == 0 {
 		return nil, fmt.Errorf("scenario %s: no steps", s.Name)
+	}
+	if st := s.Stop; st.OthersErrorRateAbove < 0 || st.OthersErrorRateAbove >= 1 || st.Window < 0 || st.For < 0 || st.MinRequests < 0 {
+		return nil, fmt.Errorf("scenario %s: stop: want others_error_rate_above between 0 and 1, and window, for and min_requests not negative", s.Name)
 	}
 	tier := func(t string) error {
 		if !slices.Contains(guard.Tiers, cell.Role(t)) {

@@ -44,6 +44,7 @@ const (
 	MaxDuration    = time.Hour
 	MaxInFlight    = 1024
 	MaxObjectSize  = 64 << 20
+	MaxKeys        = 1_000_000 // objects seeded per bucket
 	defaultTimeout = 5 * time.Second
 )
 
@@ -120,20 +121,51 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Endpoint == "":
 		return c, errors.New("no S3 endpoint")
-	case c.Rate <= 0 || c.Rate > MaxRate:
-		return c, fmt.Errorf("rate must be above 0 and at most %d requests per second, not %g", MaxRate, c.Rate)
-	case c.Duration <= 0 || c.Duration > MaxDuration:
-		return c, fmt.Errorf("duration must be above 0 and at most %v, not %v", MaxDuration, c.Duration)
-	case c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlight:
-		return c, fmt.Errorf("max in flight must be between 1 and %d, not %d", MaxInFlight, c.MaxInFlight)
 	case len(c.Buckets) == 0:
 		return c, errors.New("no buckets")
-	case c.Keys < 1:
-		return c, fmt.Errorf("keys must be at least 1, not %d", c.Keys)
-	case c.KeyDist != KeysUniform && c.KeyDist != KeysZipf:
-		return c, fmt.Errorf("key distribution must be %q or %q, not %q", KeysUniform, KeysZipf, c.KeyDist)
 	}
-	return c, nil
+	return c, c.Validate()
+}
+
+// Validate checks the settings of the workload as they are, zero values included:
+// rate, duration, max in flight, timeout, keys and key distribution (the mix and the
+// sizes are checked by ParseMix and ParseSizes). It needs neither the endpoint nor the
+// buckets, so that a command can check its options before it does anything. Seed and
+// Run fill the zero fields with their defaults first and then call it.
+//
+// The error, if any, is an *OptionError.
+func (c Config) Validate() error {
+	bad := func(option, want string, value any) error {
+		return &OptionError{Option: option, Want: want, Value: fmt.Sprint(value)}
+	}
+	switch {
+	case c.Rate <= 0 || c.Rate > MaxRate:
+		return bad("rate", fmt.Sprintf("above 0 and at most %d requests per second", MaxRate), c.Rate)
+	case c.Duration <= 0 || c.Duration > MaxDuration:
+		return bad("duration", fmt.Sprintf("above 0 and at most %v", MaxDuration), c.Duration)
+	case c.Total() < 1:
+		return bad("duration", fmt.Sprintf("long enough for one request at %g per second", c.Rate), c.Duration)
+	case c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlight:
+		return bad("max_in_flight", fmt.Sprintf("between 1 and %d", MaxInFlight), c.MaxInFlight)
+	case c.Timeout <= 0:
+		return bad("timeout", "above 0", c.Timeout)
+	case c.Keys < 1 || c.Keys > MaxKeys:
+		return bad("keys", fmt.Sprintf("between 1 and %d", MaxKeys), c.Keys)
+	case c.KeyDist != KeysUniform && c.KeyDist != KeysZipf:
+		return bad("key_dist", fmt.Sprintf("%q or %q", KeysUniform, KeysZipf), fmt.Sprintf("%q", c.KeyDist))
+	}
+	return nil
+}
+
+// OptionError is a setting of a Config that no run can use.
+type OptionError struct {
+	Option string // the setting, as its JSON name: "rate", "max_in_flight", "key_dist"...
+	Want   string // what it must be: "between 1 and 1024"
+	Value  string // what it was
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s must be %s, not %s", strings.ReplaceAll(e.Option, "_", " "), e.Want, e.Value)
 }
 
 // Total is the number of requests the run sends.

@@ -361,16 +361,22 @@ func do(ctx context.Context, c *s3.Client, cfg Config, r request, start time.Tim
 }
 
 // ErrorCode names what went wrong with a request: the S3 error code when the gateway
-// answered with one, "HTTP<status>" when it answered without one, else "Timeout" or
-// "ConnectionError".
+// answered with one, "HTTP<status>" when it answered an error status without one,
+// else "Timeout", "BrokenResponse" (a success status whose body was cut short or did
+// not decode) or "ConnectionError". A success status never names an error: such a
+// request failed after its status line, reading the body.
 func ErrorCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() != "" {
 		return ae.ErrorCode()
 	}
 	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
-		return fmt.Sprintf("HTTP%d", re.HTTPStatusCode())
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	if status >= 300 {
+		return fmt.Sprintf("HTTP%d", status)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "Timeout"
@@ -378,6 +384,9 @@ func ErrorCode(err error) string {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "Timeout"
+	}
+	if status != 0 {
+		return "BrokenResponse"
 	}
 	return "ConnectionError"
 }

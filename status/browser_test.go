@@ -2,10 +2,13 @@ package status_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
+	"github.com/cellarsim/cellar/localcluster"
 	"github.com/cellarsim/cellar/status"
 )
 
@@ -43,21 +47,22 @@ type page struct {
 // Chromium. Everything stops when the test ends.
 func startPage(t *testing.T, c *clustertest.Cluster) *page {
 	t.Helper()
-	bin := chromium()
-	if bin == "" {
-		t.Skip("no chromium binary found (install Debian's chromium, or set CHROME_BIN): the status page browser test needs one")
-	}
 	var seeds []string
 	for _, spec := range c.Topology.Nodes() {
 		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleGateway {
 			seeds = append(seeds, c.Node(spec.ID).GossipAddr)
 		}
 	}
-	col, err := status.NewCollector(status.Config{
-		Seeds: seeds, FastGossip: true, Cells: c.Topology.CellIDs(),
-		// Generous: under the race detector on a busy machine a probe can take seconds.
-		Interval: 500 * time.Millisecond, ProbeTimeout: 2 * time.Second, StaleAfter: 10 * time.Second,
-	})
+	return openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true, Cells: c.Topology.CellIDs()}))
+}
+
+// serveView runs a collector with cfg, and a status server for it on 127.0.0.1:0,
+// until the test ends.
+func serveView(t *testing.T, cfg status.Config) *httptest.Server {
+	t.Helper()
+	// Generous: under the race detector on a busy machine a probe can take seconds.
+	cfg.Interval, cfg.ProbeTimeout, cfg.StaleAfter = 500*time.Millisecond, 2*time.Second, 10*time.Second
+	col, err := status.NewCollector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +76,17 @@ func startPage(t *testing.T, c *clustertest.Cluster) *page {
 		<-done
 		col.Close()
 	})
+	return srv
+}
 
+// openPage opens srv's status page in a headless Chromium, which stops when the test
+// ends.
+func openPage(t *testing.T, srv *httptest.Server) *page {
+	t.Helper()
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium binary found (install Debian's chromium, or set CHROME_BIN): the status page browser test needs one")
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
 		chromedp.NoSandbox, // CI runs as root
@@ -87,6 +102,13 @@ func startPage(t *testing.T, c *clustertest.Cluster) *page {
 		t.Fatalf("open the page: %v", err)
 	}
 	return p
+}
+
+// show points the page at another status server.
+func (p *page) show(srv *httptest.Server) {
+	p.t.Helper()
+	p.srv, p.url = srv, srv.URL+"/"
+	p.run("open "+p.url, chromedp.Navigate(p.url))
 }
 
 func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -237,4 +259,90 @@ func TestStatusPageThroughOutage(t *testing.T) {
 		if (b.hidden || !b.textContent.includes("view is stale: last update")) bad.push("banner says " + JSON.stringify(b.hidden ? "(hidden)" : b.textContent));
 		return bad;
 	})()`)
+}
+
+// TestStatusPageStartedAfterQuorumLost starts the status view only after two of
+// cell-1's three index nodes have stopped, so that it never sees them: first a view
+// that only joins the gossip (cellctl status --serve --join, or a view beside the
+// compose cluster), then one that reads the cluster's cluster.json (cellctl status
+// --serve in a data directory). Each must show cell-1 down without index quorum, list
+// the two nodes down, and not claim that every node is ready.
+func TestStatusPageStartedAfterQuorumLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	if chromium() == "" {
+		t.Skip("no chromium binary found (install Debian's chromium, or set CHROME_BIN): the status page browser test needs one")
+	}
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.IndexNodes, topo.PlacementNodes, topo.StorageNodes, topo.Gateways = 2, 3, 1, 1, 1
+	c := clustertest.Start(t, topo)
+	lost := []string{cell.NodeID("cell-1", cell.RoleIndex, 1), cell.NodeID("cell-1", cell.RoleIndex, 2)}
+	for _, id := range lost {
+		c.StopNode(id)
+	}
+	c.WaitGone(lost...)
+
+	// What both views must show once they have heard from the cluster: the nodes and
+	// cells, then cell-1's quorum judged against its three declared index nodes, and a
+	// header that counts the two lost nodes.
+	states := expectJS(
+		map[string]string{"cell-1-index-0": "ready", "cell-1-index-1": "down", "cell-1-index-2": "down", "cell-0-index-0": "ready", "gateway-0": "ready"},
+		map[string]string{"cell-0": status.HealthServing, "cell-1": status.HealthDown}, false)
+	quorum := `(() => { const bad = [];
+		const q = document.querySelector('.tile[data-cell="cell-1"] .quorum');
+		if (!q || q.dataset.quorum !== "false" || !q.textContent.includes("1/3 ready, 2 needed")) bad.push("cell-1 quorum says " + (q ? q.textContent : "nothing"));
+		const r = document.querySelector('.tile[data-cell="cell-1"] .reason');
+		if (!r || !r.textContent.includes("index has no quorum (1 of 3 ready, 2 needed)")) bad.push("cell-1 reason says " + (r ? r.textContent : "nothing"));
+		const h = document.getElementById("summary").textContent, m = h.match(/(\d+) of (\d+) nodes ready/);
+		if (!m || m[2] !== "11" || m[1] === m[2]) bad.push("header says " + h + ", want fewer than 11 of 11 nodes ready");
+		return bad; })()`
+	check := func(p *page, what string) {
+		t.Helper()
+		p.waitFor(what+": nodes and cells", 60*time.Second, states)
+		p.waitFor(what+": cell-1's quorum and the header", 10*time.Second, quorum)
+	}
+
+	var seeds []string
+	for _, spec := range topo.Nodes() {
+		if !slices.Contains(lost, spec.ID) {
+			seeds = append(seeds, c.Node(spec.ID).GossipAddr)
+		}
+	}
+	p := openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true}))
+	check(p, "a view joined to the gossip only")
+	if text := p.text(`document.querySelector('.node[data-node="cell-1-index-1"] .detail').textContent`); !strings.Contains(text, "never seen") {
+		t.Errorf("cell-1-index-1 in the gossip-only view: %q, want it said never seen", text)
+	}
+
+	dir := t.TempDir()
+	writeClusterFile(t, dir, c, lost)
+	p.show(serveView(t, status.Config{DataDir: dir}))
+	check(p, "a view reading cluster.json")
+}
+
+// writeClusterFile writes a cluster.json for c in dir, as cellctl up would: the
+// topology, and every node with its addresses, the lost ones stopped.
+func writeClusterFile(t *testing.T, dir string, c *clustertest.Cluster, lost []string) {
+	t.Helper()
+	f := localcluster.ClusterFile{Version: 1, Running: true, FastGossip: true, DataDir: dir,
+		Topology: localcluster.Topology{Topology: c.Topology}}
+	for _, spec := range c.Topology.Nodes() {
+		n := c.Node(spec.ID)
+		proc := localcluster.ProcRunning
+		if slices.Contains(lost, spec.ID) {
+			proc = localcluster.ProcStopped
+		}
+		f.Nodes = append(f.Nodes, localcluster.Node{
+			ID: spec.ID, Role: spec.Role, Cell: spec.Cell, Process: proc,
+			GRPCAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, GossipAddr: n.GossipAddr, S3Addr: n.S3Addr, RaftAddr: n.RaftAddr,
+		})
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, localcluster.ClusterFileName), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -43,15 +43,22 @@ func writeScanFixture(t *testing.T, dir string, objects []record) {
 	}
 }
 
-func TestScanObjectsReadsExactlyTheObjectRecords(t *testing.T) {
-	var want []record
-	for i := range 5 {
+// objectRecords returns the records of n objects of bucket "photos", in key order.
+func objectRecords(t *testing.T, n int) []record {
+	t.Helper()
+	var out []record
+	for i := range n {
 		k, v, err := ObjectRecord(loc("photos", fmt.Sprintf("img%03d.jpg", i), int64(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, record{k, v})
+		out = append(out, record{k, v})
 	}
+	return out
+}
+
+func TestScanObjectsReadsExactlyTheObjectRecords(t *testing.T) {
+	want := objectRecords(t, 5)
 	// A record whose checksum does not match is still an object record: the
 	// scan hands it over unchecked.
 	corrupt := bytes.Clone(want[2].value)
@@ -71,7 +78,7 @@ func TestScanObjectsReadsExactlyTheObjectRecords(t *testing.T) {
 	if n != len(want) || len(got) != len(want) {
 		t.Fatalf("scanned %d records (%d calls), want the %d object records", n, len(got), len(want))
 	}
-	for i := range want { // ObjectRecord's keys sort as the objects were numbered
+	for i := range want {
 		if !bytes.Equal(got[i].key, want[i].key) || !bytes.Equal(got[i].value, want[i].value) {
 			t.Errorf("record %d: %q=%x, want %q=%x", i, got[i].key, got[i].value, want[i].key, want[i].value)
 		}
@@ -79,16 +86,8 @@ func TestScanObjectsReadsExactlyTheObjectRecords(t *testing.T) {
 }
 
 func TestScanObjectsStopsWhenAsked(t *testing.T) {
-	var objects []record
-	for i := range 10 {
-		k, v, err := ObjectRecord(loc("photos", fmt.Sprintf("img%03d.jpg", i), int64(i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		objects = append(objects, record{k, v})
-	}
 	dir := t.TempDir()
-	writeScanFixture(t, dir, objects)
+	writeScanFixture(t, dir, objectRecords(t, 10))
 	calls := 0
 	n, err := ScanObjects(dir, func(k, v []byte) bool {
 		calls++

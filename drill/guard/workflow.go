@@ -40,10 +40,18 @@ var ErrRefused = errors.New("refused")
 var ErrNoReason = errors.New("a reason is required to run a plan")
 
 // StaleError is returned when the plan confirmed is not the plan as it stands now:
-// the cluster or the request changed since the dry run.
-type StaleError struct{ Confirmed, Current string }
+// the cluster or the request changed since the dry run, or (when no dry run in the
+// audit log showed the id confirmed) the id was mistyped.
+type StaleError struct {
+	Confirmed, Current string
+	// Previewed: a dry run showed the plan confirmed.
+	Previewed bool
+}
 
 func (e *StaleError) Error() string {
+	if !e.Previewed {
+		return fmt.Sprintf("no dry run showed a plan %s: the plan as it stands now is %s", e.Confirmed, e.Current)
+	}
 	return fmt.Sprintf("plan %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run",
 		e.Confirmed, e.Current)
 }
@@ -98,7 +106,7 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 		return res, audit(DecisionPlanned, "dry run; nothing done")
 	}
 	if !op.Auto && op.Confirm != plan.ID {
-		stale := &StaleError{Confirmed: op.Confirm, Current: plan.ID}
+		stale := &StaleError{Confirmed: op.Confirm, Current: plan.ID, Previewed: x.previewed(op.Confirm)}
 		if err := audit(DecisionRefused, stale.Error()); err != nil {
 			return res, err
 		}
@@ -126,6 +134,17 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 		err = fmt.Errorf("no way to run a %q plan", plan.Action)
 	}
 	return res, err
+}
+
+// previewed reports whether the audit log shows a dry run of the plan id.
+func (x *Executor) previewed(id string) bool {
+	entries, _ := ReadAudit(x.Dir)
+	for _, e := range entries {
+		if e.PlanID == id && e.Decision == DecisionPlanned {
+			return true
+		}
+	}
+	return false
 }
 
 // Halted returns an error wrapping ErrHalted, and audits the refusal, when the kill

@@ -41,7 +41,7 @@ type Command struct {
 // program's name in messages ("indexd").
 func Main(name string, cmd Command) int {
 	err := RunMain(context.Background(), name, cmd, os.Args[1:], os.Stdout, os.Stderr)
-	return report(name, err, os.Stderr)
+	return Report(name, err, os.Stderr)
 }
 
 // RunMain runs the daemon of cmd in this process with command-line args until ctx ends
@@ -131,10 +131,10 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usageErrorf("--log-format %q: want text or json", format)
 }
 
-// report prints err, if any, as one line on stderr, "name: message", and returns the
+// Report prints err, if any, as one line on stderr, "name: message", and returns the
 // exit code for it: ExitOK for nil, the error's own ExitCode if it has one (ExitUsage
-// for a bad command line), ExitError otherwise.
-func report(name string, err error, stderr io.Writer) int {
+// for a bad command line), ExitError otherwise. cellctl reports its errors with it too.
+func Report(name string, err error, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}

@@ -49,7 +49,7 @@ func TestRunMain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, logs, stderr bytes.Buffer
 			err := RunMain(context.Background(), "testd", testCommand(tt.fail), tt.args, &stdout, &logs)
-			if code := report("testd", err, &stderr); code != tt.wantCode {
+			if code := Report("testd", err, &stderr); code != tt.wantCode {
 				t.Errorf("exit code %d, want %d (err %v)", code, tt.wantCode, err)
 			}
 			if !strings.Contains(stdout.String(), tt.wantStdout) {

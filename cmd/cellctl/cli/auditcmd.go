@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -27,8 +28,8 @@ the cluster runs or not.`,
   cellctl audit --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageErrorf("--output %q: want table or json", output)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			if _, err := os.Stat(dataDir); err != nil {
 				return fmt.Errorf("no data directory %s", dataDir)
@@ -41,7 +42,7 @@ the cluster runs or not.`,
 				entries = entries[len(entries)-last:]
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
+			if output == outputJSON {
 				if entries == nil {
 					entries = []guard.Entry{}
 				}
@@ -66,7 +67,7 @@ the cluster runs or not.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory of the cluster")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	outputFlag(cmd, &output)
 	f.IntVar(&last, "last", 0, "only the last N entries (0: all)")
 	return cmd
 }
@@ -80,7 +81,8 @@ list shows the built-in scenarios.
 
 drill halt sets the kill switch in the data directory: a drill, drain or undrain in
 progress stops before its next step, and new ones are refused (exit code 4) until
-'cellctl drill resume' clears it. drill status says whether it is set.`,
+'cellctl drill resume' clears it. drill status says whether it is set; with --output
+json, halt, resume and status all print the kill switch as it is afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
@@ -89,7 +91,11 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 		return guard.OpenAudit(dataDir).Append(guard.Entry{Command: "cellctl " + strings.Join(os.Args[1:], " "),
 			Reason: reason, Decision: decision, Outcome: outcome})
 	}
-	checkDir := func() error {
+	// checkFlags checks --output and the data directory, before anything is done.
+	checkFlags := func() error {
+		if err := checkOutput(&output); err != nil {
+			return err
+		}
 		if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 			return fmt.Errorf("no data directory %s", dataDir)
 		}
@@ -101,7 +107,7 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 		Example: `  cellctl drill halt --reason "customer traffic spike"`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDir(); err != nil {
+			if err := checkFlags(); err != nil {
 				return err
 			}
 			if err := guard.Halt(dataDir, reason); err != nil {
@@ -109,6 +115,9 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 			}
 			if err := audit(guard.DecisionHalt, "drills halted"); err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printHaltJSON(cmd.OutOrStdout(), dataDir)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "drills halted; 'cellctl drill resume' lets them run again")
 			return nil
@@ -120,21 +129,27 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 		Example: `  cellctl drill resume --reason "spike over"`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDir(); err != nil {
+			if err := checkFlags(); err != nil {
 				return err
 			}
 			was, _ := guard.Halted(dataDir)
 			if err := guard.Resume(dataDir); err != nil {
 				return err
 			}
-			if !was {
-				fmt.Fprintln(cmd.OutOrStdout(), "drills were not halted")
-				return nil
+			if was {
+				if err := audit(guard.DecisionResume, "drills resumed"); err != nil {
+					return err
+				}
 			}
-			if err := audit(guard.DecisionResume, "drills resumed"); err != nil {
-				return err
+			out := cmd.OutOrStdout()
+			switch {
+			case output == outputJSON:
+				return printHaltJSON(out, dataDir)
+			case was:
+				fmt.Fprintln(out, "drills may run again")
+			default:
+				fmt.Fprintln(out, "drills were not halted")
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "drills may run again")
 			return nil
 		},
 	}
@@ -144,18 +159,14 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 		Example: `  cellctl drill status --output json`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageErrorf("--output %q: want text or json", output)
-			}
-			if err := checkDir(); err != nil {
+			if err := checkFlags(); err != nil {
 				return err
 			}
-			h, info := guard.Halted(dataDir)
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				return json.NewEncoder(out).Encode(map[string]any{"halted": h, "info": info})
+			if output == outputJSON {
+				return printHaltJSON(out, dataDir)
 			}
-			if !h {
+			if h, _ := guard.Halted(dataDir); !h {
 				fmt.Fprintln(out, "drills may run")
 				return nil
 			}
@@ -165,10 +176,18 @@ progress stops before its next step, and new ones are refused (exit code 4) unti
 	}
 	for _, c := range []*cobra.Command{halt, resume, status} {
 		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir, "data directory of the cluster")
+		outputFlag(c, &output)
 	}
 	halt.Flags().StringVar(&reason, "reason", "", "why, for the audit log and whoever is refused")
 	resume.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
-	status.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.AddCommand(halt, resume, status, newDrillRunCommand(), newDrillListCommand())
+	cmd.AddCommand(halt, resume, status, newDrillRunCommand(), newScenarioListCommand())
 	return cmd
+}
+
+// printHaltJSON prints the kill switch of dataDir as drill halt, resume and status do
+// with --output json: {"halted": true, "info": {"time": ..., "user": ..., "reason": ...}}
+// (when not halted, info has zero values).
+func printHaltJSON(out io.Writer, dataDir string) error {
+	h, info := guard.Halted(dataDir)
+	return json.NewEncoder(out).Encode(map[string]any{"halted": h, "info": info})
 }

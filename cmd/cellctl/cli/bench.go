@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -56,21 +58,9 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
   cellctl bench rebuild --objects 100000,1000000,10000000 --cells 1,4,16 --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageErrorf("--output %q: want table or json", output)
-			}
-			if err := o.Validate(); err != nil {
-				return usageErrorf("--%v", err) // its messages start with the flag's name
-			}
 			o.Progress = cmd.ErrOrStderr()
-			rows, err := bench.RunRebuild(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), rows)
-			}
-			return bench.WriteRebuildTable(cmd.OutOrStdout(), rows)
+			run := func(ctx context.Context) ([]bench.RebuildRow, error) { return bench.RunRebuild(ctx, o) }
+			return runBench(cmd, output, o.Validate, run, bench.WriteRebuildTable)
 		},
 	}
 	f := cmd.Flags()
@@ -84,4 +74,24 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
 	f.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "longest one node may take to rebuild")
 	f.IntVar(&o.Runs, "runs", 3, "restarts and scans per combination; the median of each measure is reported")
 	return cmd
+}
+
+// runBench is what every bench command does once its flags are read: it checks
+// them, runs the benchmark, and prints the rows as a table or as JSON.
+func runBench[Row any](cmd *cobra.Command, output string, validate func() error,
+	run func(context.Context) ([]Row, error), table func(io.Writer, []Row) error) error {
+	if output != "table" && output != "json" {
+		return usageErrorf("--output %q: want table or json", output)
+	}
+	if err := validate(); err != nil {
+		return usageErrorf("--%v", err) // bench's messages start with the option's name, the flag's
+	}
+	rows, err := run(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(cmd.OutOrStdout(), rows)
+	}
+	return table(cmd.OutOrStdout(), rows)
 }

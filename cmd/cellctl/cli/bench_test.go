@@ -65,3 +65,32 @@ func TestBenchRebuild(t *testing.T) {
 		t.Errorf("no seeding progress on stderr:\n%s", stderr.String())
 	}
 }
+
+// TestBenchUsageErrors: a bench command line out of range is a usage error,
+// named by its flag, and nothing runs.
+func TestBenchUsageErrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bench")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rebuild", "--dir", dir, "--output", "yaml"}, `--output "yaml": want table or json`},
+		{[]string{"rebuild", "--dir", dir, "--runs", "0"}, "--runs: 0 is not between 1 and 100"},
+		{[]string{"rebuild", "--dir", dir, "--pending", "wait"}, `--pending "wait": want pebble or slowdown`},
+		{[]string{"rebuild", "--dir", dir, "--objects", "10,-1"}, "--objects: -1 is not a positive count"},
+		{[]string{"rebuild", "--dir", dir, "--cells", "257"}, "--cells: 257 is not between 1 and 256"},
+		{[]string{"catchup", "--output", "yaml"}, `--output "yaml": want table or json`},
+		{[]string{"catchup", "--writes", "0"}, "--writes 0: want 1 to 10000000"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			code, _, stderr := run(t, append([]string{"bench"}, tc.args...)...)
+			if code != ExitUsage {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, ExitUsage, stderr)
+			}
+			checkOneLine(t, stderr, tc.want)
+		})
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a refused bench created its directory (%v)", err)
+	}
+}

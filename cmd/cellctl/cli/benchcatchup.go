@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,21 +27,9 @@ trailing log (10240 entries) catches up from a snapshot rather than the log.`,
   cellctl bench catchup --writes 20000 --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageErrorf("--output %q: want table or json", output)
-			}
-			if err := o.Validate(); err != nil {
-				return usageErrorf("--%v", err) // its messages start with the flag's name
-			}
 			o.Progress = cmd.ErrOrStderr()
-			rows, err := bench.RunCatchUp(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), rows)
-			}
-			return bench.WriteCatchUpTable(cmd.OutOrStdout(), rows)
+			run := func(ctx context.Context) ([]bench.CatchUpRow, error) { return bench.RunCatchUp(ctx, o) }
+			return runBench(cmd, output, o.Validate, run, bench.WriteCatchUpTable)
 		},
 	}
 	f := cmd.Flags()

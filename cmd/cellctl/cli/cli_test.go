@@ -172,7 +172,7 @@ func TestStatusOrderAndTable(t *testing.T) {
 		{ID: "cell-2-placement-0", Role: cell.RolePlacement, Cell: "cell-2", Process: localcluster.ProcKilled},
 		{ID: "cell-2-index-0", Role: cell.RoleIndex, Cell: "cell-2", Process: localcluster.ProcRunning},
 	}}
-	rep := buildReport(seen, file)
+	rep := buildReport(seen, file, nil)
 	var ids []string
 	for _, n := range rep.Nodes {
 		ids = append(ids, n.ID)

@@ -12,7 +12,7 @@ import (
 )
 
 func newComposeCommand() *cobra.Command {
-	var topoPath, outDir string
+	var topoPath, outDir, output string
 	cmd := &cobra.Command{
 		Use:   "compose",
 		Short: "Write the docker-compose.yml, prometheus.yml and Kubernetes manifests of a cluster",
@@ -22,10 +22,15 @@ Prometheus service under the profile 'prometheus'), OUT/prometheus.yml (every no
 scrape target) and OUT/kubernetes/*.yaml (a StatefulSet, headless Service and
 PodDisruptionBudget per tier of each cell, and the gateways). The gateway container of
 docker-compose.yml reads the same topology file, so keep it in OUT as topology.yaml.
-See docs/docker.md.`,
-		Example: `  cellctl compose --topology deploy/topology.yaml --out deploy`,
-		Args:    noArgs,
+See docs/docker.md. It prints the path of every file it wrote; with --output json, as
+{"files": [...]}.`,
+		Example: `  cellctl compose --topology deploy/topology.yaml --out deploy
+  cellctl compose --topology my-topology.yaml --out /tmp/cellar-deploy --output json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(&output); err != nil {
+				return err
+			}
 			t, err := cell.LoadTopology(topoPath)
 			if err != nil {
 				return err
@@ -47,17 +52,25 @@ See docs/docker.md.`,
 			if err := os.MkdirAll(filepath.Join(outDir, "kubernetes"), 0o755); err != nil {
 				return err
 			}
+			written := []string{}
 			for _, name := range names {
 				path := filepath.Join(outDir, name)
 				if err := os.WriteFile(path, files[name], 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+				written = append(written, path)
+				if output == outputText {
+					fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+				}
+			}
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), map[string][]string{"files": written})
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&topoPath, "topology", "deploy/topology.yaml", "YAML topology file over the embedded defaults")
 	cmd.Flags().StringVar(&outDir, "out", "deploy", "directory to write the files to")
+	outputFlag(cmd, &output)
 	return cmd
 }

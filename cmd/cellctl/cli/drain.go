@@ -115,11 +115,11 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 	if o.cell == "" || o.tier == "" {
 		return usageErrorf("--cell and --tier are required (see 'cellctl drain --help')")
 	}
+	if o.count < 0 || (o.count == 0 && cmd.Flags().Changed("count")) {
+		return usageErrorf("--count must be 1 or more, not %d", o.count)
+	}
 	if (o.count > 0) == (len(o.nodes) > 0) {
 		return usageErrorf("give --count N or --nodes a,b, not both or neither")
-	}
-	if o.count < 0 {
-		return usageErrorf("--count must be 1 or more, not %d", o.count)
 	}
 	if o.confirm != "" && strings.TrimSpace(o.reason) == "" {
 		return usageErrorf("--reason is required to run a plan")

@@ -156,7 +156,24 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 	if code != ExitRefused {
 		t.Errorf("wrong plan id: exit %d", code)
 	}
+	checkOneLine(t, stderr, "not the id of a plan a dry run showed")
+
+	// The plan previewed, then the cluster changed under it: the index leadership
+	// moved to the node the plan takes out, so the plan now takes another node.
+	lead := func(id string) {
+		for i := range fc.states {
+			if fc.states[i].Cell == "cell-1" && fc.states[i].Role == cell.RoleIndex {
+				fc.states[i].Leader = fc.states[i].ID == id
+			}
+		}
+	}
+	lead("cell-1-index-1")
+	code, _, stderr = run(t, append(args, "--confirm", id, "--reason", "r")...)
+	if code != ExitRefused {
+		t.Errorf("stale plan id: exit %d", code)
+	}
 	checkOneLine(t, stderr, "does not match the plan")
+	lead("cell-1-index-0")
 
 	code, out, stderr = run(t, append(args, "--confirm", id, "--reason", "rotate host")...)
 	if code != ExitOK {
@@ -165,7 +182,7 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 	if strings.Join(fc.calls, ",") != "stop cell-1-index-1" || !strings.Contains(out, "undrain --cell cell-1 --nodes cell-1-index-1") {
 		t.Errorf("calls %v, output:\n%s", fc.calls, out)
 	}
-	if got := auditDecisions(t, dir); got != "planned,refused,confirmed,step,done" {
+	if got := auditDecisions(t, dir); got != "planned,refused,refused,confirmed,step,done" {
 		t.Errorf("audit %q", got)
 	}
 	es, _ := guard.ReadAudit(dir)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,7 +22,51 @@ import (
 type drillRunOptions struct {
 	dataDir, output, reportDir, cell string
 	healthFor                        time.Duration
+	rate                             rateFlag     // requests/s of the load step (0: the scenario's)
+	duration                         durationFlag // of the load step (0: the scenario's)
 }
+
+// rateFlag is --rate: a number of requests per second above 0.
+type rateFlag float64
+
+func (f *rateFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v > 0) {
+		return errors.New("want a positive number of requests per second, like 30")
+	}
+	*f = rateFlag(v)
+	return nil
+}
+
+func (f *rateFlag) String() string {
+	if *f == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(float64(*f), 'g', -1, 64)
+}
+
+func (f *rateFlag) Type() string { return "requests/s" }
+
+// durationFlag is --duration: a duration above 0.
+type durationFlag time.Duration
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return errors.New("want a positive duration, like 90s or 2m")
+	}
+	*f = durationFlag(v)
+	return nil
+}
+
+func (f *durationFlag) String() string {
+	if *f == 0 {
+		return ""
+	}
+	return time.Duration(*f).String()
+}
+
+func (f *durationFlag) Type() string { return "duration" }
 
 func newDrillRunCommand() *cobra.Command {
 	var o drillRunOptions
@@ -32,19 +77,29 @@ func newDrillRunCommand() *cobra.Command {
 the cluster started by 'cellctl up' in --data-dir: it starts load, drains, kills and
 restarts nodes through the same guardrails, executor and audit log as 'cellctl drain'
 and 'cellctl restart', and checks what the scenario asserts. The kill switch ('cellctl
-drill halt') is checked before every step; a stop condition of the scenario (by default:
-a cell the drill does not act on failing more than 5% of its requests) aborts it.
+drill halt') is checked before every step; a stop condition of the scenario aborts it:
+by default, a cell the drill does not act on failing more than 5% of its requests over
+the last 5s (at least 20 requests) for 15s in a row. A leader election that costs such a
+cell a few seconds of errors does not abort the drill; the report still counts them.
 
-The timeline is printed as it happens. At the end the report (timeline, per-cell
-availability and p99 latency over time, blast radius, restart time per node and per
-cell, guardrail decisions) is written to --report as report.json and report.html (one
-self-contained page), and summed up on the terminal; --output json prints report.json.
+--rate and --duration replace the rate and the duration of the scenario's load step,
+for a smaller machine or a shorter run; the report records them.
+
+The timeline is printed as it happens. At the end the report is written to --report as
+report.json and report.html (one self-contained page), and summed up on the terminal;
+--output json prints report.json. It opens with a one-line verdict and the headline:
+the blast radius (the share of requests that failed, and the cells hit: those where
+more than 1% of the requests failed), how long each cell acted on was down, its restart
+time, and the checks passed; then the timeline, per-cell availability and p99 latency
+over time, restart time per node and per cell, and the guardrail decisions.
 
 Exit codes: 0 the drill ran and every check passed; 1 a check failed, a stop condition
-aborted it or a step failed; 4 drills are halted.`,
+aborted it or a step failed; 2 the command line is wrong (a bad --rate, for one);
+4 drills are halted.`,
 		Example: `  cellctl drill list
   cellctl drill run smoke
   cellctl drill run s3-2017 --report ./s3-2017-report
+  cellctl drill run s3-2017 --rate 30 --duration 2m
   cellctl drill run ./my-drill.yaml --cell cell-1 --output json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -60,6 +115,8 @@ aborted it or a step failed; 4 drills are halted.`,
 	f.StringVar(&o.reportDir, "report", "", "directory for report.json and report.html (default DATA_DIR/drill-reports/SCENARIO-TIME)")
 	f.StringVar(&o.cell, "cell", "", "the cell under test, instead of the scenario's target")
 	f.DurationVar(&o.healthFor, "health-timeout", 30*time.Second, "longest wait for a cell to be healthy between steps")
+	f.Var(&o.rate, "rate", "requests per second of the load, instead of the scenario's")
+	f.Var(&o.duration, "duration", "how long the load runs, instead of the scenario's")
 	return cmd
 }
 
@@ -90,6 +147,9 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	}
 	if o.cell != "" {
 		sc.Target = o.cell
+	}
+	if err := sc.Override(drill.Overrides{Rate: float64(o.rate), Duration: time.Duration(o.duration)}); err != nil {
+		return usageErrorf("%v", err)
 	}
 	file, err := runningCluster(o.dataDir)
 	if err != nil {

@@ -110,10 +110,11 @@ type upProcess struct {
 }
 
 // startUp runs 'cellctl up' with one cell and waits for it to print the S3 endpoint
-// and the lines after it.
-func startUp(t *testing.T, bin, dir, s3addr string) *upProcess {
+// and the lines after it (with --output json, the line of JSON).
+func startUp(t *testing.T, bin, dir, s3addr string, extra ...string) *upProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "up", "--cells", "1", "--data-dir", dir, "--s3-addr", s3addr, "--fast-gossip", "--ready-timeout", "40s")
+	args := []string{"up", "--cells", "1", "--data-dir", dir, "--s3-addr", s3addr, "--fast-gossip", "--ready-timeout", "40s"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	pr, pw := io.Pipe()
 	up := &upProcess{cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = pw, up.out
@@ -139,7 +140,7 @@ func startUp(t *testing.T, bin, dir, s3addr string) *upProcess {
 		once := sync.Once{}
 		for sc.Scan() {
 			up.out.Write(append(sc.Bytes(), '\n'))
-			if strings.HasPrefix(sc.Text(), "Press Ctrl-C") {
+			if strings.HasPrefix(sc.Text(), "Press Ctrl-C") || strings.HasPrefix(sc.Text(), "{") {
 				once.Do(func() { close(ready) })
 			}
 		}
@@ -325,9 +326,23 @@ func TestUpStatusStop(t *testing.T) {
 		t.Errorf("status of the stopped cluster: exit %d, %q", code, stderr)
 	}
 
-	// up again on the same directory brings the data back.
-	up = startUp(t, bin, dir, s3addr)
+	// up again on the same directory brings the data back; with --output json it
+	// prints one line of JSON on stdout and the rest on stderr.
+	up = startUp(t, bin, dir, s3addr, "--output", "json")
 	checkGet(ctx, t, c, payload)
+	out = up.out.String()
+	var ready upReady
+	if i := strings.Index(out, "\n{"); i < 0 || json.Unmarshal([]byte(strings.SplitN(out[i+1:], "\n", 2)[0]), &ready) != nil {
+		t.Errorf("up --output json printed no line of JSON:\n%s", out)
+	}
+	abs, _ := filepath.Abs(dir)
+	if ready.S3Endpoint != endpoint || ready.AccessKey != topo.AccessKey || ready.DataDir != abs ||
+		ready.ClusterFile != filepath.Join(abs, "cluster.json") || ready.Nodes != wantNodes || ready.SupervisorPID != up.cmd.Process.Pid {
+		t.Errorf("up --output json: %+v", ready)
+	}
+	if strings.Contains(out, "S3 endpoint:") {
+		t.Errorf("up --output json also printed the text:\n%s", out)
+	}
 	up.interrupt(t)
 }
 

@@ -38,6 +38,9 @@ func guardError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &stale) && !stale.Previewed:
+		return refused("--confirm %s is not the id of a plan a dry run showed (mistyped?); the plan as it stands now is %s: review it above and confirm that id",
+			stale.Confirmed, stale.Current)
 	case errors.As(err, &stale):
 		return refused("--confirm %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run; review the plan above and confirm it again",
 			stale.Confirmed, stale.Current)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -53,7 +54,9 @@ high latency and errors, not as fewer requests. Requests are never retried.
 
 Before the run, load creates its buckets (--buckets-per-cell in every cell, named
 load-NNN) and writes the objects GET and HEAD read; PUT and DELETE use keys of their
-own. The endpoint and credentials come from DATA_DIR/cluster.json.
+own. The endpoint and credentials come from DATA_DIR/cluster.json. It checks every
+option first: a wrong one is a usage error (exit code 2), and nothing is created or
+sent.
 
 While it runs, load prints a progress line a second on stderr. At the end it prints a
 summary, or with --output json the whole result: totals, per cell and per operation,
@@ -72,31 +75,72 @@ and per cell a series of one point a second (requests, errors, p99) for reports.
 	f.StringVar(&o.mix, "mix", loadgen.DefaultMix().String(), "operations and their weights")
 	f.StringVar(&o.sizes, "sizes", "1KiB=70,16KiB=25,256KiB=5", "object sizes and their weights")
 	f.IntVar(&o.perCell, "buckets-per-cell", 4, "buckets in every cell")
-	f.IntVar(&o.keys, "keys", 20, "objects seeded per bucket: the key space of GET and HEAD")
+	f.IntVar(&o.keys, "keys", 20, fmt.Sprintf("objects seeded per bucket: the key space of GET and HEAD (at most %d)", loadgen.MaxKeys))
 	f.StringVar(&o.keyDist, "key-dist", loadgen.KeysUniform, "key popularity: uniform or zipf")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the sequence of requests (the same seed sends the same requests)")
-	f.IntVar(&o.maxInFlight, "max-in-flight", 256, "most requests outstanding at once")
+	f.IntVar(&o.maxInFlight, "max-in-flight", 256, fmt.Sprintf("most requests outstanding at once (at most %d)", loadgen.MaxInFlight))
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "longest a single request may take")
 	f.BoolVar(&o.noSeed, "no-seed", false, "skip creating buckets and objects (a previous run did)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	outputFlag(cmd, &o.output)
 	f.StringVar(&o.resultFile, "result-file", "", "also write the JSON result to this file")
 	return cmd
 }
 
-func runLoad(cmd *cobra.Command, o loadOptions) error {
-	if o.output != "table" && o.output != "json" {
-		return usageErrorf("--output %q: want table or json", o.output)
+// loadFlags names the flag behind each setting of loadgen.Config that load sets, by
+// the setting's name in a loadgen.OptionError.
+var loadFlags = map[string]string{
+	"rate": "--rate", "duration": "--duration", "max_in_flight": "--max-in-flight",
+	"timeout": "--timeout", "keys": "--keys", "key_dist": "--key-dist",
+}
+
+// checkLoadOptions checks every option of load, before anything is read or sent, and
+// returns the workload they describe: a usage error names the first flag that is
+// wrong and what it wants.
+func checkLoadOptions(o *loadOptions) (loadgen.Config, error) {
+	var cfg loadgen.Config
+	if err := checkOutput(&o.output); err != nil {
+		return cfg, err
 	}
 	if o.perCell < 1 || o.perCell > 100 {
-		return usageErrorf("--buckets-per-cell must be between 1 and 100, not %d", o.perCell)
+		return cfg, usageErrorf("--buckets-per-cell must be between 1 and 100, not %d", o.perCell)
 	}
 	mix, err := loadgen.ParseMix(o.mix)
 	if err != nil {
-		return usageErrorf("--mix: %v", err)
+		return cfg, usageErrorf("--mix: %v", err)
 	}
 	sizes, err := loadgen.ParseSizes(o.sizes)
 	if err != nil {
-		return usageErrorf("--sizes: %v", err)
+		return cfg, usageErrorf("--sizes: %v", err)
+	}
+	cfg = loadgen.Config{
+		Rate: o.rate, Duration: o.duration, MaxInFlight: o.maxInFlight, Timeout: o.timeout,
+		Mix: mix, Sizes: sizes, Keys: o.keys, KeyDist: o.keyDist, Seed: o.seed,
+	}
+	if err := cfg.Validate(); err != nil {
+		var oe *loadgen.OptionError
+		if errors.As(err, &oe) && loadFlags[oe.Option] != "" {
+			return cfg, usageErrorf("%s must be %s, not %s", loadFlags[oe.Option], oe.Want, oe.Value)
+		}
+		return cfg, usageErrorf("%v", err)
+	}
+	if o.endpoint != "" {
+		if err := loopbackOnly(o.endpoint); err != nil {
+			return cfg, usageErrorf("--%v", err) // its messages start with "endpoint"
+		}
+	}
+	if o.resultFile != "" {
+		dir := filepath.Dir(o.resultFile)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return cfg, usageErrorf("--result-file %s: there is no directory %s", o.resultFile, dir)
+		}
+	}
+	return cfg, nil
+}
+
+func runLoad(cmd *cobra.Command, o loadOptions) error {
+	cfg, err := checkLoadOptions(&o)
+	if err != nil {
+		return err
 	}
 	file, err := localcluster.ReadClusterFile(o.dataDir)
 	if errors.Is(err, localcluster.ErrNoClusterFile) {
@@ -116,12 +160,9 @@ func runLoad(cmd *cobra.Command, o loadOptions) error {
 		return usageErrorf("%v", err)
 	}
 	buckets, home := loadgen.Buckets(file.Topology.Topology, "load", o.perCell)
-	cfg := loadgen.Config{
-		Endpoint: endpoint, AccessKey: file.AccessKey, SecretKey: file.SecretKey, Region: file.Region,
-		Rate: o.rate, Duration: o.duration, MaxInFlight: o.maxInFlight, Timeout: o.timeout,
-		Mix: mix, Sizes: sizes, Buckets: buckets, BucketCell: home, Keys: o.keys, KeyDist: o.keyDist, Seed: o.seed,
-		Progress: cmd.ErrOrStderr(),
-	}
+	cfg.Endpoint, cfg.AccessKey, cfg.SecretKey, cfg.Region = endpoint, file.AccessKey, file.SecretKey, file.Region
+	cfg.Buckets, cfg.BucketCell = buckets, home
+	cfg.Progress = cmd.ErrOrStderr()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if !o.noSeed {
@@ -145,7 +186,7 @@ func runLoad(cmd *cobra.Command, o loadOptions) error {
 		}
 	}
 	out := cmd.OutOrStdout()
-	if o.output == "json" {
+	if o.output == outputJSON {
 		return printJSON(out, res)
 	}
 	printLoadSummary(out, res)

@@ -17,18 +17,20 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/localcluster"
+	"github.com/cellarsim/cellar/status"
 )
 
 // StateDown is the state status gives a node that cluster.json lists but the gossip
-// does not (stopped, killed, crashed, or cut off).
-const StateDown cell.State = "down"
+// does not (stopped, killed, crashed, or cut off), and a declared node never seen.
+const StateDown = status.StateDown
 
 type statusOptions struct {
-	output  string
-	dataDir string
-	join    []string
-	bind    string
-	wait    time.Duration
+	output   string
+	dataDir  string
+	join     []string
+	bind     string
+	wait     time.Duration
+	topology string
 
 	// --serve: the live status page.
 	serve      string
@@ -48,6 +50,11 @@ asks no gateway and no cell anything, so it works when every cell is down.
 The gossip seeds come from DATA_DIR/cluster.json (written by 'cellctl up') or from
 --join. A node that cluster.json lists but the gossip does not is shown as down.
 
+Index quorum is judged against the group the cluster declares, not against the members
+the gossip happens to list: the topology of --topology FILE, else cluster.json's, else
+the group size each index node gossips. A declared node nobody has seen is listed as
+down (never seen) and counted.
+
 With --serve ADDR, status stays in the gossip and serves a live status page at
 http://ADDR/ (and its data as JSON at /api/status): one tile per cell with each tier's
 nodes and states, index quorum, the S3 operations the cell can serve, its request rate,
@@ -58,6 +65,7 @@ every cell is down, and says so when its own view goes stale.`,
 		Example: `  cellctl status
   cellctl status --output json --data-dir /tmp/cellar
   cellctl status --join 10.0.0.5:7946
+  cellctl status --join 10.0.0.5:7946 --topology deploy/topology.yaml
   cellctl status --serve 127.0.0.1:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,6 +81,7 @@ every cell is down, and says so when its own view goes stale.`,
 	f.StringSliceVar(&o.join, "join", nil, "gossip addresses to join instead of reading cluster.json (comma-separated)")
 	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "gossip address the observer listens on while it looks")
 	f.DurationVar(&o.wait, "wait", 3*time.Second, "longest wait for the member list to settle")
+	f.StringVar(&o.topology, "topology", "", "YAML topology file: the cluster's declared shape, to judge index quorum against (default: cluster.json's, else what the index nodes gossip)")
 	f.StringVar(&o.serve, "serve", "", "serve the live status page on this address (host:port) until interrupted")
 	f.DurationVar(&o.staleAfter, "stale-after", 5*time.Second, "with --serve: how long without word from the cluster before the page says its view is stale")
 	f.DurationVar(&o.interval, "interval", time.Second, "with --serve: how often every node is probed")
@@ -84,6 +93,18 @@ every cell is down, and says so when its own view goes stale.`,
 type statusNode struct {
 	cell.Node
 	Process localcluster.ProcState `json:"process,omitempty"`
+	// NeverSeen: the declared topology has the node, but neither the gossip nor
+	// cluster.json lists it.
+	NeverSeen bool `json:"never_seen,omitempty"`
+}
+
+// nodeStatus is what cell.JudgeCell needs to know of the node.
+func (r statusNode) nodeStatus() cell.NodeStatus {
+	st := cell.NodeStatus{ID: r.ID, Role: r.Role, Cell: r.Cell, Running: r.State != StateDown, Leader: r.Leader}
+	if st.Running {
+		st.State = r.State
+	}
+	return st
 }
 
 type statusReport struct {
@@ -96,9 +117,10 @@ type statusReport struct {
 	IndexGroups []indexGroup `json:"index_groups,omitempty"`
 }
 
-// indexGroup is one cell's index replication group as the gossip shows it.
+// indexGroup is one cell's index replication group, judged against its declared size.
 type indexGroup struct {
-	Cell   string `json:"cell"`
+	Cell string `json:"cell"`
+	// Size is the group's declared size; Up counts its ready members.
 	Size   int    `json:"size"`
 	Up     int    `json:"up"`
 	Leader string `json:"leader,omitempty"`
@@ -108,45 +130,64 @@ type indexGroup struct {
 	MaxLag uint64 `json:"max_lag"`
 }
 
-// indexGroups summarises the index groups of the cells in rows.
-func indexGroups(rows []statusNode) []indexGroup {
-	byCell := map[string]*indexGroup{}
-	var order []string
-	var leaderApplied = map[string]uint64{}
-	for _, r := range rows {
-		if r.Role != cell.RoleIndex {
-			continue
-		}
-		g, ok := byCell[r.Cell]
-		if !ok {
-			g = &indexGroup{Cell: r.Cell}
-			byCell[r.Cell] = g
-			order = append(order, r.Cell)
-		}
-		g.Size++
-		if r.State == cell.StateReady {
-			g.Up++
-		}
-		if r.Leader {
-			g.Leader = r.ID
-			leaderApplied[r.Cell] = r.AppliedIndex
-		}
-	}
+// indexGroups summarises the replicated index group (more than one node declared) of
+// each cell of decl, with cell.JudgeCell's verdict on its quorum.
+func indexGroups(rows []statusNode, decl status.Declared) []indexGroup {
 	var out []indexGroup
-	for _, c := range order {
-		g := byCell[c]
-		if g.Size < 2 {
+	for _, c := range decl.Cells() {
+		if decl.Topology(c).IndexNodes < 2 {
 			continue
 		}
-		g.Quorum = g.Leader != "" && g.Up > g.Size/2
+		var nodes []cell.NodeStatus
 		for _, r := range rows {
-			if r.Role == cell.RoleIndex && r.Cell == c && r.State == cell.StateReady && r.AppliedIndex < leaderApplied[c] {
-				g.MaxLag = max(g.MaxLag, leaderApplied[c]-r.AppliedIndex)
+			if r.Cell == c {
+				nodes = append(nodes, r.nodeStatus())
 			}
 		}
-		out = append(out, *g)
+		h := decl.Judge(c, nodes)
+		g := indexGroup{Cell: c, Size: h.Index.Declared, Up: h.Index.Ready, Leader: h.Index.Leader, Quorum: h.Index.Held}
+		var leaderApplied uint64
+		for _, r := range rows {
+			if r.ID == g.Leader {
+				leaderApplied = r.AppliedIndex
+			}
+		}
+		for _, r := range rows {
+			if r.Role == cell.RoleIndex && r.Cell == c && r.State == cell.StateReady && r.AppliedIndex < leaderApplied {
+				g.MaxLag = max(g.MaxLag, leaderApplied-r.AppliedIndex)
+			}
+		}
+		out = append(out, g)
 	}
 	return out
+}
+
+// declare works out the shape the cells are judged against from topo (nil when there
+// is none) and the nodes listed.
+func declare(topo *cell.Topology, rows []statusNode) status.Declared {
+	seen := make([]cell.Node, 0, len(rows))
+	for _, r := range rows {
+		if !r.NeverSeen {
+			seen = append(seen, r.Node)
+		}
+	}
+	return status.NewDeclared(topo, seen)
+}
+
+// declaredTopology is the topology of --topology, else the one in cluster.json, else
+// nil (the view then goes by what the index nodes gossip).
+func declaredTopology(o statusOptions, file *localcluster.ClusterFile) (*cell.Topology, error) {
+	if o.topology != "" {
+		t, err := cell.LoadTopology(o.topology)
+		if err != nil {
+			return nil, fmt.Errorf("--topology: %w", err)
+		}
+		return &t, nil
+	}
+	if file != nil && file.Topology.Cells > 0 {
+		return &file.Topology.Topology, nil
+	}
+	return nil, nil
 }
 
 func runStatus(cmd *cobra.Command, o statusOptions) error {
@@ -187,11 +228,15 @@ func runStatus(cmd *cobra.Command, o statusOptions) error {
 			}
 		}
 	}
+	topo, err := declaredTopology(o, file)
+	if err != nil {
+		return err
+	}
 	seen, err := observe(cmd.Context(), o.bind, seeds, expect, o.wait)
 	if err != nil {
 		return err
 	}
-	rep := buildReport(seen, file)
+	rep := buildReport(seen, file, topo)
 	out := cmd.OutOrStdout()
 	if o.output == "json" {
 		return printJSON(out, rep)
@@ -261,8 +306,10 @@ func describeAddrs(addrs []string) string {
 	return fmt.Sprintf("%s and %d other addresses", strings.Join(addrs[:3], ", "), len(addrs)-3)
 }
 
-// buildReport merges the gossip's view with cluster.json's list of nodes.
-func buildReport(seen []cell.Node, file *localcluster.ClusterFile) statusReport {
+// buildReport merges the gossip's view with cluster.json's list of nodes, adds the
+// declared nodes neither lists, and judges the index groups against topo (nil: against
+// the group sizes the index nodes gossip).
+func buildReport(seen []cell.Node, file *localcluster.ClusterFile, topo *cell.Topology) statusReport {
 	byID := map[string]int{}
 	var rows []statusNode
 	for _, n := range seen {
@@ -284,6 +331,12 @@ func buildReport(seen []cell.Node, file *localcluster.ClusterFile) statusReport 
 			})
 		}
 	}
+	decl := declare(topo, rows)
+	for _, c := range append(decl.Cells(), "") {
+		for _, spec := range decl.NeverSeen(c) {
+			rows = append(rows, statusNode{Node: cell.Node{ID: spec.ID, Role: spec.Role, Cell: spec.Cell, State: StateDown}, NeverSeen: true})
+		}
+	}
 	sort.Slice(rows, func(i, j int) bool { return rowLess(rows[i].Node, rows[j].Node) })
 	rep := statusReport{Nodes: rows, Total: len(rows)}
 	for _, r := range rows {
@@ -297,7 +350,7 @@ func buildReport(seen []cell.Node, file *localcluster.ClusterFile) statusReport 
 	if rep.Nodes == nil {
 		rep.Nodes = []statusNode{}
 	}
-	rep.IndexGroups = indexGroups(rows)
+	rep.IndexGroups = indexGroups(rows, decl)
 	return rep
 }
 
@@ -372,7 +425,10 @@ func printStatusTable(out io.Writer, rep statusReport) {
 		if r.State == cell.StateRebuilding && r.Progress > 0 {
 			state = fmt.Sprintf("%s %d%%", state, int(r.Progress*100))
 		}
-		if r.State == StateDown && r.Process != "" && r.Process != localcluster.ProcRunning {
+		switch {
+		case r.NeverSeen:
+			state = "down (never seen)"
+		case r.State == StateDown && r.Process != "" && r.Process != localcluster.ProcRunning:
 			state = fmt.Sprintf("down (%s)", r.Process)
 		}
 		if r.Leader {

@@ -48,6 +48,12 @@ func runStatusServer(cmd *cobra.Command, o statusOptions) error {
 		}
 		seeds = f.GossipAddrs()
 	}
+	// A topology named on the command line wins; without one the collector reads
+	// cluster.json's on every pass, or goes by the group sizes the index nodes gossip.
+	topo, err := declaredTopology(o, nil)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.serve)
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
@@ -58,7 +64,7 @@ func runStatusServer(cmd *cobra.Command, o statusOptions) error {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := status.NewCollector(status.Config{
-		Seeds: seeds, DataDir: dataDir, BindAddr: o.bind,
+		Seeds: seeds, DataDir: dataDir, BindAddr: o.bind, Topology: topo,
 		Interval: o.interval, StaleAfter: o.staleAfter, Logger: logger,
 	})
 	if err != nil {

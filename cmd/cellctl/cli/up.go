@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,28 +37,40 @@ type upOptions struct {
 	logFormat    string
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
+	output       string
 }
 
 func newUpCommand() *cobra.Command {
 	var o upOptions
+	// Every default below is the embedded topology's, so that the help says what up
+	// starts.
+	def := cell.DefaultTopology()
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start a local cluster as child processes; Ctrl-C stops it",
 		Long: `up starts a whole cellar cluster on this machine, one child process per node, and
 keeps it running until Ctrl-C (SIGINT) or SIGTERM.
 
-The cluster is the embedded default topology (4 cells of 1 index, 1 placement and
-2 storage nodes, 1 gateway on 127.0.0.1:9000), or --topology FILE over it; the flags
-below override both. Index nodes start first, then storage, placement and the gateways,
-each tier once the one before it is ready. Every node keeps its data in DATA_DIR/<node-id>
-and writes its log to DATA_DIR/logs/<node-id>.log; DATA_DIR/cluster.json says what runs
-where, for 'cellctl status' and drills. Running up again on the same data directory
-brings the same nodes and their data back.
+The cluster is the embedded default topology, or --topology FILE over it; a flag that
+is given overrides both, one that is not keeps the file's value. The defaults:
+
+  ` + topologySummary(def) + `; S3 on ` + def.S3Addr + `
+
+Index nodes start first, then storage, placement and the gateways, each tier once the
+one before it is ready. Every node keeps its data in DATA_DIR/<node-id> and writes its
+log to DATA_DIR/logs/<node-id>.log; DATA_DIR/cluster.json says what runs where, for
+'cellctl status' and drills. Running up again on the same data directory brings the
+same nodes and their data back.
+
+Once the cluster is ready, up prints the S3 endpoint, the credentials and where the
+data and logs are; with --output json, that is one line of JSON on stdout, and the
+progress goes to stderr.
 
 A node that dies is reported and the others keep running. On Ctrl-C, up stops the
 gateways, then storage, placement and index nodes; a second Ctrl-C kills what is left.`,
 		Example: `  cellctl up
-  cellctl up --cells 2 --data-dir /tmp/cellar --s3-addr 127.0.0.1:9100 --fast-gossip`,
+  cellctl up --cells 2 --data-dir /tmp/cellar --s3-addr 127.0.0.1:9100 --fast-gossip
+  cellctl up --output json >up.json 2>up.log &    # up.json: one line once it is ready`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUp(cmd, o)
@@ -64,19 +79,29 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for the nodes' data, logs and cluster.json")
 	f.StringVar(&o.topology, "topology", "", "YAML topology file over the embedded defaults")
-	f.IntVar(&o.cells, "cells", 0, "number of cells (default from the topology: 4)")
-	f.IntVar(&o.index, "index-nodes", 0, "index nodes per cell (default from the topology)")
-	f.IntVar(&o.placement, "placement-nodes", 0, "placement nodes per cell (default from the topology)")
-	f.IntVar(&o.storage, "storage-nodes", 0, "storage nodes per cell (default from the topology)")
-	f.IntVar(&o.gateways, "gateways", 0, "number of gateways (default from the topology)")
-	f.StringVar(&o.partition, "partition", "", `what picks a key's cell: "bucket" or "key" (default from the topology)`)
-	f.StringVar(&o.s3Addr, "s3-addr", "", "address of the first gateway's S3 API (default from the topology: 127.0.0.1:9000)")
-	f.BoolVar(&o.auth, "auth", true, "require AWS Signature V4 with the topology's credentials (--auth=false: anyone may read and write; workshops only)")
-	f.BoolVar(&o.fastGossip, "fast-gossip", false, "short gossip timers: failures are noticed in about a second")
+	f.IntVar(&o.cells, "cells", def.Cells, "number of cells")
+	f.IntVar(&o.index, "index-nodes", def.IndexNodes, "index nodes per cell (a group that needs a majority up)")
+	f.IntVar(&o.placement, "placement-nodes", def.PlacementNodes, "placement nodes per cell")
+	f.IntVar(&o.storage, "storage-nodes", def.StorageNodes, "storage nodes per cell")
+	f.IntVar(&o.gateways, "gateways", def.Gateways, "number of gateways")
+	f.StringVar(&o.partition, "partition", def.Partition,
+		fmt.Sprintf("what picks a key's cell: %q or %q", cell.PartitionByBucket, cell.PartitionByKey))
+	f.StringVar(&o.s3Addr, "s3-addr", def.S3Addr, "address of the first gateway's S3 API")
+	f.BoolVar(&o.auth, "auth", def.Auth, "require AWS Signature V4 with the topology's credentials (--auth=false: anyone may read and write; workshops only)")
+	f.BoolVar(&o.fastGossip, "fast-gossip", false, "short gossip timers, for one machine: a killed node is noticed in a few seconds")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the nodes' logs: text or json")
 	f.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long one node may take to become ready")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "how long a node may take to stop before it is killed")
+	outputFlag(cmd, &o.output)
 	return cmd
+}
+
+// topologySummary describes the shape of t: "4 cells of 3 index, 1 placement and 2
+// storage nodes, 1 gateway".
+func topologySummary(t cell.Topology) string {
+	return fmt.Sprintf("%d cell%s of %d index, %d placement and %d storage node%s, %d gateway%s",
+		t.Cells, plural(t.Cells), t.IndexNodes, t.PlacementNodes, t.StorageNodes, plural(t.StorageNodes),
+		t.Gateways, plural(t.Gateways))
 }
 
 // upTopology is the topology file (or the defaults) with the flags that were set over it.
@@ -115,12 +140,30 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 		topo.Auth = o.auth
 	}
 	if err := topo.Validate(); err != nil {
-		return topo, usageErrorf("%v", err)
+		// Validate's messages start with the setting's YAML key; a flag set over it
+		// is named as the flag.
+		msg := err.Error()
+		for key, flag := range upTopologyFlags {
+			if rest, ok := strings.CutPrefix(msg, key+" "); ok && set(flag) {
+				msg = "--" + flag + " " + rest
+			}
+		}
+		return topo, usageErrorf("%s", msg)
 	}
 	return topo, nil
 }
 
+// upTopologyFlags names the flag of up that sets each topology setting, by its key in
+// a topology file.
+var upTopologyFlags = map[string]string{
+	"cells": "cells", "index_nodes": "index-nodes", "placement_nodes": "placement-nodes",
+	"storage_nodes": "storage-nodes", "gateways": "gateways", "partition": "partition", "auth": "auth",
+}
+
 func runUp(cmd *cobra.Command, o upOptions) error {
+	if err := checkOutput(&o.output); err != nil {
+		return err
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return usageErrorf("--log-format %q: want text or json", o.logFormat)
 	}
@@ -128,7 +171,12 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
+	// With --output json, stdout carries only the JSON line; what a person watching
+	// wants to see goes to stderr.
+	out, progress := cmd.OutOrStdout(), cmd.OutOrStdout()
+	if o.output == outputJSON {
+		progress = cmd.ErrOrStderr()
+	}
 
 	// The first SIGINT or SIGTERM ends the run (or the start); a second one kills
 	// whatever is still stopping.
@@ -161,15 +209,13 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		}
 	}()
 
-	fmt.Fprintf(out, "cellar: %d cell%s of %d index, %d placement and %d storage node%s, %d gateway%s; data in %s\n",
-		topo.Cells, plural(topo.Cells), topo.IndexNodes, topo.PlacementNodes, topo.StorageNodes, plural(topo.StorageNodes),
-		topo.Gateways, plural(topo.Gateways), o.dataDir)
+	fmt.Fprintf(progress, "cellar: %s; data in %s\n", topologySummary(topo), o.dataDir)
 	sup, err := localcluster.Start(runCtx, topo, o.dataDir, localcluster.Options{
 		FastGossip:   o.fastGossip,
 		LogFormat:    o.logFormat,
 		ReadyTimeout: o.readyTimeout,
 		StopTimeout:  o.stopTimeout,
-		Progress:     out,
+		Progress:     progress,
 	})
 	if err != nil {
 		if runCtx.Err() != nil {
@@ -180,25 +226,65 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	// Other cellctl commands (drain, undrain, restart) act on the nodes through this.
 	_, stopControl, err := sup.ServeControl()
 	if err != nil {
-		fmt.Fprintf(out, "warning: %v; drills cannot act on this cluster\n", err)
+		fmt.Fprintf(progress, "warning: %v; drills cannot act on this cluster\n", err)
 		stopControl = func() {}
 	}
-	printEndpoint(out, sup, o.dataDir)
+	ready := readyInfo(sup)
+	if o.output == outputJSON {
+		if err := json.NewEncoder(out).Encode(ready); err != nil {
+			return err
+		}
+		if !ready.Auth {
+			printAuthWarning(progress, ready.S3Endpoint)
+		}
+	} else {
+		printReady(out, ready, o.dataDir)
+	}
 
 	<-runCtx.Done()
 	stopControl()
-	fmt.Fprintln(out, "\nstopping the cluster (Ctrl-C again to kill what is left)")
+	fmt.Fprintln(progress, "\nstopping the cluster (Ctrl-C again to kill what is left)")
 	start := time.Now()
 	if err := sup.Stop(stopCtx); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "cluster stopped in %s; data kept in %s\n", time.Since(start).Round(time.Millisecond), o.dataDir)
+	fmt.Fprintf(progress, "cluster stopped in %s; data kept in %s\n", time.Since(start).Round(time.Millisecond), o.dataDir)
 	return nil
 }
 
-func printEndpoint(out io.Writer, sup *localcluster.Supervisor, dataDir string) {
+// upReady is what up prints once the cluster is ready: with --output json, as one
+// line of JSON.
+type upReady struct {
+	S3Endpoint string `json:"s3_endpoint"`
+	AccessKey  string `json:"access_key"`
+	SecretKey  string `json:"secret_key"`
+	Region     string `json:"region"`
+	// Auth is false when the gateways serve unsigned requests (--auth=false).
+	Auth bool `json:"auth"`
+	// DataDir, ClusterFile and LogDir are absolute paths.
+	DataDir     string `json:"data_dir"`
+	ClusterFile string `json:"cluster_file"`
+	LogDir      string `json:"log_dir"`
+	Nodes       int    `json:"nodes"`
+	// SupervisorPID is up's own process: SIGINT or SIGTERM to it stops the cluster.
+	SupervisorPID int `json:"supervisor_pid"`
+}
+
+func readyInfo(sup *localcluster.Supervisor) upReady {
 	t := sup.Topology()
-	ep := sup.S3Endpoint()
+	return upReady{
+		S3Endpoint: sup.S3Endpoint(), AccessKey: t.AccessKey, SecretKey: t.SecretKey, Region: t.Region, Auth: t.Auth,
+		DataDir:       sup.Dir(),
+		ClusterFile:   filepath.Join(sup.Dir(), localcluster.ClusterFileName),
+		LogDir:        filepath.Join(sup.Dir(), "logs"),
+		Nodes:         len(sup.Nodes()),
+		SupervisorPID: os.Getpid(),
+	}
+}
+
+// printReady prints r for a person; dataDir is --data-dir as given.
+func printReady(out io.Writer, r upReady, dataDir string) {
+	ep := r.S3Endpoint
 	fmt.Fprintf(out, `
 S3 endpoint: %s
 Access key:  %s
@@ -213,13 +299,17 @@ Try it from another terminal:
 Cluster status: cellctl status --data-dir %s
 Node logs:      %s/logs/
 Press Ctrl-C to stop the cluster.
-`, ep, t.AccessKey, t.SecretKey, t.Region, t.AccessKey, t.SecretKey, t.Region, ep, ep, dataDir, dataDir)
-	if !t.Auth {
-		fmt.Fprintf(out, `
+`, ep, r.AccessKey, r.SecretKey, r.Region, r.AccessKey, r.SecretKey, r.Region, ep, ep, dataDir, dataDir)
+	if !r.Auth {
+		printAuthWarning(out, ep)
+	}
+}
+
+func printAuthWarning(out io.Writer, endpoint string) {
+	fmt.Fprintf(out, `
 WARNING: AUTHENTICATION IS OFF. The gateway does not check signatures: anyone who can
 reach %s can read, write and delete every object. Use this for workshops only.
-`, ep)
-	}
+`, endpoint)
 }
 
 func plural(n int) string {
