@@ -150,7 +150,7 @@ func tierSize(t cell.Topology, tier cell.Role) int {
 
 func tierFloor(t cell.Topology, tier cell.Role) int {
 	if tier == cell.RoleIndex {
-		return t.IndexNodes/2 + 1
+		return cell.Majority(t.IndexNodes)
 	}
 	return 1
 }

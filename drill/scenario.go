@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path"
 	"slices"
@@ -122,10 +121,10 @@ type Step struct {
 }
 
 // Overrides change a scenario's load step for one run (cellctl drill run --rate and
-// --duration); a zero field keeps the scenario's value.
+// --duration); a nil field keeps the scenario's value.
 type Overrides struct {
-	Rate     float64       // requests per second
-	Duration time.Duration // how long requests keep arriving
+	Rate     *float64       // requests per second
+	Duration *time.Duration // how long requests keep arriving
 }
 
 // LoadOverride is what a run changed of the scenario's load step, with the
@@ -137,18 +136,23 @@ type LoadOverride struct {
 	ScenarioDuration time.Duration `json:"scenario_duration_ns,omitempty"`
 }
 
-// Override sets the rate and duration of the scenario's load step. It refuses values
-// out of range and a scenario without a load step; the report of the run says what
-// was changed.
+// Override sets the rate and the duration of the scenario's load step; the report of
+// the run says what was changed. It refuses a value out of range, a load that would
+// send no request, and a scenario without a load step; its error begins with the
+// setting it refuses ("rate" or "duration").
 func (s *Scenario) Override(o Overrides) error {
-	if o.Rate == 0 && o.Duration == 0 {
+	if o.Rate == nil && o.Duration == nil {
 		return nil
 	}
+	setting := "rate"
+	if o.Rate == nil {
+		setting = "duration"
+	}
 	switch {
-	case o.Rate < 0 || o.Rate > loadgen.MaxRate || math.IsNaN(o.Rate):
-		return fmt.Errorf("a rate of %g requests/s is out of range: want more than 0 and at most %d", o.Rate, loadgen.MaxRate)
-	case o.Duration < 0 || o.Duration > loadgen.MaxDuration:
-		return fmt.Errorf("a load duration of %s is out of range: want more than 0 and at most %s", o.Duration, loadgen.MaxDuration)
+	case o.Rate != nil && !(*o.Rate > 0 && *o.Rate <= loadgen.MaxRate):
+		return fmt.Errorf("rate must be above 0 and at most %d requests per second, not %g", loadgen.MaxRate, *o.Rate)
+	case o.Duration != nil && !(*o.Duration > 0 && *o.Duration <= loadgen.MaxDuration):
+		return fmt.Errorf("duration must be above 0 and at most %v, not %v", loadgen.MaxDuration, *o.Duration)
 	}
 	var load *LoadStep
 	for _, st := range s.Steps {
@@ -158,15 +162,20 @@ func (s *Scenario) Override(o Overrides) error {
 		}
 	}
 	if load == nil {
-		return fmt.Errorf("scenario %s has no load step whose rate or duration could be set", s.Name)
+		return fmt.Errorf("%s: scenario %s has no load step to set it on", setting, s.Name)
 	}
 	ov := &LoadOverride{}
-	if o.Rate > 0 {
-		ov.Rate, ov.ScenarioRate, load.Rate = o.Rate, load.Rate, o.Rate
+	rate, d := load.Rate, time.Duration(load.Duration)
+	if o.Rate != nil {
+		ov.Rate, ov.ScenarioRate, rate = *o.Rate, load.Rate, *o.Rate
 	}
-	if o.Duration > 0 {
-		ov.Duration, ov.ScenarioDuration, load.Duration = o.Duration, time.Duration(load.Duration), Duration(o.Duration)
+	if o.Duration != nil {
+		ov.Duration, ov.ScenarioDuration, d = *o.Duration, time.Duration(load.Duration), *o.Duration
 	}
+	if rate*d.Seconds() < 1 {
+		return fmt.Errorf("%s must give the load at least one request: %g requests per second for %v give none", setting, rate, d)
+	}
+	load.Rate, load.Duration = rate, Duration(d)
 	s.overridden = ov
 	return nil
 }

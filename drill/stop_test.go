@@ -118,8 +118,11 @@ func TestOverride(t *testing.T) {
 		}
 		return sc
 	}
+	rate := func(r float64) *float64 { return &r }
+	dur := func(d time.Duration) *time.Duration { return &d }
+
 	sc := load()
-	if err := sc.Override(Overrides{Rate: 20, Duration: 90 * time.Second}); err != nil {
+	if err := sc.Override(Overrides{Rate: rate(20), Duration: dur(90 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	if l := sc.Steps[0].Load; l.Rate != 20 || time.Duration(l.Duration) != 90*time.Second {
@@ -130,26 +133,38 @@ func TestOverride(t *testing.T) {
 		t.Errorf("recorded %+v, want %+v", sc.overridden, want)
 	}
 	sc = load()
-	if err := sc.Override(Overrides{Rate: 20}); err != nil || time.Duration(sc.Steps[0].Load.Duration) != 5*time.Minute || sc.overridden.Duration != 0 {
+	if err := sc.Override(Overrides{Rate: rate(20)}); err != nil || time.Duration(sc.Steps[0].Load.Duration) != 5*time.Minute || sc.overridden.Duration != 0 {
 		t.Errorf("rate alone: %v, %+v", err, sc.overridden)
 	}
-	for _, tc := range []struct {
-		o    Overrides
-		want string
-	}{
-		{Overrides{Rate: -1}, "out of range"},
-		{Overrides{Rate: loadgen.MaxRate + 1}, "out of range"},
-		{Overrides{Duration: -time.Second}, "out of range"},
-	} {
-		if err := load().Override(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
-		}
+	sc = load()
+	if err := sc.Override(Overrides{}); err != nil || sc.overridden != nil || sc.Steps[0].Load.Rate != 100 {
+		t.Errorf("no override: %v, %+v", err, sc.overridden)
 	}
+
 	noLoad, err := ParseScenario([]byte("name: x\nsteps:\n  - wait: 1s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := noLoad.Override(Overrides{Rate: 10}); err == nil || !strings.Contains(err.Error(), "no load step") {
-		t.Errorf("no load step: %v", err)
+	for _, tc := range []struct {
+		sc   *Scenario
+		o    Overrides
+		want string
+	}{
+		{load(), Overrides{Rate: rate(0)}, "rate must be above 0 and at most 5000 requests per second, not 0"},
+		{load(), Overrides{Rate: rate(-1)}, "rate must be above 0"},
+		{load(), Overrides{Rate: rate(loadgen.MaxRate + 1)}, "rate must be above 0 and at most 5000 requests per second, not 5001"},
+		{load(), Overrides{Duration: dur(0)}, "duration must be above 0 and at most 1h0m0s, not 0s"},
+		{load(), Overrides{Duration: dur(2 * time.Hour)}, "duration must be above 0 and at most 1h0m0s, not 2h0m0s"},
+		{load(), Overrides{Rate: rate(0.5), Duration: dur(time.Second)}, "rate must give the load at least one request"},
+		{noLoad, Overrides{Rate: rate(10)}, "rate: scenario x has no load step"},
+		{noLoad, Overrides{Duration: dur(time.Minute)}, "duration: scenario x has no load step"},
+	} {
+		err := tc.sc.Override(tc.o)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
+		}
+		if tc.sc.overridden != nil {
+			t.Errorf("%+v: the refused override was recorded", tc.o)
+		}
 	}
 }

@@ -2,9 +2,11 @@ package localcluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -155,3 +157,61 @@ func (a *Attached) StartNode(ctx context.Context, id string) error {
 	}
 	return a.control.StartNode(ctx, id)
 }
+
+// Supervised is the supervisor's own cluster as a cell.Cluster: its processes as it
+// runs them, their states as the first running gateway's gossip view shows them.
+type Supervised struct{ s *Supervisor }
+
+var _ cell.Cluster = Supervised{}
+
+// Cluster returns the supervisor's cluster as a cell.Cluster.
+func (s *Supervisor) Cluster() Supervised { return Supervised{s} }
+
+// Topology is the cluster's declared shape.
+func (c Supervised) Topology() cell.Topology { return c.s.topo }
+
+// Nodes is every node of a cell with its process state and its gossip state, as the
+// first running gateway sees it (with no gateway running, no node is seen).
+func (c Supervised) Nodes(ctx context.Context) ([]cell.NodeStatus, error) {
+	procs := c.s.Nodes()
+	var seen []cell.Node
+	for _, n := range procs {
+		if n.Role != cell.RoleGateway || n.Process != ProcRunning {
+			continue
+		}
+		var err error
+		if seen, err = gossipOf(ctx, n.AdminAddr); err == nil {
+			break
+		}
+	}
+	return MergeStatus(procs, seen), nil
+}
+
+// gossipOf is the gossip view a node serves at /members on its admin address.
+func gossipOf(ctx context.Context, adminAddr string) ([]cell.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/members", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var nodes []cell.Node
+	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+		return nil, fmt.Errorf("members of %s: %w", adminAddr, err)
+	}
+	return nodes, nil
+}
+
+// StopNode stops a node gracefully.
+func (c Supervised) StopNode(ctx context.Context, id string) error { return c.s.StopNode(ctx, id) }
+
+// KillNode kills a node with SIGKILL.
+func (c Supervised) KillNode(_ context.Context, id string) error { return c.s.KillNode(id) }
+
+// StartNode starts a node and returns once it is ready.
+func (c Supervised) StartNode(ctx context.Context, id string) error { return c.s.StartNode(ctx, id) }

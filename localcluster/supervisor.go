@@ -4,7 +4,6 @@ package localcluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -342,24 +340,18 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 // (when the index is replicated): a node is ready once it has rebuilt, but its cell
 // serves only once its group has elected a leader.
 func (s *Supervisor) waitLeaders(ctx context.Context) error {
-	gws := s.idsOf(cell.RoleGateway)
-	if s.topo.IndexNodes < 2 || len(gws) == 0 {
+	if s.topo.IndexNodes < 2 || len(s.idsOf(cell.RoleGateway)) == 0 {
 		return nil
 	}
-	url := "http://" + s.proc(gws[0]).node.AdminAddr + "/members"
 	deadline := time.Now().Add(s.opts.ReadyTimeout)
 	for {
-		missing := s.topo.CellIDs()
-		var nodes []cell.Node
-		if resp, err := http.Get(url); err == nil {
-			if json.NewDecoder(resp.Body).Decode(&nodes) == nil {
-				for _, n := range nodes {
-					if n.Role == cell.RoleIndex && n.Leader && n.State == cell.StateReady {
-						missing = slices.DeleteFunc(missing, func(c string) bool { return c == n.Cell })
-					}
+		var missing []string
+		if health, err := cell.JudgeCluster(ctx, s.Cluster()); err == nil {
+			for _, h := range health {
+				if !h.Index.Held {
+					missing = append(missing, h.Cell)
 				}
 			}
-			resp.Body.Close()
 		}
 		if len(missing) == 0 {
 			return nil

@@ -66,7 +66,7 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
 	f := cmd.Flags()
 	f.IntSliceVar(&o.Objects, "objects", []int{100_000, 1_000_000}, "object counts, comma-separated")
 	f.IntSliceVar(&o.Cells, "cells", []int{1, 4}, "cell counts, comma-separated; the objects are spread over the cells")
-	f.StringVar(&output, "output", "table", "table or json")
+	outputFlag(cmd, &output)
 	f.StringVar(&o.Dir, "dir", filepath.Join(defaultDataDir, "bench"), "directory for the seeded databases, logs, CSV and SVG")
 	f.BoolVar(&o.Reseed, "reseed", false, "seed again even if DIR holds databases with these numbers")
 	f.BoolVar(&o.Together, "together", true, "with several cells, also restart all of them at once")
@@ -80,8 +80,8 @@ table (or JSON rows with --output json) and writes DIR/rebuild.csv and DIR/rebui
 // them, runs the benchmark, and prints the rows as a table or as JSON.
 func runBench[Row any](cmd *cobra.Command, output string, validate func() error,
 	run func(context.Context) ([]Row, error), table func(io.Writer, []Row) error) error {
-	if output != "table" && output != "json" {
-		return usageErrorf("--output %q: want table or json", output)
+	if err := checkOutput(&output); err != nil {
+		return err
 	}
 	if err := validate(); err != nil {
 		return usageErrorf("--%v", err) // bench's messages start with the option's name, the flag's
@@ -90,7 +90,7 @@ func runBench[Row any](cmd *cobra.Command, output string, validate func() error,
 	if err != nil {
 		return err
 	}
-	if output == "json" {
+	if output == outputJSON {
 		return printJSON(cmd.OutOrStdout(), rows)
 	}
 	return table(cmd.OutOrStdout(), rows)

@@ -74,12 +74,12 @@ func TestBenchUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"rebuild", "--dir", dir, "--output", "yaml"}, `--output "yaml": want table or json`},
+		{[]string{"rebuild", "--dir", dir, "--output", "yaml"}, `--output "yaml": want text or json`},
 		{[]string{"rebuild", "--dir", dir, "--runs", "0"}, "--runs: 0 is not between 1 and 100"},
 		{[]string{"rebuild", "--dir", dir, "--pending", "wait"}, `--pending "wait": want pebble or slowdown`},
 		{[]string{"rebuild", "--dir", dir, "--objects", "10,-1"}, "--objects: -1 is not a positive count"},
 		{[]string{"rebuild", "--dir", dir, "--cells", "257"}, "--cells: 257 is not between 1 and 256"},
-		{[]string{"catchup", "--output", "yaml"}, `--output "yaml": want table or json`},
+		{[]string{"catchup", "--output", "yaml"}, `--output "yaml": want text or json`},
 		{[]string{"catchup", "--writes", "0"}, "--writes 0: want 1 to 10000000"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {

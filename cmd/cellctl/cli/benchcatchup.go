@@ -34,7 +34,7 @@ trailing log (10240 entries) catches up from a snapshot rather than the log.`,
 	}
 	f := cmd.Flags()
 	f.IntSliceVar(&o.Writes, "writes", []int{1000, 10000}, "writes the stopped node misses, one measurement per count")
-	f.StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(cmd, &output)
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long one catch-up may take")
 	return cmd
 }

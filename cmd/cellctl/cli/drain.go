@@ -91,7 +91,7 @@ started by 'cellctl up'. It goes through the guardrails:
 	f.StringVar(&o.confirm, "confirm", "", "run the plan with this id (shown by the dry run)")
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
 	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the cap and the floor")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &o.output)
 	pol := guard.DefaultPolicy()
 	f.IntVar(&o.minPlace, "min-placement", pol.MinPlacement, "floor of the placement tier: nodes a cell keeps up")
 	f.IntVar(&o.minStore, "min-storage", pol.MinStorage, "floor of the storage tier: nodes a cell keeps up")
@@ -109,8 +109,8 @@ type drainReport struct {
 }
 
 func runDrain(cmd *cobra.Command, o drainOptions) error {
-	if o.output != "text" && o.output != "json" {
-		return usageErrorf("--output %q: want text or json", o.output)
+	if err := checkOutput(&o.output); err != nil {
+		return err
 	}
 	if o.cell == "" || o.tier == "" {
 		return usageErrorf("--cell and --tier are required (see 'cellctl drain --help')")
@@ -251,14 +251,14 @@ the kill switch applies and every step goes to the audit log.`,
 	f.StringVar(&o.cell, "cell", "", "the cell (required)")
 	f.StringSliceVar(&o.nodes, "nodes", nil, "the nodes to start, in this order (default: every stopped node of the cell)")
 	f.StringVar(&o.reason, "reason", "", "why, for the audit log")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &o.output)
 	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy once its nodes are started")
 	return cmd
 }
 
 func runUndrain(cmd *cobra.Command, o undrainOptions) error {
-	if o.output != "text" && o.output != "json" {
-		return usageErrorf("--output %q: want text or json", o.output)
+	if err := checkOutput(&o.output); err != nil {
+		return err
 	}
 	if o.cell == "" {
 		return usageErrorf("--cell is required (see 'cellctl undrain --help')")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -17,56 +16,16 @@ import (
 
 	"github.com/cellarsim/cellar/drill"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/loadgen"
 )
 
 type drillRunOptions struct {
 	dataDir, output, reportDir, cell string
 	healthFor                        time.Duration
-	rate                             rateFlag     // requests/s of the load step (0: the scenario's)
-	duration                         durationFlag // of the load step (0: the scenario's)
+	rate                             float64       // requests/s of the load step, when set
+	duration                         time.Duration // of the load step, when set
+	setRate, setDuration             bool
 }
-
-// rateFlag is --rate: a number of requests per second above 0.
-type rateFlag float64
-
-func (f *rateFlag) Set(s string) error {
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(v > 0) {
-		return errors.New("want a positive number of requests per second, like 30")
-	}
-	*f = rateFlag(v)
-	return nil
-}
-
-func (f *rateFlag) String() string {
-	if *f == 0 {
-		return ""
-	}
-	return strconv.FormatFloat(float64(*f), 'g', -1, 64)
-}
-
-func (f *rateFlag) Type() string { return "requests/s" }
-
-// durationFlag is --duration: a duration above 0.
-type durationFlag time.Duration
-
-func (f *durationFlag) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return errors.New("want a positive duration, like 90s or 2m")
-	}
-	*f = durationFlag(v)
-	return nil
-}
-
-func (f *durationFlag) String() string {
-	if *f == 0 {
-		return ""
-	}
-	return time.Duration(*f).String()
-}
-
-func (f *durationFlag) Type() string { return "duration" }
 
 func newDrillRunCommand() *cobra.Command {
 	var o drillRunOptions
@@ -107,7 +66,10 @@ aborted it or a step failed; 2 the command line is wrong (a bad --rate, for one)
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return runDrill(cmd, args[0], o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.setRate, o.setDuration = cmd.Flags().Changed("rate"), cmd.Flags().Changed("duration")
+			return runDrill(cmd, args[0], o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up'")
@@ -115,8 +77,8 @@ aborted it or a step failed; 2 the command line is wrong (a bad --rate, for one)
 	f.StringVar(&o.reportDir, "report", "", "directory for report.json and report.html (default DATA_DIR/drill-reports/SCENARIO-TIME)")
 	f.StringVar(&o.cell, "cell", "", "the cell under test, instead of the scenario's target")
 	f.DurationVar(&o.healthFor, "health-timeout", 30*time.Second, "longest wait for a cell to be healthy between steps")
-	f.Var(&o.rate, "rate", "requests per second of the load, instead of the scenario's")
-	f.Var(&o.duration, "duration", "how long the load runs, instead of the scenario's")
+	f.Float64Var(&o.rate, "rate", 0, fmt.Sprintf("requests per second of the load, instead of the scenario's (at most %d)", loadgen.MaxRate))
+	f.DurationVar(&o.duration, "duration", 0, fmt.Sprintf("how long the load runs, instead of the scenario's (at most %v)", loadgen.MaxDuration))
 	return cmd
 }
 
@@ -148,8 +110,15 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	if o.cell != "" {
 		sc.Target = o.cell
 	}
-	if err := sc.Override(drill.Overrides{Rate: float64(o.rate), Duration: time.Duration(o.duration)}); err != nil {
-		return usageErrorf("%v", err)
+	var ov drill.Overrides
+	if o.setRate {
+		ov.Rate = &o.rate
+	}
+	if o.setDuration {
+		ov.Duration = &o.duration
+	}
+	if err := sc.Override(ov); err != nil {
+		return usageErrorf("--%v", err) // its messages start with the setting
 	}
 	file, err := runningCluster(o.dataDir)
 	if err != nil {

@@ -40,15 +40,16 @@ func TestDrillRunLoadFlags(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{[]string{"--rate", "0"}, ExitUsage, `"0" for "--rate" flag: want a positive number of requests per second`},
-		{[]string{"--rate", "-5"}, ExitUsage, `"-5" for "--rate" flag: want a positive number`},
-		{[]string{"--rate", "NaN"}, ExitUsage, `"NaN" for "--rate" flag: want a positive number`},
-		{[]string{"--rate", "fast"}, ExitUsage, `"fast" for "--rate" flag: want a positive number`},
-		{[]string{"--rate", "100000"}, ExitUsage, "a rate of 100000 requests/s is out of range"},
-		{[]string{"--duration", "0s"}, ExitUsage, `"0s" for "--duration" flag: want a positive duration`},
-		{[]string{"--duration", "-1m"}, ExitUsage, `"-1m" for "--duration" flag: want a positive duration`},
-		{[]string{"--duration", "soon"}, ExitUsage, `"soon" for "--duration" flag: want a positive duration`},
-		{[]string{"--duration", "3h"}, ExitUsage, "a load duration of 3h0m0s is out of range"},
+		{[]string{"--rate", "0"}, ExitUsage, "--rate must be above 0 and at most 5000 requests per second, not 0"},
+		{[]string{"--rate", "-5"}, ExitUsage, "--rate must be above 0 and at most 5000 requests per second, not -5"},
+		{[]string{"--rate", "NaN"}, ExitUsage, "--rate must be above 0 and at most 5000 requests per second, not NaN"},
+		{[]string{"--rate", "100000"}, ExitUsage, "--rate must be above 0 and at most 5000 requests per second, not 100000"},
+		{[]string{"--rate", "fast"}, ExitUsage, `invalid argument "fast" for "--rate" flag`},
+		{[]string{"--duration", "0s"}, ExitUsage, "--duration must be above 0 and at most 1h0m0s, not 0s"},
+		{[]string{"--duration", "-1m"}, ExitUsage, "--duration must be above 0 and at most 1h0m0s, not -1m0s"},
+		{[]string{"--duration", "3h"}, ExitUsage, "--duration must be above 0 and at most 1h0m0s, not 3h0m0s"},
+		{[]string{"--duration", "soon"}, ExitUsage, `invalid argument "soon" for "--duration" flag`},
+		{[]string{"--rate", "0.5", "--duration", "1s"}, ExitUsage, "--rate must give the load at least one request"},
 		{[]string{"--rate", "20", "--duration", "90s"}, ExitError, "no cluster"},
 	} {
 		args := append([]string{"drill", "run", "s3-2017", "--data-dir", dir}, tc.flags...)

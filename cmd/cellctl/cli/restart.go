@@ -66,7 +66,7 @@ stops it before its next step.`,
 	f.StringVar(&o.confirm, "confirm", "", "run the plan with this id (shown by the dry run)")
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
 	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the floors and the order")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &o.output)
 	f.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "longest a node may take from start to ready")
 	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy after a node")
 	return cmd
@@ -92,8 +92,8 @@ func roles(names []string) []cell.Role {
 }
 
 func runRestart(cmd *cobra.Command, o restartOptions) error {
-	if o.output != "text" && o.output != "json" {
-		return usageErrorf("--output %q: want text or json", o.output)
+	if err := checkOutput(&o.output); err != nil {
+		return err
 	}
 	if o.cell == "" {
 		return usageErrorf("--cell is required (see 'cellctl restart --help')")

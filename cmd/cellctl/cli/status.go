@@ -69,6 +69,9 @@ every cell is down, and says so when its own view goes stale.`,
   cellctl status --serve 127.0.0.1:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(&o.output); err != nil {
+				return err
+			}
 			if o.serve != "" {
 				return runStatusServer(cmd, o)
 			}
@@ -76,7 +79,7 @@ every cell is down, and says so when its own view goes stale.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	outputFlag(cmd, &o.output)
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up' (its cluster.json)")
 	f.StringSliceVar(&o.join, "join", nil, "gossip addresses to join instead of reading cluster.json (comma-separated)")
 	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "gossip address the observer listens on while it looks")
@@ -191,9 +194,6 @@ func declaredTopology(o statusOptions, file *localcluster.ClusterFile) (*cell.To
 }
 
 func runStatus(cmd *cobra.Command, o statusOptions) error {
-	if o.output != "table" && o.output != "json" {
-		return usageErrorf("--output %q: want table or json", o.output)
-	}
 	var (
 		seeds []string
 		file  *localcluster.ClusterFile

@@ -22,7 +22,7 @@ import (
 // status it does not need the cluster to be up: a page that shows every node down is
 // what it is for.
 func runStatusServer(cmd *cobra.Command, o statusOptions) error {
-	if o.output != "table" {
+	if o.output != outputText {
 		return usageErrorf("--output and --serve do not go together: the page's data is at /api/status")
 	}
 	if o.staleAfter <= 0 || o.interval <= 0 {
