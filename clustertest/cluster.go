@@ -8,9 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -31,7 +29,7 @@ type Cluster struct {
 	t        testing.TB
 	Topology cell.Topology
 	Dir      string
-	log      *slog.Logger
+	logs     *nodeLogs
 
 	// SnapshotThreshold and TrailingLogs tune the index groups' raft log compaction
 	// for nodes started after they are set (0: raft's defaults).
@@ -60,14 +58,7 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	level := slog.LevelWarn
-	if os.Getenv("CELLAR_TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	c := &Cluster{
-		t: t, Topology: topo, Dir: t.TempDir(), nodes: map[string]*Node{},
-		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	}
+	c := &Cluster{t: t, Topology: topo, Dir: t.TempDir(), nodes: map[string]*Node{}, logs: newNodeLogs()}
 	for _, spec := range topo.Nodes() {
 		n := &Node{Spec: spec, GRPCAddr: freeAddr(t), AdminAddr: freeAddr(t), GossipAddr: freeAddr(t)}
 		if spec.Role == cell.RoleGateway {
@@ -82,7 +73,12 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 		c.nodes[spec.ID] = n
 		c.order = append(c.order, spec.ID)
 	}
-	t.Cleanup(c.StopAll)
+	t.Cleanup(func() {
+		c.StopAll()
+		if t.Failed() {
+			t.Logf("the nodes that logged a warning or an error, their last lines:\n%s", c.logs.tails(c.order))
+		}
+	})
 	for _, id := range c.order {
 		c.StartNode(id)
 	}
@@ -137,7 +133,7 @@ func (c *Cluster) StartNode(id string) {
 		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
 		spec.Peers = node.IndexPeers(c.Topology, n.Spec.Cell, func(id string) string { return c.nodes[id].RaftAddr })
 	}
-	opts := node.RunOptions{Logger: c.log, Topology: &c.Topology}
+	opts := node.RunOptions{Logger: c.logs.logger(id), Topology: &c.Topology}
 	go func() { done <- node.Run(ctx, spec, opts) }()
 }
 

@@ -142,9 +142,10 @@ func (r *Report) chart(title string, value func(SeriesPoint) float64, maxY float
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e0e0e0"/>`, plotL, chartW-plotR, y(v), y(v))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="%d" text-anchor="end" fill="#444">%s</text>`, plotL-6, y(v)+5, fontAxis, fmtAxis(v, unit))
 	}
-	step := 5.0
-	for _, s := range []float64{5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600} {
-		if step = s; (to-from)/s <= 8 {
+	// Ticks of the time axis: the first step that makes 8 of them at most.
+	var step float64
+	for _, step = range []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600} {
+		if (to-from)/step <= 8 {
 			break
 		}
 	}

@@ -72,6 +72,8 @@ type Config struct {
 	// (default 5s).
 	RateWindow time.Duration
 	Logger     *slog.Logger
+	// Now is the collector's clock (default time.Now); tests set it to step time.
+	Now func() time.Time
 }
 
 // Collector keeps the status view up to date: one pass per Interval probes every known
@@ -141,6 +143,9 @@ func NewCollector(cfg Config) (*Collector, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = 5 * time.Second
 	}
@@ -188,7 +193,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 		}
 		c.own, c.members = m, m
 	}
-	now := time.Now()
+	now := c.cfg.Now()
 	c.begun = now
 	c.snap = Snapshot{Generated: now, StaleAfterSeconds: cfg.StaleAfter.Seconds(), Cells: []CellView{}, Gateways: []NodeView{}, Events: []Event{}}
 	c.addEvent(Event{Time: now, Kind: EventView, Message: "status view started"})
@@ -234,7 +239,7 @@ func (c *Collector) Snapshot() Snapshot {
 	s := c.snap
 	last := c.lastContact
 	c.mu.Unlock()
-	now := time.Now()
+	now := c.cfg.Now()
 	if !last.IsZero() {
 		s.LastContactAgeSeconds = now.Sub(last).Seconds()
 	}
@@ -278,7 +283,7 @@ func (c *Collector) addEvent(ev Event) {
 
 // Pass looks at the cluster once and publishes a new Snapshot.
 func (c *Collector) Pass(ctx context.Context) {
-	now := time.Now()
+	now := c.cfg.Now()
 	file := c.readClusterFile()
 
 	// Who is there: the gossip, cluster.json, the configured targets.
@@ -346,7 +351,7 @@ func (c *Collector) Pass(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			r.code, r.body, r.err = c.get(ctx, r.t.admin, "/readyz")
-			r.at = time.Now()
+			r.at = c.cfg.Now()
 			if r.err != nil {
 				return
 			}
@@ -365,7 +370,7 @@ func (c *Collector) Pass(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	now = time.Now()
+	now = c.cfg.Now()
 
 	answered := 0
 	var rejoin []string
