@@ -186,7 +186,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 			},
 			BindAddr: cfg.BindAddr,
 			Fast:     cfg.FastGossip,
-			Logger:   logger,
+			Logger:   slog.New(gossipAsDebug{logger.Handler()}),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("status: join the gossip as an observer: %w", err)
