@@ -45,6 +45,10 @@ const (
 	StateReady      State = "ready"
 	StateDraining   State = "draining"
 	StateDrained    State = "drained"
+	// StateReadOnly is a storage node that serves reads and deletes but cannot take new
+	// writes: its disk is full or failing. Placement does not choose it; the router
+	// still reads from it. Its /readyz says why.
+	StateReadOnly State = "read-only"
 )
 
 // ID returns the id of the i-th cell: "cell-0", "cell-1", ...

@@ -1,7 +1,10 @@
 package cell
 
 import (
+	"crypto/rand"
 	_ "embed"
+	"encoding/base32"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"time"
@@ -34,17 +37,47 @@ type Topology struct {
 	Slots int `yaml:"slots"`
 	// S3Addr is where the first gateway listens.
 	S3Addr string `yaml:"s3_addr"`
-	// Credentials clients sign requests with.
+	// Credentials clients sign requests with. None are built in: 'cellctl up' makes
+	// a new cluster its own (see NewCredentials) and keeps them in its data directory;
+	// a topology file may give fixed ones. LoadTopology reads keys a file leaves out
+	// from the environment variables CELLAR_ACCESS_KEY and CELLAR_SECRET_KEY, which is
+	// how containers get them from a secret.
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 	Region    string `yaml:"region"`
-	// Auth makes the gateways verify every request's AWS Signature V4 against the
+	// Auth makes the gateways verify every request's AWS signature against the
 	// credentials above (the default). Off, anyone who can reach a gateway can read
 	// and write everything: for workshops only.
 	Auth bool `yaml:"auth"`
+	// SigV2 lets old clients sign with AWS Signature Version 2 (the default), whose
+	// header form does not cover the body; false refuses it and accepts Version 4 only.
+	SigV2 bool `yaml:"sigv2"`
 	// UploadMaxAge is how old a multipart upload may grow before the gateways abort it
 	// and reclaim its parts ("24h"; 0 means 24 hours, negative never).
 	UploadMaxAge time.Duration `yaml:"upload_max_age"`
+	// Copies is how many storage nodes of its cell hold every object: what a PUT's
+	// 200 promises (0 means 2; a cell with fewer storage nodes promises as many as it
+	// has, see PromisedCopies). Placement's --copies must be at least this.
+	Copies int `yaml:"copies"`
+	// DegradedWrites lets a PUT succeed with fewer copies than promised when too few
+	// storage nodes of the cell can take writes; the object is then under-replicated
+	// (its index location lists fewer replicas than PromisedCopies) until repair
+	// copies it. Off (the default), such a PUT is refused with 503.
+	DegradedWrites bool `yaml:"degraded_writes"`
+}
+
+// DefaultCopies is how many copies of every object a cell keeps when the topology does
+// not say.
+const DefaultCopies = 2
+
+// PromisedCopies is how many storage nodes of its cell hold every object acknowledged
+// with a 200 (unless DegradedWrites): Copies, at most the cell's storage nodes.
+func (t Topology) PromisedCopies() int {
+	c := t.Copies
+	if c == 0 {
+		c = DefaultCopies
+	}
+	return max(1, min(c, t.StorageNodes))
 }
 
 // DefaultTopology returns the embedded defaults.
@@ -56,7 +89,17 @@ func DefaultTopology() Topology {
 	return t
 }
 
-// LoadTopology reads a YAML file over the embedded defaults.
+// Environment variables LoadTopology reads the credentials from when a topology file
+// does not give them.
+const (
+	EnvAccessKey = "CELLAR_ACCESS_KEY"
+	EnvSecretKey = "CELLAR_SECRET_KEY"
+)
+
+// LoadTopology reads a YAML file over the embedded defaults; credentials the file does
+// not give come from EnvAccessKey and EnvSecretKey when they are set. It checks the
+// shape of the cluster (ValidateShape), not the credentials: a topology that deploys
+// a cluster may leave them to a secret. A daemon checks them with Validate.
 func LoadTopology(path string) (Topology, error) {
 	t := DefaultTopology()
 	b, err := os.ReadFile(path)
@@ -66,11 +109,27 @@ func LoadTopology(path string) (Topology, error) {
 	if err := yaml.Unmarshal(b, &t); err != nil {
 		return t, fmt.Errorf("parse topology %s: %w", path, err)
 	}
-	return t, t.Validate()
+	if t.AccessKey == "" && t.SecretKey == "" {
+		t.AccessKey, t.SecretKey = os.Getenv(EnvAccessKey), os.Getenv(EnvSecretKey)
+	}
+	return t, t.ValidateShape()
 }
 
-// Validate reports the first thing wrong with t, in words an operator can act on.
+// Validate reports the first thing wrong with t, in words an operator can act on: its
+// shape (ValidateShape), then its credentials.
 func (t Topology) Validate() error {
+	if err := t.ValidateShape(); err != nil {
+		return err
+	}
+	if t.Auth && (t.AccessKey == "" || t.SecretKey == "") {
+		return fmt.Errorf("auth is on but access_key or secret_key is empty: give both in the topology or in %s and %s "+
+			"('cellctl credentials --new' makes a pair), or let 'cellctl up' make them", EnvAccessKey, EnvSecretKey)
+	}
+	return nil
+}
+
+// ValidateShape reports the first thing wrong with t other than its credentials.
+func (t Topology) ValidateShape() error {
 	switch {
 	case t.Cells < 1 || t.Cells > 256:
 		return fmt.Errorf("cells must be between 1 and 256, not %d", t.Cells)
@@ -86,8 +145,10 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("partition must be %q or %q, not %q", PartitionByBucket, PartitionByKey, t.Partition)
 	case t.Slots < t.Cells:
 		return fmt.Errorf("slots (%d) must be at least the number of cells (%d)", t.Slots, t.Cells)
-	case t.Auth && (t.AccessKey == "" || t.SecretKey == ""):
-		return fmt.Errorf("auth is on but access_key or secret_key is empty")
+	case t.Copies < 0:
+		return fmt.Errorf("copies must be at least 1, not %d", t.Copies)
+	case (t.AccessKey == "") != (t.SecretKey == ""):
+		return fmt.Errorf("access_key and secret_key go together: give both or neither")
 	}
 	return nil
 }
@@ -124,4 +185,15 @@ func (t Topology) Nodes() []NodeSpec {
 		out = append(out, NodeSpec{ID: NodeID("", RoleGateway, i), Role: RoleGateway})
 	}
 	return out
+}
+
+// NewCredentials makes a new pair of S3 credentials from crypto/rand: an access key of
+// 20 upper-case letters and digits, as AWS's look, and a secret key of 40 characters
+// that carry 240 random bits.
+func NewCredentials() (accessKey, secretKey string, err error) {
+	b := make([]byte, 10+30)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("make credentials: %w", err)
+	}
+	return "CELL" + base32.StdEncoding.EncodeToString(b[:10]), base64.RawURLEncoding.EncodeToString(b[10:]), nil
 }

@@ -52,9 +52,16 @@ type Node struct {
 }
 
 // Start runs every node of topo and waits until the gateway sees all of them ready.
-// The cluster stops when the test ends.
+// A topology without credentials gets new ones (cell.NewCredentials): clients sign
+// with the cluster's Topology. The cluster stops when the test ends.
 func Start(t testing.TB, topo cell.Topology) *Cluster {
 	t.Helper()
+	if topo.AccessKey == "" && topo.SecretKey == "" {
+		var err error
+		if topo.AccessKey, topo.SecretKey, err = cell.NewCredentials(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}

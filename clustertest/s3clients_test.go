@@ -63,7 +63,7 @@ func TestS3Clients(t *testing.T) {
 		c := cl.S3()
 		mustCreateBucket(t, c, "auth-bucket")
 		bad := cl.S3(func(o *s3.Options) {
-			o.Credentials = credentials.NewStaticCredentialsProvider(topo.AccessKey, "wrong-secret", "")
+			o.Credentials = credentials.NewStaticCredentialsProvider(cl.Topology.AccessKey, "wrong-secret", "")
 		})
 		if _, err := bad.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("auth-bucket")}); codeString(err) != "403 Forbidden" {
 			t.Errorf("HEAD with a wrong secret: %v", err)
@@ -72,7 +72,7 @@ func TestS3Clients(t *testing.T) {
 			t.Errorf("PUT with a wrong secret: %s (%v)", codeString(err), err)
 		}
 		unknown := cl.S3(func(o *s3.Options) {
-			o.Credentials = credentials.NewStaticCredentialsProvider("NOSUCHKEY", topo.SecretKey, "")
+			o.Credentials = credentials.NewStaticCredentialsProvider("NOSUCHKEY", cl.Topology.SecretKey, "")
 		})
 		if _, err := unknown.ListBuckets(ctx, &s3.ListBucketsInput{}); codeString(err) != "403 InvalidAccessKeyId" {
 			t.Errorf("unknown access key: %s", codeString(err))

@@ -55,10 +55,15 @@ func TestComposeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cluster's credentials: new ones, given to compose in its environment.
+	if topo.AccessKey, topo.SecretKey, err = cell.NewCredentials(); err != nil {
+		t.Fatal(err)
+	}
 	project := fmt.Sprintf("cellartest%d", time.Now().UnixNano()%1_000_000_000)
 	image := "cellar:" + project
 	dc := &dockerCompose{t: t, project: project, cmd: composeCommand(),
-		env: []string{"CELLAR_IMAGE=" + image, "CELLAR_S3_PORT=0"}}
+		env: []string{"CELLAR_IMAGE=" + image, "CELLAR_S3_PORT=0",
+			cell.EnvAccessKey + "=" + topo.AccessKey, cell.EnvSecretKey + "=" + topo.SecretKey}}
 	t.Logf("compose command %q, project %s", dc.cmd, project)
 
 	// Build the image.

@@ -49,10 +49,11 @@ func TestCompose(t *testing.T) {
 	}
 	var f struct {
 		Services map[string]struct {
-			Command  []string `yaml:"command"`
-			Ports    []string `yaml:"ports"`
-			Volumes  []string `yaml:"volumes"`
-			Profiles []string `yaml:"profiles"`
+			Command     []string          `yaml:"command"`
+			Ports       []string          `yaml:"ports"`
+			Volumes     []string          `yaml:"volumes"`
+			Profiles    []string          `yaml:"profiles"`
+			Environment map[string]string `yaml:"environment"`
 		} `yaml:"services"`
 		Volumes map[string]any `yaml:"volumes"`
 	}
@@ -83,6 +84,18 @@ func TestCompose(t *testing.T) {
 				t.Errorf("%s publishes %q beyond 127.0.0.1", n.ID, p)
 			}
 		}
+		// The status view runs in a container of the network: it reads /status.
+		if !strings.Contains(cmd, "--status-remote") {
+			t.Errorf("%s: command %q does not open /status to the network", n.ID, cmd)
+		}
+		// The credentials come from compose's environment, written nowhere here.
+		env := s.Environment
+		if n.Role == cell.RoleGateway && (env[cell.EnvAccessKey] != "${CELLAR_ACCESS_KEY:-}" || env[cell.EnvSecretKey] != "${CELLAR_SECRET_KEY:-}") {
+			t.Errorf("%s: environment %v, want the credentials from compose's", n.ID, env)
+		}
+	}
+	if strings.Contains(string(b), "secret_key") {
+		t.Errorf("the compose file holds a secret key:\n%s", b)
 	}
 	if p := f.Services["prometheus"].Profiles; len(p) != 1 || p[0] != "prometheus" {
 		t.Errorf("prometheus profiles %v", p)

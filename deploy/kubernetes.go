@@ -16,14 +16,24 @@ const Namespace = "cellar"
 // resolves to all of them, so it is the one gossip seed every node joins.
 const gossipService = "cellar-gossip"
 
+// credentialsSecret is the Secret the gateways read the S3 credentials from, under the
+// keys access_key and secret_key.
+const credentialsSecret = "cellar-credentials"
+
+// scrapeLabel marks a namespace whose pods may read the nodes' admin port (Prometheus,
+// a status view): kubectl label namespace monitoring cellar.dev/scrape=true.
+const scrapeLabel = "cellar.dev/scrape"
+
 // Kubernetes returns the manifests that run topology t on a Kubernetes cluster, by file
 // name: cellar.yaml (namespace, topology, gossip seed service, gateways) and one
-// cell-N.yaml per cell (a StatefulSet, a headless Service and a PodDisruptionBudget
-// per tier). Each PodDisruptionBudget keeps the tier at the floor the drill guardrails
-// keep: a majority of the index group, one placement node, one storage node, one
-// gateway.
+// cell-N.yaml per cell (a StatefulSet, a headless Service, a PodDisruptionBudget and a
+// NetworkPolicy per tier). Each PodDisruptionBudget keeps the tier at the floor the
+// drill guardrails keep: a majority of the index group, one placement node, one
+// storage node, one gateway. Each NetworkPolicy admits only what its tier must
+// receive. The S3 credentials are in no manifest: the gateways read them from the
+// Secret credentialsSecret, which the operator makes (see docs/docker.md).
 func Kubernetes(t cell.Topology) (map[string][]byte, error) {
-	if err := t.Validate(); err != nil {
+	if err := t.ValidateShape(); err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{"cellar.yaml": kubeCommon(t)}
@@ -55,6 +65,12 @@ func kubeCommon(t cell.Topology) []byte {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# The cluster-wide parts of cellar: namespace, topology, gossip seeds, S3 gateways.")
 	b.WriteString(generatedBy)
+	p("#")
+	p("# The gateways read the S3 credentials from the Secret %s, which no file here", credentialsSecret)
+	p("# holds; make it once, with a new pair, before the gateways start:")
+	p("#   eval \"$(cellctl credentials --new --output env)\"")
+	p("#   kubectl -n %s create secret generic %s \\", Namespace, credentialsSecret)
+	p("#     --from-literal=access_key=\"$AWS_ACCESS_KEY_ID\" --from-literal=secret_key=\"$AWS_SECRET_ACCESS_KEY\"")
 	p("apiVersion: v1")
 	p("kind: Namespace")
 	p("metadata:")
@@ -118,10 +134,13 @@ func kubeCommon(t cell.Topology) []byte {
 	kubePodSpec(&b, t, "", cell.RoleGateway)
 	p("---")
 	kubePDB(&b, "gateway", map[string]string{"app.kubernetes.io/component": "gateway"}, 1)
+	p("---")
+	kubeNetworkPolicy(&b, "gateway", "", cell.RoleGateway)
 	return b.Bytes()
 }
 
-// topologyYAML is t as the gateway reads it.
+// topologyYAML is t as the gateway reads it, without credentials: the gateway reads
+// them from its environment, set from the Secret.
 func topologyYAML(t cell.Topology) string {
 	return fmt.Sprintf(`cells: %d
 index_nodes: %d
@@ -130,11 +149,10 @@ storage_nodes: %d
 gateways: %d
 partition: %s
 slots: %d
-access_key: %s
-secret_key: %s
 region: %s
-`, t.Cells, t.IndexNodes, t.PlacementNodes, t.StorageNodes, t.Gateways, t.Partition, t.Slots,
-		strconv.Quote(t.AccessKey), strconv.Quote(t.SecretKey), t.Region)
+auth: %t
+sigv2: %t
+`, t.Cells, t.IndexNodes, t.PlacementNodes, t.StorageNodes, t.Gateways, t.Partition, t.Slots, t.Region, t.Auth, t.SigV2)
 }
 
 // tierSize and tierFloor are a tier's nodes per cell and the fewest it keeps up.
@@ -218,6 +236,76 @@ func kubeTier(b *bytes.Buffer, t cell.Topology, c string, tier cell.Role) {
 	}
 	p("---")
 	kubePDB(b, name, labels, tierFloor(t, tier))
+	p("---")
+	kubeNetworkPolicy(b, name, c, tier)
+}
+
+// kubeNetworkPolicy writes the NetworkPolicy of one tier (of one cell): its pods
+// receive only what the tier must. Every cellar pod gossips with every other; the
+// admin port (/metrics, /readyz, /status) answers cellar pods and namespaces labelled
+// scrapeLabel (the kubelet's probes are not subject to NetworkPolicy); the gRPC port
+// of a cell's tier answers the gateways only (nothing in one cell calls another
+// cell); raft answers the index nodes of the same cell; S3 answers anyone.
+func kubeNetworkPolicy(b *bytes.Buffer, name, c string, tier cell.Role) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	from := func(component, cellID string) {
+		p("        - podSelector:")
+		p("            matchLabels:")
+		p("              app.kubernetes.io/part-of: cellar")
+		if component != "" {
+			p("              app.kubernetes.io/component: %s", component)
+		}
+		if cellID != "" {
+			p("              cellar.dev/cell: %s", cellID)
+		}
+	}
+	if c != "" {
+		p("# What the %s pods of %s receive, and nothing else.", tier, c)
+	} else {
+		p("# What the %s pods receive, and nothing else.", tier)
+	}
+	p("apiVersion: networking.k8s.io/v1")
+	p("kind: NetworkPolicy")
+	p("metadata:")
+	p("  name: %s", name)
+	p("  namespace: %s", Namespace)
+	p("spec:")
+	p("  podSelector:")
+	p("    matchLabels:")
+	p("      app.kubernetes.io/part-of: cellar")
+	p("      app.kubernetes.io/component: %s", tier)
+	if c != "" {
+		p("      cellar.dev/cell: %s", c)
+	}
+	p("  policyTypes: [Ingress]")
+	p("  ingress:")
+	p("    # Gossip, from every cellar pod.")
+	p("    - ports: [{port: %d, protocol: TCP}, {port: %d, protocol: UDP}]", GossipPort, GossipPort)
+	p("      from:")
+	from("", "")
+	p("    # The admin port, from cellar pods and from namespaces labelled %s=true.", scrapeLabel)
+	p("    - ports: [{port: %d, protocol: TCP}]", AdminPort)
+	p("      from:")
+	from("", "")
+	p("        - namespaceSelector:")
+	p("            matchLabels:")
+	p("              %s: \"true\"", scrapeLabel)
+	switch tier {
+	case cell.RoleGateway:
+		p("    # S3, from anyone.")
+		p("    - ports: [{port: %d, protocol: TCP}]", S3Port)
+	default:
+		p("    # gRPC, from the gateways only.")
+		p("    - ports: [{port: %d, protocol: TCP}]", GRPCPort)
+		p("      from:")
+		from(string(cell.RoleGateway), "")
+	}
+	if tier == cell.RoleIndex {
+		p("    # Raft, from the index group of the same cell.")
+		p("    - ports: [{port: %d, protocol: TCP}]", RaftPort)
+		p("      from:")
+		from(string(cell.RoleIndex), c)
+	}
 }
 
 func kubePDB(b *bytes.Buffer, name string, labels map[string]string, minAvailable int) {
@@ -283,6 +371,12 @@ func kubePodSpec(b *bytes.Buffer, t cell.Topology, c string, tier cell.Role) {
 	p("              valueFrom: {fieldRef: {fieldPath: metadata.name}}")
 	p("            - name: POD_IP")
 	p("              valueFrom: {fieldRef: {fieldPath: status.podIP}}")
+	if tier == cell.RoleGateway {
+		p("            - name: %s", cell.EnvAccessKey)
+		p("              valueFrom: {secretKeyRef: {name: %s, key: access_key}}", credentialsSecret)
+		p("            - name: %s", cell.EnvSecretKey)
+		p("              valueFrom: {secretKeyRef: {name: %s, key: secret_key}}", credentialsSecret)
+	}
 	p("          ports:")
 	p("            - {name: grpc, containerPort: %d}", GRPCPort)
 	p("            - {name: admin, containerPort: %d}", AdminPort)

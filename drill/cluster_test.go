@@ -30,7 +30,7 @@ func TestDrainDrillUnderLoad(t *testing.T) {
 
 	names, home := loadgen.Buckets(topo, "drill", 2)
 	cfg := loadgen.Config{
-		Endpoint: cl.S3Endpoint(), AccessKey: topo.AccessKey, SecretKey: topo.SecretKey, Region: topo.Region,
+		Endpoint: cl.S3Endpoint(), AccessKey: cl.Topology.AccessKey, SecretKey: cl.Topology.SecretKey, Region: topo.Region,
 		Buckets: names, BucketCell: home, Keys: 5, Sizes: loadgen.Sizes{{Bytes: 512, Weight: 1}}, Rate: 40, Duration: 3 * time.Minute,
 	}
 	var seen observed

@@ -61,7 +61,7 @@ func runTestDrill(t *testing.T, cells int) *Report {
 		}
 	}
 	env := scenarioEnv(t, cl)
-	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = cl.S3Endpoint(), topo.AccessKey, topo.SecretKey, topo.Region
+	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = cl.S3Endpoint(), cl.Topology.AccessKey, cl.Topology.SecretKey, topo.Region
 	var progress bytes.Buffer
 	env.Progress = &progress
 	sc, err := ParseScenario([]byte(testDrill))

@@ -9,9 +9,47 @@
 //
 // Multipart uploads live in the cell of their object. What spans cells (listing every
 // bucket, listing a bucket partitioned by key, which cells a bucket's operations touch)
-// is the router's. Every unary call to a cell is bounded (callTimeout), so that a hung
-// node gives the S3 client a 503, never a hang. The gateway also aborts multipart
-// uploads abandoned longer than the configured age and reclaims their parts.
+// is the router's. The gateway also aborts multipart uploads abandoned longer than the
+// configured age and reclaims their parts.
+//
+// # Durability: what a 200 promises, and what a read may answer
+//
+// Copies. A PUT is acknowledged only once every storage node placement chose has the
+// object durably and the index has committed it, and placement must have chosen as many
+// nodes as the cell promises (the topology's copies, 2 by default, at most its storage
+// nodes). When fewer storage nodes of the cell can take writes (stopped, or read-only
+// because their disk is full or failing), the PUT is refused with 503 ServiceUnavailable
+// before any byte moves, unless the topology says degraded_writes: true; then it is
+// stored with the copies it can have, and its index location lists fewer replicas than
+// promised: that is how repair will find under-replicated objects
+// (cellar_gateway_degraded_writes_total counts them).
+//
+// Reads never lie. Every byte a storage node sends has passed its block's checksum there
+// first. A GET reads from one replica and, if that replica fails at any point (a block
+// that fails its checksum, a node that stops or makes no progress for
+// StorageIdleTimeout), goes on from the same offset on the next one; it fails only when
+// no replica can send the next byte. Before the first byte the failure is a well-formed
+// S3 error; after it, the connection is cut short of Content-Length, never padded.
+//
+// Reclaim. An object version that an overwrite or a DELETE replaced is not deleted at
+// once: a GET may have looked it up just before and not yet opened it. The gateway
+// deletes the blobs of a replaced version ReclaimGrace (1 minute) after the index
+// stopped pointing to it. The grace is longer than the longest a read can take between
+// its lookup and opening its blob (a lookup's call deadline, then a progress deadline
+// per replica tried), and a storage read keeps the blob file open once it has started,
+// so a read that has started finishes. A read that finds its blob gone anyway (it
+// switched replica, or reached the next part of a multipart object, after the grace)
+// looks the key up once more before its first byte and serves the version there is
+// now, or 404 if the key was deleted meanwhile; after its first byte it can only cut the
+// connection. Blobs that no read can reach (a PUT whose commit the index refused, the
+// parts of an aborted upload) are deleted at once. Reclaims pending when a gateway stops
+// are dropped: their blobs stay on disk until the storage tier's garbage collection.
+//
+// Nothing waits forever. Every unary call to a cell is bounded (callTimeout); a storage
+// stream that makes no progress for StorageIdleTimeout is cancelled; the S3 listener
+// bounds the time to send headers and between requests, and a request body that brings
+// no byte for BodyTimeout fails the request with 400 RequestTimeout (a storage node ends
+// a write stream that brings nothing, and removes its temp file, too).
 //
 // The gatewayd binary and cellctl run it from flags; tests run it in process:
 //
@@ -23,12 +61,19 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/gateway/s3"
 	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/router"
@@ -50,21 +95,86 @@ type cells struct {
 	r           *router.Router
 	log         *slog.Logger
 	minPartSize int64
+	opts        cellsOptions
+	reclaims    *reclaimer
+	metrics     cellsMetrics
+}
+
+// cellsOptions are the data path's policies (see the package doc); the zero value of a
+// field takes its default.
+type cellsOptions struct {
+	// Copies is how many copies of every object a cell promises (cell.DefaultCopies).
+	Copies int
+	// DegradedWrites accepts a PUT with fewer copies than promised.
+	DegradedWrites bool
+	// StorageIdle cancels a storage stream that makes no progress for this long
+	// (DefaultStorageIdleTimeout).
+	StorageIdle time.Duration
+	// ReclaimGrace is how long the blobs of a replaced object version stay readable
+	// (DefaultReclaimGrace).
+	ReclaimGrace time.Duration
+}
+
+func (o *cellsOptions) ensureDefaults() {
+	if o.Copies == 0 {
+		o.Copies = cell.DefaultCopies
+	}
+	if o.StorageIdle == 0 {
+		o.StorageIdle = DefaultStorageIdleTimeout
+	}
+	if o.ReclaimGrace == 0 {
+		o.ReclaimGrace = DefaultReclaimGrace
+	}
+}
+
+// cellsMetrics are what the data path counts besides the S3 handler's request metrics.
+type cellsMetrics struct {
+	degradedWrites *prometheus.CounterVec // objects stored with fewer copies than promised
+	readFailovers  *prometheus.CounterVec // reads that went on from another replica
 }
 
 // DefaultMinPartSize is S3's minimum size of every part of a multipart upload but the last.
 const DefaultMinPartSize = 5 << 20
 
-// NewCellBackend returns the s3.Backend that serves S3 requests from the cells r routes to.
+// NewCellBackend returns the s3.Backend that serves S3 requests from the cells r routes
+// to, with the default policies (2 copies, no degraded writes).
 func NewCellBackend(r *router.Router, logger *slog.Logger) s3.Backend {
-	return newCells(r, logger)
+	return newCells(r, logger, cellsOptions{})
 }
 
-func newCells(r *router.Router, logger *slog.Logger) *cells {
+func newCells(r *router.Router, logger *slog.Logger, o cellsOptions) *cells {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &cells{r: r, log: logger, minPartSize: DefaultMinPartSize}
+	o.ensureDefaults()
+	return &cells{r: r, log: logger, minPartSize: DefaultMinPartSize, opts: o,
+		reclaims: newReclaimer(o.ReclaimGrace),
+		metrics: cellsMetrics{
+			degradedWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "cellar_gateway_degraded_writes_total",
+				Help: "Objects (and parts) stored with fewer copies than their cell promises, as degraded_writes allows: under-replicated until repaired.",
+			}, []string{"cell"}),
+			readFailovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "cellar_gateway_read_failovers_total",
+				Help: "Reads that went on from another replica after one failed (a bad checksum, a stopped or stalled node).",
+			}, []string{"cell"}),
+		},
+	}
+}
+
+// registerMetrics exports the data path's metrics to reg.
+func (c *cells) registerMetrics(reg prometheus.Registerer) error {
+	for _, col := range []prometheus.Collector{c.metrics.degradedWrites, c.metrics.readFailovers,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cellar_gateway_reclaims_pending",
+			Help: "Replaced object versions whose blobs wait out the reclaim grace before they are deleted.",
+		}, func() float64 { return float64(c.reclaims.len()) }),
+	} {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *cells) index(cellID string) (cellarv1.IndexClient, error) { return c.r.Index(cellID) }
@@ -156,11 +266,11 @@ func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.Objec
 	resp, err := ix.Commit(ctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: requireBucket,
 		IfMatch: in.Cond.IfMatch, IfNoneMatch: in.Cond.IfNoneMatch})
 	if err != nil {
-		// Not committed: the blobs are garbage. (If the commit did land and only its
-		// answer was lost, the object is readable and these deletes would break it; so
-		// only reclaim when the index said no.)
+		// Not committed: the blobs are garbage no read can reach. (If the commit did
+		// land and only its answer was lost, the object is readable and these deletes
+		// would break it; so only reclaim when the index said no.)
 		if !errs.Is(err, errs.Unavailable) {
-			c.reclaim(cellID, loc)
+			c.reclaimBlob(cellID, loc.ObjectId, loc.Replicas)
 		}
 		return cellID, s3.ObjectInfo{}, err
 	}
@@ -170,24 +280,67 @@ func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.Objec
 	return cellID, infoOf(loc), nil
 }
 
-// writeBlob allocates a blob in the cell and streams body to its replicas.
+// writeBlob allocates a blob in the cell and streams body to its replicas. It refuses,
+// before any byte moves, a write that would have fewer copies than the cell promises,
+// unless degraded writes are allowed.
 func (c *cells) writeBlob(ctx context.Context, cellID, bucket, key string, size int64, body io.Reader) (objectID []byte, replicas []string, n int64, sum []byte, err error) {
-	pl, err := c.r.Placement(cellID)
-	if err != nil {
-		return nil, nil, 0, nil, err
-	}
-	alloc, err := pl.Allocate(ctx, &cellarv1.AllocateRequest{Bucket: bucket, Key: key, Size: size})
-	if err != nil {
-		return nil, nil, 0, nil, err
-	}
-	n, sum, err = c.writeReplicas(ctx, cellID, alloc, size, body)
+	alloc, err := c.allocate(ctx, cellID, &cellarv1.AllocateRequest{Bucket: bucket, Key: key, Size: size})
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
 	for _, rep := range alloc.Replicas {
 		replicas = append(replicas, rep.NodeId)
 	}
+	degraded := len(replicas) < c.opts.Copies
+	if degraded && !c.opts.DegradedWrites {
+		return nil, nil, 0, nil, errs.New(errs.Unavailable,
+			"Only %d storage node(s) of %s can take writes now, fewer than the %d copies it keeps of every object; the write is refused rather than stored with fewer copies. Retry later.",
+			len(replicas), cellID, c.opts.Copies)
+	}
+	n, sum, err = c.writeReplicas(ctx, cellID, alloc, size, body)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	if degraded {
+		// The location will list fewer replicas than promised: repair finds it so.
+		c.metrics.degradedWrites.WithLabelValues(cellID).Inc()
+		c.log.Warn("degraded write: stored with fewer copies than the cell promises", "cell", cellID,
+			"bucket", bucket, "key", key, "object_id", hex.EncodeToString(alloc.ObjectId),
+			"copies", len(replicas), "promised", c.opts.Copies, "replicas", replicas)
+	}
 	return alloc.ObjectId, replicas, n, sum, nil
+}
+
+// allocateSettle bounds how long allocate asks placement again when the two disagree.
+const allocateSettle = 2 * time.Second
+
+// allocate asks placement for the storage nodes of a new blob. When placement gives fewer
+// than the cell promises while this gateway sees enough storage nodes ready, their two
+// gossip views disagree for a moment (a node has just started, or come back): it asks
+// again, for up to allocateSettle, before it takes the short answer. When the gateway
+// sees too few as well, the short answer is taken at once.
+func (c *cells) allocate(ctx context.Context, cellID string, req *cellarv1.AllocateRequest) (*cellarv1.AllocateResponse, error) {
+	pl, err := c.r.Placement(cellID)
+	if err != nil {
+		return nil, err
+	}
+	settle := time.NewTimer(allocateSettle)
+	defer settle.Stop()
+	retry := time.NewTicker(allocateSettle / 20)
+	defer retry.Stop()
+	for {
+		alloc, err := pl.Allocate(ctx, req)
+		if err != nil || len(alloc.Replicas) >= c.opts.Copies || c.r.ReadyStorage(cellID) < c.opts.Copies {
+			return alloc, err
+		}
+		select {
+		case <-retry.C:
+		case <-settle.C:
+			return alloc, nil
+		case <-ctx.Done():
+			return alloc, nil
+		}
+	}
 }
 
 // locationOf gives a Location carrying an object's metadata.
@@ -209,11 +362,31 @@ func metaOf(loc *cellarv1.Location) s3.ObjectMeta {
 
 // writeReplicas streams the body to every allocated storage node at once, hashing it
 // on the way. Any failure, of a replica or of the body, cancels every stream, so no
-// replica keeps a partial blob.
+// replica keeps a partial blob. A storage node that takes no message (or gives no
+// answer) for StorageIdle fails the write; the time spent waiting for the client's body
+// does not count against it (the S3 server bounds that).
 func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv1.AllocateResponse, size int64, body io.Reader) (int64, []byte, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	streams := make([]cellarv1.Storage_WriteClient, 0, len(alloc.Replicas))
+	ctx, pd := router.WithProgressDeadline(ctx, c.opts.StorageIdle)
+	defer pd.Stop()
+	type replicaStream struct {
+		node string
+		ws   cellarv1.Storage_WriteClient
+	}
+	// send sends one message to a replica; a failed Send learns the real error from
+	// the stream's answer.
+	send := func(rs replicaStream, msg *cellarv1.WriteRequest) error {
+		err := pd.Step(func() error {
+			err := rs.ws.Send(msg)
+			if errors.Is(err, io.EOF) {
+				if _, rerr := rs.ws.CloseAndRecv(); rerr != nil {
+					return rerr
+				}
+			}
+			return err
+		})
+		return storageWriteErr(cellID, rs.node, err)
+	}
+	streams := make([]replicaStream, 0, len(alloc.Replicas))
 	for _, rep := range alloc.Replicas {
 		st, err := c.r.Storage(cellID, rep.NodeId)
 		if err != nil {
@@ -221,70 +394,88 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 		}
 		ws, err := st.Write(ctx)
 		if err != nil {
+			return 0, nil, storageWriteErr(cellID, rep.NodeId, err)
+		}
+		rs := replicaStream{node: rep.NodeId, ws: ws}
+		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: size}}}
+		if err := send(rs, hdr); err != nil {
 			return 0, nil, err
 		}
-		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: size}}}
-		if err := ws.Send(hdr); err != nil {
-			return 0, nil, sendErr(ws, err)
-		}
-		streams = append(streams, ws)
+		streams = append(streams, rs)
 	}
 	h := md5.New()
 	buf := make([]byte, chunkSize)
 	var written int64
 	for {
 		n, rerr := io.ReadFull(body, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return 0, nil, rerr // the client's body: its error says what was wrong with it
+		}
 		if n > 0 {
 			h.Write(buf[:n])
 			written += int64(n)
 			msg := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Data{Data: buf[:n]}}
-			for _, ws := range streams {
-				if err := ws.Send(msg); err != nil {
-					return 0, nil, sendErr(ws, err)
+			for _, rs := range streams {
+				if err := send(rs, msg); err != nil {
+					return 0, nil, err
 				}
 			}
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr != nil {
 			break
 		}
-		if rerr != nil {
-			return 0, nil, rerr
-		}
 	}
-	for _, ws := range streams {
-		if _, err := ws.CloseAndRecv(); err != nil {
-			return 0, nil, err
+	for _, rs := range streams {
+		err := pd.Step(func() error {
+			_, err := rs.ws.CloseAndRecv()
+			return err
+		})
+		if err != nil {
+			return 0, nil, storageWriteErr(cellID, rs.node, err)
 		}
 	}
 	return written, h.Sum(nil), nil
 }
 
-// sendErr returns the real error of a stream whose Send failed: gRPC reports it from
-// the receiving side.
-func sendErr(ws cellarv1.Storage_WriteClient, err error) error {
-	if errors.Is(err, io.EOF) {
-		if _, rerr := ws.CloseAndRecv(); rerr != nil {
-			return rerr
-		}
+// storageWriteErr turns the failure of a storage node to store an object into what the
+// S3 client gets: a node that is down, stalled, out of space or failing its disk is a
+// 503 (retry: placement will leave a node that cannot write out), never a 500 with the
+// node's own words. The cause is kept for the log.
+func storageWriteErr(cellID, nodeID string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch errs.KindOf(err) {
+	case errs.Unavailable, errs.Internal, errs.Corrupt, errs.SlowDown:
+		return errs.Wrap(errs.Unavailable, err, "Storage node %s of %s could not store the object. Retry later.", nodeID, cellID)
 	}
 	return err
 }
 
-// reclaim deletes the blobs of a location (its parts' too) that no index record points
-// to, in the background.
+// reclaim deletes, once no read can reach them any more (after the reclaim grace), the
+// blobs of an object version (its parts' too) that the index no longer points to:
+// one an overwrite, a DELETE or a completed upload replaced. reclaimLoop does the
+// deleting.
 func (c *cells) reclaim(cellID string, loc *cellarv1.Location) {
+	c.reclaims.add(cellID, loc)
+}
+
+// reclaimNow deletes the blobs of a location (its parts' too) at once, in the background.
+func (c *cells) reclaimNow(cellID string, loc *cellarv1.Location) {
 	if len(loc.GetObjectId()) > 0 {
 		c.reclaimBlob(cellID, loc.ObjectId, loc.Replicas)
 	}
 	c.reclaimParts(cellID, loc.GetParts())
 }
 
+// reclaimParts deletes, at once, parts that no read can reach (never part of an object).
 func (c *cells) reclaimParts(cellID string, parts []*cellarv1.PartLocation) {
 	for _, p := range parts {
 		c.reclaimBlob(cellID, p.ObjectId, p.Replicas)
 	}
 }
 
+// reclaimBlob deletes, at once and in the background, a blob that no read can reach.
 func (c *cells) reclaimBlob(cellID string, objectID []byte, replicas []string) {
 	go func() {
 		for _, nodeID := range replicas {
@@ -297,6 +488,94 @@ func (c *cells) reclaimBlob(cellID string, objectID []byte, replicas []string) {
 			}
 		}
 	}()
+}
+
+// reclaimLoop deletes the blobs of replaced object versions as their grace runs out,
+// until ctx is done. What is still pending then is dropped (and logged): those blobs
+// stay on disk, unreferenced, for the storage tier's garbage collection.
+func (c *cells) reclaimLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		for _, p := range c.reclaims.due(time.Now()) {
+			c.reclaimNow(p.cellID, p.loc)
+		}
+		wait := time.Hour
+		if next, ok := c.reclaims.next(); ok {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			if n := c.reclaims.len(); n > 0 {
+				c.log.Warn("gateway stopping with replaced object versions not yet reclaimed; their blobs stay until garbage collection", "pending", n)
+			}
+			return
+		case <-c.reclaims.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// reclaimer is the queue of replaced object versions waiting out the reclaim grace.
+// Every entry waits the same grace, so the queue is in due order.
+type reclaimer struct {
+	grace time.Duration
+	wake  chan struct{} // signalled when the queue was empty and is not
+	mu    sync.Mutex
+	queue []pendingReclaim
+}
+
+type pendingReclaim struct {
+	due    time.Time
+	cellID string
+	loc    *cellarv1.Location
+}
+
+func newReclaimer(grace time.Duration) *reclaimer {
+	return &reclaimer{grace: grace, wake: make(chan struct{}, 1)}
+}
+
+func (r *reclaimer) add(cellID string, loc *cellarv1.Location) {
+	r.mu.Lock()
+	r.queue = append(r.queue, pendingReclaim{due: time.Now().Add(r.grace), cellID: cellID, loc: loc})
+	first := len(r.queue) == 1
+	r.mu.Unlock()
+	if first {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// due removes and returns the entries due at now.
+func (r *reclaimer) due(now time.Time) []pendingReclaim {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := 0
+	for i < len(r.queue) && !r.queue[i].due.After(now) {
+		i++
+	}
+	out := slices.Clone(r.queue[:i])
+	r.queue = slices.Delete(r.queue, 0, i)
+	return out
+}
+
+// next is when the first entry is due, if there is one.
+func (r *reclaimer) next() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) == 0 {
+		return time.Time{}, false
+	}
+	return r.queue[0].due, true
+}
+
+func (r *reclaimer) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queue)
 }
 
 // etagOf is the S3 ETag of a location, without quotes.
@@ -350,31 +629,59 @@ func (c *cells) GetObject(ctx context.Context, in s3.GetInput) (string, s3.Objec
 	if err != nil {
 		return cellID, s3.ObjectInfo{}, nil, err
 	}
+	info, body, err := c.openObject(ctx, cellID, loc, in.Choose)
+	if errors.Is(err, errBlobGone) {
+		// The version looked up was replaced (or deleted) and reclaimed before this read
+		// opened it: look the key up once more and serve what it is now.
+		prev := loc
+		if cellID, loc, err = c.lookup(ctx, in.Bucket, in.Key); err != nil {
+			return cellID, s3.ObjectInfo{}, nil, err
+		}
+		if proto.Equal(loc, prev) {
+			c.log.Error("object data missing on every replica", "cell", cellID, "bucket", in.Bucket, "key", in.Key,
+				"object_id", hex.EncodeToString(loc.GetObjectId()), "replicas", loc.GetReplicas())
+			return cellID, s3.ObjectInfo{}, nil, errs.Wrap(errs.Internal, err, "object data missing on every replica")
+		}
+		info, body, err = c.openObject(ctx, cellID, loc, in.Choose)
+		if errors.Is(err, errBlobGone) {
+			// A version current a moment ago cannot have been reclaimed yet.
+			err = errs.Wrap(errs.Internal, err, "object data missing on every replica")
+		}
+	}
+	if err != nil {
+		return cellID, s3.ObjectInfo{}, nil, err
+	}
+	return cellID, info, body, nil
+}
+
+// openObject opens the range of the object at loc that choose picks (all of it if
+// choose is nil): the first bytes are read before it returns, so that a read that
+// cannot start is an error rather than a short body.
+func (c *cells) openObject(ctx context.Context, cellID string, loc *cellarv1.Location, choose func(s3.ObjectInfo) (int64, int64, error)) (s3.ObjectInfo, io.ReadCloser, error) {
 	info := infoOf(loc)
 	off, n := int64(0), loc.Size
-	if in.Choose != nil {
-		if off, n, err = in.Choose(info); err != nil {
-			return cellID, info, nil, err
+	if choose != nil {
+		var err error
+		if off, n, err = choose(info); err != nil {
+			return info, nil, err
 		}
 	}
 	if n == 0 {
-		return cellID, info, io.NopCloser(strings.NewReader("")), nil
+		return info, io.NopCloser(strings.NewReader("")), nil
 	}
 	if len(loc.Parts) == 0 {
 		body, err := c.openBlob(ctx, cellID, loc.ObjectId, loc.Replicas, off, n)
 		if err != nil {
-			return cellID, s3.ObjectInfo{}, nil, err
+			return info, nil, err
 		}
-		return cellID, info, body, nil
+		return info, body, nil
 	}
-	// A multipart object: read the parts the range overlaps, one after the other. The
-	// first is opened now, so that an unavailable storage tier is reported as an error
-	// rather than as a short body.
+	// A multipart object: read the parts the range overlaps, one after the other.
 	pr := &partsReader{c: c, ctx: ctx, cellID: cellID, parts: loc.Parts, off: off, left: n}
 	if err := pr.next(); err != nil {
-		return cellID, s3.ObjectInfo{}, nil, err
+		return info, nil, err
 	}
-	return cellID, info, pr, nil
+	return info, pr, nil
 }
 
 // partsReader reads a range of a multipart object across its parts.
@@ -441,69 +748,175 @@ func (p *partsReader) Close() error {
 	return nil
 }
 
-// openBlob opens a read stream of length bytes at offset of a blob on the first replica
-// that answers with data (or with an empty blob), trying the others in turn.
+// errBlobGone is (wrapped in) the error of a read whose blob no replica has: it was
+// reclaimed, or lost.
+var errBlobGone = errors.New("no replica has the blob")
+
+// openBlob opens a read of length bytes at offset of a blob, from its replicas (see
+// blobReader), and reads its first bytes before it returns. If no replica can send them
+// the error is Unavailable if one of them was, errBlobGone (a NoSuchKey) if every one
+// said it has no such blob, else the last replica's.
 func (c *cells) openBlob(ctx context.Context, cellID string, objectID []byte, replicas []string, offset, length int64) (io.ReadCloser, error) {
-	var lastErr error = errs.New(errs.Unavailable, "no replica of this object is available")
-	for _, nodeID := range replicas {
-		st, err := c.r.Storage(cellID, nodeID)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		rs, err := st.Read(sctx, &cellarv1.ReadRequest{ObjectId: objectID, Offset: offset, Length: length})
-		if err != nil {
-			cancel()
-			lastErr = err
-			continue
-		}
-		first, err := rs.Recv()
-		if err != nil && err != io.EOF {
-			cancel()
-			lastErr = err
-			c.log.Warn("read replica", "cell", cellID, "node", nodeID, "err", err)
-			continue
-		}
-		br := &blobReader{stream: rs, cancel: cancel, eof: err == io.EOF}
-		if first != nil {
-			br.buf = first.Data
-		}
-		return br, nil
+	b := &blobReader{c: c, ctx: ctx, cellID: cellID, objectID: objectID, replicas: replicas, off: offset, left: length, gone: true}
+	if err := b.fill(); err != nil {
+		b.Close()
+		return nil, err
 	}
-	return nil, lastErr
+	return b, nil
 }
 
-// blobReader reads a storage read stream as an io.Reader.
+// blobReader reads a range of one blob from its replicas. It reads from one replica at
+// a time; when that replica fails (a block that fails its checksum, a node that stops, or
+// makes no progress for StorageIdle), it goes on from the first byte it has not received,
+// on the next replica. Every byte it returns has passed its block's checksum on the node
+// that sent it. It gives up when every replica has failed at the same offset.
 type blobReader struct {
+	c        *cells
+	ctx      context.Context
+	cellID   string
+	objectID []byte
+	replicas []string
+
+	off, left int64  // the first byte not yet received, and how many are left to receive
+	buf       []byte // received, not yet returned
+	cur       *replicaRead
+	next      int // index in replicas of the replica to try next
+	tries     int // replicas tried since the last byte was received
+
+	// What the replicas said, to choose the error when none can go on.
+	lastErr     error
+	unavailable error // the last Unavailable error
+	gone        bool  // every replica tried said it has no such blob
+	received    bool  // some byte was received: a later failure is a failover
+}
+
+// replicaRead is the read stream open on one replica.
+type replicaRead struct {
+	node   string
 	stream cellarv1.Storage_ReadClient
-	cancel context.CancelFunc
-	buf    []byte
-	eof    bool
+	pd     *router.ProgressDeadline
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
-	for len(b.buf) == 0 {
-		if b.eof {
+	if len(b.buf) == 0 {
+		if b.left == 0 {
 			return 0, io.EOF
 		}
-		msg, err := b.stream.Recv()
-		if err == io.EOF {
-			b.eof = true
-			continue
-		}
-		if err != nil {
+		if err := b.fill(); err != nil {
 			return 0, err
 		}
-		b.buf = msg.Data
 	}
 	n := copy(p, b.buf)
 	b.buf = b.buf[n:]
 	return n, nil
 }
 
+// fill receives the next bytes of the range into buf, switching replica as needed.
+func (b *blobReader) fill() error {
+	for len(b.buf) == 0 && b.left > 0 {
+		if b.cur == nil {
+			if b.tries == len(b.replicas) {
+				return b.failure()
+			}
+			node := b.replicas[b.next%len(b.replicas)]
+			b.next++
+			b.tries++
+			b.open(node)
+			continue
+		}
+		var msg *cellarv1.ReadResponse
+		err := b.cur.pd.Step(func() error {
+			var err error
+			msg, err = b.cur.stream.Recv()
+			return err
+		})
+		if errors.Is(err, io.EOF) {
+			err = errs.New(errs.Internal, "read stream ended %d bytes short", b.left)
+		}
+		if err != nil {
+			b.failed(err)
+			continue
+		}
+		data := msg.GetData()
+		if int64(len(data)) > b.left {
+			data = data[:b.left]
+		}
+		if len(data) > 0 {
+			b.buf, b.off, b.left = data, b.off+int64(len(data)), b.left-int64(len(data))
+			b.tries, b.received = 0, true
+		}
+	}
+	if b.left == 0 && b.cur != nil {
+		b.cur.pd.Stop() // everything received: release the stream
+		b.cur = nil
+	}
+	return nil
+}
+
+// open starts reading the rest of the range from node; a failure is recorded.
+func (b *blobReader) open(node string) {
+	st, err := b.c.r.Storage(b.cellID, node)
+	if err != nil {
+		b.record(node, err)
+		return
+	}
+	ctx, pd := router.WithProgressDeadline(b.ctx, b.c.opts.StorageIdle)
+	var stream cellarv1.Storage_ReadClient
+	err = pd.Step(func() error {
+		var err error
+		stream, err = st.Read(ctx, &cellarv1.ReadRequest{ObjectId: b.objectID, Offset: b.off, Length: b.left})
+		return err
+	})
+	if err != nil {
+		pd.Stop()
+		b.record(node, err)
+		return
+	}
+	b.cur = &replicaRead{node: node, stream: stream, pd: pd}
+}
+
+// failed closes the stream of the current replica after err.
+func (b *blobReader) failed(err error) {
+	node := b.cur.node
+	b.cur.pd.Stop()
+	b.cur = nil
+	b.record(node, err)
+	if b.received {
+		b.c.metrics.readFailovers.WithLabelValues(b.cellID).Inc()
+	}
+}
+
+// record notes what a replica said when it could not go on.
+func (b *blobReader) record(node string, err error) {
+	b.lastErr = err
+	if !errs.Is(err, errs.NoSuchKey) {
+		b.gone = false
+		b.c.log.Warn("read replica failed; trying another", "cell", b.cellID, "node", node,
+			"object_id", hex.EncodeToString(b.objectID), "offset", b.off, "err", err)
+	}
+	if errs.Is(err, errs.Unavailable) {
+		b.unavailable = err
+	}
+}
+
+// failure is the error of a read that no replica can go on with.
+func (b *blobReader) failure() error {
+	switch {
+	case b.gone && !b.received:
+		return errs.Wrap(errs.NoSuchKey, fmt.Errorf("%w: %w", errBlobGone, b.lastErr), "The specified key does not exist.")
+	case b.unavailable != nil:
+		return b.unavailable
+	case b.lastErr != nil:
+		return b.lastErr
+	}
+	return errs.New(errs.Unavailable, "no replica of this object is available")
+}
+
 func (b *blobReader) Close() error {
-	b.cancel()
+	if b.cur != nil {
+		b.cur.pd.Stop()
+		b.cur = nil
+	}
 	return nil
 }
 

@@ -90,7 +90,7 @@ func TestHungIndexGives503(t *testing.T) {
 	conns := daemon.NewConns(router.CallDeadline(100 * time.Millisecond))
 	defer conns.Close()
 	logger := slog.New(slog.DiscardHandler)
-	h := s3.NewHandler(newCells(router.New(topo, nodes, conns), logger), s3.HandlerOptions{Logger: logger})
+	h := s3.NewHandler(newCells(router.New(topo, nodes, conns), logger, cellsOptions{}), s3.HandlerOptions{Logger: logger})
 	ts := httptest.NewServer(h)
 	defer ts.Close()
 

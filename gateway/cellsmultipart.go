@@ -37,7 +37,8 @@ func (c *cells) CreateUpload(ctx context.Context, bucket, key string, meta s3.Ob
 	}
 	id := newUploadID()
 	meta.Checksum = ""
-	up := &cellarv1.Upload{Bucket: bucket, Key: key, UploadId: id, InitiatedUnixNano: time.Now().UnixNano(), Meta: locationOf(meta)}
+	up := &cellarv1.Upload{Bucket: bucket, Key: key, UploadId: id, InitiatedUnixNano: time.Now().UnixNano(), Meta: locationOf(meta),
+		ChecksumType: meta.ChecksumType}
 	if _, err := ix.CreateUpload(ctx, &cellarv1.CreateUploadRequest{Upload: up, RequireBucket: requireBucket}); err != nil {
 		return cellID, "", err
 	}
@@ -50,10 +51,16 @@ func (c *cells) UploadPart(ctx context.Context, in s3.PartInput) (string, s3.Par
 	if err != nil {
 		return cellID, s3.PartInfo{}, err
 	}
-	// Refuse a part of an upload that does not exist before moving its bytes.
-	_, err = ix.ListParts(ctx, &cellarv1.ListPartsRequest{Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadID, PartNumberMarker: 10000})
+	// Refuse a part of an upload that does not exist, or that does not fit it, before
+	// moving its bytes.
+	upload, err := ix.ListParts(ctx, &cellarv1.ListPartsRequest{Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadID, PartNumberMarker: 10000})
 	if err != nil {
 		return cellID, s3.PartInfo{}, err
+	}
+	if in.CheckUpload != nil {
+		if err := in.CheckUpload(uploadInfoOf(upload.Upload)); err != nil {
+			return cellID, s3.PartInfo{}, err
+		}
 	}
 	objectID, replicas, size, sum, err := c.writeBlob(ctx, cellID, in.Bucket, in.Key, in.Size, in.Body)
 	if err != nil {
@@ -83,7 +90,9 @@ func partInfoOf(p *cellarv1.PartLocation) s3.PartInfo {
 }
 
 func uploadInfoOf(u *cellarv1.Upload) s3.UploadInfo {
-	return s3.UploadInfo{Bucket: u.Bucket, Key: u.Key, UploadID: u.UploadId, Initiated: time.Unix(0, u.InitiatedUnixNano), Meta: metaOf(u.GetMeta())}
+	info := s3.UploadInfo{Bucket: u.GetBucket(), Key: u.GetKey(), UploadID: u.GetUploadId(), Initiated: time.Unix(0, u.GetInitiatedUnixNano()), Meta: metaOf(u.GetMeta())}
+	info.Meta.ChecksumType = u.GetChecksumType()
+	return info
 }
 
 func (c *cells) CompleteUpload(ctx context.Context, in s3.CompleteInput) (string, s3.ObjectInfo, error) {
@@ -94,9 +103,11 @@ func (c *cells) CompleteUpload(ctx context.Context, in s3.CompleteInput) (string
 	}
 	req := &cellarv1.CompleteUploadRequest{Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadID,
 		MinPartSize: c.minPartSize, ModifiedUnixNano: time.Now().UnixNano(), IfMatch: in.Cond.IfMatch,
-		IfNoneMatch: in.Cond.IfNoneMatch, RequireBucket: c.r.ObjectsInBucketCell()}
+		IfNoneMatch: in.Cond.IfNoneMatch, RequireBucket: c.r.ObjectsInBucketCell(),
+		ChecksumAlgorithm: in.ChecksumAlgorithm, Checksum: in.Checksum, ChecksumType: in.ChecksumType}
 	for _, p := range in.Parts {
-		req.Parts = append(req.Parts, &cellarv1.CompletedPart{Number: int32(p.Number), Etag: p.ETag})
+		req.Parts = append(req.Parts, &cellarv1.CompletedPart{Number: int32(p.Number), Etag: p.ETag,
+			ChecksumAlgorithm: p.ChecksumAlgorithm, Checksum: p.Checksum})
 	}
 	resp, err := ix.CompleteUpload(ctx, req)
 	if err != nil {

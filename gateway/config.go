@@ -28,7 +28,28 @@ type Config struct {
 	UploadMaxAge time.Duration
 	// MaxObjectSize is the largest object (and part) accepted; 0 means 5 GiB.
 	MaxObjectSize int64
+
+	// Timeouts (see the package doc); 0 means the default.
+	//
+	// StorageIdleTimeout cancels a storage stream that makes no progress for this long.
+	StorageIdleTimeout time.Duration
+	// ReclaimGrace is how long the blobs of a replaced or deleted object version stay
+	// readable; it must exceed what a read may wait before it opens its blob.
+	ReclaimGrace time.Duration
+	// BodyTimeout fails a request whose body brings no byte for this long (400
+	// RequestTimeout), and cuts a response the client takes no byte of for this long.
+	BodyTimeout time.Duration
+	// IdleTimeout closes a client connection idle this long between requests.
+	IdleTimeout time.Duration
 }
+
+// Defaults of Config's timeouts.
+const (
+	DefaultStorageIdleTimeout = 10 * time.Second
+	DefaultReclaimGrace       = time.Minute
+	DefaultBodyTimeout        = 20 * time.Second
+	DefaultIdleTimeout        = 2 * time.Minute
+)
 
 // AddFlags registers the gateway's flags. The topology comes from --topology (a YAML
 // file over the embedded defaults) and is read by the caller.
@@ -37,6 +58,10 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.S3Addr, "s3-addr", "127.0.0.1:9000", "address for the S3 HTTP API")
 	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", 0, "abort multipart uploads older than this and reclaim their parts (default: the topology's upload_max_age; negative: never)")
 	fs.Int64Var(&c.MaxObjectSize, "max-object-size", 5<<30, "largest object or part accepted, in bytes")
+	fs.DurationVar(&c.StorageIdleTimeout, "storage-idle-timeout", DefaultStorageIdleTimeout, "cancel a storage stream that makes no progress for this long")
+	fs.DurationVar(&c.ReclaimGrace, "reclaim-grace", DefaultReclaimGrace, "keep the data of a replaced or deleted object readable this long before deleting it")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", DefaultBodyTimeout, "fail a request whose body brings no byte for this long (400 RequestTimeout)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a client connection idle this long between requests")
 }
 
 // EnsureDefaults sets the role and fills the fields left at their zero value: the
@@ -58,6 +83,17 @@ func (c *Config) EnsureDefaults() {
 	if c.UploadMaxAge == 0 {
 		c.UploadMaxAge = 24 * time.Hour
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.StorageIdleTimeout, DefaultStorageIdleTimeout}, {&c.ReclaimGrace, DefaultReclaimGrace},
+		{&c.BodyTimeout, DefaultBodyTimeout}, {&c.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
 }
 
 // Validate reports what makes the configuration unusable.
@@ -67,6 +103,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Topology.Validate(); err != nil {
 		return fmt.Errorf("gateway: topology: %w", err)
+	}
+	if c.StorageIdleTimeout < 0 || c.BodyTimeout < 0 || c.IdleTimeout < 0 {
+		return fmt.Errorf("gateway: negative timeout (storage idle %v, body %v, idle %v)", c.StorageIdleTimeout, c.BodyTimeout, c.IdleTimeout)
+	}
+	// A read may wait a call deadline for its lookup, then a storage idle timeout on each
+	// replica, before it opens its blob: the grace must outlast that.
+	if wait := callTimeout + time.Duration(c.Topology.PromisedCopies())*c.StorageIdleTimeout; c.ReclaimGrace <= wait {
+		return fmt.Errorf("gateway: reclaim grace %v must be longer than %v, the longest a read may wait before it opens its data (storage idle timeout %v per copy, plus a lookup)",
+			c.ReclaimGrace, wait, c.StorageIdleTimeout)
 	}
 	return nil
 }
@@ -81,6 +126,7 @@ func Command() daemon.Command {
 			var c Config
 			c.AddFlags(fs)
 			path := fs.String("topology", "", "YAML topology file over the embedded defaults (cells, slots, partition, credentials)")
+			sigv2 := fs.Bool("sigv2", true, "accept AWS Signature Version 2 from old clients (overrides the topology's sigv2)")
 			return func(ctx context.Context, log *slog.Logger) error {
 				c.Topology = cell.DefaultTopology()
 				if *path != "" {
@@ -89,6 +135,9 @@ func Command() daemon.Command {
 						return err
 					}
 					c.Topology = t
+				}
+				if fs.Changed("sigv2") {
+					c.Topology.SigV2 = *sigv2
 				}
 				if !fs.Changed("s3-addr") && c.Topology.S3Addr != "" {
 					c.S3Addr = c.Topology.S3Addr

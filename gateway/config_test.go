@@ -41,7 +41,11 @@ func TestConfigValidate(t *testing.T) {
 		change  func(*Config)
 		wantErr string // "" for valid
 	}{
-		{"defaults", func(*Config) {}, ""},
+		{"defaults and keys", func(c *Config) {
+			c.Topology = cell.DefaultTopology()
+			c.Topology.AccessKey, c.Topology.SecretKey = "ak", "sk"
+		}, ""},
+		{"no credentials are built in", func(*Config) {}, "auth is on but access_key or secret_key is empty"},
 		{"bad topology", func(c *Config) { c.Topology = cell.DefaultTopology(); c.Topology.Partition = "tenant" }, "gateway: topology: partition"},
 		{"bad daemon options", func(c *Config) { c.GRPCAddr = "nonsense" }, "gRPC address"},
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,11 +50,16 @@ func Running(dataDir string) (*ClusterFile, error) {
 
 // Attach joins the gossip of the running cluster file describes as an observer and
 // returns it as a cell.Cluster. It waits until every running node is seen, or a few
-// seconds. Close leaves the gossip.
-func Attach(ctx context.Context, file *ClusterFile) (*Attached, error) {
+// seconds. Its node actions go to the supervisor's control endpoint, which judges each
+// against the guardrails and audits it: as a step of the plan the call's context
+// carries (guard.StepOf), or else as who says. Close leaves the gossip.
+func Attach(ctx context.Context, file *ClusterFile, who Caller) (*Attached, error) {
 	control, err := NewControl(file)
 	if err != nil && !errors.Is(err, ErrNoControl) {
 		return nil, err
+	}
+	if control != nil {
+		control.Caller = who
 	}
 	m, err := cell.JoinCluster(cell.MembershipConfig{
 		Self: cell.Node{
@@ -171,12 +177,18 @@ func (s *Supervisor) Cluster() Supervised { return Supervised{s} }
 func (c Supervised) Topology() cell.Topology { return c.s.topo }
 
 // Nodes is every node of a cell with its process state and its gossip state, as the
-// first running gateway sees it (with no gateway running, no node is seen).
+// first running gateway that answers sees it, or, with no gateway answering, the
+// first running node that does (with none answering, no node is seen).
 func (c Supervised) Nodes(ctx context.Context) ([]cell.NodeStatus, error) {
 	procs := c.s.Nodes()
+	// Gateways first: they belong to no cell, so a drill leaves them alone.
+	asked := slices.Clone(procs)
+	slices.SortStableFunc(asked, func(a, b Node) int {
+		return boolInt(a.Role != cell.RoleGateway) - boolInt(b.Role != cell.RoleGateway)
+	})
 	var seen []cell.Node
-	for _, n := range procs {
-		if n.Role != cell.RoleGateway || n.Process != ProcRunning {
+	for _, n := range asked {
+		if n.Process != ProcRunning {
 			continue
 		}
 		var err error
@@ -185,6 +197,13 @@ func (c Supervised) Nodes(ctx context.Context) ([]cell.NodeStatus, error) {
 		}
 	}
 	return MergeStatus(procs, seen), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // gossipOf is the gossip view a node serves at /members on its admin address.

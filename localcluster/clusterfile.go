@@ -71,43 +71,37 @@ func (f *ClusterFile) GossipAddrs() []string {
 // ReadClusterFile reads DIR/cluster.json. A directory without one gives an error that
 // wraps ErrNoClusterFile.
 func ReadClusterFile(dir string) (*ClusterFile, error) {
-	path := filepath.Join(dir, ClusterFileName)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoClusterFile)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read cluster file: %w", err)
-	}
 	var f ClusterFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+	if err := readJSON(filepath.Join(dir, ClusterFileName), ErrNoClusterFile, &f); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }
 
-// write replaces DIR/cluster.json atomically.
+// readJSON reads the JSON file at path into v. A missing file gives an error that
+// wraps missing.
+func readJSON(path string, missing error, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", path, missing)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+// write replaces DIR/cluster.json atomically. It holds the cluster's credentials and
+// its control token, so only its owner may read it.
 func (f *ClusterFile) write(dir string) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".cluster-*.json")
-	if err != nil {
-		return fmt.Errorf("write cluster file: %w", err)
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, ClusterFileName))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write cluster file: %w", err)
-	}
-	return nil
+	return writePrivate(filepath.Join(dir, ClusterFileName), append(b, '\n'))
 }
 
 // Topology is a cell.Topology that reads and writes JSON with the same snake_case keys

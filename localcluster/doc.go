@@ -15,5 +15,13 @@
 //	err = sup.StartNode(ctx, "cell-1-index-0") // ... and brings it back, ready
 //
 // Starting again on the same directory brings the same nodes (same ids, same data
-// directories and, when they are still free, the same ports) back.
+// directories and, when they are still free, the same ports) back, with the same S3
+// credentials: a new cluster given none gets its own (DIR/credentials.json, 0600, in
+// a 0700 directory).
+//
+// Other processes act on a running cluster through the supervisor's control endpoint
+// (ServeControl): it takes every drain, restart and undrain through the guardrail
+// workflow of drill/guard itself, and judges every per-node stop and kill as a drain of
+// that node, so that the guardrails hold whoever asks. Control is its client; Attached
+// is a running cluster as another process sees it, acting through the endpoint.
 package localcluster

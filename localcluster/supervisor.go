@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -97,6 +98,8 @@ type Supervisor struct {
 	lock     *os.File
 	started  time.Time
 	endpoint string
+	// madeCredentials: this start made the cluster's credentials.
+	madeCredentials bool
 
 	mu      sync.Mutex
 	procs   map[string]*proc
@@ -126,7 +129,7 @@ type proc struct {
 // If a node dies or does not become ready in time, or ctx ends, Start stops what it
 // started and returns an error.
 func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*Supervisor, error) {
-	if err := topo.Validate(); err != nil {
+	if err := topo.ValidateShape(); err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	if opts.LogFormat == "" {
@@ -155,15 +158,23 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, "logs"), 0o755); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := privateDir(abs, opts.Progress); err != nil {
+		return nil, err
 	}
 	lock, err := lockDir(abs)
 	if err != nil {
 		return nil, err
 	}
+	made, err := clusterCredentials(abs, &topo)
+	if err == nil {
+		err = topo.Validate()
+	}
+	if err != nil {
+		unlockDir(lock)
+		return nil, fmt.Errorf("topology: %w", err)
+	}
 	s := &Supervisor{
-		opts: opts, topo: topo, dir: abs, lock: lock, started: time.Now(),
+		opts: opts, topo: topo, dir: abs, lock: lock, started: time.Now(), madeCredentials: made,
 		topoFile: filepath.Join(abs, "topology.yaml"), procs: map[string]*proc{},
 	}
 	if err := s.plan(); err != nil {
@@ -266,15 +277,40 @@ func (s *Supervisor) gatewaysLocked() []string {
 	return ids
 }
 
-// writeTopology writes the topology the gateways read (--topology).
+// writeTopology writes the topology the gateways read (--topology). It holds the
+// cluster's credentials, so only its owner may read it.
 func (s *Supervisor) writeTopology() error {
 	b, err := yaml.Marshal(s.topo)
 	if err != nil {
 		return err
 	}
 	b = append([]byte("# Written by the cellar supervisor at every start; edits here are overwritten.\n"), b...)
-	if err := os.WriteFile(s.topoFile, b, 0o644); err != nil {
-		return fmt.Errorf("write topology: %w", err)
+	return writePrivate(s.topoFile, b)
+}
+
+// privateDir creates the data directory dir and its logs/ for the owner only (0700):
+// it holds the cluster's credentials and control token. An existing directory that is
+// empty or a cluster's is narrowed to 0700; any other is left as it is, with a
+// warning when others may look into it (the files with secrets are 0600).
+func privateDir(dir string, progress io.Writer) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("data directory: %w", err)
+	case fi.Mode().Perm()&0o077 != 0:
+		entries, _ := os.ReadDir(dir)
+		if _, err := os.Stat(filepath.Join(dir, ClusterFileName)); err == nil || len(entries) == 0 {
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+		} else {
+			fmt.Fprintf(progress, "warning: other users can list %s (mode %s); the cluster's credentials in it are readable by you only\n",
+				dir, fi.Mode().Perm())
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
 	}
 	return nil
 }
@@ -475,11 +511,11 @@ func (s *Supervisor) launch(p *proc) error {
 	s.mu.Unlock()
 
 	if n.DataDir != "" {
-		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
+		if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
 			return fmt.Errorf("start %s: %w", n.ID, err)
 		}
 	}
-	logf, err := os.OpenFile(n.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(n.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start %s: open log: %w", n.ID, err)
 	}
@@ -796,6 +832,11 @@ func (s *Supervisor) Topology() cell.Topology { return s.topo }
 
 // Dir is the cluster's data directory, absolute.
 func (s *Supervisor) Dir() string { return s.dir }
+
+// MadeCredentials reports whether this start made the cluster's credentials (a new
+// cluster given none): they are then shown once, and 'cellctl credentials' shows them
+// again.
+func (s *Supervisor) MadeCredentials() bool { return s.madeCredentials }
 
 // GossipSeeds lists gossip addresses of running nodes (index nodes first), to join the
 // cluster's gossip from outside, as an observer does.

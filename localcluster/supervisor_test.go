@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,6 +151,18 @@ func TestSupervisor(t *testing.T) {
 		t.Errorf("cluster.json: %+v", f)
 	}
 
+	// A new cluster has credentials of its own, and its secrets are its owner's only.
+	creds, err := localcluster.ReadCredentials(dir)
+	if err != nil || !sup.MadeCredentials() || creds.AccessKey != f.AccessKey || creds.SecretKey != f.SecretKey || creds.SecretKey == "" {
+		t.Errorf("credentials %+v (made %v, %v); cluster.json has %q", creds, sup.MadeCredentials(), err, f.AccessKey)
+	}
+	for name, want := range map[string]os.FileMode{".": 0o700, "logs": 0o700, localcluster.CredentialsFileName: 0o600,
+		localcluster.ClusterFileName: 0o600, "topology.yaml": 0o600, filepath.Join("logs", "gateway-0.log"): 0o600} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", name, fi.Mode().Perm(), err, want)
+		}
+	}
+
 	// A second supervisor on the same directory is refused.
 	if _, err := localcluster.Start(ctx, smallTopology(t), dir, testOptions(t, &syncBuffer{}, nil)); !errors.Is(err, localcluster.ErrDirInUse) {
 		t.Errorf("second Start on the same dir: %v, want ErrDirInUse", err)
@@ -247,6 +260,9 @@ func TestSupervisor(t *testing.T) {
 		t.Fatalf("second Start: %v", err)
 	}
 	defer sup2.Stop(context.Background())
+	if again, _ := localcluster.ReadCredentials(dir); sup2.MadeCredentials() || again != creds {
+		t.Errorf("the second start changed the credentials: %+v, was %+v", again, creds)
+	}
 	for _, n := range nodes {
 		m, _ := sup2.Node(n.ID)
 		if m.GRPCAddr != n.GRPCAddr || m.GossipAddr != n.GossipAddr || m.DataDir != n.DataDir {

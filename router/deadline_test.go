@@ -2,10 +2,14 @@ package router
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/cellarsim/cellar/internal/errs"
 )
 
 // TestCallDeadline: a unary call gets the interceptor's deadline unless its caller's
@@ -45,5 +49,29 @@ func TestCallDeadline(t *testing.T) {
 				t.Errorf("deadline %v, want %v from the call", got, d)
 			}
 		})
+	}
+}
+
+// TestProgressDeadline: a step that takes longer than the deadline is cancelled with an
+// Unavailable error that says so; steps that keep up are not, however long the stream.
+func TestProgressDeadline(t *testing.T) {
+	ctx, pd := WithProgressDeadline(context.Background(), 50*time.Millisecond)
+	defer pd.Stop()
+	for i := range 3 {
+		if err := pd.Step(func() error { return ctx.Err() }); err != nil || pd.Expired() {
+			t.Fatalf("quick step %d: %v (expired %v)", i, err, pd.Expired())
+		}
+	}
+	stuck := func() error { <-ctx.Done(); return ctx.Err() }
+	err := pd.Step(stuck)
+	if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), "no progress") || !pd.Expired() {
+		t.Fatalf("stuck step: %v (expired %v), want Unavailable about no progress", err, pd.Expired())
+	}
+
+	// Stop cancels the stream without calling it a lack of progress.
+	ctx, pd = WithProgressDeadline(context.Background(), time.Hour)
+	pd.Stop()
+	if err := pd.Step(stuck); !errors.Is(err, context.Canceled) || pd.Expired() {
+		t.Fatalf("step after Stop: %v (expired %v), want context.Canceled", err, pd.Expired())
 	}
 }

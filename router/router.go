@@ -4,14 +4,15 @@
 // A slot table maps hash(partition key) → slot → cell. The partition key is the bucket
 // (a bucket lives in one cell) or, when the topology says so, bucket and object key (a
 // bucket spans cells and a LIST fans out to all of them). The router picks nodes from
-// the gossip view and sends work only to nodes that are ready; when a cell has none,
-// the caller gets an Unavailable error at once, naming the cell and tier.
+// the gossip view and sends work only to nodes that are ready (and reads and deletes to
+// storage nodes that are read-only too); when a cell has none, the caller gets an
+// Unavailable error at once, naming the cell and tier.
 //
 // The partition policy (policy.go) says which cells an operation on a bucket touches
 // and what a cell checks by itself; the fan-out (fanout.go) runs a call on several
 // cells at once and merges their answers: the list of buckets, and the pages of a
-// bucket that spans cells. CallDeadline bounds every unary call to a cell. The gateway
-// uses it so:
+// bucket that spans cells. CallDeadline bounds every unary call to a cell, and
+// ProgressDeadline every step of a stream to one (object bytes). The gateway uses it so:
 //
 //	conns := daemon.NewConns(router.CallDeadline(2 * time.Second))
 //	r := router.New(topology, members, conns)
@@ -146,10 +147,13 @@ func (r *Router) Placement(cellID string) (cellarv1.PlacementClient, error) {
 	return cellarv1.NewPlacementClient(cc), nil
 }
 
-// Storage returns a client for a storage node by id, if it is ready.
+// Storage returns a client for a storage node by id, if it is ready or read-only (a
+// node that cannot write still serves reads and deletes; placement, which picks the
+// nodes that take writes, leaves it out).
 func (r *Router) Storage(cellID, nodeID string) (cellarv1.StorageClient, error) {
-	for _, n := range r.members.Ready(cellID, cell.RoleStorage) {
-		if n.ID == nodeID {
+	for _, n := range r.members.Nodes() {
+		if n.ID == nodeID && n.Cell == cellID && n.Role == cell.RoleStorage &&
+			(n.State == cell.StateReady || n.State == cell.StateReadOnly) {
 			cc, err := r.conns.Get(n.GRPCAddr)
 			if err != nil {
 				return nil, err
@@ -158,6 +162,12 @@ func (r *Router) Storage(cellID, nodeID string) (cellarv1.StorageClient, error) 
 		}
 	}
 	return nil, errs.New(errs.Unavailable, "storage node %s of %s is not ready", nodeID, cellID)
+}
+
+// ReadyStorage is how many storage nodes of the cell are ready (and so can take
+// writes) in this router's gossip view.
+func (r *Router) ReadyStorage(cellID string) int {
+	return len(r.members.Ready(cellID, cell.RoleStorage))
 }
 
 // readyAddr picks a ready node of a role in a cell. With several, it takes the first

@@ -46,3 +46,31 @@ func TestIndexOfARebuildingCell(t *testing.T) {
 		})
 	}
 }
+
+// TestStorageOfAReadOnlyNode: a storage node that cannot write still serves reads and
+// deletes, so the router reaches it; a node that is starting or draining it does not.
+func TestStorageOfAReadOnlyNode(t *testing.T) {
+	node := func(state cell.State) members {
+		return members{{ID: "cell-0-storage-0", Role: cell.RoleStorage, Cell: "cell-0", State: state, GRPCAddr: "127.0.0.1:1"}}
+	}
+	for _, tc := range []struct {
+		nodes  members
+		cellID string
+		ok     bool
+	}{
+		{node(cell.StateReady), "cell-0", true},
+		{node(cell.StateReadOnly), "cell-0", true},
+		{node(cell.StateStarting), "cell-0", false},
+		{node(cell.StateDraining), "cell-0", false},
+		{node(cell.StateReady), "cell-1", false},
+	} {
+		t.Run(string(tc.nodes[0].State)+" in "+tc.cellID, func(t *testing.T) {
+			conns := daemon.NewConns()
+			defer conns.Close()
+			_, err := New(cell.DefaultTopology(), tc.nodes, conns).Storage(tc.cellID, "cell-0-storage-0")
+			if (err == nil) != tc.ok {
+				t.Fatalf("Storage: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -66,9 +66,10 @@ if ! grep -q "S3 endpoint" "$work/up.log"; then
 	cat "$work/up.log"
 	exit 1
 fi
-access=$(sed -n 's/^Access key: *//p' "$work/up.log")
-secret=$(sed -n 's/^Secret key: *//p' "$work/up.log")
-region=$(sed -n 's/^Region: *//p' "$work/up.log")
+# The cluster made credentials of its own; cellctl credentials prints them again.
+eval "$("$work/cellctl" credentials --data-dir "$work/data" --output env)"
+access=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY region=$AWS_DEFAULT_REGION
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_ENDPOINT_URL
 
 # The files every client moves.
 mkdir -p "$work/src/dir/sub"

@@ -47,7 +47,7 @@ func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
 		}
 		loc, prev, unused, err := s.CompleteUpload(r.Bucket, r.Key, r.UploadId, parts, CompleteOptions{
 			MinPartSize: r.MinPartSize, ModifiedUnixNano: r.ModifiedUnixNano, RequireBucket: r.RequireBucket,
-			Condition: Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch},
+			Condition: Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch}, Declared: declaredChecksumsOf(r),
 		})
 		return &cellarv1.CompleteUploadResponse{Location: loc, Previous: prev, Unused: unused}, err
 	case *cellarv1.IndexCommand_AbortUpload:

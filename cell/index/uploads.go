@@ -272,6 +272,45 @@ type CompleteOptions struct {
 	ModifiedUnixNano int64 // the object's Last-Modified
 	RequireBucket    bool
 	Condition        Condition
+	// Declared is what the client declares of the checksums; the completion fails,
+	// writing nothing, unless it matches the upload and its parts.
+	Declared DeclaredChecksums
+}
+
+// Checksum types of a multipart upload (Upload.ChecksumType): how the object's
+// checksum is made from its parts' checksums.
+const (
+	ChecksumFullObject = "FULL_OBJECT" // the checksum of the whole object, from the parts' CRCs
+	ChecksumComposite  = "COMPOSITE"   // the checksum of the parts' checksums, "<value>-<parts>"
+)
+
+// DeclaredChecksums is what a CompleteMultipartUpload declares of checksums; empty
+// fields declare nothing.
+type DeclaredChecksums struct {
+	Algorithm string // of Value: CRC32, CRC32C, CRC64NVME, SHA1 or SHA256
+	Value     string // the object's checksum, base64; a composite one may end in "-<parts>"
+	Type      string // ChecksumFullObject or ChecksumComposite
+	// Parts are the part checksums the request names, by part number: each must be
+	// the one its part was uploaded with.
+	Parts map[int32]PartChecksum
+}
+
+// PartChecksum is a part's checksum as a client names it.
+type PartChecksum struct{ Algorithm, Value string }
+
+// declaredChecksumsOf reads the checksums a completion request declares.
+func declaredChecksumsOf(r *cellarv1.CompleteUploadRequest) DeclaredChecksums {
+	d := DeclaredChecksums{Algorithm: r.GetChecksumAlgorithm(), Value: r.GetChecksum(), Type: r.GetChecksumType()}
+	for _, p := range r.GetParts() {
+		if p.GetChecksum() == "" {
+			continue
+		}
+		if d.Parts == nil {
+			d.Parts = map[int32]PartChecksum{}
+		}
+		d.Parts[p.Number] = PartChecksum{Algorithm: p.ChecksumAlgorithm, Value: p.Checksum}
+	}
+	return d
 }
 
 // CompleteUpload turns an upload into its object (write), atomically: one batch writes
@@ -328,9 +367,14 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	for _, p := range all {
 		byNumber[p.Number] = p
 	}
+	alg := u.GetMeta().GetChecksumAlgorithm()
 	for _, c := range chosen {
-		if p := byNumber[c.Number]; p == nil || normalizeETag(c.ETag) != hex.EncodeToString(p.Md5) {
+		p := byNumber[c.Number]
+		if p == nil || normalizeETag(c.ETag) != hex.EncodeToString(p.Md5) {
 			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag (part %d).", c.Number)
+		}
+		if named, ok := o.Declared.Parts[c.Number]; ok && (named.Value != p.Checksum || alg != "" && named.Algorithm != alg) {
+			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified checksum might not have matched the part's checksum (part %d).", c.Number)
 		}
 	}
 	loc = &cellarv1.Location{}
@@ -340,10 +384,6 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	loc.Bucket, loc.Key, loc.ModifiedUnixNano = bucket, key, o.ModifiedUnixNano
 	loc.ObjectId, loc.Replicas, loc.Md5, loc.Checksum, loc.Size = nil, nil, nil, "", 0
 	md5s := md5.New()
-	var sums hash.Hash
-	if loc.ChecksumAlgorithm != "" {
-		sums = checksumHash(loc.ChecksumAlgorithm)
-	}
 	used := map[int32]bool{}
 	for i, c := range chosen {
 		p := byNumber[c.Number]
@@ -351,22 +391,18 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 			return nil, nil, nil, nil, errs.New(errs.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes, every part but the last needs %d.", c.Number, p.Size, o.MinPartSize)
 		}
 		md5s.Write(p.Md5)
-		if sums != nil {
-			if raw, err := base64.StdEncoding.DecodeString(p.Checksum); err == nil && p.Checksum != "" {
-				sums.Write(raw)
-			} else {
-				sums = nil // a part without a checksum: the object gets none
-			}
-		}
 		loc.Size += p.Size
 		loc.Parts = append(loc.Parts, p)
 		used[p.Number] = true
 	}
 	loc.Etag = hex.EncodeToString(md5s.Sum(nil)) + "-" + strconv.Itoa(len(chosen))
-	if sums != nil {
-		loc.Checksum = base64.StdEncoding.EncodeToString(sums.Sum(nil)) + "-" + strconv.Itoa(len(chosen))
-	} else {
-		loc.ChecksumAlgorithm = ""
+	typ := checksumTypeOf(u)
+	loc.Checksum = multipartChecksum(loc.ChecksumAlgorithm, typ, loc.Parts)
+	if err := checkDeclared(o.Declared, alg, typ, loc.Checksum); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if loc.Checksum == "" {
+		loc.ChecksumAlgorithm = "" // a part without a checksum: the object gets none
 	}
 	for _, p := range all {
 		if !used[p.Number] {
@@ -392,9 +428,59 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	return loc, unused, mk, payload, nil
 }
 
-// checksumHash returns the hash of a checksum algorithm; the composite checksum of a
-// multipart object is that hash over the parts' raw checksums.
-func checksumHash(alg string) hash.Hash {
+// checksumTypeOf returns how an upload's object checksum is made from its parts'.
+func checksumTypeOf(u *cellarv1.Upload) string {
+	if u.GetChecksumType() == ChecksumFullObject {
+		return ChecksumFullObject
+	}
+	return ChecksumComposite
+}
+
+// multipartChecksum returns the base64 checksum, in algorithm alg, of an object made
+// of parts: for ChecksumFullObject the CRC of the whole object, combined from the
+// parts' CRCs and sizes; for ChecksumComposite the algorithm's hash over the parts'
+// raw checksums, followed by "-<parts>". It returns "" when there is no algorithm, when
+// the type does not apply to it, or when a part has no checksum.
+func multipartChecksum(alg, typ string, parts []*cellarv1.PartLocation) string {
+	if alg == "" {
+		return ""
+	}
+	raws := make([][]byte, len(parts))
+	for i, p := range parts {
+		raw, err := base64.StdEncoding.DecodeString(p.Checksum)
+		if err != nil || len(raw) == 0 {
+			return ""
+		}
+		raws[i] = raw
+	}
+	if typ == ChecksumFullObject {
+		crc, ok := fullObjectCRCs[alg]
+		if !ok {
+			return ""
+		}
+		var sum uint64 // the CRC of nothing
+		for i, raw := range raws {
+			if len(raw) != crc.width/8 {
+				return ""
+			}
+			sum = crc.combine(sum, bigEndian(raw), parts[i].Size)
+		}
+		return base64.StdEncoding.EncodeToString(crc.bytes(sum))
+	}
+	h := compositeHash(alg)
+	if h == nil {
+		return ""
+	}
+	for _, raw := range raws {
+		h.Write(raw)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+}
+
+// compositeHash returns the hash of a checksum algorithm that makes composite
+// checksums: that hash over the parts' raw checksums. CRC64NVME makes only
+// full-object ones.
+func compositeHash(alg string) hash.Hash {
 	switch alg {
 	case "CRC32":
 		return crc32.NewIEEE()
@@ -406,6 +492,116 @@ func checksumHash(alg string) hash.Hash {
 		return sha256.New()
 	}
 	return nil
+}
+
+// checkDeclared compares what a completion declares with the upload's algorithm alg
+// and type typ and with the object checksum sum computed from the parts.
+func checkDeclared(d DeclaredChecksums, alg, typ, sum string) error {
+	if d.Type != "" && d.Type != typ {
+		return errs.New(errs.BadDigest, "The upload was created with the %s checksum type; the complete request declares %s.", typ, d.Type)
+	}
+	if d.Algorithm == "" {
+		return nil
+	}
+	switch {
+	case alg == "":
+		return errs.New(errs.InvalidRequest, "The upload was created without a checksum algorithm; the complete request declares a %s checksum.", d.Algorithm)
+	case d.Algorithm != alg:
+		return errs.New(errs.InvalidRequest, "The upload was created using a %s checksum; the complete request declares a %s checksum.", alg, d.Algorithm)
+	case sum == "":
+		return errs.New(errs.InvalidRequest, "The object's %s checksum cannot be verified: a part was uploaded without one.", alg)
+	}
+	got, want := sum, d.Value
+	if typ == ChecksumComposite && !strings.Contains(want, "-") {
+		got, _, _ = strings.Cut(sum, "-") // a composite value may come without its part count
+	}
+	if got != want {
+		return errs.New(errs.BadDigest, "The %s you specified did not match the calculated checksum.", alg)
+	}
+	return nil
+}
+
+// fullObjectCRCs are the algorithms whose checksum of a whole object can be combined
+// from its parts' checksums.
+var fullObjectCRCs = map[string]crcMath{
+	"CRC32":     {width: 32, poly: 0xedb88320},
+	"CRC32C":    {width: 32, poly: 0x82f63b78},
+	"CRC64NVME": {width: 64, poly: 0x9a6c9329ac4bc9b5},
+}
+
+// crcMath is arithmetic on a CRC of the kind S3's checksums are (reflected, with its
+// register preset to all ones and inverted at the end): the CRC of a message is
+// the message as a polynomial over GF(2), modulo the CRC's polynomial P, with a
+// correction for the preset and the inversion that cancels out when two CRCs are
+// combined. In the reflected form a CRC value's most significant bit is the
+// coefficient of x^0 and its least significant bit that of x^(width-1); poly is P
+// without its x^width term, in that form.
+//
+// Appending a message B to a message A gives
+//
+//	crc(A‖B) = crc(A)·x^(8·len(B)) + crc(B)   (mod P)
+//
+// which is what combine computes, in time logarithmic in len(B).
+type crcMath struct {
+	width int
+	poly  uint64
+}
+
+// timesX returns a·x mod P.
+func (c crcMath) timesX(a uint64) uint64 {
+	if a&1 != 0 { // the x^(width-1) term becomes x^width, which is poly mod P
+		return a>>1 ^ c.poly
+	}
+	return a >> 1
+}
+
+// mulMod returns a·b mod P.
+func (c crcMath) mulMod(a, b uint64) uint64 {
+	var product uint64
+	for term := uint64(1) << (c.width - 1); term != 0; term >>= 1 { // x^0, x^1, ... of a
+		if a&term != 0 {
+			product ^= b
+		}
+		b = c.timesX(b) // b·x^(i+1) for the next term
+	}
+	return product
+}
+
+// xPow8n returns x^(8n) mod P, by squaring and multiplying.
+func (c crcMath) xPow8n(n int64) uint64 {
+	result := uint64(1) << (c.width - 1) // x^0
+	power := result                      // x^(8·2^i) for bit i of n
+	for range 8 {
+		power = c.timesX(power)
+	}
+	for ; n > 0; n >>= 1 {
+		if n&1 != 0 {
+			result = c.mulMod(result, power)
+		}
+		power = c.mulMod(power, power)
+	}
+	return result
+}
+
+// combine returns the CRC of A followed by B from the CRC of A, the CRC of B and the
+// length of B in bytes.
+func (c crcMath) combine(crcA, crcB uint64, lenB int64) uint64 {
+	return c.mulMod(crcA, c.xPow8n(lenB)) ^ crcB
+}
+
+// bytes returns a CRC value as S3 encodes it: big-endian, width/8 bytes.
+func (c crcMath) bytes(v uint64) []byte {
+	b := binary.BigEndian.AppendUint64(nil, v)
+	return b[8-c.width/8:]
+}
+
+// bigEndian reads a big-endian unsigned value of up to 8 bytes.
+func bigEndian(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
 }
 
 // AbortUpload deletes an upload and its part records (write) and returns the parts,

@@ -14,7 +14,8 @@ import (
 type Config struct {
 	daemon.Options
 	// Copies is how many storage nodes get each object (default 2, fewer if the cell
-	// has fewer ready storage nodes).
+	// has fewer ready storage nodes: the gateway then refuses the write unless the
+	// topology allows degraded writes). It must be at least the topology's copies.
 	Copies int
 }
 

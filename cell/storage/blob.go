@@ -110,9 +110,12 @@ func (s *Store) Create(id ID, size int64) (*Writer, error) {
 	if size < -1 {
 		return nil, errs.New(errs.InvalidArgument, "object %s: bad size %d", id, size)
 	}
+	if err := s.diskFault(); err != nil {
+		return nil, s.writeFailed(err, "create object %s", id)
+	}
 	f, err := os.CreateTemp(s.tmpDir, id.String()+".*.tmp")
 	if err != nil {
-		return nil, ioErr(err, "create object %s", id)
+		return nil, s.writeFailed(err, "create object %s", id)
 	}
 	return &Writer{s: s, id: id, want: size, f: f, buf: bufio.NewWriterSize(f, BlockSize)}, nil
 }
@@ -126,8 +129,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.want >= 0 && w.n+int64(len(p)) > w.want {
 		return 0, errs.New(errs.InvalidArgument, "object %s: more bytes than the %d announced", w.id, w.want)
 	}
+	if err := w.s.diskFault(); err != nil {
+		return 0, w.s.writeFailed(err, "write object %s", w.id)
+	}
 	if _, err := w.buf.Write(p); err != nil {
-		return 0, ioErr(err, "write object %s", w.id)
+		return 0, w.s.writeFailed(err, "write object %s", w.id)
 	}
 	n := len(p)
 	w.n += int64(n)
@@ -183,17 +189,20 @@ func (w *Writer) Commit(ctx context.Context) (int64, error) {
 
 // finish writes the trailer, flushes, fsyncs and closes the temp file.
 func (w *Writer) finish(trailer []byte) error {
+	if err := w.s.diskFault(); err != nil {
+		return w.s.writeFailed(err, "write object %s", w.id)
+	}
 	if _, err := w.buf.Write(trailer); err != nil {
-		return ioErr(err, "write object %s", w.id)
+		return w.s.writeFailed(err, "write object %s", w.id)
 	}
 	if err := w.buf.Flush(); err != nil {
-		return ioErr(err, "write object %s", w.id)
+		return w.s.writeFailed(err, "write object %s", w.id)
 	}
 	if err := w.f.Sync(); err != nil {
-		return ioErr(err, "sync object %s", w.id)
+		return w.s.writeFailed(err, "sync object %s", w.id)
 	}
 	if err := w.f.Close(); err != nil {
-		return ioErr(err, "close object %s", w.id)
+		return w.s.writeFailed(err, "close object %s", w.id)
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ func TestConfigValidate(t *testing.T) {
 		{"data directory", func(*Config) {}, ""},
 		{"no data directory", func(c *Config) { c.DataDir = "" }, "--data-dir is required"},
 		{"bad daemon options", func(c *Config) { c.StopTimeout = -1 }, "stop timeout"},
+		{"negative probe interval", func(c *Config) { c.ProbeInterval = -1 }, "probe interval"},
+		{"negative stream idle timeout", func(c *Config) { c.StreamIdleTimeout = -1 }, "stream idle timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,11 +17,18 @@
 //     read with errs.Corrupt and counts in cellar_storage_corrupt_blocks_total.
 //   - Memory is bounded per call (about one block buffer and one 1 MiB read chunk),
 //     whatever the size of the object.
+//   - A write stream that brings nothing for Config.StreamIdleTimeout is ended, and its
+//     temp file removed: a writer that froze or vanished holds nothing for long.
+//   - A node that cannot write says so (health.go): from the first disk error a write
+//     meets, and while a probe write fails or the disk has less than
+//     Config.MinFreeBytes free, it gossips cell.StateReadOnly and /readyz gives the
+//     reason. Placement then leaves it out; it still serves reads and deletes.
 //
 // # On disk
 //
 //	<data-dir>/LOCK                 held (flock) while a Store is open
 //	<data-dir>/tmp/                 writes in flight; emptied when the store opens
+//	<data-dir>/tmp/PROBE            written, fsynced and removed by each write probe
 //	<data-dir>/blobs/00 … ff/       fan-out directories by the id's first byte, made on first use
 //	<data-dir>/blobs/3f/3fa2…e1     one file per blob, named by the id's 32 hex digits
 //

@@ -38,8 +38,8 @@ type node struct {
 }
 
 // startNode runs a storage node on dir and waits until it is ready. It stops when the
-// test ends, or earlier with n.stop.
-func startNode(t testing.TB, dir string) *node {
+// test ends, or earlier with n.stop. change, if given, adjusts its configuration.
+func startNode(t testing.TB, dir string, change ...func(*Config)) *node {
 	t.Helper()
 	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,6 +59,9 @@ func startNode(t testing.TB, dir string) *node {
 			Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		},
 		DataDir: dir,
+	}
+	for _, f := range change {
+		f(&cfg)
 	}
 	go func() { done <- Run(ctx, cfg) }()
 
@@ -224,7 +227,9 @@ func tmpFiles(t testing.TB, dir string) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if e.Name() != probeName {
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }

@@ -12,7 +12,8 @@ import (
 
 // Run is storaged: it serves the Storage service for the blobs in cfg.DataDir until ctx
 // is done, then stops gracefully. The node gossips state starting while it opens and
-// recovers its data directory (calls meanwhile get Unavailable), then ready.
+// recovers its data directory (calls meanwhile get Unavailable), then ready; read-only
+// (with the reason on /readyz) whenever it cannot write (see health.go).
 //
 // Run has no way to report its addresses: pass listeners in cfg.Options (GRPCListener,
 // AdminListener) to know them, as tests do.
@@ -26,6 +27,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := newServer(nil, d.Log)
+	srv.idle = cfg.StreamIdleTimeout
 	cellarv1.RegisterStorageServer(d.GRPC, srv)
 	if err := d.Start(); err != nil {
 		return err
@@ -48,7 +50,18 @@ func Run(ctx context.Context, cfg Config) error {
 		s := st.Stats()
 		return map[string]float64{"blobs": float64(s.Blobs), "used_bytes": float64(s.UsedBytes)}
 	})
+	if cfg.Faults != nil {
+		st.InjectFaults(*cfg.Faults)
+	}
 	srv.store.Store(st)
-	d.SetState(cell.StateReady, 1)
+	if err := st.Probe(cfg.MinFreeBytes); err != nil {
+		d.Log.Error("storage node cannot write; it serves reads only until it can", "err", err)
+		d.SetStateWhy(cell.StateReadOnly, err.Error())
+	} else {
+		d.SetState(cell.StateReady, 1)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go watchWrites(wctx, d, st, cfg.ProbeInterval, cfg.MinFreeBytes)
 	return d.Wait(ctx, st.Close)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/internal/errs"
@@ -18,6 +19,7 @@ type server struct {
 	cellarv1.UnimplementedStorageServer
 	store atomic.Pointer[Store]
 	log   *slog.Logger
+	idle  time.Duration // a write stream that brings nothing for this long is ended
 }
 
 // NewServer returns the Storage gRPC service over st, for registration with
@@ -32,7 +34,7 @@ func newServer(st *Store, log *slog.Logger) *server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &server{log: log}
+	s := &server{log: log, idle: DefaultStreamIdleTimeout}
 	if st != nil {
 		s.store.Store(st)
 	}
@@ -47,14 +49,18 @@ func (s *server) getStore() (*Store, error) {
 }
 
 // Write receives a header, then data, and commits the blob when the client closes its
-// side of the stream.
+// side of the stream. A stream that brings nothing for s.idle is ended; one that ends
+// in any way but a commit leaves no temp file behind.
 func (s *server) Write(stream cellarv1.Storage_WriteServer) error {
 	st, err := s.getStore()
 	if err != nil {
 		return err
 	}
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	st.hold(ctx)
+	recv, stop := s.receive(ctx, st, stream)
+	defer stop()
+	first, err := recv()
 	if errors.Is(err, io.EOF) {
 		return errs.New(errs.InvalidArgument, "write stream without a header")
 	} else if err != nil {
@@ -74,9 +80,12 @@ func (s *server) Write(stream cellarv1.Storage_WriteServer) error {
 	}
 	defer w.Abort()
 	for {
-		m, err := stream.Recv()
+		m, err := recv()
 		if errors.Is(err, io.EOF) {
 			break
+		} else if errors.Is(err, errIdle) {
+			s.log.WarnContext(ctx, "write stream brought nothing for too long; abandoned", "object", id.String(), "idle", s.idle)
+			return errs.Wrap(errs.IncompleteBody, err, "object %s: write stream idle for %s", id, s.idle)
 		} else if err != nil {
 			return errs.Wrap(errs.IncompleteBody, err, "object %s: write stream ended early", id)
 		}
@@ -95,6 +104,51 @@ func (s *server) Write(stream cellarv1.Storage_WriteServer) error {
 	return stream.SendAndClose(&cellarv1.WriteResponse{Size: n})
 }
 
+// errIdle ends a write stream that brought nothing for the idle timeout.
+var errIdle = errors.New("no message within the idle timeout")
+
+// receive returns a function that gives the next message of a write stream, or errIdle
+// (wrapped) if none comes within s.idle. A blocked Recv cannot be interrupted, so a
+// goroutine of its own receives; stop releases it (it ends when the stream does, which
+// is when the handler returns).
+func (s *server) receive(ctx context.Context, st *Store, stream cellarv1.Storage_WriteServer) (recv func() (*cellarv1.WriteRequest, error), stop func()) {
+	type msg struct {
+		m   *cellarv1.WriteRequest
+		err error
+	}
+	msgs := make(chan msg)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			st.hold(ctx)
+			m, err := stream.Recv()
+			select {
+			case msgs <- msg{m, err}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	idle := time.NewTimer(s.idle)
+	recv = func() (*cellarv1.WriteRequest, error) {
+		idle.Reset(s.idle)
+		select {
+		case r := <-msgs:
+			return r.m, r.err
+		case <-idle.C:
+			return nil, errIdle
+		}
+	}
+	stop = func() {
+		idle.Stop()
+		close(quit)
+	}
+	return recv, stop
+}
+
 // Read streams the requested range of a blob, checked block by block.
 func (s *server) Read(req *cellarv1.ReadRequest, stream cellarv1.Storage_ReadServer) error {
 	st, err := s.getStore()
@@ -105,7 +159,10 @@ func (s *server) Read(req *cellarv1.ReadRequest, stream cellarv1.Storage_ReadSer
 	if err != nil {
 		return err
 	}
-	_, err = st.Read(stream.Context(), id, req.GetOffset(), req.GetLength(), func(p []byte) error {
+	ctx := stream.Context()
+	st.hold(ctx)
+	_, err = st.Read(ctx, id, req.GetOffset(), req.GetLength(), func(p []byte) error {
+		st.hold(ctx)
 		return stream.Send(&cellarv1.ReadResponse{Data: p})
 	})
 	return s.logged(stream.Context(), "read", id, err)
@@ -117,6 +174,7 @@ func (s *server) Delete(ctx context.Context, req *cellarv1.DeleteBlobRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	st.hold(ctx)
 	id, err := ParseID(req.GetObjectId())
 	if err != nil {
 		return nil, err

@@ -46,6 +46,14 @@ type Store struct {
 	blobs atomic.Int64
 	used  atomic.Int64
 
+	faults atomic.Pointer[Faults] // injected failures, for tests; nil: none
+
+	// healthMu guards unwritable: why the store cannot take writes (nil if it can).
+	// See health.go.
+	healthMu   sync.Mutex
+	unwritable error
+	writeErrs  chan struct{} // signalled when a write meets a disk error
+
 	written atomic.Int64 // object bytes committed by Write
 	read    atomic.Int64 // object bytes handed out by Read
 	corrupt atomic.Int64 // blocks (or footers) that failed their checksum on a read
@@ -77,7 +85,8 @@ func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("storage: no data directory")
 	}
-	s := &Store{dir: dir, tmpDir: filepath.Join(dir, "tmp"), blobsDir: filepath.Join(dir, "blobs")}
+	s := &Store{dir: dir, tmpDir: filepath.Join(dir, "tmp"), blobsDir: filepath.Join(dir, "blobs"),
+		writeErrs: make(chan struct{}, 1)}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
@@ -216,13 +225,13 @@ func (s *Store) Path(id ID) string {
 func (s *Store) install(tmp string, id ID, size int64) error {
 	final := s.Path(id)
 	if err := s.makeFan(id); err != nil {
-		return ioErr(err, "store object %s", id)
+		return s.writeFailed(err, "store object %s", id)
 	}
 	s.mu.Lock()
 	old, statErr := os.Lstat(final)
 	if err := os.Rename(tmp, final); err != nil {
 		s.mu.Unlock()
-		return ioErr(err, "store object %s", id)
+		return s.writeFailed(err, "store object %s", id)
 	}
 	if statErr == nil {
 		s.used.Add(size - old.Size())
@@ -232,7 +241,7 @@ func (s *Store) install(tmp string, id ID, size int64) error {
 	}
 	s.mu.Unlock()
 	if err := syncDir(filepath.Dir(final)); err != nil {
-		return ioErr(err, "store object %s", id)
+		return s.writeFailed(err, "store object %s", id)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,6 +30,7 @@ type manifests struct {
 	pdbs         []*policyv1.PodDisruptionBudget
 	configMaps   []*corev1.ConfigMap
 	namespaces   []*corev1.Namespace
+	policies     []*networkingv1.NetworkPolicy
 }
 
 // load decodes every document of every .yaml file here strictly into its API type.
@@ -74,6 +76,9 @@ func load(t *testing.T) manifests {
 			case "v1/Namespace":
 				o := &corev1.Namespace{}
 				m.namespaces, obj = append(m.namespaces, o), o
+			case "networking.k8s.io/v1/NetworkPolicy":
+				o := &networkingv1.NetworkPolicy{}
+				m.policies, obj = append(m.policies, o), o
 			default:
 				t.Errorf("%s: unexpected kind %s/%s", where, tm.APIVersion, tm.Kind)
 				continue
@@ -205,5 +210,144 @@ func checkPDB(t *testing.T, pdbs []*policyv1.PodDisruptionBudget, what string, p
 	}
 	if n != 1 {
 		t.Errorf("%s: %d PodDisruptionBudgets cover its pods, want 1", what, n)
+	}
+}
+
+// pods is every pod template of the manifests, by what runs it.
+func (m manifests) pods() map[string]corev1.PodTemplateSpec {
+	out := map[string]corev1.PodTemplateSpec{}
+	for _, s := range m.statefulSets {
+		out["StatefulSet "+s.Name] = s.Spec.Template
+	}
+	for _, d := range m.deployments {
+		out["Deployment "+d.Name] = d.Spec.Template
+	}
+	return out
+}
+
+// admits reports whether policy p lets a pod with labels from reach port/protocol.
+func admits(t *testing.T, p *networkingv1.NetworkPolicy, from map[string]string, port int, protocol corev1.Protocol) bool {
+	t.Helper()
+	for _, rule := range p.Spec.Ingress {
+		portOK := false
+		for _, rp := range rule.Ports {
+			proto := corev1.ProtocolTCP
+			if rp.Protocol != nil {
+				proto = *rp.Protocol
+			}
+			if rp.Port != nil && rp.Port.IntValue() == port && proto == protocol {
+				portOK = true
+			}
+		}
+		if !portOK {
+			continue
+		}
+		if len(rule.From) == 0 {
+			return true
+		}
+		for _, peer := range rule.From {
+			if peer.PodSelector == nil || peer.NamespaceSelector != nil {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+			if err != nil {
+				t.Fatalf("NetworkPolicy %s: %v", p.Name, err)
+			}
+			if sel.Matches(labels.Set(from)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Every pod is covered by exactly one NetworkPolicy, which admits what its tier must
+// receive and nothing else: gossip from every cellar pod, gRPC from the gateways only,
+// raft from its own cell's index group only, S3 from anyone.
+func TestNetworkPolicies(t *testing.T) {
+	m := load(t)
+	pods := m.pods()
+	labelsOf := func(component, cellID string) map[string]string {
+		l := map[string]string{"app.kubernetes.io/part-of": "cellar", "app.kubernetes.io/component": component}
+		if cellID != "" {
+			l["cellar.dev/cell"] = cellID
+		}
+		return l
+	}
+	for what, pod := range pods {
+		var covering []*networkingv1.NetworkPolicy
+		for _, p := range m.policies {
+			sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+			if err != nil {
+				t.Fatalf("NetworkPolicy %s: %v", p.Name, err)
+			}
+			if sel.Matches(labels.Set(pod.Labels)) {
+				covering = append(covering, p)
+			}
+		}
+		if len(covering) != 1 {
+			t.Errorf("%s: %d NetworkPolicies cover its pods, want 1", what, len(covering))
+			continue
+		}
+		p := covering[0]
+		tier, cellID := pod.Labels["app.kubernetes.io/component"], pod.Labels["cellar.dev/cell"]
+		other := "cell-x"
+		for _, c := range []string{"cell-0", "cell-1"} {
+			if c != cellID {
+				other = c
+			}
+		}
+		for _, tc := range []struct {
+			from     map[string]string
+			port     int
+			protocol corev1.Protocol
+			want     bool
+		}{
+			{labelsOf("storage", other), 7946, corev1.ProtocolUDP, true},
+			{labelsOf("index", other), 7946, corev1.ProtocolTCP, true},
+			{labelsOf("storage", cellID), 7001, corev1.ProtocolTCP, true},
+			{labelsOf("gateway", ""), 7000, corev1.ProtocolTCP, tier != "gateway"},
+			{labelsOf("placement", cellID), 7000, corev1.ProtocolTCP, false},
+			{labelsOf("index", cellID), 7100, corev1.ProtocolTCP, tier == "index"},
+			{labelsOf("index", other), 7100, corev1.ProtocolTCP, false},
+			{map[string]string{"app": "anything"}, 9000, corev1.ProtocolTCP, tier == "gateway"},
+			{map[string]string{"app": "anything"}, 7000, corev1.ProtocolTCP, false},
+			{map[string]string{"app": "anything"}, 7946, corev1.ProtocolTCP, false},
+		} {
+			if got := admits(t, p, tc.from, tc.port, tc.protocol); got != tc.want {
+				t.Errorf("%s: NetworkPolicy %s admits %v to port %d/%s: %v, want %v", what, p.Name, tc.from, tc.port, tc.protocol, got, tc.want)
+			}
+		}
+	}
+}
+
+// The S3 credentials are in no manifest: the gateways read them from a Secret.
+func TestCredentialsComeFromASecret(t *testing.T) {
+	m := load(t)
+	for _, cm := range m.configMaps {
+		for k, v := range cm.Data {
+			if strings.Contains(v, "access_key") || strings.Contains(v, "secret_key") {
+				t.Errorf("ConfigMap %s holds credentials in %s", cm.Name, k)
+			}
+		}
+	}
+	for what, pod := range m.pods() {
+		for _, c := range pod.Spec.Containers {
+			refs := map[string]string{}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					refs[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				}
+				if strings.Contains(e.Name, "KEY") && e.Value != "" {
+					t.Errorf("%s: %s is written in the manifest", what, e.Name)
+				}
+			}
+			if c.Name != "gateway" {
+				continue
+			}
+			if refs["CELLAR_ACCESS_KEY"] != "cellar-credentials/access_key" || refs["CELLAR_SECRET_KEY"] != "cellar-credentials/secret_key" {
+				t.Errorf("%s: gateway credentials from %v, want the Secret cellar-credentials", what, refs)
+			}
+		}
 	}
 }

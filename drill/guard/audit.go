@@ -40,7 +40,9 @@ type Entry struct {
 	Decision string    `json:"decision"`
 	Cell     string    `json:"cell,omitempty"`
 	Node     string    `json:"node,omitempty"`
-	Outcome  string    `json:"outcome,omitempty"`
+	// Nodes are the nodes a confirmed plan acts on (confirmed entries only).
+	Nodes   []string `json:"nodes,omitempty"`
+	Outcome string   `json:"outcome,omitempty"`
 }
 
 // Audit appends entries to an audit log: one JSON object a line, never rewritten.
@@ -127,4 +129,30 @@ func CurrentUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+// RunningPlan returns the confirmed entry of the plan id in the audit log of dir, when
+// the log shows the plan confirmed and not yet done or aborted: a plan that is being
+// carried out now. The component that acts on a node checks a step against it (see
+// StepOf). ok is false for a plan the log shows no such confirmation of.
+func RunningPlan(dir, id string) (confirmed Entry, ok bool, err error) {
+	if id == "" {
+		return Entry{}, false, nil
+	}
+	entries, err := ReadAudit(dir)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	for _, e := range entries {
+		if e.PlanID != id {
+			continue
+		}
+		switch e.Decision {
+		case DecisionConfirmed:
+			confirmed, ok = e, true
+		case DecisionDone, DecisionAborted:
+			ok = false
+		}
+	}
+	return confirmed, ok, nil
 }

@@ -30,6 +30,9 @@ type Executor struct {
 	Command, Reason, Override string
 	// Progress receives a line per step (nil: none).
 	Progress io.Writer
+	// Kill makes Drain end its nodes with KillNode, as a crash would, instead of
+	// stopping them gracefully.
+	Kill bool
 }
 
 // StepResult is one node a plan acted on.
@@ -64,11 +67,14 @@ func (x *Executor) check(p *Plan, action string) error {
 	return nil
 }
 
-// Drain stops the plan's nodes in order, waiting for the cell to settle between them.
-// The plan must be allowed.
+// Drain stops (or, with Kill, kills) the plan's nodes in order, waiting for the cell
+// to settle between them. The plan must be allowed.
 func (x *Executor) Drain(ctx context.Context, p *Plan) ([]StepResult, error) {
 	if err := x.check(p, ActionDrain); err != nil {
 		return nil, err
+	}
+	if x.Kill {
+		return x.run(ctx, p, "kill", x.Cluster.KillNode, true)
 	}
 	return x.run(ctx, p, "stop", x.Cluster.StopNode, true)
 }
@@ -100,7 +106,7 @@ func (x *Executor) run(ctx context.Context, p *Plan, action string, act func(con
 			return out, abort(id, fmt.Errorf("interrupted before %s %s", action, id))
 		}
 		start := time.Now()
-		err := act(ctx, id)
+		err := act(x.stepContext(ctx, p), id)
 		step := StepResult{Node: id, Action: action, Took: time.Since(start)}
 		if err != nil {
 			step.Error = err.Error()

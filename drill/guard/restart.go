@@ -187,13 +187,14 @@ func (x *Executor) Restart(ctx context.Context, p *Plan) ([]StepResult, error) {
 		_ = x.Audit.Append(entry(DecisionAborted, node, err.Error()))
 		return out, err
 	}
+	stepCtx := x.stepContext(ctx, p)
 	act := func(action, id string) error {
 		start := time.Now()
 		var err error
 		if action == "stop" {
-			err = x.Cluster.StopNode(ctx, id)
+			err = x.Cluster.StopNode(stepCtx, id)
 		} else {
-			sctx, cancel := context.WithTimeout(ctx, x.startTimeout())
+			sctx, cancel := context.WithTimeout(stepCtx, x.startTimeout())
 			err = x.Cluster.StartNode(sctx, id)
 			cancel()
 		}

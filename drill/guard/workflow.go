@@ -112,7 +112,9 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 		}
 		return res, stale
 	}
-	if err := audit(DecisionConfirmed, fmt.Sprintf("%s %s", plan.Action, strings.Join(plan.Nodes, ", "))); err != nil {
+	confirmed := x.entry(plan, DecisionConfirmed, "", fmt.Sprintf("%s %s", plan.Action, strings.Join(plan.Nodes, ", ")))
+	confirmed.Nodes = plan.Nodes
+	if err := x.Audit.Append(confirmed); err != nil {
 		return res, err
 	}
 	for _, v := range plan.Violations {

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
@@ -17,7 +18,20 @@ import (
 // AWS Signature Version 2, which older clients still send: botocore before 1.36
 // presigns S3 URLs with it by default, and s3cmd signs with it when told to. Both the
 // header form ("Authorization: AWS AKID:signature") and the query form
-// (AWSAccessKeyId, Expires, Signature) are verified.
+// (AWSAccessKeyId, Expires, Signature) are verified, with two limits a client of
+// Version 4 does not have to think about:
+//
+//   - A V2 signature does not cover the body. It covers the method, Content-MD5,
+//     Content-Type, the date, the x-amz-* headers and the resource; the body is
+//     protected only when the client sends Content-MD5, which the gateway checks
+//     against what it receives. Anyone on the path can otherwise replace the body of
+//     a signed PUT.
+//   - A presigned V2 URL carries its expiry as a time, not a lifetime: one that
+//     expires more than a week ahead (maxPresignExpiry, as for Version 4) is refused,
+//     so that a URL that leaks cannot serve for years.
+//
+// A gateway that must accept Version 4 only wraps its handler with AcceptV4Only
+// (the topology's sigv2: false).
 
 // v2SubResources are the query parameters a V2 signature covers.
 var v2SubResources = map[string]bool{
@@ -31,6 +45,9 @@ var v2SubResources = map[string]bool{
 
 // authenticateV2 verifies a V2 signature; presigned says which form r uses.
 func authenticateV2(r *http.Request, creds map[string]string, now time.Time, presigned bool) error {
+	if v4Only, _ := r.Context().Value(v4OnlyKey{}).(bool); v4Only {
+		return errs.New(errs.AccessDenied, "Access Denied: this gateway accepts AWS Signature Version 4 only; Version 2 is turned off.")
+	}
 	var accessKey, signature, date string
 	if presigned {
 		q := r.URL.Query()
@@ -44,6 +61,10 @@ func authenticateV2(r *http.Request, creds map[string]string, now time.Time, pre
 		}
 		if now.Unix() > exp {
 			return errs.New(errs.ExpiredRequest, "Request has expired")
+		}
+		if exp-now.Unix() > int64(maxPresignExpiry/time.Second) {
+			return errs.New(errs.AuthorizationMalformed, "Expires must be less than a week (in seconds) from now, that is at most %d seconds ahead.",
+				int64(maxPresignExpiry/time.Second))
 		}
 	} else {
 		cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "AWS ")
@@ -145,4 +166,16 @@ func parseV2Date(v string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(amzDateFormat, v)
+}
+
+// v4OnlyKey marks a request's context: its gateway accepts Signature Version 4 only.
+type v4OnlyKey struct{}
+
+// AcceptV4Only wraps an S3 handler so that it refuses AWS Signature Version 2 in
+// either form, with 403 AccessDenied, and accepts Version 4 only: the topology's
+// sigv2: false.
+func AcceptV4Only(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), v4OnlyKey{}, true)))
+	})
 }

@@ -20,6 +20,19 @@
 // one part with ?partNumber). Anything else is refused with NotImplemented, never
 // served as something it is not.
 //
+// Server-side encryption is not implemented, and objects are stored unencrypted: a
+// request with any SSE-S3, SSE-KMS or SSE-C header (x-amz-server-side-encryption*,
+// x-amz-copy-source-server-side-encryption-customer-*), on any operation, is refused
+// with NotImplemented before anything is stored, and so are PutBucketEncryption,
+// GetBucketEncryption and DeleteBucketEncryption (GetBucketEncryption too, rather
+// than S3's ServerSideEncryptionConfigurationNotFoundError, which would speak of a
+// feature that is merely not configured).
+//
+// User metadata is stored as UTF-8 text and returned as S3 returns it: as it is when
+// it is US-ASCII, RFC 2047-encoded ("=?UTF-8?B?...?=") when it is not, since clients
+// read non-ASCII header bytes differently; encoded-words sent by a client are decoded
+// before the value is stored.
+//
 // Every request must carry an AWS Signature Version 4 (Authorization header or
 // presigned URL), or the Version 2 that older clients still send, made with
 // HandlerOptions.Credentials, unless those are empty (authentication off). Request
@@ -29,10 +42,18 @@
 // stream in both directions without buffering whole objects; ranges are read from the
 // Backend at their offset.
 //
+// A multipart upload's object gets the checksum type its CreateMultipartUpload asks
+// for (x-amz-checksum-type): COMPOSITE by default (the checksum of the parts'
+// checksums, "<value>-<parts>"), or FULL_OBJECT, the checksum of the whole object, for
+// CRC32, CRC32C and CRC64NVME (the default for CRC64NVME, which has no composite form),
+// combined from the parts' CRCs. The checksum a CompleteMultipartUpload declares for
+// the object is verified before the object is committed.
+//
 // Every failure is rendered as S3 error XML through errs.S3. Every response says which
 // cell served it in the x-cellar-cell header ("none" when the request was refused
 // before reaching a cell) and carries a unique x-amz-request-id that also appears in
-// the logs.
+// the logs. A request its client cancels is logged (with status 499) and counted
+// (outcome ClientClosedRequest) as the client's doing, not as a failure of a cell.
 package s3
 
 import (
@@ -59,7 +80,21 @@ type ObjectMeta struct {
 	// multipart object's composite checksum).
 	ChecksumAlgorithm string
 	Checksum          string
+	// ChecksumType is, for a multipart upload, how its object's checksum will be made
+	// from the parts' checksums: ChecksumFullObject or ChecksumComposite. An object's
+	// type follows from its Checksum (composite values end in "-<parts>").
+	ChecksumType string
 }
+
+// The checksum types of S3 (x-amz-checksum-type).
+const (
+	// ChecksumFullObject is the checksum of the whole object. A multipart object gets
+	// one (CRC32, CRC32C or CRC64NVME only) by combining its parts' CRCs.
+	ChecksumFullObject = "FULL_OBJECT"
+	// ChecksumComposite is the checksum of a multipart object's parts' checksums,
+	// "<value>-<parts>".
+	ChecksumComposite = "COMPOSITE"
+)
 
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
@@ -137,7 +172,14 @@ type PartInput struct {
 	Number                int
 	Size                  int64
 	Body                  io.Reader
-	Checksum              func() string // as in PutInput; nil when the client sent none
+	// CheckUpload, when not nil, is called with the upload before any byte of Body is
+	// read; the part is refused with the error it returns, if any (a checksum in
+	// another algorithm than the upload's). It may make Body compute the part's
+	// checksum in the upload's algorithm.
+	CheckUpload func(UploadInfo) error
+	// Checksum, when not nil, returns the part's verified (or computed) base64
+	// checksum, "" when it has none; it is valid once Body has returned io.EOF.
+	Checksum func() string
 }
 
 // PartInfo describes one uploaded part.
@@ -153,6 +195,9 @@ type PartInfo struct {
 type CompletedPart struct {
 	Number int
 	ETag   string // as the client sent it, quoted or not
+	// The part's checksum, when the client names it: it must be the checksum the
+	// part was uploaded with (InvalidPart otherwise).
+	ChecksumAlgorithm, Checksum string
 }
 
 // CompleteInput is one CompleteMultipartUpload.
@@ -160,6 +205,12 @@ type CompleteInput struct {
 	Bucket, Key, UploadID string
 	Parts                 []CompletedPart
 	Cond                  Precondition
+	// What the client declares of the object's checksum, each field "" when it
+	// declares nothing: the algorithm and base64 value (x-amz-checksum-<algorithm>),
+	// and the type (x-amz-checksum-type). The backend fails the completion, storing
+	// nothing, when they do not match the upload (BadDigest for another type or
+	// value, InvalidRequest for another algorithm).
+	ChecksumAlgorithm, Checksum, ChecksumType string
 }
 
 // ListUploadsOptions selects the uploads ListUploads returns.

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/cellarsim/cellar/internal/errs"
@@ -100,14 +101,86 @@ func checksumAlgorithmOf(h http.Header) (string, error) {
 	return v, nil
 }
 
+// fullObjectAlgorithms are the algorithms whose full-object checksum of a multipart
+// object can be combined from its parts' checksums: the CRCs.
+var fullObjectAlgorithms = map[string]bool{"CRC32": true, "CRC32C": true, "CRC64NVME": true}
+
+// requestedChecksumType reads the checksum type CreateMultipartUpload asks for with
+// algorithm alg (x-amz-checksum-type), or chooses S3's default: FULL_OBJECT for
+// CRC64NVME, which has no composite form, COMPOSITE for the others.
+func requestedChecksumType(h http.Header, alg string) (string, error) {
+	typ, err := checksumTypeHeader(h)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case typ == "" && alg == "CRC64NVME":
+		return ChecksumFullObject, nil
+	case typ == "" && alg != "":
+		return ChecksumComposite, nil
+	case typ == "":
+		return "", nil
+	case alg == "":
+		return "", errs.New(errs.InvalidRequest, "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
+	case typ == ChecksumFullObject && !fullObjectAlgorithms[alg]:
+		return "", errs.New(errs.InvalidRequest, "The FULL_OBJECT checksum type cannot be used with the %s checksum algorithm.", alg)
+	case typ == ChecksumComposite && alg == "CRC64NVME":
+		return "", errs.New(errs.InvalidRequest, "The COMPOSITE checksum type cannot be used with the %s checksum algorithm.", alg)
+	}
+	return typ, nil
+}
+
+// checksumTypeHeader reads x-amz-checksum-type: "", FULL_OBJECT or COMPOSITE.
+func checksumTypeHeader(h http.Header) (string, error) {
+	switch typ := strings.ToUpper(strings.TrimSpace(h.Get("x-amz-checksum-type"))); typ {
+	case "", ChecksumFullObject, ChecksumComposite:
+		return typ, nil
+	}
+	return "", errs.New(errs.InvalidRequest, "Value for x-amz-checksum-type header is invalid: it must be FULL_OBJECT or COMPOSITE.")
+}
+
+// declaredObjectChecksum reads what a CompleteMultipartUpload declares of the whole
+// object's checksum: at most one x-amz-checksum-<algorithm> header, whose value a
+// composite checksum may end with "-<parts>", and x-amz-checksum-type.
+func declaredObjectChecksum(h http.Header) (alg, value, typ string, err error) {
+	for name, a := range checksumAlgorithms {
+		v := strings.TrimSpace(h.Get(a.header))
+		if v == "" {
+			continue
+		}
+		if alg != "" {
+			return "", "", "", errs.New(errs.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		digest, parts, composite := strings.Cut(v, "-")
+		raw, derr := base64.StdEncoding.DecodeString(digest)
+		if derr != nil || len(raw) != a.size || composite && !isPartCount(parts) {
+			return "", "", "", errs.New(errs.InvalidDigest, "Value for %s header is invalid.", a.header)
+		}
+		alg, value = name, v
+	}
+	typ, err = checksumTypeHeader(h)
+	return alg, value, typ, err
+}
+
+// isPartCount reports whether s is a part count: 1 to maxPartNumber, in decimal.
+func isPartCount(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= maxPartNumber && strconv.Itoa(n) == s
+}
+
+// checksumTypeOfValue is the type of a stored checksum: composite values end in
+// "-<parts>".
+func checksumTypeOfValue(value string) string {
+	if strings.Contains(value, "-") {
+		return ChecksumComposite
+	}
+	return ChecksumFullObject
+}
+
 // setChecksumHeader returns the object's checksum in its header.
 func setChecksumHeader(h http.Header, alg, value string) {
 	if a, ok := checksumAlgorithms[alg]; ok && value != "" {
 		h.Set(a.header, value)
-		if strings.Contains(value, "-") {
-			h.Set("x-amz-checksum-type", "COMPOSITE")
-		} else {
-			h.Set("x-amz-checksum-type", "FULL_OBJECT")
-		}
+		h.Set("x-amz-checksum-type", checksumTypeOfValue(value))
 	}
 }

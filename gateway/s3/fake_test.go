@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
@@ -340,14 +341,28 @@ func (f *fakeBackend) CreateUpload(ctx context.Context, bucket, key string, meta
 
 func (f *fakeBackend) UploadPart(ctx context.Context, in PartInput) (string, PartInfo, error) {
 	cell := f.cellOf(in.Bucket)
+	f.mu.Lock()
+	_, u, err := f.upload("UploadPart", in.Bucket, in.Key, in.UploadID)
+	var up UploadInfo
+	if u != nil {
+		up = u.info
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return cell, PartInfo{}, err
+	}
+	if in.CheckUpload != nil {
+		if err := in.CheckUpload(up); err != nil {
+			return cell, PartInfo{}, err
+		}
+	}
 	data, err := io.ReadAll(in.Body)
 	if err != nil {
 		return cell, PartInfo{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, u, err := f.upload("UploadPart", in.Bucket, in.Key, in.UploadID)
-	if err != nil {
+	if _, u, err = f.upload("UploadPart", in.Bucket, in.Key, in.UploadID); err != nil {
 		return cell, PartInfo{}, err
 	}
 	sum := md5.Sum(data)
@@ -389,8 +404,22 @@ func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (str
 	if err := fakeCond(b, in.Key, in.Cond); err != nil {
 		return cell, ObjectInfo{}, err
 	}
+	// The fake makes full-object checksums only, over the bytes; the index makes
+	// composite ones too, from the parts' checksums.
 	meta := u.info.Meta
-	meta.ChecksumAlgorithm = ""
+	meta.ChecksumType, meta.ChecksumAlgorithm = "", ""
+	typ := uploadChecksumType(u.info)
+	if in.ChecksumType != "" && in.ChecksumType != typ {
+		return cell, ObjectInfo{}, errs.New(errs.BadDigest, "checksum type %s, declared %s", typ, in.ChecksumType)
+	}
+	if alg := u.info.Meta.ChecksumAlgorithm; alg != "" && typ == ChecksumFullObject {
+		h := checksumAlgorithms[alg].newH()
+		h.Write(data)
+		meta.ChecksumAlgorithm, meta.Checksum = alg, base64.StdEncoding.EncodeToString(h.Sum(nil))
+	}
+	if in.Checksum != "" && (in.ChecksumAlgorithm != meta.ChecksumAlgorithm || in.Checksum != meta.Checksum) {
+		return cell, ObjectInfo{}, errs.New(errs.BadDigest, "declared %s %s, object %s %s", in.ChecksumAlgorithm, in.Checksum, meta.ChecksumAlgorithm, meta.Checksum)
+	}
 	info := ObjectInfo{Bucket: in.Bucket, Key: in.Key, Size: int64(len(data)),
 		ETag: fmt.Sprintf("%x-%d", all.Sum(nil), len(in.Parts)), LastModified: time.Now().UTC(), PartsCount: len(in.Parts), PartSizes: sizes, ObjectMeta: meta}
 	b.objects[in.Key] = fakeObject{info: info, data: data}

@@ -2,10 +2,12 @@ package s3
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +33,12 @@ const (
 	defaultContentType   = "binary/octet-stream"
 	maxCreateBucketBody  = 64 << 10
 	maxListBuckets       = 10000
+
+	// outcomeClientClosed is the outcome of a request whose client went away (or
+	// cancelled it) before it was answered in full; statusClientClosedRequest is the
+	// status the log gives it (nginx's 499: no client ever sees it).
+	outcomeClientClosed       = "ClientClosedRequest"
+	statusClientClosedRequest = 499
 )
 
 // handler serves the S3 API on top of a Backend.
@@ -154,6 +162,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serve(x *exchange) error {
+	if err := refuseEncryption(x.r.Header, x.req.query); err != nil {
+		return err
+	}
 	switch x.req.op {
 	case opListBuckets:
 		return h.listBuckets(x)
@@ -201,6 +212,8 @@ func (h *handler) serve(x *exchange) error {
 		return h.uploadPartCopy(x)
 	case opGetObjectTagging:
 		return h.getObjectTagging(x)
+	case opPutBucketEncryption, opGetBucketEncryption, opDeleteBucketEncryption:
+		return bucketEncryption(x)
 	}
 	return errs.New(errs.NotImplemented, "cellar does not implement this request.")
 }
@@ -209,17 +222,28 @@ func (h *handler) serve(x *exchange) error {
 // records and logs it). The client sees only what errs.S3 allows; the log has it all.
 func (h *handler) fail(x *exchange, err error) {
 	status, code, msg := errs.S3(err)
-	x.outcome = code
-	level := slog.LevelInfo // the client's mistake
-	switch {
-	case status == http.StatusServiceUnavailable || status == http.StatusNotImplemented:
-		level = slog.LevelWarn
-	case status >= 500:
-		level = slog.LevelError
+	if clientClosed(x, err) {
+		// The client went away or cancelled the request, and the cell call failed
+		// because of that ("context canceled"), not because of the cell: log it as
+		// the client's doing, and count it apart from the service's errors. The
+		// answer below only reaches a client that is still reading.
+		x.outcome = outcomeClientClosed
+		h.log.Info("gateway: client closed the request", "request_id", x.id,
+			"operation", x.req.op.String(), "bucket", x.req.bucket, "key", x.req.key, "cell", x.cellName(),
+			"status", statusClientClosedRequest, "err", err, "response_started", x.status != 0)
+	} else {
+		x.outcome = code
+		level := slog.LevelInfo // the client's mistake
+		switch {
+		case status == http.StatusServiceUnavailable || status == http.StatusNotImplemented:
+			level = slog.LevelWarn
+		case status >= 500:
+			level = slog.LevelError
+		}
+		h.log.Log(x.r.Context(), level, "gateway: S3 request failed", "request_id", x.id,
+			"operation", x.req.op.String(), "bucket", x.req.bucket, "key", x.req.key, "cell", x.cellName(),
+			"status", status, "code", code, "err", err, "response_started", x.status != 0)
 	}
-	h.log.Log(x.r.Context(), level, "gateway: S3 request failed", "request_id", x.id,
-		"operation", x.req.op.String(), "bucket", x.req.bucket, "key", x.req.key, "cell", x.cellName(),
-		"status", status, "code", code, "err", err, "response_started", x.status != 0)
 	if x.status != 0 {
 		return
 	}
@@ -243,12 +267,23 @@ func (h *handler) fail(x *exchange, err error) {
 	x.writeXML(status, errorResponse{Code: code, Message: msg, Resource: x.r.URL.Path, RequestID: x.id})
 }
 
+// clientClosed reports whether err is the failure of a request that its client
+// cancelled: the request's context is done, and err is what a cancelled call returns
+// (a cancelled context, or the Unavailable that a cancelled gRPC call becomes).
+func clientClosed(x *exchange, err error) bool {
+	return x.r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errs.Is(err, errs.Unavailable))
+}
+
 // done records the request in metrics and the access log.
 func (h *handler) done(x *exchange, start time.Time) {
 	d := time.Since(start)
 	h.m.observe(x.req.op.String(), x.cellName(), x.outcome, d)
+	status := x.status
+	if x.outcome == outcomeClientClosed {
+		status = statusClientClosedRequest // whatever was sent, the client did not read it all
+	}
 	h.log.Debug("gateway: S3 request", "request_id", x.id, "method", x.r.Method, "operation", x.req.op.String(),
-		"bucket", x.req.bucket, "key", x.req.key, "status", x.status, "outcome", x.outcome,
+		"bucket", x.req.bucket, "key", x.req.key, "status", status, "outcome", x.outcome,
 		"cell", x.cellName(), "duration", d)
 }
 
@@ -491,7 +526,7 @@ func (h *handler) requestBody(x *exchange) (*payloadReader, int64, error) {
 		return nil, 0, err
 	}
 	mode := hdr.Get("x-amz-content-sha256")
-	chunked := csha.streaming || hasToken(hdr.Get("Content-Encoding"), "aws-chunked")
+	chunked := csha.streaming || hasToken(strings.Join(hdr.Values("Content-Encoding"), ","), "aws-chunked")
 	size := x.r.ContentLength // -1 when unknown (Transfer-Encoding: chunked)
 	if chunked {
 		size = -1
@@ -673,7 +708,7 @@ func (h *handler) getObject(x *exchange, head bool) error {
 	src := &readRecorder{r: body}
 	if n, err := io.CopyN(x.w, src, length); err != nil {
 		if src.err == nil { // the write failed: the client went away
-			x.outcome = "ClientClosedRequest"
+			x.outcome = outcomeClientClosed
 			h.log.Debug("gateway: client went away during GET", "request_id", x.id, "sent", n, "of", length)
 			return nil
 		}
@@ -732,7 +767,7 @@ func setObjectHeaders(hdr http.Header, info ObjectInfo) {
 		}
 	}
 	for k, v := range info.UserMeta {
-		hdr["X-Amz-Meta-"+k] = []string{v}
+		hdr["X-Amz-Meta-"+k] = []string{encodeMetaValue(v)}
 	}
 	if info.PartsCount > 0 {
 		hdr.Set("x-amz-mp-parts-count", strconv.Itoa(info.PartsCount))

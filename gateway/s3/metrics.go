@@ -21,7 +21,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests: registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cellar_gateway_requests_total",
 			Help: "S3 requests handled by the gateway, by operation, serving cell and outcome " +
-				`("ok", the S3 error code returned, or "ClientClosedRequest" when the client went away mid-response).`,
+				`("ok", the S3 error code returned, or "ClientClosedRequest" when the client went away or cancelled ` +
+				`the request before its answer was complete, which is no failure of the cell).`,
 		}, []string{"operation", "cell", "outcome"})),
 		duration: registerOrReuse(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cellar_gateway_request_duration_seconds",

@@ -27,11 +27,35 @@ type initiateResultXML struct {
 }
 
 type completeRequestXML struct {
-	XMLName xml.Name `xml:"CompleteMultipartUpload"`
-	Parts   []struct {
-		PartNumber int    `xml:"PartNumber"`
-		ETag       string `xml:"ETag"`
-	} `xml:"Part"`
+	XMLName xml.Name           `xml:"CompleteMultipartUpload"`
+	Parts   []completedPartXML `xml:"Part"`
+}
+
+type completedPartXML struct {
+	PartNumber int    `xml:"PartNumber"`
+	ETag       string `xml:"ETag"`
+
+	ChecksumCRC32     string `xml:"ChecksumCRC32"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256"`
+}
+
+// checksum returns the part checksum the request names, if any.
+func (p completedPartXML) checksum() (alg, value string, err error) {
+	for _, c := range []struct{ alg, value string }{
+		{"CRC32", p.ChecksumCRC32}, {"CRC32C", p.ChecksumCRC32C}, {"CRC64NVME", p.ChecksumCRC64NVME},
+		{"SHA1", p.ChecksumSHA1}, {"SHA256", p.ChecksumSHA256},
+	} {
+		if v := strings.TrimSpace(c.value); v != "" {
+			if alg != "" {
+				return "", "", errs.New(errs.InvalidRequest, "Part %d names more than one checksum.", p.PartNumber)
+			}
+			alg, value = c.alg, v
+		}
+	}
+	return alg, value, nil
 }
 
 type completeResultXML struct {
@@ -77,16 +101,19 @@ type listPartsResultXML struct {
 	MaxParts             int       `xml:"MaxParts"`
 	IsTruncated          bool      `xml:"IsTruncated"`
 	ChecksumAlgorithm    string    `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType         string    `xml:"ChecksumType,omitempty"`
 	Parts                []partXML `xml:"Part"`
 }
 
 type uploadXML struct {
-	Key          string   `xml:"Key"`
-	UploadID     string   `xml:"UploadId"`
-	Initiator    ownerXML `xml:"Initiator"`
-	Owner        ownerXML `xml:"Owner"`
-	StorageClass string   `xml:"StorageClass"`
-	Initiated    string   `xml:"Initiated"`
+	Key               string   `xml:"Key"`
+	UploadID          string   `xml:"UploadId"`
+	Initiator         ownerXML `xml:"Initiator"`
+	Owner             ownerXML `xml:"Owner"`
+	StorageClass      string   `xml:"StorageClass"`
+	Initiated         string   `xml:"Initiated"`
+	ChecksumAlgorithm string   `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType      string   `xml:"ChecksumType,omitempty"`
 }
 
 type listUploadsResultXML struct {
@@ -130,6 +157,9 @@ func (h *handler) createUpload(x *exchange) error {
 	if meta.ChecksumAlgorithm, err = checksumAlgorithmOf(x.r.Header); err != nil {
 		return err
 	}
+	if meta.ChecksumType, err = requestedChecksumType(x.r.Header, meta.ChecksumAlgorithm); err != nil {
+		return err
+	}
 	cell, id, err := h.b.CreateUpload(x.r.Context(), x.req.bucket, x.req.key, meta)
 	x.setCell(cell)
 	if err != nil {
@@ -137,6 +167,7 @@ func (h *handler) createUpload(x *exchange) error {
 	}
 	if meta.ChecksumAlgorithm != "" {
 		x.w.Header().Set("x-amz-checksum-algorithm", meta.ChecksumAlgorithm)
+		x.w.Header().Set("x-amz-checksum-type", meta.ChecksumType)
 	}
 	return x.writeXML(http.StatusOK, initiateResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id})
 }
@@ -177,10 +208,8 @@ func (h *handler) uploadPart(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	in := PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: size, Body: payload}
-	if payload.ckAlg != "" {
-		in.Checksum = payload.checksum
-	}
+	in := PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: size, Body: payload,
+		CheckUpload: func(up UploadInfo) error { return settlePartChecksum(payload, up) }, Checksum: payload.checksum}
 	cell, part, err := h.b.UploadPart(x.r.Context(), in)
 	x.setCell(cell)
 	if err != nil {
@@ -198,6 +227,23 @@ func (h *handler) uploadPart(x *exchange) error {
 	return nil
 }
 
+// settlePartChecksum makes a part's checksum agree with its upload's algorithm, as S3
+// does: a part in another algorithm is refused, and one that came without a checksum
+// gets it computed over the bytes received (so that the object's checksum can be made
+// from its parts').
+func settlePartChecksum(payload *payloadReader, up UploadInfo) error {
+	want := up.Meta.ChecksumAlgorithm
+	switch {
+	case want == "" || payload.ckAlg == want:
+		return nil
+	case payload.ckAlg == "":
+		payload.computeChecksum(want)
+		return nil
+	}
+	return errs.New(errs.InvalidRequest, "Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s",
+		strings.ToLower(want), strings.ToLower(payload.ckAlg))
+}
+
 func (h *handler) completeUpload(x *exchange) error {
 	id, err := uploadIDOf(x)
 	if err != nil {
@@ -207,19 +253,27 @@ func (h *handler) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	in := CompleteInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Cond: cond}
+	// The x-amz-checksum-* headers of a completion describe the object, not the XML.
+	if in.ChecksumAlgorithm, in.Checksum, in.ChecksumType, err = declaredObjectChecksum(x.r.Header); err != nil {
+		return err
+	}
 	var req completeRequestXML
-	if err := readXML(x, maxCompleteBody, &req); err != nil {
+	if err := readXML(x, maxCompleteBody, &req, false); err != nil {
 		return err
 	}
 	if len(req.Parts) == 0 {
 		return errs.New(errs.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: it names no part.")
 	}
-	in := CompleteInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Cond: cond}
 	for _, p := range req.Parts {
 		if p.PartNumber < 1 || p.PartNumber > maxPartNumber {
 			return errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive", maxPartNumber)
 		}
-		in.Parts = append(in.Parts, CompletedPart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)})
+		alg, sum, err := p.checksum()
+		if err != nil {
+			return err
+		}
+		in.Parts = append(in.Parts, CompletedPart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag), ChecksumAlgorithm: alg, Checksum: sum})
 	}
 	cell, info, err := h.b.CompleteUpload(x.r.Context(), in)
 	x.setCell(cell)
@@ -231,7 +285,7 @@ func (h *handler) completeUpload(x *exchange) error {
 	if info.Checksum != "" {
 		setChecksumField(info.ChecksumAlgorithm, info.Checksum, &res.ChecksumCRC32, &res.ChecksumCRC32C,
 			&res.ChecksumCRC64NVME, &res.ChecksumSHA1, &res.ChecksumSHA256)
-		res.ChecksumType = "COMPOSITE"
+		res.ChecksumType = checksumTypeOfValue(info.Checksum)
 	}
 	return x.writeXML(http.StatusOK, res)
 }
@@ -262,6 +316,18 @@ func parseMax(q map[string][]string, name string) (int, error) {
 	return min(max(n, 1), 1000), nil
 }
 
+// uploadChecksumType is the checksum type of an upload with a checksum algorithm: the
+// one it was created with, COMPOSITE for uploads that recorded none.
+func uploadChecksumType(up UploadInfo) string {
+	switch {
+	case up.Meta.ChecksumAlgorithm == "":
+		return ""
+	case up.Meta.ChecksumType == "":
+		return ChecksumComposite
+	}
+	return up.Meta.ChecksumType
+}
+
 func (h *handler) listParts(x *exchange) error {
 	id, err := uploadIDOf(x)
 	if err != nil {
@@ -285,7 +351,8 @@ func (h *handler) listParts(x *exchange) error {
 	}
 	res := listPartsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id,
 		Initiator: owner, Owner: owner, StorageClass: "STANDARD", PartNumberMarker: marker,
-		MaxParts: maxParts, IsTruncated: truncated, ChecksumAlgorithm: up.Meta.ChecksumAlgorithm}
+		MaxParts: maxParts, IsTruncated: truncated, ChecksumAlgorithm: up.Meta.ChecksumAlgorithm,
+		ChecksumType: uploadChecksumType(up)}
 	for _, p := range parts {
 		px := partXML{PartNumber: p.Number, LastModified: xmlTime(p.LastModified), ETag: quoteETag(p.ETag), Size: p.Size}
 		setChecksumField(up.Meta.ChecksumAlgorithm, p.Checksum, &px.ChecksumCRC32, &px.ChecksumCRC32C,
@@ -337,7 +404,8 @@ func (h *handler) listUploads(x *exchange) error {
 			}
 		}
 		res.Uploads = append(res.Uploads, uploadXML{Key: enc.enc(u.Key), UploadID: u.UploadID, Initiator: owner,
-			Owner: owner, StorageClass: "STANDARD", Initiated: xmlTime(u.Initiated)})
+			Owner: owner, StorageClass: "STANDARD", Initiated: xmlTime(u.Initiated),
+			ChecksumAlgorithm: u.Meta.ChecksumAlgorithm, ChecksumType: uploadChecksumType(u)})
 	}
 	if truncated && len(ups) > 0 {
 		last := ups[len(ups)-1]
@@ -351,6 +419,12 @@ type copyPartResultXML struct {
 	Xmlns        string   `xml:"xmlns,attr"`
 	LastModified string   `xml:"LastModified"`
 	ETag         string   `xml:"ETag"`
+
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
 }
 
 // uploadPartCopy makes a part of an upload from (a range of) an existing object, as
@@ -391,7 +465,8 @@ func (h *handler) uploadPartCopy(x *exchange) error {
 	}
 	defer body.Close()
 	payload := newPayloadReader(body, length, h.maxSize, nil, nil)
-	cell, part, err := h.b.UploadPart(x.r.Context(), PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: length, Body: payload})
+	cell, part, err := h.b.UploadPart(x.r.Context(), PartInput{Bucket: x.req.bucket, Key: x.req.key, UploadID: id, Number: n, Size: length, Body: payload,
+		CheckUpload: func(up UploadInfo) error { return settlePartChecksum(payload, up) }, Checksum: payload.checksum})
 	x.setCell(cell)
 	if err != nil {
 		if errs.Is(err, errs.IncompleteBody) {
@@ -402,5 +477,8 @@ func (h *handler) uploadPartCopy(x *exchange) error {
 	if err := checkConsumed(payload, x); err != nil {
 		return err
 	}
-	return x.writeXML(http.StatusOK, copyPartResultXML{Xmlns: xmlNamespace, LastModified: xmlTime(part.LastModified), ETag: quoteETag(part.ETag)})
+	res := copyPartResultXML{Xmlns: xmlNamespace, LastModified: xmlTime(part.LastModified), ETag: quoteETag(part.ETag)}
+	setChecksumField(payload.ckAlg, payload.checksum(), &res.ChecksumCRC32, &res.ChecksumCRC32C, &res.ChecksumCRC64NVME,
+		&res.ChecksumSHA1, &res.ChecksumSHA256)
+	return x.writeXML(http.StatusOK, res)
 }

@@ -53,8 +53,8 @@ type deleteResultXML struct {
 }
 
 // readXML decodes a small XML request body (readXMLBody) into v.
-func readXML(x *exchange, limit int64, v any) error {
-	b, err := readXMLBody(x, limit)
+func readXML(x *exchange, limit int64, v any, bodyChecksum bool) error {
+	b, err := readXMLBody(x, limit, bodyChecksum)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,10 @@ func readXML(x *exchange, limit int64, v any) error {
 	return nil
 }
 
-// readXMLBody reads a small XML request body, checking Content-MD5 and any
-// x-amz-checksum-* header the client sent for it.
-func readXMLBody(x *exchange, limit int64) ([]byte, error) {
+// readXMLBody reads a small XML request body, checking Content-MD5 and, when
+// bodyChecksum is set, any x-amz-checksum-* header the client sent for it (those of a
+// CompleteMultipartUpload are the object's, not the body's).
+func readXMLBody(x *exchange, limit int64, bodyChecksum bool) ([]byte, error) {
 	var wantMD5 []byte
 	if _, ok := x.r.Header["Content-Md5"]; ok {
 		var err error
@@ -74,9 +75,12 @@ func readXMLBody(x *exchange, limit int64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	cr, err := parseChecksumHeaders(x.r.Header, false)
-	if err != nil {
-		return nil, err
+	var cr checksumRequest
+	if bodyChecksum {
+		var err error
+		if cr, err = parseChecksumHeaders(x.r.Header, false); err != nil {
+			return nil, err
+		}
 	}
 	csha, err := parseContentSHA256(x.r.Header.Get("x-amz-content-sha256"))
 	if err != nil {
@@ -106,7 +110,7 @@ func malformedXML(err error) error {
 
 func (h *handler) deleteObjects(x *exchange) error {
 	var req deleteRequestXML
-	if err := readXML(x, maxDeleteBody, &req); err != nil {
+	if err := readXML(x, maxDeleteBody, &req, true); err != nil {
 		return err
 	}
 	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteObjects {

@@ -36,6 +36,9 @@ const (
 	opListUploads
 	opUploadPartCopy
 	opGetObjectTagging
+	opPutBucketEncryption
+	opGetBucketEncryption
+	opDeleteBucketEncryption
 )
 
 var opNames = [...]string{
@@ -64,6 +67,10 @@ var opNames = [...]string{
 	opListUploads:         "ListMultipartUploads",
 	opUploadPartCopy:      "UploadPartCopy",
 	opGetObjectTagging:    "GetObjectTagging",
+
+	opPutBucketEncryption:    "PutBucketEncryption",
+	opGetBucketEncryption:    "GetBucketEncryption",
+	opDeleteBucketEncryption: "DeleteBucketEncryption",
 }
 
 func (o operation) String() string {
@@ -104,6 +111,7 @@ var (
 	createParams     = paramSet("uploads")
 	deleteParams     = paramSet("delete")
 	versioningParams = paramSet("versioning")
+	encryptionParams = paramSet("encryption")
 	versionIDParam   = "versionId" // accepted as "null" only: buckets are unversioned
 )
 
@@ -167,6 +175,8 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 				req.op, allowed = opListUploads, uploadsParams
 			case q.Has("versioning"):
 				req.op, allowed = opGetBucketVersioning, versioningParams
+			case q.Has("encryption"):
+				req.op, allowed = opGetBucketEncryption, encryptionParams
 			case q.Has("list-type"):
 				req.op, allowed = opListObjectsV2, listObjectsParams
 			default:
@@ -174,10 +184,16 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 			}
 		case http.MethodPut:
 			req.op = opCreateBucket
+			if q.Has("encryption") {
+				req.op, allowed = opPutBucketEncryption, encryptionParams
+			}
 		case http.MethodHead:
 			req.op = opHeadBucket
 		case http.MethodDelete:
 			req.op = opDeleteBucket
+			if q.Has("encryption") {
+				req.op, allowed = opDeleteBucketEncryption, encryptionParams
+			}
 		case http.MethodPost:
 			if q.Has("delete") {
 				req.op, allowed = opDeleteObjects, deleteParams

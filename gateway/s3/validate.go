@@ -3,6 +3,7 @@ package s3
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -236,7 +237,7 @@ const userMetaPrefix = "X-Amz-Meta-"
 func metaFromHeaders(h http.Header) (ObjectMeta, error) {
 	m := ObjectMeta{
 		ContentType:        h.Get("Content-Type"),
-		ContentEncoding:    storedContentEncoding(h.Get("Content-Encoding")),
+		ContentEncoding:    storedContentEncoding(strings.Join(h.Values("Content-Encoding"), ", ")),
 		CacheControl:       h.Get("Cache-Control"),
 		ContentDisposition: h.Get("Content-Disposition"),
 		ContentLanguage:    h.Get("Content-Language"),
@@ -248,7 +249,7 @@ func metaFromHeaders(h http.Header) (ObjectMeta, error) {
 			continue
 		}
 		name := strings.ToLower(k[len(userMetaPrefix):])
-		v := strings.Join(vs, ",")
+		v := decodeMetaValue(strings.Join(vs, ","))
 		if !utf8.ValidString(v) {
 			return m, errs.New(errs.InvalidArgument, "The value of x-amz-meta-%s is not valid UTF-8.", clip(name, 64))
 		}
@@ -265,13 +266,47 @@ func metaFromHeaders(h http.Header) (ObjectMeta, error) {
 }
 
 // storedContentEncoding drops aws-chunked, which describes the request body, not the
-// object, from a Content-Encoding.
+// object, from a Content-Encoding, and keeps the rest as the client wrote it:
+// "deflate, gzip" stays "deflate, gzip", "aws-chunked, gzip" becomes "gzip" and
+// "aws-chunked" alone nothing.
 func storedContentEncoding(v string) string {
 	var keep []string
 	for part := range strings.SplitSeq(v, ",") {
-		if p := strings.TrimSpace(part); p != "" && !strings.EqualFold(p, "aws-chunked") {
-			keep = append(keep, p)
+		if !strings.EqualFold(strings.TrimSpace(part), "aws-chunked") {
+			keep = append(keep, part)
 		}
 	}
-	return strings.Join(keep, ",")
+	return strings.TrimSpace(strings.Join(keep, ","))
+}
+
+// User metadata values with characters outside US-ASCII travel as RFC 2047
+// encoded-words ("=?UTF-8?B?...?="), as S3 documents: a header carries bytes, and
+// clients read non-ASCII ones differently (Go's as UTF-8, Python's http.client as
+// ISO-8859-1, which turns "é" into "Ã©"), so only ASCII reaches every client as it
+// was stored. An encoded-word a client sends is decoded before the value is stored
+// and measured; a value in UTF-8 is stored as it is.
+
+// decodeMetaValue decodes the RFC 2047 encoded-words of a user metadata value; a
+// value that does not decode (an unknown charset) is kept as it came.
+func decodeMetaValue(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	d, err := new(mime.WordDecoder).DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	return d
+}
+
+// encodeMetaValue returns a user metadata value as it goes out in a header: as it is
+// when it is US-ASCII, RFC 2047-encoded (base64 of its UTF-8) when it is not.
+func encodeMetaValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			// The encoding letter is case-insensitive; S3 writes it in capitals.
+			return strings.ReplaceAll(mime.BEncoding.Encode("UTF-8", v), "=?UTF-8?b?", "=?UTF-8?B?")
+		}
+	}
+	return v
 }

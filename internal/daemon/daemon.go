@@ -1,7 +1,9 @@
 // Package daemon is the bootstrap every cellar daemon shares: listeners, structured
 // logging, a Prometheus registry of its own, a gRPC server with the health and node-admin
 // services, an admin HTTP server (/metrics, /healthz, /readyz, /status, and /members: the
-// node's gossip view), gossip membership, and a graceful stop; and the main of every
+// node's gossip view; the last two list addresses and pids, and answer only callers on
+// the node's own host unless the admin listener is on loopback or Options.StatusRemote
+// says otherwise), gossip membership, and a graceful stop; and the main of every
 // daemon binary.
 //
 // A daemon's Run builds a Daemon with New, registers its gRPC services on d.GRPC, starts
@@ -62,6 +64,7 @@ type Daemon struct {
 	started   time.Time
 	mu        sync.Mutex
 	state     cell.State
+	why       string // why the node is not ready, for /readyz; "" if it does not say
 	readyAt   time.Time
 	gauges    func() map[string]float64
 	group     GroupAdmin
@@ -131,13 +134,13 @@ func New(opts Options) (*Daemon, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	d.Admin.HandleFunc("/readyz", d.serveReadyz)
-	d.Admin.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+	d.Admin.HandleFunc("/status", d.hostOnly(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(d.Status())
-	})
-	d.Admin.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	d.Admin.HandleFunc("/members", d.hostOnly(func(w http.ResponseWriter, r *http.Request) {
 		var nodes []cell.Node
 		if d.Members != nil {
 			nodes = d.Members.Nodes()
@@ -146,7 +149,7 @@ func New(opts Options) (*Daemon, error) {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(nodes)
-	})
+	}))
 	d.adminSrv = &http.Server{Handler: d.Admin, ReadHeaderTimeout: 5 * time.Second}
 	return d, nil
 }
@@ -266,10 +269,16 @@ func (d *Daemon) Start() error {
 }
 
 // SetState publishes the node's state through gossip, gRPC health and /readyz.
-func (d *Daemon) SetState(s cell.State, progress float64) {
+func (d *Daemon) SetState(s cell.State, progress float64) { d.setState(s, progress, "") }
+
+// SetStateWhy is SetState for a node that is not ready and can say why: /readyz answers
+// the state on its first line and why on the second.
+func (d *Daemon) SetStateWhy(s cell.State, why string) { d.setState(s, 0, why) }
+
+func (d *Daemon) setState(s cell.State, progress float64, why string) {
 	d.mu.Lock()
 	prev := d.state
-	d.state = s
+	d.state, d.why = s, why
 	if s == cell.StateReady && d.readyAt.IsZero() {
 		d.readyAt = time.Now()
 	}
@@ -283,7 +292,11 @@ func (d *Daemon) SetState(s cell.State, progress float64) {
 		d.Members.SetState(s, progress)
 	}
 	if prev != s {
-		d.Log.Info("state", "from", prev, "to", s, "since_start", time.Since(d.started).Round(time.Millisecond))
+		args := []any{"from", prev, "to", s, "since_start", time.Since(d.started).Round(time.Millisecond)}
+		if why != "" {
+			args = append(args, "why", why)
+		}
+		d.Log.Info("state", args...)
 	}
 }
 
@@ -324,7 +337,9 @@ func (d *Daemon) Status() *cellarv1.NodeStatus {
 }
 
 func (d *Daemon) serveReadyz(w http.ResponseWriter, r *http.Request) {
-	st := d.State()
+	d.mu.Lock()
+	st, why := d.state, d.why
+	d.mu.Unlock()
 	if st == cell.StateRebuilding && d.Members != nil {
 		// The body stays the bare state; the header carries how far the rebuild is.
 		w.Header().Set("X-Cellar-Progress", strconv.FormatFloat(d.Members.Self().Progress, 'f', 3, 64))
@@ -333,6 +348,9 @@ func (d *Daemon) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	fmt.Fprintln(w, st)
+	if why != "" {
+		fmt.Fprintln(w, why)
+	}
 }
 
 // Wait serves until ctx is done or a server fails, then stops gracefully: the node

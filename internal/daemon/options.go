@@ -29,6 +29,11 @@ type Options struct {
 	AdminListener net.Listener
 	GRPCAddr      string
 	AdminAddr     string
+	// StatusRemote serves the admin server's /status and /members (addresses, pids)
+	// to callers on other hosts too. Off, an admin listener that is not on loopback
+	// (as in containers) serves them to callers on this host only; /metrics, /healthz
+	// and /readyz answer everyone.
+	StatusRemote bool
 
 	// AdvertiseHost is the host name or IP other nodes use to reach this node, for
 	// nodes that listen on all interfaces (0.0.0.0) as they do in containers. When set,

@@ -57,6 +57,7 @@ const (
 	MetadataTooLarge       // user metadata over 2 KB
 	HeaderTooLarge         // request headers over the gateway's limit
 	ExpiredRequest         // a presigned URL past its expiry
+	RequestTimeout         // the client sent no byte of its body for too long
 )
 
 var kindNames = map[Kind]string{
@@ -73,6 +74,7 @@ var kindNames = map[Kind]string{
 	NoSuchUpload: "no such upload", InvalidPart: "invalid part", InvalidPartOrder: "invalid part order",
 	EntityTooSmall: "entity too small", InvalidRequest: "invalid request", MissingContentLength: "missing content length",
 	MetadataTooLarge: "metadata too large", HeaderTooLarge: "header too large", ExpiredRequest: "expired request",
+	RequestTimeout: "request timeout",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -181,6 +183,7 @@ var table = map[Kind]mapping{
 	MetadataTooLarge:       {codes.InvalidArgument, http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size."},
 	HeaderTooLarge:         {codes.InvalidArgument, http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."},
 	ExpiredRequest:         {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Request has expired"},
+	RequestTimeout:         {codes.InvalidArgument, http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},
 }
 
 // kindPrefix starts the message of a status error made by ToGRPC, which carries the

@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,7 +69,10 @@ started by 'cellctl up'. It goes through the guardrails:
   - Every plan, refusal, confirmation, override and step is appended to
     DATA_DIR/audit.log ('cellctl audit' shows it); 'cellctl drill halt' stops it.
 
-'cellctl undrain' starts the nodes again.`,
+The guardrails are kept by the cluster's supervisor ('cellctl up'), not by this command:
+drain sends the request to its control endpoint, which plans, checks, audits and acts,
+and prints the plan and each step as the supervisor streams them back (see
+docs/control.md). 'cellctl undrain' starts the nodes again.`,
 		Example: `  cellctl drain --cell cell-2 --tier index --count 1
   cellctl drain --cell cell-2 --tier index --count 1 --confirm 1f0c2d9e8a7b --reason "rotate host"
   cellctl drain --cell cell-2 --tier index --nodes cell-2-index-1,cell-2-index-2 --override "replay 2017"
@@ -135,20 +133,14 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	x := &guard.Executor{HealthTimeout: o.healthFor}
-	op := guard.Op{Reason: o.reason, Confirm: o.confirm, Show: func(p *guard.Plan) {
+	req := localcluster.PlanRequest{Action: guard.ActionDrain, Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count,
+		Nodes: o.nodes, Override: o.override, Confirm: o.confirm, Reason: o.reason,
+		Policy:          &guard.Policy{MinPlacement: o.minPlace, MinStorage: o.minStore, CapShare: o.capShare},
+		HealthTimeoutMS: o.healthFor.Milliseconds()}
+	res, err := runPlan(cmd, file, o.output, req, func(p *guard.Plan) {
 		if o.output == "text" {
 			printPlan(out, p, o)
 		}
-	}}
-	res, err := guardedRun(cmd, file, o.output, x, op, func(ctx context.Context, cl cell.Cluster) (*guard.Plan, error) {
-		states, err := cl.Nodes(ctx)
-		if err != nil {
-			return nil, err
-		}
-		pol := guard.Policy{MinPlacement: o.minPlace, MinStorage: o.minStore, CapShare: o.capShare}
-		req := guard.Request{Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count, Nodes: o.nodes, Override: o.override}
-		return guard.PlanDrain(file.Topology.Topology, states, pol, req)
 	})
 	if res == nil {
 		return guardError(err)
@@ -268,23 +260,13 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	x := &guard.Executor{Dir: file.DataDir, Audit: guard.OpenAudit(file.DataDir), HealthTimeout: o.healthFor}
-	if o.output == "text" {
-		x.Progress = out
+	req := localcluster.PlanRequest{Action: guard.ActionUndrain, Cell: o.cell, Nodes: o.nodes, Reason: o.reason,
+		HealthTimeoutMS: o.healthFor.Milliseconds()}
+	res, err := runPlan(cmd, file, o.output, req, nil)
+	if res == nil {
+		return guardError(err)
 	}
-	reason := o.reason
-	if strings.TrimSpace(reason) == "" {
-		reason = "capacity back" // adding capacity back needs no reason of its own
-	}
-	op := guard.Op{Command: "cellctl " + strings.Join(os.Args[1:], " "), Reason: reason, Auto: true}
-	if err := x.Halted(op, o.cell); err != nil {
-		return halted(err)
-	}
-	nodes, err := undrainNodes(file, o.cell, o.nodes)
-	if err != nil {
-		return err
-	}
-	if len(nodes) == 0 {
+	if err == nil && len(res.Plan.Nodes) == 0 {
 		if o.output == "json" {
 			fmt.Fprintln(out, `{"steps": []}`)
 		} else {
@@ -292,31 +274,8 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 		}
 		return nil
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cl, err := attachCluster(ctx, file)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	x.Cluster = cl
-	op.Plan = func(context.Context) (*guard.Plan, error) { return guard.PlanUndrain(o.cell, nodes), nil }
-	res, err := x.Run(ctx, op)
-	var steps []guard.StepResult
-	if res != nil {
-		steps = res.Steps
-	}
-	if err == nil {
-		// The last node gets its wait too: undrain is done when the cell is whole.
-		hctx, cancel := context.WithTimeout(ctx, o.healthFor)
-		err = cell.WaitSettled(hctx, cl, o.cell)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("every node started, but %s is not healthy: %w", o.cell, err)
-		}
-	}
 	if o.output == "json" {
-		rep := map[string]any{"steps": steps}
+		rep := map[string]any{"steps": res.Steps}
 		if err != nil {
 			rep["error"] = err.Error()
 		}
@@ -325,40 +284,4 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 		fmt.Fprintf(out, "%s is whole again\n", o.cell)
 	}
 	return guardError(err)
-}
-
-// undrainNodes picks the nodes to start: the named ones (which must be of the cell
-// and not running), or every node of the cell that is not running, in start order.
-func undrainNodes(file *localcluster.ClusterFile, cellID string, named []string) ([]string, error) {
-	if !slices.Contains(file.Topology.Topology.CellIDs(), cellID) {
-		return nil, usageErrorf("no cell %q (cells: %s)", cellID, strings.Join(file.Topology.Topology.CellIDs(), ", "))
-	}
-	byID := map[string]localcluster.Node{}
-	for _, n := range file.Nodes {
-		byID[n.ID] = n
-	}
-	running := func(n localcluster.Node) bool {
-		return n.Process == localcluster.ProcRunning || n.Process == localcluster.ProcStarting
-	}
-	if len(named) > 0 {
-		for _, id := range named {
-			n, ok := byID[id]
-			switch {
-			case !ok || n.Cell != cellID:
-				return nil, usageErrorf("node %s is not a node of %s", id, cellID)
-			case running(n):
-				return nil, usageErrorf("node %s is running already", id)
-			}
-		}
-		return named, nil
-	}
-	var out []string
-	for _, role := range guard.RestartOrder {
-		for _, n := range file.Nodes {
-			if n.Cell == cellID && n.Role == role && !running(n) {
-				out = append(out, n.ID)
-			}
-		}
-	}
-	return out, nil
 }

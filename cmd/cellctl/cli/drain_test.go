@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +15,8 @@ import (
 	"github.com/cellarsim/cellar/localcluster"
 )
 
-// fakeCluster stands in for the gossip and the supervisor: stopping a node takes it
-// down, starting it brings it up; every node of a cell that runs is ready.
+// fakeCluster stands in for the supervisor's processes and the gossip: stopping a node
+// takes it down, starting it brings it up; every node of a cell that runs is ready.
 type fakeCluster struct {
 	mu     sync.Mutex
 	topo   cell.Topology
@@ -29,8 +31,6 @@ func (f *fakeCluster) Nodes(context.Context) ([]cell.NodeStatus, error) {
 	defer f.mu.Unlock()
 	return append([]cell.NodeStatus(nil), f.states...), nil
 }
-
-func (f *fakeCluster) Close() {}
 
 func (f *fakeCluster) set(id string, up bool, call string) error {
 	f.mu.Lock()
@@ -51,21 +51,39 @@ func (f *fakeCluster) StopNode(_ context.Context, id string) error  { return f.s
 func (f *fakeCluster) KillNode(_ context.Context, id string) error  { return f.set(id, false, "kill") }
 func (f *fakeCluster) StartNode(_ context.Context, id string) error { return f.set(id, true, "start") }
 
-// drillCluster writes a running 4-cell cluster's cluster.json (with a control endpoint)
-// and puts a fake cluster behind the drill commands.
+// actions is what was done to the cluster, in order.
+func (f *fakeCluster) actions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// lead makes id the leader of its cell's index group.
+func (f *fakeCluster) lead(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c string
+	for _, s := range f.states {
+		if s.ID == id {
+			c = s.Cell
+		}
+	}
+	for i, s := range f.states {
+		if s.Cell == c && s.Role == cell.RoleIndex {
+			f.states[i].Leader = s.ID == id
+		}
+	}
+}
+
+// drillCluster writes a running 4-cell cluster's cluster.json whose control endpoint is
+// the real one (localcluster.NewControlHandler) acting on a fake cluster, and returns
+// the data directory and the fake. procs sets process states in cluster.json, which is
+// what the endpoint lists as the nodes' processes.
 func drillCluster(t *testing.T, procs map[string]localcluster.ProcState) (string, *fakeCluster) {
 	t.Helper()
 	topo := cell.DefaultTopology()
 	topo.Cells, topo.IndexNodes, topo.PlacementNodes, topo.StorageNodes = 4, 3, 1, 2
 	dir := t.TempDir()
-	writeClusterFile(t, dir, topo, "http://127.0.0.1:1", func(f *localcluster.ClusterFile) {
-		f.ControlAddr, f.ControlToken = "127.0.0.1:1", "t"
-		for i := range f.Nodes {
-			if p, ok := procs[f.Nodes[i].ID]; ok {
-				f.Nodes[i].Process = p
-			}
-		}
-	})
 	fc := &fakeCluster{topo: topo}
 	for _, s := range topo.Nodes() {
 		if s.Role == cell.RoleGateway {
@@ -74,9 +92,27 @@ func drillCluster(t *testing.T, procs map[string]localcluster.ProcState) (string
 		fc.states = append(fc.states, cell.NodeStatus{ID: s.ID, Role: s.Role, Cell: s.Cell, Running: true, State: cell.StateReady,
 			Leader: s.ID == cell.NodeID(s.Cell, cell.RoleIndex, 0)})
 	}
-	old := attachCluster
-	attachCluster = func(context.Context, *localcluster.ClusterFile) (attachedCluster, error) { return fc, nil }
-	t.Cleanup(func() { attachCluster = old })
+	const token = "test-token"
+	srv := httptest.NewServer(localcluster.NewControlHandler(localcluster.ControlConfig{
+		Dir: dir, Cluster: fc, Token: token,
+		Procs: func() []localcluster.Node {
+			f, err := localcluster.ReadClusterFile(dir)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			return f.Nodes
+		},
+	}))
+	t.Cleanup(srv.Close)
+	writeClusterFile(t, dir, topo, "http://127.0.0.1:1", func(f *localcluster.ClusterFile) {
+		f.ControlAddr, f.ControlToken = strings.TrimPrefix(srv.URL, "http://"), token
+		for i := range f.Nodes {
+			if p, ok := procs[f.Nodes[i].ID]; ok {
+				f.Nodes[i].Process = p
+			}
+		}
+	})
 	return dir, fc
 }
 
@@ -123,8 +159,8 @@ func TestDrainRefusesThe2017TypoAndChangesNothing(t *testing.T) {
 	if code != ExitRefused {
 		t.Errorf("confirmed refused plan: exit %d (%s)", code, stderr)
 	}
-	if len(fc.calls) != 0 {
-		t.Errorf("acted on %v", fc.calls)
+	if len(fc.actions()) != 0 {
+		t.Errorf("acted on %v", fc.actions())
 	}
 	if got := auditDecisions(t, dir); got != "refused,refused" {
 		t.Errorf("audit %q", got)
@@ -142,8 +178,8 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 	if !strings.Contains(out, "--confirm "+id+` --reason "<why>"`) || !strings.Contains(out, "quorum:    kept") {
 		t.Errorf("dry run output:\n%s", out)
 	}
-	if len(fc.calls) != 0 {
-		t.Fatalf("dry run acted: %v", fc.calls)
+	if len(fc.actions()) != 0 {
+		t.Fatalf("dry run acted: %v", fc.actions())
 	}
 
 	code, _, stderr = run(t, append(args, "--confirm", id)...)
@@ -160,27 +196,20 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 
 	// The plan previewed, then the cluster changed under it: the index leadership
 	// moved to the node the plan takes out, so the plan now takes another node.
-	lead := func(id string) {
-		for i := range fc.states {
-			if fc.states[i].Cell == "cell-1" && fc.states[i].Role == cell.RoleIndex {
-				fc.states[i].Leader = fc.states[i].ID == id
-			}
-		}
-	}
-	lead("cell-1-index-1")
+	fc.lead("cell-1-index-1")
 	code, _, stderr = run(t, append(args, "--confirm", id, "--reason", "r")...)
 	if code != ExitRefused {
 		t.Errorf("stale plan id: exit %d", code)
 	}
 	checkOneLine(t, stderr, "does not match the plan")
-	lead("cell-1-index-0")
+	fc.lead("cell-1-index-0")
 
 	code, out, stderr = run(t, append(args, "--confirm", id, "--reason", "rotate host")...)
 	if code != ExitOK {
 		t.Fatalf("confirm: exit %d, stderr %q", code, stderr)
 	}
-	if strings.Join(fc.calls, ",") != "stop cell-1-index-1" || !strings.Contains(out, "undrain --cell cell-1 --nodes cell-1-index-1") {
-		t.Errorf("calls %v, output:\n%s", fc.calls, out)
+	if strings.Join(fc.actions(), ",") != "stop cell-1-index-1" || !strings.Contains(out, "undrain --cell cell-1 --nodes cell-1-index-1") {
+		t.Errorf("calls %v, output:\n%s", fc.actions(), out)
 	}
 	if got := auditDecisions(t, dir); got != "planned,refused,refused,confirmed,step,done" {
 		t.Errorf("audit %q", got)
@@ -192,8 +221,8 @@ func TestDrainDryRunThenConfirm(t *testing.T) {
 
 	// The same confirmation again: the plan has changed (a node is down now).
 	code, _, _ = run(t, append(args, "--confirm", id, "--reason", "again")...)
-	if code != ExitRefused || len(fc.calls) != 1 {
-		t.Errorf("stale confirmation: exit %d, calls %v", code, fc.calls)
+	if code != ExitRefused || len(fc.actions()) != 1 {
+		t.Errorf("stale confirmation: exit %d, calls %v", code, fc.actions())
 	}
 }
 
@@ -210,8 +239,8 @@ func TestDrainWithOverrideIsLoudAndAudited(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if strings.Join(fc.calls, ",") != "stop cell-2-index-1,stop cell-2-index-2" {
-		t.Errorf("calls %v", fc.calls)
+	if strings.Join(fc.actions(), ",") != "stop cell-2-index-1,stop cell-2-index-2" {
+		t.Errorf("calls %v", fc.actions())
 	}
 	if got := auditDecisions(t, dir); got != "planned,confirmed,override,override,step,step,done" {
 		t.Errorf("audit %q", got)
@@ -242,8 +271,8 @@ func TestDrainJSONAndHalt(t *testing.T) {
 		t.Errorf("status while halted: %q", out)
 	}
 	code, _, stderr := run(t, append(args, "--confirm", rep.Plan.ID, "--reason", "r")...)
-	if code != ExitHalted || len(fc.calls) != 0 {
-		t.Errorf("halted: exit %d, calls %v", code, fc.calls)
+	if code != ExitHalted || len(fc.actions()) != 0 {
+		t.Errorf("halted: exit %d, calls %v", code, fc.actions())
 	}
 	checkOneLine(t, stderr, "drill resume")
 	if code, _, _ := run(t, "undrain", "--data-dir", dir, "--cell", "cell-0"); code != ExitHalted {
@@ -285,7 +314,7 @@ func TestUndrainStartsStoppedNodesInOrder(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got := strings.Join(fc.calls, ","); got != "start cell-3-index-2,start cell-3-storage-1,start cell-3-placement-0" {
+	if got := strings.Join(fc.actions(), ","); got != "start cell-3-index-2,start cell-3-storage-1,start cell-3-placement-0" {
 		t.Errorf("calls %s", got)
 	}
 	if !strings.Contains(out, "cell-3 is whole again") {

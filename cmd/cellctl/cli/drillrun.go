@@ -17,6 +17,7 @@ import (
 	"github.com/cellarsim/cellar/drill"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/loadgen"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 type drillRunOptions struct {
@@ -132,7 +133,9 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cl, err := attachCluster(ctx, file)
+	// The drill runs its guardrail workflow here; each node action it takes goes to
+	// the supervisor, which checks it as a step of the drill's confirmed plan.
+	cl, err := attachCluster(ctx, file, localcluster.Caller{Command: commandLine(), Reason: "drill " + sc.Name})
 	if err != nil {
 		return err
 	}
@@ -143,7 +146,7 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	}
 	env := drill.Env{
 		Topology: file.Topology.Topology, Dir: file.DataDir, Cluster: cl, HealthTimeout: o.healthFor,
-		Command: "cellctl " + strings.Join(os.Args[1:], " "), Progress: progress,
+		Command: commandLine(), Progress: progress,
 	}
 	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = file.S3Endpoint, file.AccessKey, file.SecretKey, file.Region
 	rep, runErr := drill.RunScenario(ctx, env, sc)

@@ -242,7 +242,8 @@ func TestUpStatusStop(t *testing.T) {
 
 	up := startUp(t, bin, dir, s3addr)
 	out := up.out.String()
-	for _, want := range []string{"S3 endpoint: " + endpoint, "AWS_ACCESS_KEY_ID=", "aws --endpoint-url " + endpoint + " s3 ls", "ready in"} {
+	for _, want := range []string{"S3 endpoint: " + endpoint, "shown this once", "cellctl credentials --data-dir " + dir + " --output env",
+		"aws --endpoint-url " + endpoint + " s3 ls", "ready in"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up output lacks %q:\n%s", want, out)
 		}
@@ -253,6 +254,14 @@ func TestUpStatusStop(t *testing.T) {
 	}
 	topo := f.Topology.Topology
 	wantNodes := len(topo.Nodes())
+	// The cluster's own credentials: printed once by up, shown again by credentials.
+	if topo.SecretKey == "" || !strings.Contains(out, "Secret key:  "+topo.SecretKey+"\n") {
+		t.Errorf("up did not show the cluster's new secret key once:\n%s", out)
+	}
+	_, env, _ := run(t, "credentials", "--data-dir", dir, "--output", "env")
+	if vars := envLines(t, env); vars["AWS_ACCESS_KEY_ID"] != topo.AccessKey || vars["AWS_SECRET_ACCESS_KEY"] != topo.SecretKey {
+		t.Errorf("credentials --output env: %v", vars)
+	}
 	if !f.Running || f.S3Endpoint != endpoint || len(f.Nodes) != wantNodes || topo.Cells != 1 {
 		t.Fatalf("cluster.json: %+v", f)
 	}
@@ -336,7 +345,7 @@ func TestUpStatusStop(t *testing.T) {
 		t.Errorf("up --output json printed no line of JSON:\n%s", out)
 	}
 	abs, _ := filepath.Abs(dir)
-	if ready.S3Endpoint != endpoint || ready.AccessKey != topo.AccessKey || ready.DataDir != abs ||
+	if ready.S3Endpoint != endpoint || ready.AccessKey != topo.AccessKey || ready.SecretKey != "" || ready.NewCredentials || ready.DataDir != abs ||
 		ready.ClusterFile != filepath.Join(abs, "cluster.json") || ready.Nodes != wantNodes || ready.SupervisorPID != up.cmd.Process.Pid {
 		t.Errorf("up --output json: %+v", ready)
 	}

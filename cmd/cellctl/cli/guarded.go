@@ -3,26 +3,29 @@ package cli
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
-	"github.com/spf13/cobra"
 )
 
-// attachedCluster is a running cluster as the drill commands act on it.
+// attachedCluster is a running cluster as a drill acts on it.
 type attachedCluster interface {
 	cell.Cluster
 	Close()
 }
 
-// attachCluster attaches to the cluster of a cluster.json; tests replace it.
-var attachCluster = func(ctx context.Context, file *localcluster.ClusterFile) (attachedCluster, error) {
-	return localcluster.Attach(ctx, file)
+// attachCluster attaches to the cluster of a cluster.json, acting for who; tests
+// replace it.
+var attachCluster = func(ctx context.Context, file *localcluster.ClusterFile, who localcluster.Caller) (attachedCluster, error) {
+	return localcluster.Attach(ctx, file, who)
 }
 
 // runningCluster reads the cluster.json of a running cluster, or says how to start one.
@@ -30,9 +33,13 @@ func runningCluster(dataDir string) (*localcluster.ClusterFile, error) {
 	return localcluster.Running(dataDir)
 }
 
+// commandLine is this command as the audit log records it.
+func commandLine() string { return "cellctl " + strings.Join(os.Args[1:], " ") }
+
 // guardError gives an error of the guardrail workflow the exit code that says what
-// happened: refused by a guardrail or a stale confirmation, halted by the kill
-// switch, or a usage error for a request that names nothing sensible.
+// happened: refused by a guardrail, a stale confirmation or another operation that
+// runs, halted by the kill switch, or a usage error for a request that names nothing
+// sensible.
 func guardError(err error) error {
 	var stale *guard.StaleError
 	switch {
@@ -44,7 +51,7 @@ func guardError(err error) error {
 	case errors.As(err, &stale):
 		return refused("--confirm %s does not match the plan as it stands now (%s): the cluster or the request changed since the dry run; review the plan above and confirm it again",
 			stale.Confirmed, stale.Current)
-	case errors.Is(err, guard.ErrRefused):
+	case errors.Is(err, guard.ErrRefused), errors.Is(err, localcluster.ErrBusy):
 		return &codeError{ExitRefused, err}
 	case errors.Is(err, guard.ErrHalted):
 		return halted(err)
@@ -56,32 +63,26 @@ func guardError(err error) error {
 	return err
 }
 
-// guardedRun takes one capacity command through the guardrail workflow on the running
-// cluster of file: it attaches to the cluster only to plan (a kill switch that is set
-// stops the command before that), prints each step in text mode, and leaves the
-// cluster's gossip when done. plan decides the plan from the cluster as it is now.
-func guardedRun(cmd *cobra.Command, file *localcluster.ClusterFile, output string, x *guard.Executor, op guard.Op,
-	plan func(ctx context.Context, cl cell.Cluster) (*guard.Plan, error)) (*guard.Result, error) {
+// runPlan asks the supervisor of the running cluster of file to take one capacity
+// command through the guardrail workflow: the supervisor plans, checks, audits and
+// acts, and this command prints what it streams back. show is given the plan before
+// anything is done; in text mode each step is printed as it happens. An interrupt
+// (Ctrl-C) ends the request, and the supervisor stops the plan before its next step.
+func runPlan(cmd *cobra.Command, file *localcluster.ClusterFile, output string, req localcluster.PlanRequest,
+	show func(*guard.Plan)) (*guard.Result, error) {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	x.Dir, x.Audit = file.DataDir, guard.OpenAudit(file.DataDir)
-	if output == "text" {
-		x.Progress = cmd.OutOrStdout()
+	ctl, err := localcluster.NewControl(file)
+	if errors.Is(err, localcluster.ErrNoControl) {
+		return nil, errors.New("the cluster's supervisor serves no control endpoint: restart the cluster with 'cellctl up'")
 	}
-	op.Command = "cellctl " + strings.Join(os.Args[1:], " ")
-	var cl attachedCluster
-	defer func() {
-		if cl != nil {
-			cl.Close()
-		}
-	}()
-	op.Plan = func(ctx context.Context) (*guard.Plan, error) {
-		var err error
-		if cl, err = attachCluster(ctx, file); err != nil {
-			return nil, err
-		}
-		x.Cluster = cl
-		return plan(ctx, cl)
+	if err != nil {
+		return nil, err
 	}
-	return x.Run(ctx, op)
+	req.Command = commandLine()
+	var progress io.Writer
+	if output == outputText {
+		progress = cmd.OutOrStdout()
+	}
+	return ctl.RunPlan(ctx, req, show, progress)
 }

@@ -63,6 +63,9 @@ func TestUsageErrorsDoNothing(t *testing.T) {
 		{up("--index-nodes", "0"), "--index-nodes must be at least 1, not 0"},
 		{up("--topology", topoFile, "--storage-nodes", "0"), "--storage-nodes must be at least 1, not 0"},
 		{up("--partition", "tenant"), `--partition must be "bucket" or "key", not "tenant"`},
+		{up("--access-key", "ak"), "--access-key and --secret-key go together"},
+		{up("--access-key", "ak", "--secret-key", ""), "--access-key and --secret-key go together"},
+		{[]string{"credentials", "--data-dir", dir, "-o", "yaml"}, `--output "yaml": want text, json or env`},
 		{[]string{"version", "-o", "yaml"}, `--output "yaml"`},
 		{[]string{"drill", "list", "-o", "yaml"}, `--output "yaml"`},
 		{[]string{"drill", "halt", "--data-dir", dir, "-o", "yaml"}, `--output "yaml"`},
@@ -261,21 +264,35 @@ func TestUpHelpShowsTheEmbeddedDefaults(t *testing.T) {
 }
 
 func TestUpReadyText(t *testing.T) {
-	r := upReady{S3Endpoint: "http://127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Region: "us-east-1", Auth: false,
+	r := upReady{S3Endpoint: "http://127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", NewCredentials: true,
+		CredentialsFile: "/abs/data/credentials.json", Region: "us-east-1", Auth: false,
 		DataDir: "/abs/data", ClusterFile: "/abs/data/cluster.json", LogDir: "/abs/data/logs", Nodes: 25, SupervisorPID: 42}
 	var b strings.Builder
 	printReady(&b, r, "./data")
-	for _, want := range []string{"S3 endpoint: http://127.0.0.1:9000\n", "Access key:  ak\n", "AWS_SECRET_ACCESS_KEY=sk",
+	for _, want := range []string{"S3 endpoint: http://127.0.0.1:9000\n", "Access key:  ak\n", "Secret key:  sk\n", "shown this once",
+		`eval "$(cellctl credentials --data-dir ./data --output env)"`,
 		"cellctl status --data-dir ./data\n", "Node logs:      ./data/logs/\n", "Press Ctrl-C", "AUTHENTICATION IS OFF"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("ready text lacks %q:\n%s", want, b.String())
 		}
 	}
 	j, _ := json.Marshal(r)
-	for _, key := range []string{"s3_endpoint", "access_key", "secret_key", "region", "auth", "data_dir", "cluster_file", "log_dir", "nodes", "supervisor_pid"} {
+	for _, key := range []string{"s3_endpoint", "access_key", "secret_key", "new_credentials", "credentials_file", "region", "auth",
+		"data_dir", "cluster_file", "log_dir", "nodes", "supervisor_pid"} {
 		if !strings.Contains(string(j), `"`+key+`":`) {
 			t.Errorf("ready JSON lacks %s: %s", key, j)
 		}
+	}
+
+	// Credentials the cluster had already: the secret is not printed again.
+	r.SecretKey, r.NewCredentials = "", false
+	b.Reset()
+	printReady(&b, r, "./data")
+	if !strings.Contains(b.String(), "Secret key:  in /abs/data/credentials.json ('cellctl credentials' shows it)") {
+		t.Errorf("ready text of a cluster with credentials:\n%s", b.String())
+	}
+	if j, _ := json.Marshal(r); strings.Contains(string(j), "secret_key") {
+		t.Errorf("ready JSON shows a secret key it did not make: %s", j)
 	}
 }
 

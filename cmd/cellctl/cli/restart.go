@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 type restartOptions struct {
@@ -106,23 +106,14 @@ func runRestart(cmd *cobra.Command, o restartOptions) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	x := &guard.Executor{HealthTimeout: o.healthFor, StartTimeout: o.startTimeout}
-	op := guard.Op{Reason: o.reason, Confirm: o.confirm, Show: func(p *guard.Plan) {
+	req := localcluster.PlanRequest{Action: guard.ActionRestart, Cell: o.cell, Tiers: roles(o.tiers), Order: roles(o.order),
+		Cold: o.cold, Override: o.override, Confirm: o.confirm, Reason: o.reason,
+		HealthTimeoutMS: o.healthFor.Milliseconds(), StartTimeoutMS: o.startTimeout.Milliseconds()}
+	start := time.Now()
+	res, err := runPlan(cmd, file, o.output, req, func(p *guard.Plan) {
 		if o.output == "text" {
 			printRestartPlan(out, p, o)
 		}
-	}}
-	start := time.Now()
-	res, err := guardedRun(cmd, file, o.output, x, op, func(ctx context.Context, cl cell.Cluster) (*guard.Plan, error) {
-		states, err := cl.Nodes(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := guard.RestartRequest{Cell: o.cell, Tiers: roles(o.tiers), Order: roles(o.order), Cold: o.cold, Override: o.override}
-		if len(req.Order) > 0 && len(req.Tiers) == 0 {
-			req.Tiers = req.Order
-		}
-		return guard.PlanRestart(file.Topology.Topology, states, guard.DefaultPolicy(), req)
 	})
 	if res == nil {
 		return guardError(err)

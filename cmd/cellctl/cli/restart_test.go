@@ -17,8 +17,8 @@ func TestRestartRollingDryRunAndConfirm(t *testing.T) {
 		t.Errorf("plan:\n%s", out)
 	}
 	id := planIDOf(t, out)
-	if !strings.Contains(out, "--tier index --confirm "+id) || len(fc.calls) != 0 {
-		t.Errorf("dry run:\n%s\ncalls %v", out, fc.calls)
+	if !strings.Contains(out, "--tier index --confirm "+id) || len(fc.actions()) != 0 {
+		t.Errorf("dry run:\n%s\ncalls %v", out, fc.actions())
 	}
 	code, out, stderr = run(t, append(args, "--confirm", id, "--reason", "new build", "--output", "json")...)
 	if code != ExitOK {
@@ -32,7 +32,7 @@ func TestRestartRollingDryRunAndConfirm(t *testing.T) {
 		t.Errorf("ready times %v, steps %d", rep.ReadyMS, len(rep.Steps))
 	}
 	want := "stop cell-2-index-1,start cell-2-index-1,stop cell-2-index-2,start cell-2-index-2,stop cell-2-index-0,start cell-2-index-0"
-	if got := strings.Join(fc.calls, ","); got != want {
+	if got := strings.Join(fc.actions(), ","); got != want {
 		t.Errorf("calls %s", got)
 	}
 	if got := auditDecisions(t, dir); got != "planned,confirmed,step,step,step,step,step,step,done" {
@@ -67,7 +67,7 @@ func TestRestartGuardrails(t *testing.T) {
 			t.Errorf("%v: exit %d", bad, code)
 		}
 	}
-	if len(fc.calls) != 0 {
-		t.Errorf("acted: %v", fc.calls)
+	if len(fc.actions()) != 0 {
+		t.Errorf("acted: %v", fc.actions())
 	}
 }

@@ -1,6 +1,6 @@
-// Package cli holds cellctl's command line: up, status, version, completion, and the
-// hidden daemon command that up re-executes for every node. cellctl's main is one line
-// that calls Main. (The daemon binaries do not link this package: their mains call
+// Package cli holds cellctl's command line: up, status, credentials, version,
+// completion, and the hidden daemon command that up re-executes for every node.
+// cellctl's main is one line that calls Main. (The daemon binaries do not link this package: their mains call
 // internal/daemon.Main, and 'cellctl daemon' runs the same code.)
 //
 // Every command reports a failure as one plain line on stderr and a non-zero exit code
@@ -108,7 +108,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newUpCommand(), newStatusCommand(), newVersionCommand(), newDaemonCommand())
+	root.AddCommand(newUpCommand(), newStatusCommand(), newCredentialsCommand(), newVersionCommand(), newDaemonCommand())
 	root.AddCommand(drillCommands()...)
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newProbeCommand(), newComposeCommand(), newCompletionCommand())

@@ -33,6 +33,8 @@ type upOptions struct {
 	partition    string
 	s3Addr       string
 	auth         bool
+	accessKey    string
+	secretKey    string
 	fastGossip   bool
 	logFormat    string
 	readyTimeout time.Duration
@@ -62,6 +64,12 @@ log to DATA_DIR/logs/<node-id>.log; DATA_DIR/cluster.json says what runs where, 
 'cellctl status' and drills. Running up again on the same data directory brings the
 same nodes and their data back.
 
+A new cluster gets credentials of its own, made from crypto/rand and kept in
+DATA_DIR/credentials.json, readable by you only (the data directory is 0700); up prints
+the secret key once, when it makes them, and 'cellctl credentials' shows them again.
+--access-key and --secret-key (or access_key and secret_key in the topology file) give
+fixed ones instead, for a workshop that hands them out.
+
 Once the cluster is ready, up prints the S3 endpoint, the credentials and where the
 data and logs are; with --output json, that is one line of JSON on stdout, and the
 progress goes to stderr.
@@ -87,7 +95,9 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f.StringVar(&o.partition, "partition", def.Partition,
 		fmt.Sprintf("what picks a key's cell: %q or %q", cell.PartitionByBucket, cell.PartitionByKey))
 	f.StringVar(&o.s3Addr, "s3-addr", def.S3Addr, "address of the first gateway's S3 API")
-	f.BoolVar(&o.auth, "auth", def.Auth, "require AWS Signature V4 with the topology's credentials (--auth=false: anyone may read and write; workshops only)")
+	f.BoolVar(&o.auth, "auth", def.Auth, "require signed requests (--auth=false: anyone may read and write; workshops only)")
+	f.StringVar(&o.accessKey, "access-key", "", "a fixed access key instead of the cluster's own (with --secret-key)")
+	f.StringVar(&o.secretKey, "secret-key", "", "a fixed secret key instead of the cluster's own (with --access-key)")
 	f.BoolVar(&o.fastGossip, "fast-gossip", false, "short gossip timers, for one machine: a killed node is noticed in a few seconds")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the nodes' logs: text or json")
 	f.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long one node may take to become ready")
@@ -139,7 +149,15 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 	if set("auth") {
 		topo.Auth = o.auth
 	}
-	if err := topo.Validate(); err != nil {
+	if set("access-key") != set("secret-key") || (set("access-key") && (o.accessKey == "" || o.secretKey == "")) {
+		return topo, usageErrorf("--access-key and --secret-key go together: give both, or neither for the cluster's own")
+	}
+	if set("access-key") {
+		topo.AccessKey, topo.SecretKey = o.accessKey, o.secretKey
+	}
+	// The credentials, when neither the flags nor the file give them, are the
+	// cluster's own: the supervisor reads or makes them.
+	if err := topo.ValidateShape(); err != nil {
 		// Validate's messages start with the setting's YAML key; a flag set over it
 		// is named as the flag.
 		msg := err.Error()
@@ -257,8 +275,12 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 type upReady struct {
 	S3Endpoint string `json:"s3_endpoint"`
 	AccessKey  string `json:"access_key"`
-	SecretKey  string `json:"secret_key"`
-	Region     string `json:"region"`
+	// SecretKey is shown once, when up made the cluster's credentials (NewCredentials);
+	// 'cellctl credentials' shows it again.
+	SecretKey       string `json:"secret_key,omitempty"`
+	NewCredentials  bool   `json:"new_credentials"`
+	CredentialsFile string `json:"credentials_file"`
+	Region          string `json:"region"`
 	// Auth is false when the gateways serve unsigned requests (--auth=false).
 	Auth bool `json:"auth"`
 	// DataDir, ClusterFile and LogDir are absolute paths.
@@ -272,19 +294,28 @@ type upReady struct {
 
 func readyInfo(sup *localcluster.Supervisor) upReady {
 	t := sup.Topology()
-	return upReady{
-		S3Endpoint: sup.S3Endpoint(), AccessKey: t.AccessKey, SecretKey: t.SecretKey, Region: t.Region, Auth: t.Auth,
+	r := upReady{
+		S3Endpoint: sup.S3Endpoint(), AccessKey: t.AccessKey, Region: t.Region, Auth: t.Auth,
+		NewCredentials: sup.MadeCredentials(), CredentialsFile: filepath.Join(sup.Dir(), localcluster.CredentialsFileName),
 		DataDir:       sup.Dir(),
 		ClusterFile:   filepath.Join(sup.Dir(), localcluster.ClusterFileName),
 		LogDir:        filepath.Join(sup.Dir(), "logs"),
 		Nodes:         len(sup.Nodes()),
 		SupervisorPID: os.Getpid(),
 	}
+	if r.NewCredentials {
+		r.SecretKey = t.SecretKey
+	}
+	return r
 }
 
 // printReady prints r for a person; dataDir is --data-dir as given.
 func printReady(out io.Writer, r upReady, dataDir string) {
 	ep := r.S3Endpoint
+	secret := fmt.Sprintf("in %s ('cellctl credentials' shows it)", r.CredentialsFile)
+	if r.NewCredentials {
+		secret = r.SecretKey + "\n             (new: shown this once; 'cellctl credentials' shows it again)"
+	}
 	fmt.Fprintf(out, `
 S3 endpoint: %s
 Access key:  %s
@@ -292,14 +323,14 @@ Secret key:  %s
 Region:      %s
 
 Try it from another terminal:
-  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s
+  eval "$(cellctl credentials --data-dir %s --output env)"
   aws --endpoint-url %s s3 mb s3://demo
   aws --endpoint-url %s s3 ls
 
 Cluster status: cellctl status --data-dir %s
 Node logs:      %s/logs/
 Press Ctrl-C to stop the cluster.
-`, ep, r.AccessKey, r.SecretKey, r.Region, r.AccessKey, r.SecretKey, r.Region, ep, ep, dataDir, dataDir)
+`, ep, r.AccessKey, secret, r.Region, dataDir, ep, ep, dataDir, dataDir)
 	if !r.Auth {
 		printAuthWarning(out, ep)
 	}

@@ -1210,9 +1210,13 @@ type CompletedPart struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Number int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
 	// the part's ETag, quoted or not.
-	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	// the part's checksum as the client names it, if it does: it must be the checksum
+	// the part was uploaded with, in the upload's algorithm.
+	ChecksumAlgorithm string `protobuf:"bytes,3,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
+	Checksum          string `protobuf:"bytes,4,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CompletedPart) Reset() {
@@ -1259,6 +1263,20 @@ func (x *CompletedPart) GetEtag() string {
 	return ""
 }
 
+func (x *CompletedPart) GetChecksumAlgorithm() string {
+	if x != nil {
+		return x.ChecksumAlgorithm
+	}
+	return ""
+}
+
+func (x *CompletedPart) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
 type CompleteUploadRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Bucket   string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
@@ -1272,8 +1290,15 @@ type CompleteUploadRequest struct {
 	IfMatch          string `protobuf:"bytes,7,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
 	IfNoneMatch      bool   `protobuf:"varint,8,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
 	RequireBucket    bool   `protobuf:"varint,9,opt,name=require_bucket,json=requireBucket,proto3" json:"require_bucket,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// what the client declares of the whole object's checksum, if anything; the
+	// completion fails, writing nothing, unless they match the upload and its parts:
+	// the algorithm and base64 value (x-amz-checksum-<algorithm>), and the checksum
+	// type (x-amz-checksum-type: FULL_OBJECT or COMPOSITE).
+	ChecksumAlgorithm string `protobuf:"bytes,10,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
+	Checksum          string `protobuf:"bytes,11,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	ChecksumType      string `protobuf:"bytes,12,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CompleteUploadRequest) Reset() {
@@ -1367,6 +1392,27 @@ func (x *CompleteUploadRequest) GetRequireBucket() bool {
 		return x.RequireBucket
 	}
 	return false
+}
+
+func (x *CompleteUploadRequest) GetChecksumAlgorithm() string {
+	if x != nil {
+		return x.ChecksumAlgorithm
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+func (x *CompleteUploadRequest) GetChecksumType() string {
+	if x != nil {
+		return x.ChecksumType
+	}
+	return ""
 }
 
 type CompleteUploadResponse struct {
@@ -1884,10 +1930,12 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12+\n" +
 	"\x04part\x18\x04 \x01(\v2\x17.cellar.v1.PartLocationR\x04part\"F\n" +
 	"\x0fPutPartResponse\x123\n" +
-	"\bprevious\x18\x01 \x01(\v2\x17.cellar.v1.PartLocationR\bprevious\";\n" +
+	"\bprevious\x18\x01 \x01(\v2\x17.cellar.v1.PartLocationR\bprevious\"\x86\x01\n" +
 	"\rCompletedPart\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\"\xc6\x02\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\x12-\n" +
+	"\x12checksum_algorithm\x18\x03 \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
+	"\bchecksum\x18\x04 \x01(\tR\bchecksum\"\xb6\x03\n" +
 	"\x15CompleteUploadRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
@@ -1897,7 +1945,11 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x12modified_unix_nano\x18\x06 \x01(\x03R\x10modifiedUnixNano\x12\x19\n" +
 	"\bif_match\x18\a \x01(\tR\aifMatch\x12\"\n" +
 	"\rif_none_match\x18\b \x01(\bR\vifNoneMatch\x12%\n" +
-	"\x0erequire_bucket\x18\t \x01(\bR\rrequireBucket\"\xab\x01\n" +
+	"\x0erequire_bucket\x18\t \x01(\bR\rrequireBucket\x12-\n" +
+	"\x12checksum_algorithm\x18\n" +
+	" \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
+	"\bchecksum\x18\v \x01(\tR\bchecksum\x12#\n" +
+	"\rchecksum_type\x18\f \x01(\tR\fchecksumType\"\xab\x01\n" +
 	"\x16CompleteUploadResponse\x12/\n" +
 	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12/\n" +
 	"\bprevious\x18\x02 \x01(\v2\x13.cellar.v1.LocationR\bprevious\x12/\n" +

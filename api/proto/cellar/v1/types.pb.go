@@ -47,8 +47,9 @@ type Location struct {
 	ContentDisposition string `protobuf:"bytes,13,opt,name=content_disposition,json=contentDisposition,proto3" json:"content_disposition,omitempty"`
 	ContentLanguage    string `protobuf:"bytes,14,opt,name=content_language,json=contentLanguage,proto3" json:"content_language,omitempty"`
 	Expires            string `protobuf:"bytes,15,opt,name=expires,proto3" json:"expires,omitempty"`
-	// the checksum the client sent: algorithm (CRC32, CRC32C, SHA1, SHA256) and the
-	// base64 value ("<value>-<parts>" for a multipart object).
+	// the checksum the client sent: algorithm (CRC32, CRC32C, CRC64NVME, SHA1, SHA256)
+	// and the base64 value ("<value>-<parts>" for a multipart object's composite
+	// checksum; a full-object checksum has no suffix).
 	ChecksumAlgorithm string `protobuf:"bytes,16,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
 	Checksum          string `protobuf:"bytes,17,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	// the parts of a multipart object, in order; object_id and replicas are then empty.
@@ -317,7 +318,11 @@ type Upload struct {
 	InitiatedUnixNano int64                  `protobuf:"varint,4,opt,name=initiated_unix_nano,json=initiatedUnixNano,proto3" json:"initiated_unix_nano,omitempty"`
 	// what the completed object will carry besides its data: content type, user
 	// metadata, standard headers and the checksum algorithm.
-	Meta          *Location `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
+	Meta *Location `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
+	// how the object's checksum is made from the parts' checksums: "FULL_OBJECT" (the
+	// checksum of the whole object, combined from the parts' CRCs) or "COMPOSITE" (the
+	// checksum of the parts' checksums, "<value>-<parts>"); "" means COMPOSITE.
+	ChecksumType  string `protobuf:"bytes,6,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,6 +390,13 @@ func (x *Upload) GetMeta() *Location {
 		return x.Meta
 	}
 	return nil
+}
+
+func (x *Upload) GetChecksumType() string {
+	if x != nil {
+		return x.ChecksumType
+	}
+	return ""
 }
 
 type Bucket struct {
@@ -614,13 +626,14 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\x03md5\x18\x04 \x01(\fR\x03md5\x12\x1a\n" +
 	"\breplicas\x18\x05 \x03(\tR\breplicas\x12,\n" +
 	"\x12modified_unix_nano\x18\x06 \x01(\x03R\x10modifiedUnixNano\x12\x1a\n" +
-	"\bchecksum\x18\a \x01(\tR\bchecksum\"\xa8\x01\n" +
+	"\bchecksum\x18\a \x01(\tR\bchecksum\"\xcd\x01\n" +
 	"\x06Upload\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
 	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
 	"\x13initiated_unix_nano\x18\x04 \x01(\x03R\x11initiatedUnixNano\x12'\n" +
-	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\"H\n" +
+	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\x12#\n" +
+	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"H\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xd3\x02\n" +
