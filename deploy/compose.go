@@ -117,7 +117,9 @@ func hostPort(host string, port int) string { return host + ":" + strconv.Itoa(p
 // Environment variables it reads when run: CELLAR_ACCESS_KEY and CELLAR_SECRET_KEY (the
 // S3 credentials, passed to the gateways; none are built in), CELLAR_IMAGE (default
 // cellar:latest), CELLAR_S3_PORT (the gateway's port on 127.0.0.1; default 9000, 0
-// picks a free one), CELLAR_PROMETHEUS_PORT (default 9090; profile prometheus only).
+// picks a free one), CELLAR_STATUS_PORT (the status page on 127.0.0.1; default 8080),
+// CELLAR_PROMETHEUS_PORT (default 9090) and CELLAR_GRAFANA_PORT (default 3000): the last
+// two with the monitoring profile only.
 func Compose(t cell.Topology) ([]byte, error) {
 	if err := t.ValidateShape(); err != nil {
 		return nil, err
@@ -176,17 +178,52 @@ func Compose(t cell.Topology) ([]byte, error) {
 		}
 	}
 	p("")
-	p("  # Prometheus scraping every node, for Docker engines that can pull images:")
-	p("  # docker-compose -f deploy/docker-compose.yml --profile prometheus up -d")
+	p("  # The status page, out of band: it joins the gossip as an observer and probes every")
+	p("  # node itself, so it keeps working when every cell is down (see docs/docker.md).")
+	p("  %s:", StatusService)
+	p("    <<: *node")
+	p("    hostname: %s", StatusService)
+	p("    command:")
+	for _, a := range statusArgs(t) {
+		p("      - %s", strconv.Quote(a))
+	}
+	p("    volumes:")
+	p("      - ./topology.yaml:%s:ro", TopologyPath)
+	p("    healthcheck:")
+	p("      test: [\"CMD\", \"/cellctl\", \"probe\", \"--timeout=2s\", \"http://127.0.0.1:%d/api/status\"]", StatusPort)
+	p("      interval: 10s")
+	p("      timeout: 10s")
+	p("      retries: 3")
+	p("    ports:")
+	p("      - \"127.0.0.1:${CELLAR_STATUS_PORT:-8080}:%d\"", StatusPort)
+	p("")
+	p("  # Prometheus scraping every node and the status page, and Grafana with the cellar")
+	p("  # dashboard, for Docker engines that can pull their images:")
+	p("  # docker-compose -f deploy/docker-compose.yml --profile monitoring up -d")
 	p("  prometheus:")
 	p("    image: prom/prometheus:v2.53.0")
-	p("    profiles: [prometheus]")
+	p("    profiles: [monitoring, prometheus]")
 	p("    networks: [cellar]")
 	p("    command: [\"--config.file=/etc/prometheus/prometheus.yml\"]")
 	p("    volumes:")
 	p("      - ./prometheus.yml:/etc/prometheus/prometheus.yml:ro")
 	p("    ports:")
 	p("      - \"127.0.0.1:${CELLAR_PROMETHEUS_PORT:-9090}:9090\"")
+	p("")
+	p("  grafana:")
+	p("    image: grafana/grafana:11.1.0")
+	p("    profiles: [monitoring]")
+	p("    networks: [cellar]")
+	p("    depends_on: [prometheus]")
+	p("    environment:")
+	p("      GF_AUTH_ANONYMOUS_ENABLED: \"true\"")
+	p("      GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer")
+	p("      GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: /var/lib/grafana/dashboards/cellar-dashboard.json")
+	p("    volumes:")
+	p("      - ./grafana/provisioning:/etc/grafana/provisioning:ro")
+	p("      - ./grafana/cellar-dashboard.json:/var/lib/grafana/dashboards/cellar-dashboard.json:ro")
+	p("    ports:")
+	p("      - \"127.0.0.1:${CELLAR_GRAFANA_PORT:-3000}:3000\"")
 	p("")
 	p("networks:")
 	p("  cellar: {}")
@@ -219,7 +256,30 @@ func Prometheus(t cell.Topology) []byte {
 		p("      - targets: [\"%s\"]", hostPort(n.ID, AdminPort))
 		p("        labels: {node: %q, tier: %q%s}", n.ID, n.Role, cellLabel(n.Cell))
 	}
+	p("  # The status page's own view (cellar_status_*): node up and ready as probed from")
+	p("  # outside, restart times, index quorum and health per cell.")
+	p("  - job_name: cellar-status")
+	p("    metrics_path: /metrics")
+	p("    static_configs:")
+	p("      - targets: [\"%s\"]", hostPort(StatusService, StatusPort))
 	return b.Bytes()
+}
+
+// StatusService is the compose service of the status page, and StatusPort its port.
+const (
+	StatusService = "status"
+	StatusPort    = 8080
+)
+
+// statusArgs is the status page's command line: it joins the gossip through the
+// cluster's seeds and judges every cell against the topology the gateways read.
+func statusArgs(t cell.Topology) []string {
+	return []string{"status",
+		"--serve=" + hostPort("0.0.0.0", StatusPort),
+		"--join=" + strings.Join(Seeds(t), ","),
+		"--bind=0.0.0.0:0",
+		"--topology=" + TopologyPath,
+	}
 }
 
 func cellLabel(c string) string {

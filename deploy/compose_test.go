@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +63,7 @@ func TestComposeCluster(t *testing.T) {
 	project := fmt.Sprintf("cellartest%d", time.Now().UnixNano()%1_000_000_000)
 	image := "cellar:" + project
 	dc := &dockerCompose{t: t, project: project, cmd: composeCommand(),
-		env: []string{"CELLAR_IMAGE=" + image, "CELLAR_S3_PORT=0",
+		env: []string{"CELLAR_IMAGE=" + image, "CELLAR_S3_PORT=0", "CELLAR_STATUS_PORT=0",
 			cell.EnvAccessKey + "=" + topo.AccessKey, cell.EnvSecretKey + "=" + topo.SecretKey}}
 	t.Logf("compose command %q, project %s", dc.cmd, project)
 
@@ -190,6 +191,13 @@ func TestComposeCluster(t *testing.T) {
 
 	step("%s answers 503, the other cells serve", victim)
 
+	// The status page, in its own container, says so: the victim down, the rest serving.
+	statusURL := "http://" + strings.TrimSpace(dc.mustRun(ctx, "port", StatusService, fmt.Sprint(StatusPort))) + "/api/status"
+	eventually(t, ctx, 60*time.Second, "the status page shows "+victim+" down", func() error {
+		return statusShows(ctx, statusURL, victim)
+	})
+	step("the status page shows %s down and the other cells serving", victim)
+
 	// Bring the index back.
 	dc.mustRun(ctx, append([]string{"start"}, killed...)...)
 	dc.waitReady(ctx, len(services), 2*time.Minute)
@@ -235,9 +243,43 @@ func TestComposeCluster(t *testing.T) {
 	checkAll(t, ctx, c, objects, nil)
 	step("%d objects readable after the drills", len(objects))
 
-	// The containers' healthchecks (cellctl probe on /readyz) agree.
-	dc.waitHealthy(ctx, services, 2*time.Minute)
+	// The containers' healthchecks (cellctl probe on /readyz; the status page's on
+	// /api/status) agree.
+	dc.waitHealthy(ctx, append(services, StatusService), 2*time.Minute)
 	step("every container healthy")
+}
+
+// statusShows returns nil once the status page at url shows victim down and every
+// other cell serving.
+func statusShows(ctx context.Context, url, victim string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var snap struct {
+		Cells []struct{ ID, Health string } `json:"cells"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	if len(snap.Cells) == 0 {
+		return fmt.Errorf("the status page shows no cell yet")
+	}
+	for _, c := range snap.Cells {
+		want := "serving"
+		if c.ID == victim {
+			want = "down"
+		}
+		if c.Health != want {
+			return fmt.Errorf("%s is %s on the status page, want %s", c.ID, c.Health, want)
+		}
+	}
+	return nil
 }
 
 // composeCommand is the compose tool: $CELLAR_COMPOSE, else the docker compose plugin

@@ -61,8 +61,8 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("not YAML: %v\n%s", err, b)
 	}
 	nodes := topo.Nodes()
-	if len(f.Services) != len(nodes)+1 {
-		t.Errorf("%d services, want %d nodes and prometheus", len(f.Services), len(nodes))
+	if len(f.Services) != len(nodes)+3 {
+		t.Errorf("%d services, want %d nodes, the status page, prometheus and grafana", len(f.Services), len(nodes))
 	}
 	for _, n := range nodes {
 		s, ok := f.Services[n.ID]
@@ -97,8 +97,62 @@ func TestCompose(t *testing.T) {
 	if strings.Contains(string(b), "secret_key") {
 		t.Errorf("the compose file holds a secret key:\n%s", b)
 	}
-	if p := f.Services["prometheus"].Profiles; len(p) != 1 || p[0] != "prometheus" {
+	if p := f.Services["prometheus"].Profiles; strings.Join(p, ",") != "monitoring,prometheus" {
 		t.Errorf("prometheus profiles %v", p)
+	}
+	if p := f.Services["grafana"].Profiles; strings.Join(p, ",") != "monitoring" {
+		t.Errorf("grafana profiles %v", p)
+	}
+	// The status page runs without a profile: it is the view that outlives the outage.
+	st := f.Services[StatusService]
+	if len(st.Profiles) != 0 || !strings.HasPrefix(strings.Join(st.Command, " "), "status --serve=") ||
+		!strings.Contains(strings.Join(st.Command, " "), "--topology="+TopologyPath) {
+		t.Errorf("status service: profiles %v, command %v", st.Profiles, st.Command)
+	}
+	for _, p := range append(st.Ports, f.Services["grafana"].Ports...) {
+		if !strings.HasPrefix(p, "127.0.0.1:") {
+			t.Errorf("publishes %q beyond 127.0.0.1", p)
+		}
+	}
+}
+
+// Prometheus scrapes the status page too, and Grafana finds its data source and the
+// dashboard where the compose file mounts them.
+func TestMonitoringIsWired(t *testing.T) {
+	topo := cell.DefaultTopology()
+	if !strings.Contains(string(Prometheus(topo)), `targets: ["status:8080"]`) {
+		t.Errorf("prometheus.yml does not scrape the status page:\n%s", Prometheus(topo))
+	}
+	compose, err := Compose(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mount := range []string{"./grafana/provisioning:/etc/grafana/provisioning:ro", "./grafana/cellar-dashboard.json:/var/lib/grafana/dashboards/cellar-dashboard.json:ro"} {
+		if !strings.Contains(string(compose), mount) {
+			t.Errorf("grafana does not mount %s", mount)
+		}
+	}
+	var ds struct {
+		Datasources []struct{ Type, URL string } `yaml:"datasources"`
+	}
+	b, err := os.ReadFile("grafana/provisioning/datasources/prometheus.yml")
+	if err == nil {
+		err = yaml.Unmarshal(b, &ds)
+	}
+	if err != nil || len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].URL != "http://prometheus:9090" {
+		t.Errorf("data source: %+v, %v", ds, err)
+	}
+	var dash struct {
+		Providers []struct {
+			Options struct{ Path string } `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	b, err = os.ReadFile("grafana/provisioning/dashboards/cellar.yml")
+	if err == nil {
+		err = yaml.Unmarshal(b, &dash)
+	}
+	if err != nil || len(dash.Providers) != 1 || dash.Providers[0].Options.Path != "/var/lib/grafana/dashboards" {
+		t.Errorf("dashboard provider: %+v, %v", dash, err)
 	}
 }
 

@@ -18,7 +18,7 @@ func newComposeCommand() *cobra.Command {
 		Short: "Write the docker-compose.yml, prometheus.yml and Kubernetes manifests of a cluster",
 		Long: `compose writes, from a topology file, what runs that cluster in containers:
 OUT/docker-compose.yml (one service per node, each with its own volume, and a
-Prometheus service under the profile 'prometheus'), OUT/prometheus.yml (every node as a
+the status page, and Prometheus and Grafana under the profile 'monitoring'), OUT/prometheus.yml (every node and the status page as a
 scrape target) and OUT/kubernetes/*.yaml (a StatefulSet, headless Service and
 PodDisruptionBudget per tier of each cell, and the gateways). The gateway container of
 docker-compose.yml reads the same topology file, so keep it in OUT as topology.yaml.
