@@ -150,11 +150,12 @@ func (c *controller) servePlan(w http.ResponseWriter, r *http.Request) {
 	if req.StartTimeoutMS > 0 {
 		x.StartTimeout = time.Duration(req.StartTimeoutMS) * time.Millisecond
 	}
-	op := guard.Op{Command: req.Command, Reason: req.Reason, Confirm: req.Confirm, Auto: req.Auto,
+	var op guard.Op
+	op = guard.Op{Command: req.Command, Reason: req.Reason, Confirm: req.Confirm, Auto: req.Auto,
 		Plan: c.planner(req),
 		Show: func(p *guard.Plan) {
 			status := http.StatusOK
-			if !p.Allowed() || (running && !req.Auto && req.Confirm != p.ID) {
+			if op.Refuses(p) {
 				status = http.StatusConflict
 			}
 			s.send(status, PlanEvent{Event: EventPlan, Plan: p})

@@ -25,6 +25,17 @@ type Op struct {
 	Show func(*Plan)
 }
 
+// confirms reports whether op confirms plan p: a drill's, or one naming p's id.
+func (op Op) confirms(p *Plan) bool { return op.Auto || op.Confirm == p.ID }
+
+// Refuses reports whether Run will refuse plan p for op before acting on anything: p
+// breaks a guardrail no override lifts, or op asks to run another plan than p. A
+// server that answers before Run ends (a status code sent with the plan) asks this.
+func (op Op) Refuses(p *Plan) bool {
+	running := op.Confirm != "" || op.Auto
+	return !p.Allowed() || (running && !op.confirms(p))
+}
+
 // Result is what Run decided and did.
 type Result struct {
 	Plan     *Plan
@@ -105,7 +116,7 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 	if !running {
 		return res, audit(DecisionPlanned, "dry run; nothing done")
 	}
-	if !op.Auto && op.Confirm != plan.ID {
+	if !op.confirms(plan) {
 		stale := &StaleError{Confirmed: op.Confirm, Current: plan.ID, Previewed: x.previewed(op.Confirm)}
 		if err := audit(DecisionRefused, stale.Error()); err != nil {
 			return res, err
