@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"hash/crc64"
@@ -21,6 +22,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/cellarsim/cellar/internal/testwait"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/common/expfmt"
@@ -361,13 +363,9 @@ func clientCancellation(t *testing.T, cl *Cluster) {
 		ids = append(ids, getAndHangUp(t, cl, bucket, "big"))
 	}
 	// The gateway records a request when it is done with it: wait for all of them.
-	deadline := time.Now().Add(30 * time.Second)
-	for gatewayOutcomes(t, cl)["GetObject ClientClosedRequest"]-before["GetObject ClientClosedRequest"] < hangUps {
-		if time.Now().After(deadline) {
-			t.Fatalf("GetObject outcomes before %v, now %v: want %d more ClientClosedRequest", before, gatewayOutcomes(t, cl), hangUps)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, fmt.Sprintf("%d more GetObject ClientClosedRequest than %v", hangUps, before), func() bool {
+		return gatewayOutcomes(t, cl)["GetObject ClientClosedRequest"]-before["GetObject ClientClosedRequest"] >= hangUps
+	})
 	after := gatewayOutcomes(t, cl)
 	for _, outcome := range []string{"ServiceUnavailable", "SlowDown", "InternalError"} {
 		if n := after["GetObject "+outcome] - before["GetObject "+outcome]; n != 0 {

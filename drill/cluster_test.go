@@ -12,6 +12,7 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/internal/testwait"
 	"github.com/cellarsim/cellar/loadgen"
 )
 
@@ -160,19 +161,11 @@ func (o *observed) observe(_ loadgen.Summary, cells map[string]loadgen.Summary) 
 // wait returns once cond holds of the load's totals; it fails the test after a minute.
 func (o *observed) wait(t *testing.T, what string, cond func(map[string]loadgen.Summary) bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testwait.Until(t, time.Minute, what, func() bool {
 		o.mu.Lock()
-		ok := o.cells != nil && cond(o.cells)
-		o.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after a minute", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer o.mu.Unlock()
+		return o.cells != nil && cond(o.cells)
+	})
 }
 
 func mustNodes(t *testing.T, c cell.Cluster) []cell.NodeStatus {

@@ -30,6 +30,7 @@ import (
 	"github.com/cellarsim/cellar/gateway/s3"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/internal/testwait"
 	"github.com/cellarsim/cellar/router"
 )
 
@@ -321,12 +322,7 @@ func (tc *testCell) tmpFiles(t *testing.T, i int) int {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, 20*time.Second, what, cond)
 }
 
 // counterValue is the value of a counter.
