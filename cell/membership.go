@@ -74,13 +74,20 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	if cfg.Fast {
 		mc = memberlist.DefaultLocalConfig()
 		// Quick to spread news, patient before calling a node dead: on a busy
-		// 2-core machine a live node can miss a probe. Nodes that stop cleanly say
-		// so at once (Leave); only killed ones wait for the probes.
+		// 2-core machine a live node can be off the CPU for seconds, and a node
+		// wrongly declared dead takes its cell's index leader or a storage node out
+		// of every gateway's routing until it refutes. Nodes that stop cleanly say
+		// so at once (Leave); only killed ones wait for the probes, about 7 s on a
+		// cluster of 25 nodes (SuspicionMult x log10(nodes) x ProbeInterval), and
+		// nothing waits on that: a killed leader is replaced by its group's own
+		// election, and reads switch replicas when a storage node stops answering.
+		// memberlist's Lifeguard also lengthens a prober's timeouts while the prober
+		// itself is slow, so a starved node does not accuse the healthy ones.
 		mc.GossipInterval = 50 * time.Millisecond
-		mc.ProbeInterval = 500 * time.Millisecond
-		mc.ProbeTimeout = 400 * time.Millisecond
+		mc.ProbeInterval = time.Second
+		mc.ProbeTimeout = 500 * time.Millisecond
 		mc.PushPullInterval = 5 * time.Second
-		mc.SuspicionMult = 4
+		mc.SuspicionMult = 5
 	}
 	// An incarnation gets its own memberlist name, so a node restarted on a new
 	// address never conflicts with its dead predecessor; Nodes keeps the newest.

@@ -102,11 +102,29 @@ func (r *Router) ObjectCell(bucket, key string) string {
 // Index returns a client for the index of the cell: the leader of its replication
 // group, or its one node when the cell's index is not replicated.
 func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
+	addr, err := r.indexAddr(cellID)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := r.conns.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return cellarv1.NewIndexClient(cc), nil
+}
+
+// indexAddr is the gRPC address of the index node that serves the cell.
+func (r *Router) indexAddr(cellID string) (string, error) {
 	nodes := r.members.Ready(cellID, cell.RoleIndex)
 	addr := ""
+	// Two nodes can both claim to lead for a moment: a leader that died or was cut
+	// off is still in the gossip until its peers give up on it. The newer leader
+	// has applied more (its first act is to commit an entry after everything the
+	// old one could have applied), so the highest applied index wins.
+	var applied uint64
 	for _, n := range nodes {
-		if n.Leader {
-			addr = n.GRPCAddr
+		if n.Leader && (addr == "" || n.AppliedIndex > applied) {
+			addr, applied = n.GRPCAddr, n.AppliedIndex
 		}
 	}
 	if addr == "" && len(nodes) > 0 && r.indexNodes == 1 {
@@ -123,15 +141,11 @@ func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
 	}
 	if addr == "" {
 		if len(nodes) == 0 {
-			return nil, errs.New(errs.Unavailable, "no ready index node in %s", cellID)
+			return "", errs.New(errs.Unavailable, "no ready index node in %s", cellID)
 		}
-		return nil, errs.New(errs.Unavailable, "the index of %s has no leader (%d of %d nodes up)", cellID, len(nodes), r.indexNodes)
+		return "", errs.New(errs.Unavailable, "the index of %s has no leader (%d of %d nodes up)", cellID, len(nodes), r.indexNodes)
 	}
-	cc, err := r.conns.Get(addr)
-	if err != nil {
-		return nil, err
-	}
-	return cellarv1.NewIndexClient(cc), nil
+	return addr, nil
 }
 
 // Placement returns a client for a ready placement node of the cell.

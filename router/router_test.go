@@ -74,3 +74,21 @@ func TestStorageOfAReadOnlyNode(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexLeaderIsTheNewestClaim: while a dead or cut-off leader is still in the
+// gossip beside the one its peers elected after it, the router sends the cell's index
+// work to the new one, which has applied more, whatever order the gossip lists them in.
+func TestIndexLeaderIsTheNewestClaim(t *testing.T) {
+	old := cell.Node{ID: "cell-0-index-0", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateReady, GRPCAddr: "127.0.0.1:1", Leader: true, AppliedIndex: 40}
+	follower := cell.Node{ID: "cell-0-index-1", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateReady, GRPCAddr: "127.0.0.1:2", AppliedIndex: 41}
+	elected := cell.Node{ID: "cell-0-index-2", Role: cell.RoleIndex, Cell: "cell-0", State: cell.StateReady, GRPCAddr: "127.0.0.1:3", Leader: true, AppliedIndex: 42}
+	for _, order := range []members{{old, follower, elected}, {elected, follower, old}, {follower, elected, old}} {
+		conns := daemon.NewConns()
+		addr, err := New(cell.DefaultTopology(), order, conns).indexAddr("cell-0")
+		conns.Close()
+		if err != nil || addr != elected.GRPCAddr {
+			t.Errorf("gossip order %s, %s, %s: index at %q (%v), want the elected leader at %s",
+				order[0].ID, order[1].ID, order[2].ID, addr, err, elected.GRPCAddr)
+		}
+	}
+}

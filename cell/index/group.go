@@ -45,6 +45,9 @@ type group struct {
 	// serving is true while this node leads and has applied every entry of earlier
 	// terms (a barrier in its own term), so reads from its map are up to date.
 	serving atomic.Bool
+	// leaderChanges counts the times this node started to lead; summed over a
+	// cell's nodes it is the number of leader changes the cell went through.
+	leaderChanges prometheus.Counter
 }
 
 // Peer is one initial member of a group: node id and raft address.
@@ -95,13 +98,21 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
-	// A little more patient than raft's defaults: on a busy 2-core machine a healthy
-	// leader can miss a 500 ms lease and step down, which a drill would count as an
-	// outage of a cell nobody touched. A leader cut off from its majority still
-	// steps down within about a second.
-	rc.HeartbeatTimeout = 1500 * time.Millisecond
-	rc.ElectionTimeout = 1500 * time.Millisecond
-	rc.LeaderLeaseTimeout = time.Second
+	// More patient than raft's defaults, because on a busy 2-core machine a healthy
+	// process can be off the CPU for a second or more, and every leader change is an
+	// outage of a cell that nobody touched:
+	//   - A follower calls an election only after missing heartbeats for 2-4 s
+	//     (raft draws the timer between HeartbeatTimeout and twice that). The cost is
+	//     failover after a leader really dies: about 2-4 s plus a vote.
+	//   - The leader steps down only if no majority answered it for the same 2 s.
+	//     With the old 1 s lease, most of the leader changes measured under load were
+	//     leaders stepping down for having been descheduled. A longer lease risks no
+	//     safety: writes still need a majority to commit and reads still ask one.
+	//   - Pre-vote (raft's default) and followers that refuse to vote while they
+	//     still hear a leader keep a slow follower from deposing a healthy leader.
+	rc.HeartbeatTimeout = 2 * time.Second
+	rc.ElectionTimeout = 2 * time.Second
+	rc.LeaderLeaseTimeout = 2 * time.Second
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclog.Info})
 	// The FSM is Pebble itself: a restarted node keeps its state and only replays
 	// the entries after its applied index, instead of reloading a snapshot.
@@ -126,7 +137,11 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		trans.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger, size: max(1, len(cfg.Peers))}
+	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger, size: max(1, len(cfg.Peers)),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cellar_index_raft_leader_changes_total",
+			Help: "Times this node became the leader of its cell's index group and started serving.",
+		})}
 	if !hasState {
 		peers := cfg.Peers
 		if len(peers) == 0 {
@@ -216,12 +231,20 @@ func (g *group) watch(ctx context.Context, members *cell.Membership) {
 	var lastLeader bool
 	var lastApplied uint64
 	var lastPublish time.Time
+	// servingTerm is the term whose leadership the barrier confirmed: a node that
+	// loses and wins back leadership between two ticks is in a new term, and must
+	// apply what an other leader may have committed in between before it serves.
+	var servingTerm uint64
 	for {
 		leader := g.r.State() == raft.Leader
-		if leader && !g.serving.Load() {
-			if err := g.r.Barrier(applyTimeout).Error(); err == nil && g.r.State() == raft.Leader {
+		term := g.r.CurrentTerm()
+		if leader && (!g.serving.Load() || term != servingTerm) {
+			g.serving.Store(false)
+			if err := g.r.Barrier(applyTimeout).Error(); err == nil && g.r.State() == raft.Leader && g.r.CurrentTerm() == term {
 				g.serving.Store(true)
-				g.log.Info("leading the cell's index group", "term", g.r.Stats()["term"])
+				servingTerm = term
+				g.leaderChanges.Inc()
+				g.log.Info("leading the cell's index group", "term", term)
 			}
 		}
 		if !leader {
@@ -258,6 +281,10 @@ func (g *group) registerMetrics(reg prometheus.Registerer) {
 		return float64(n)
 	}
 	reg.MustRegister(
+		g.leaderChanges,
+		gauge("cellar_index_raft_term", "The raft term this node is in: it grows by one with every election in the cell's index group.", func() float64 {
+			return float64(g.r.CurrentTerm())
+		}),
 		gauge("cellar_index_raft_leader", "1 while this node leads its cell's index group and serves reads.", func() float64 {
 			if g.serving.Load() {
 				return 1
