@@ -94,7 +94,10 @@ func RunCatchUp(ctx context.Context, o CatchUpOptions) ([]CatchUpRow, error) {
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}
 	defer sup.Stop(context.Background())
-	conns := daemon.NewConns()
+	conns, err := localcluster.OperatorConns(sup.Dir()) // the index group's calls need the operator's certificate
+	if err != nil {
+		return nil, err
+	}
 	defer conns.Close()
 
 	var rows []CatchUpRow

@@ -22,6 +22,9 @@ const (
 	RoleGateway   Role = "gateway"
 	// RoleObserver is a member that only watches the gossip (cellctl status).
 	RoleObserver Role = "observer"
+	// RoleRouter is the front router before a fleet of gateways: it picks a tenant's
+	// gateways from the request's access key and forwards the request as it came.
+	RoleRouter Role = "router"
 )
 
 // Tiers are the roles that live inside a cell, in the order a cell starts them.
@@ -30,7 +33,7 @@ var Tiers = []Role{RoleIndex, RolePlacement, RoleStorage}
 // ParseRole returns the Role named s.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleIndex, RolePlacement, RoleStorage, RoleGateway, RoleObserver:
+	case RoleIndex, RolePlacement, RoleStorage, RoleGateway, RoleObserver, RoleRouter:
 		return r, nil
 	}
 	return "", fmt.Errorf("unknown role %q (want index, placement, storage or gateway)", s)

@@ -31,6 +31,18 @@ type Pauser interface {
 	UnpauseNode(ctx context.Context, id string) error
 }
 
+// Partitioner is a Cluster that can cut nodes off the network of their cell and join
+// them back (containers on a network per cell). The nodes cut off together still reach
+// one another, and the gateways and the gossip still reach every node: what is cut is
+// the cell's own traffic, such as its index group's raft.
+type Partitioner interface {
+	// Partition cuts nodes, all of one cell, off the rest of their cell.
+	Partition(ctx context.Context, nodes []string) error
+	// Heal joins nodes cut off by Partition back to their cell; none named heals
+	// every node cut off.
+	Heal(ctx context.Context, nodes []string) error
+}
+
 // ErrUnsupported is returned for an action a cluster's backend cannot take.
 var ErrUnsupported = errors.New("not supported by this cluster")
 
@@ -81,4 +93,11 @@ func waitFor(ctx context.Context, cond func() error) error {
 		case <-t.C:
 		}
 	}
+}
+
+// Wiper is a Cluster that can lose a node's disk: WipeNode deletes the data directory
+// of a storage node that is stopped (and refuses a running one), so that it starts
+// again empty, as on a replaced disk.
+type Wiper interface {
+	WipeNode(ctx context.Context, id string) error
 }

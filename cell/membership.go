@@ -28,6 +28,10 @@ type MembershipConfig struct {
 	// Fast shortens the gossip timers, for tests on one machine.
 	Fast   bool
 	Logger *slog.Logger
+	// SecretKey, if set (16, 24 or 32 bytes), encrypts and authenticates every gossip
+	// message with memberlist's keyring: a member without the key can neither read
+	// the cluster's gossip nor join it or change what it says.
+	SecretKey []byte
 }
 
 // Membership is this node's view of the cluster, kept by hashicorp/memberlist. It
@@ -97,6 +101,14 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
+	if len(cfg.SecretKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, cfg.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	mc.Delegate = (*delegate)(m)
 	mc.Events = (*events)(m)
 	mc.Logger = log.New(&logWriter{log: logger}, "", 0)

@@ -52,6 +52,10 @@ type Topology struct {
 	// SigV2 lets old clients sign with AWS Signature Version 2 (the default), whose
 	// header form does not cover the body; false refuses it and accepts Version 4 only.
 	SigV2 bool `yaml:"sigv2"`
+	// TLS runs the internal plane (gRPC, raft) on mutual TLS with the cluster's own CA
+	// and encrypts the gossip (the default). Off, nodes trust whoever reaches their
+	// ports: for teaching and for measuring what TLS costs.
+	TLS bool `yaml:"tls"`
 	// UploadMaxAge is how old a multipart upload may grow before the gateways abort it
 	// and reclaim its parts ("24h"; 0 means 24 hours, negative never).
 	UploadMaxAge time.Duration `yaml:"upload_max_age"`
@@ -64,7 +68,29 @@ type Topology struct {
 	// (its index location lists fewer replicas than PromisedCopies) until repair
 	// copies it. Off (the default), such a PUT is refused with 503.
 	DegradedWrites bool `yaml:"degraded_writes"`
+	// Guardrails is "on" (the default, also when empty) or "off". Off, the guardrail
+	// policy lets through what it would refuse (a drain below a tier's floor, over
+	// the cap, a restart against the dependency order), still planning and auditing
+	// every operation and saying so loudly: for teaching the 2017 outage only.
+	Guardrails string `yaml:"guardrails,omitempty"`
+
+	// Tenants, routers, the sharding of the gateway fleet and fault injection: see
+	// tenants.go.
+	Tenants   []Tenant `yaml:"tenants,omitempty"`
+	Routers   int      `yaml:"routers,omitempty"`
+	Sharding  string   `yaml:"sharding,omitempty"`
+	ShardSize int      `yaml:"shard_size,omitempty"`
+	Faults    bool     `yaml:"faults,omitempty"`
 }
+
+// Values of Topology.Guardrails.
+const (
+	GuardrailsOn  = "on"
+	GuardrailsOff = "off"
+)
+
+// GuardrailsOff reports whether the topology turns the guardrails off (teaching only).
+func (t Topology) GuardrailsOff() bool { return t.Guardrails == GuardrailsOff }
 
 // DefaultCopies is how many copies of every object a cell keeps when the topology does
 // not say.
@@ -149,8 +175,10 @@ func (t Topology) ValidateShape() error {
 		return fmt.Errorf("copies must be at least 1, not %d", t.Copies)
 	case (t.AccessKey == "") != (t.SecretKey == ""):
 		return fmt.Errorf("access_key and secret_key go together: give both or neither")
+	case t.Guardrails != "" && t.Guardrails != GuardrailsOn && t.Guardrails != GuardrailsOff:
+		return fmt.Errorf("guardrails must be %q or %q, not %q", GuardrailsOn, GuardrailsOff, t.Guardrails)
 	}
-	return nil
+	return t.validateTenants()
 }
 
 // CellIDs returns the ids of the cells, in order.

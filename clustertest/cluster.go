@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellarsim/cellar/internal/testwait"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/testaddr"
 	"github.com/cellarsim/cellar/node"
 )
@@ -34,8 +37,12 @@ type Cluster struct {
 	// SnapshotThreshold and TrailingLogs tune the index groups' raft log compaction
 	// for nodes started after they are set (0: raft's defaults).
 	SnapshotThreshold, TrailingLogs uint64
+	// RepairInterval and GCGrace set the placement nodes' repair loop (--repair-interval,
+	// --gc-grace) for nodes started after they are set (0: the defaults).
+	RepairInterval, GCGrace time.Duration
 
 	mu    sync.Mutex
+	conns *daemon.Conns // to call nodes' gRPC services from the test (see Repair)
 	nodes map[string]*Node
 	order []string
 	join  []string
@@ -54,8 +61,11 @@ type Node struct {
 // Start runs every node of topo and waits until the gateway sees all of them ready.
 // A topology without credentials gets new ones (cell.NewCredentials): clients sign
 // with the cluster's Topology. The cluster stops when the test ends.
-func Start(t testing.TB, topo cell.Topology) *Cluster {
+//
+// Options, if any, change the cluster before its nodes start (such as RepairInterval).
+func Start(t testing.TB, topo cell.Topology, options ...func(*Cluster)) *Cluster {
 	t.Helper()
+	holdMachine(t)
 	if topo.AccessKey == "" && topo.SecretKey == "" {
 		var err error
 		if topo.AccessKey, topo.SecretKey, err = cell.NewCredentials(); err != nil {
@@ -66,6 +76,9 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, Topology: topo, Dir: t.TempDir(), nodes: map[string]*Node{}, logs: newNodeLogs()}
+	for _, o := range options {
+		o(c)
+	}
 	for _, spec := range topo.Nodes() {
 		n := &Node{Spec: spec, GRPCAddr: freeAddr(t), AdminAddr: freeAddr(t), GossipAddr: freeAddr(t)}
 		if spec.Role == cell.RoleGateway {
@@ -86,6 +99,7 @@ func Start(t testing.TB, topo cell.Topology) *Cluster {
 			t.Logf("the nodes that logged a warning or an error, their last lines:\n%s", c.logs.tails(c.order))
 		}
 	})
+	c.initPKI()
 	for _, id := range c.order {
 		c.StartNode(id)
 	}
@@ -136,9 +150,15 @@ func (c *Cluster) StartNode(id string) {
 	if spec.Role == cell.RoleIndex || spec.Role == cell.RoleStorage {
 		spec.DataDir = filepath.Join(c.Dir, id)
 	}
+	if spec.Role == cell.RolePlacement {
+		spec.RepairInterval, spec.GCGrace = c.RepairInterval, c.GCGrace
+	}
 	if n.RaftAddr != "" {
 		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
 		spec.Peers = node.IndexPeers(c.Topology, n.Spec.Cell, func(id string) string { return c.nodes[id].RaftAddr })
+	}
+	if dir := c.PKIDir(); dir != "" {
+		spec = spec.WithPKI(dir)
 	}
 	opts := node.RunOptions{Logger: c.logs.logger(id), Topology: &c.Topology}
 	go func() { done <- node.Run(ctx, spec, opts) }()
@@ -174,12 +194,17 @@ func (c *Cluster) StopAll() {
 	}
 }
 
+// patience bounds how long a test waits for the cluster to reach a state. It is long
+// because a 2-core machine running -race beside other work can take over a minute to
+// start a cluster; a healthy cluster gets there in seconds, and the wait returns then.
+const patience = 3 * time.Minute
+
 // WaitReady waits until the gateway's gossip view shows the nodes ready and each of
 // their cells settled (cell.CellHealth.Settled): its index group holding quorum, every
 // running node of it ready.
 func (c *Cluster) WaitReady(ids ...string) {
 	c.t.Helper()
-	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
+	c.waitView(patience, func(view map[string]cell.Node) error {
 		nodes, err := c.Control().Nodes(context.Background())
 		if err != nil {
 			return err
@@ -211,7 +236,7 @@ func (c *Cluster) Leader(view map[string]cell.Node, cellID string) string {
 // WaitGone waits until the gateway's gossip view no longer shows the nodes ready.
 func (c *Cluster) WaitGone(ids ...string) {
 	c.t.Helper()
-	c.waitView(30*time.Second, func(view map[string]cell.Node) error {
+	c.waitView(patience, func(view map[string]cell.Node) error {
 		for _, id := range ids {
 			if view[id].State == cell.StateReady {
 				return fmt.Errorf("%s is still ready", id)
@@ -223,20 +248,13 @@ func (c *Cluster) WaitGone(ids ...string) {
 
 func (c *Cluster) waitView(timeout time.Duration, ok func(map[string]cell.Node) error) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
+	testwait.Succeeds(c.t, timeout, "the gateway's view of the cluster is as expected", func() error {
 		view, err := c.GatewayView()
-		if err == nil {
-			if last = ok(view); last == nil {
-				return
-			}
-		} else {
-			last = err
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("cluster not as expected after %v: %v", timeout, last)
+		return ok(view)
+	})
 }
 
 // GatewayView is the gateway's gossip view, by node id.

@@ -35,6 +35,7 @@ var roleCode = map[string][]string{
 	"placementd": {module + "cell/placement"},
 	"storaged":   {module + "cell/storage"},
 	"gatewayd":   {module + "gateway", module + "router"},
+	"routerd":    {module + "frontrouter"},
 }
 
 func TestDaemonsLinkOnlyWhatTheyRun(t *testing.T) {

@@ -14,6 +14,7 @@ trap 'rm -rf "$ctx"' EXIT INT TERM
 echo "building cellctl (static, linux/$(go env GOARCH))"
 CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o "$ctx/cellctl" ./cmd/cellctl
 mkdir "$ctx/data"
+mkdir -m 0700 "$ctx/pki"
 cp deploy/Dockerfile "$ctx/Dockerfile"
 
 # Without the buildx plugin, BuildKit cannot run: use the classic builder.

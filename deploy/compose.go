@@ -48,19 +48,51 @@ type Node struct {
 
 // Plan lists the nodes of topology t with their command lines, in start order. The
 // nodes serve /status and /members to the other containers of the private network:
-// the status view runs in one of them (see docs/docker.md).
+// the status view runs in one of them (see docs/docker.md). An index group's members
+// reach one another by their names on the cell's network (CellHost), so that a node
+// cut off that network is cut off its group.
 func Plan(t cell.Topology) []Node {
 	seeds := Seeds(t)
 	var out []Node
 	for _, ns := range t.Nodes() {
-		spec := containerSpec(t, ns.ID, ns.Role, ns.Cell, func(id string) string { return id })
-		spec.AdvertiseHost = ns.ID
+		spec := containerSpec(t, ns.ID, ns.Role, ns.Cell, func(id string) string { return CellHost(id, ns.Cell) })
+		spec.AdvertiseHost = FrontHost(ns.ID)
 		spec.Join = seeds
 		spec.FastGossip = true
+		spec = withPKI(t, spec)
 		out = append(out, Node{NodeSpec: ns, Args: append(daemonArgs(spec), "--status-remote")})
 	}
 	return out
 }
+
+// FrontNetwork is the compose network every container is on: the gateways reach the
+// nodes on it, the gossip runs on it, and the status page probes on it.
+const FrontNetwork = "cellar"
+
+// CellNetwork is the compose network of one cell, which only that cell's nodes are
+// on: the traffic between them that names a peer by CellHost (the index group's raft)
+// goes over it, so cutting a node off it (docker network disconnect) cuts the node off
+// the rest of its cell while the gateways, the gossip and the status page still reach
+// it on FrontNetwork.
+func CellNetwork(cellID string) string { return cellID }
+
+// FrontHost is the name node id has on FrontNetwork only (a network alias):
+// "cell-1-index-0.cellar". A node advertises it (its gossip, gRPC and admin addresses),
+// so that what the other nodes reach it by is on the front network whatever other
+// network the container is on: the container's own host name may resolve to either.
+func FrontHost(id string) string { return id + "." + FrontNetwork }
+
+// CellHost is the name node id has on its cell's network only (a network alias):
+// "cell-1-index-0.cell-1".
+func CellHost(id, cellID string) string { return id + "." + cellID }
+
+// Labels every node container carries, for the tools that act on a compose cluster
+// (the container backend of cellctl): its node id, role and cell.
+const (
+	LabelNode = "io.cellar.node"
+	LabelRole = "io.cellar.role"
+	LabelCell = "io.cellar.cell"
+)
 
 // containerSpec is a node as it runs in a container of its own: every port on all
 // interfaces at its fixed number, its data on the volume at DataDir, a gateway's
@@ -98,13 +130,13 @@ func daemonArgs(spec node.Spec) []string {
 func Seeds(t cell.Topology) []string {
 	var seeds []string
 	for i := 0; i < t.Gateways && len(seeds) < maxSeeds; i++ {
-		seeds = append(seeds, hostPort(cell.NodeID("", cell.RoleGateway, i), GossipPort))
+		seeds = append(seeds, hostPort(FrontHost(cell.NodeID("", cell.RoleGateway, i)), GossipPort))
 	}
 	for _, c := range t.CellIDs() {
 		if len(seeds) == maxSeeds {
 			break
 		}
-		seeds = append(seeds, hostPort(cell.NodeID(c, cell.RoleIndex, 0), GossipPort))
+		seeds = append(seeds, hostPort(FrontHost(cell.NodeID(c, cell.RoleIndex, 0)), GossipPort))
 	}
 	return seeds
 }
@@ -139,7 +171,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 	p("")
 	p("x-node: &node")
 	p("  image: ${CELLAR_IMAGE:-cellar:latest}")
-	p("  networks: [cellar]")
+	p("  networks: [%s]", FrontNetwork)
 	p("  stop_grace_period: 10s")
 	p("  healthcheck:")
 	p("    test: [\"CMD\", \"/cellctl\", \"probe\", \"--timeout=2s\", \"http://127.0.0.1:%d/readyz\"]", AdminPort)
@@ -157,9 +189,34 @@ func Compose(t cell.Topology) ([]byte, error) {
 		p("  %s:", n.ID)
 		p("    <<: *node")
 		p("    hostname: %s", n.ID)
+		p("    labels:")
+		p("      %s: %s", LabelNode, n.ID)
+		p("      %s: %s", LabelRole, n.Role)
+		if n.Cell != "" {
+			p("      %s: %s", LabelCell, n.Cell)
+		}
+		// The front network, with the name the node advertises; a cell's node is on
+		// its cell's network too, with the name its peers there reach it by.
+		p("    networks:")
+		p("      %s:", FrontNetwork)
+		p("        aliases: [%s]", FrontHost(n.ID))
+		if n.Cell != "" {
+			p("      %s:", CellNetwork(n.Cell))
+			p("        aliases: [%s]", CellHost(n.ID, n.Cell))
+		}
 		p("    command:")
 		for _, a := range n.Args {
 			p("      - %s", strconv.Quote(a))
+		}
+		if t.TLS {
+			p("    depends_on:")
+			p("      %s:", PKIService)
+			p("        condition: service_completed_successfully")
+		}
+		pkiMount := func() {
+			if t.TLS {
+				p("      - %s:%s:ro", PKIVolume, PKIDir)
+			}
 		}
 		switch n.Role {
 		case cell.RoleGateway:
@@ -168,6 +225,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 			p("      %s: ${%s:-}", cell.EnvSecretKey, cell.EnvSecretKey)
 			p("    volumes:")
 			p("      - ./topology.yaml:%s:ro", TopologyPath)
+			pkiMount()
 			if strings.HasSuffix(n.ID, "-0") {
 				p("    ports:")
 				p("      - \"127.0.0.1:${CELLAR_S3_PORT:-9000}:%d\"", S3Port)
@@ -175,7 +233,29 @@ func Compose(t cell.Topology) ([]byte, error) {
 		case cell.RoleIndex, cell.RoleStorage:
 			p("    volumes:")
 			p("      - %s:%s", n.ID, DataDir)
+			pkiMount()
+		default:
+			if t.TLS {
+				p("    volumes:")
+				pkiMount()
+			}
 		}
+	}
+	if t.TLS {
+		p("")
+		p("  # Makes the cluster's CA, a certificate per node and the gossip key in the volume")
+		p("  # %s (once; kept on later starts), which every node mounts read-only.", PKIVolume)
+		p("  %s:", PKIService)
+		p("    image: ${CELLAR_IMAGE:-cellar:latest}")
+		p("    network_mode: none")
+		p("    restart: \"no\"")
+		p("    command:")
+		for _, a := range pkiArgs() {
+			p("      - %s", strconv.Quote(a))
+		}
+		p("    volumes:")
+		p("      - ./topology.yaml:%s:ro", TopologyPath)
+		p("      - %s:%s", PKIVolume, PKIDir)
 	}
 	p("")
 	p("  # The status page, out of band: it joins the gossip as an observer and probes every")
@@ -187,8 +267,16 @@ func Compose(t cell.Topology) ([]byte, error) {
 	for _, a := range statusArgs(t) {
 		p("      - %s", strconv.Quote(a))
 	}
+	if t.TLS {
+		p("    depends_on:")
+		p("      %s:", PKIService)
+		p("        condition: service_completed_successfully")
+	}
 	p("    volumes:")
 	p("      - ./topology.yaml:%s:ro", TopologyPath)
+	if t.TLS {
+		p("      - %s:%s:ro", PKIVolume, PKIDir)
+	}
 	p("    healthcheck:")
 	p("      test: [\"CMD\", \"/cellctl\", \"probe\", \"--timeout=2s\", \"http://127.0.0.1:%d/api/status\"]", StatusPort)
 	p("      interval: 10s")
@@ -226,9 +314,15 @@ func Compose(t cell.Topology) ([]byte, error) {
 	p("      - \"127.0.0.1:${CELLAR_GRAFANA_PORT:-3000}:3000\"")
 	p("")
 	p("networks:")
-	p("  cellar: {}")
+	p("  %s: {}", FrontNetwork)
+	for _, c := range t.CellIDs() {
+		p("  %s: {}", CellNetwork(c))
+	}
 	p("")
 	p("volumes:")
+	if t.TLS {
+		p("  %s: {}", PKIVolume)
+	}
 	for _, n := range nodes {
 		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage {
 			p("  %s: {}", n.ID)
@@ -274,12 +368,16 @@ const (
 // statusArgs is the status page's command line: it joins the gossip through the
 // cluster's seeds and judges every cell against the topology the gateways read.
 func statusArgs(t cell.Topology) []string {
-	return []string{"status",
+	args := []string{"status",
 		"--serve=" + hostPort("0.0.0.0", StatusPort),
 		"--join=" + strings.Join(Seeds(t), ","),
 		"--bind=0.0.0.0:0",
 		"--topology=" + TopologyPath,
 	}
+	if t.TLS {
+		args = append(args, "--gossip-key="+PKIDir+"/"+"gossip.key")
+	}
+	return args
 }
 
 func cellLabel(c string) string {

@@ -231,7 +231,7 @@ func TestComposeCluster(t *testing.T) {
 
 	// Connect it again, with its service name. If the engine gave it another address,
 	// restart it: its gossip is bound to the old one.
-	dc.docker(ctx, "network", "connect", "--alias", cut, network, cutID)
+	dc.docker(ctx, "network", "connect", "--alias", cut, "--alias", FrontHost(cut), network, cutID)
 	newIP := strings.TrimSpace(dc.docker(ctx, "inspect", "--format", "{{(index .NetworkSettings.Networks \""+network+"\").IPAddress}}", cutID))
 	if newIP != oldIP {
 		step("%s came back on %s, not %s: restarting it", cut, newIP, oldIP)
@@ -384,7 +384,8 @@ func (d *dockerCompose) waitReady(ctx context.Context, want int, within time.Dur
 	gw := d.container(ctx, "gateway-0")
 	eventually(d.t, ctx, within, fmt.Sprintf("%d nodes ready", want), func() error {
 		out, err := exec.CommandContext(ctx, "docker", "exec", gw, "/cellctl", "status",
-			"--join", fmt.Sprintf("gateway-0:%d", GossipPort), "--bind", "0.0.0.0:0").CombinedOutput()
+			"--join", fmt.Sprintf("gateway-0:%d", GossipPort), "--bind", "0.0.0.0:0",
+			"--gossip-key", PKIDir+"/gossip.key").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("cellctl status: %w: %s", err, out)
 		}

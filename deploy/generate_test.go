@@ -61,9 +61,10 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("not YAML: %v\n%s", err, b)
 	}
 	nodes := topo.Nodes()
-	if len(f.Services) != len(nodes)+3 {
-		t.Errorf("%d services, want %d nodes, the status page, prometheus and grafana", len(f.Services), len(nodes))
+	if len(f.Services) != len(nodes)+4 {
+		t.Errorf("%d services, want %d nodes, the certificate maker, the status page, prometheus and grafana", len(f.Services), len(nodes))
 	}
+	pkiMount := PKIVolume + ":" + PKIDir + ":ro"
 	for _, n := range nodes {
 		s, ok := f.Services[n.ID]
 		if !ok {
@@ -71,12 +72,12 @@ func TestCompose(t *testing.T) {
 			continue
 		}
 		cmd := strings.Join(s.Command, " ")
-		if !strings.HasPrefix(cmd, "daemon "+string(n.Role)+" --id="+n.ID) || !strings.Contains(cmd, "--advertise-host="+n.ID) {
+		if !strings.HasPrefix(cmd, "daemon "+string(n.Role)+" --id="+n.ID) || !strings.Contains(cmd, "--advertise-host="+FrontHost(n.ID)) {
 			t.Errorf("%s: command %q", n.ID, cmd)
 		}
 		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage {
-			if _, ok := f.Volumes[n.ID]; !ok || len(s.Volumes) != 1 || s.Volumes[0] != n.ID+":"+DataDir {
-				t.Errorf("%s: volumes %v, want its own named volume on %s", n.ID, s.Volumes, DataDir)
+			if _, ok := f.Volumes[n.ID]; !ok || len(s.Volumes) != 2 || s.Volumes[0] != n.ID+":"+DataDir || s.Volumes[1] != pkiMount {
+				t.Errorf("%s: volumes %v, want its own named volume on %s and the certificates read-only", n.ID, s.Volumes, DataDir)
 			}
 		}
 		for _, p := range s.Ports {
@@ -159,7 +160,7 @@ func TestMonitoringIsWired(t *testing.T) {
 func TestIndexGroupFlags(t *testing.T) {
 	topo := cell.DefaultTopology()
 	topo.Cells, topo.IndexNodes = 2, 3
-	want := "--peers=cell-1-index-0=cell-1-index-0:7100,cell-1-index-1=cell-1-index-1:7100,cell-1-index-2=cell-1-index-2:7100"
+	want := "--peers=cell-1-index-0=cell-1-index-0.cell-1:7100,cell-1-index-1=cell-1-index-1.cell-1:7100,cell-1-index-2=cell-1-index-2.cell-1:7100"
 	n := 0
 	for _, node := range Plan(topo) {
 		if node.Role != cell.RoleIndex || node.Cell != "cell-1" {
@@ -167,7 +168,7 @@ func TestIndexGroupFlags(t *testing.T) {
 		}
 		n++
 		args := strings.Join(node.Args, " ")
-		if !strings.Contains(args, want) || !strings.Contains(args, "--raft-advertise="+node.ID+":7100") {
+		if !strings.Contains(args, want) || !strings.Contains(args, "--raft-advertise="+node.ID+".cell-1:7100") {
 			t.Errorf("%s: %s", node.ID, args)
 		}
 	}

@@ -71,6 +71,15 @@ func kubeCommon(t cell.Topology) []byte {
 	p("#   eval \"$(cellctl credentials --new --output env)\"")
 	p("#   kubectl -n %s create secret generic %s \\", Namespace, credentialsSecret)
 	p("#     --from-literal=access_key=\"$AWS_ACCESS_KEY_ID\" --from-literal=secret_key=\"$AWS_SECRET_ACCESS_KEY\"")
+	if t.TLS {
+		p("#")
+		p("# Every node shows a certificate of the cluster's own CA and the gossip is encrypted;")
+		p("# the nodes read their certificates and the gossip key from the Secret %s (without", PKISecret)
+		p("# the CA's key, which stays with whoever issues certificates):")
+		p("#   cellctl pki init --dir cellar-pki --topology deploy/topology.yaml")
+		p("#   find cellar-pki -type f ! -name ca.key -printf '--from-file=%%p\\n' | \\")
+		p("#     xargs kubectl -n %s create secret generic %s", Namespace, PKISecret)
+	}
 	p("apiVersion: v1")
 	p("kind: Namespace")
 	p("metadata:")
@@ -337,6 +346,7 @@ func kubePodSpec(b *bytes.Buffer, t cell.Topology, c string, tier cell.Role) {
 	spec := containerSpec(t, "$(POD_NAME)", tier, c, podHost)
 	spec.AdvertiseHost = "$(POD_IP)"
 	spec.Join = []string{hostPort(gossipService, GossipPort)}
+	spec = withPKI(t, spec)
 	args := daemonArgs(spec)
 	p("      securityContext:")
 	p("        runAsNonRoot: true")
@@ -399,15 +409,29 @@ func kubePodSpec(b *bytes.Buffer, t cell.Topology, c string, tier cell.Role) {
 	p("            allowPrivilegeEscalation: false")
 	p("            readOnlyRootFilesystem: true")
 	p("            capabilities: {drop: [ALL]}")
+	var mounts, volumes []string
 	switch tier {
 	case cell.RoleIndex, cell.RoleStorage:
-		p("          volumeMounts:")
-		p("            - {name: data, mountPath: %s}", DataDir)
+		mounts = append(mounts, fmt.Sprintf("{name: data, mountPath: %s}", DataDir))
 	case cell.RoleGateway:
+		mounts = append(mounts, fmt.Sprintf("{name: topology, mountPath: %s, subPath: topology.yaml, readOnly: true}", TopologyPath))
+		volumes = append(volumes, "name: topology\n          configMap: {name: cellar-topology}")
+	}
+	if t.TLS {
+		// Every node's certificate and the gossip key, from the Secret (see kubeCommon).
+		mounts = append(mounts, fmt.Sprintf("{name: pki, mountPath: %s, readOnly: true}", PKIDir))
+		volumes = append(volumes, fmt.Sprintf("name: pki\n          secret: {secretName: %s, defaultMode: 0440}", PKISecret))
+	}
+	if len(mounts) > 0 {
 		p("          volumeMounts:")
-		p("            - {name: topology, mountPath: %s, subPath: topology.yaml, readOnly: true}", TopologyPath)
+		for _, m := range mounts {
+			p("            - %s", m)
+		}
+	}
+	if len(volumes) > 0 {
 		p("      volumes:")
-		p("        - name: topology")
-		p("          configMap: {name: cellar-topology}")
+		for _, v := range volumes {
+			p("        - %s", v)
+		}
 	}
 }

@@ -117,6 +117,7 @@ type runner struct {
 	snaps    []snapshot
 	quorum   map[string]bool
 	lostAt   map[string]time.Duration
+	faults   faultState
 	failing  map[string]bool
 	above    aboveSince
 	stopped  string // why a stop condition aborted the drill
@@ -149,16 +150,22 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 		env.SampleEvery = 250 * time.Millisecond
 	}
 	sc.Stop.EnsureDefaults()
+	if env.Topology.GuardrailsOff() {
+		sc = sc.WithoutGuardrails()
+	}
 	cells := env.Topology.CellIDs()
 	target, err := resolveCell(cells, sc.Target, "last")
 	if err != nil {
+		return nil, err
+	}
+	if err := canFault(env.Cluster, sc); err != nil {
 		return nil, err
 	}
 	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: guard.OpenAudit(env.Dir),
 		ctl:    &tracked{Cluster: env.Cluster, down: map[string]bool{}, started: map[string]time.Time{}},
 		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}, above: aboveSince{}}
 	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start,
-		Overrides: sc.overridden, StopRule: sc.Stop.Rule()}
+		Overrides: sc.overridden, StopRule: sc.Stop.Rule(), GuardrailsOff: env.Topology.GuardrailsOff()}
 	for _, st := range sc.Steps {
 		var c string
 		switch {
@@ -168,8 +175,12 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 			c = st.Kill.Cell
 		case st.Restart != nil:
 			c = st.Restart.Cell
+		case st.Wipe != nil:
+			c = st.Wipe.Cell
 		case st.Undrain != nil:
 			c = st.Undrain.Cell
+		case st.fault() != nil:
+			c = st.fault().Cell
 		default:
 			continue
 		}
@@ -233,6 +244,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	if down := r.ctl.downNodes(); len(down) > 0 {
 		r.rep.LeftDown = down
 	}
+	r.leftFaulted()
 	r.rep.Took = time.Since(r.start)
 	r.rep.Outcome = "completed"
 	switch {
@@ -306,6 +318,7 @@ func (r *runner) sample(ctx context.Context) {
 	for _, c := range r.env.Topology.CellIDs() {
 		h := cell.JudgeCell(r.env.Topology, c, nodes)
 		held[c], up[c] = h.Index.Held, h.Index.Ready
+		r.leaderSeen(c, h.Index.Leader)
 	}
 	type change struct {
 		cell string
@@ -478,6 +491,12 @@ func (r *runner) steps(ctx context.Context) error {
 			err = r.restart(ctx, st.Restart)
 		case st.Assert != nil:
 			err = r.assert(ctx, st.Assert)
+		case st.fault() != nil:
+			err = r.fault(ctx, st)
+		case st.Wipe != nil:
+			err = r.wipe(ctx, st.Wipe)
+		case st.Poison != nil:
+			err = r.poison(ctx, st.Poison)
 		}
 		if err != nil {
 			return r.stepErr(i, st, err)
@@ -913,6 +932,9 @@ func (r *runner) assert(ctx context.Context, a *AssertStep) error {
 	if len(cells) == 0 {
 		r.check("assert on "+a.Cell, true, "no such cells in this cluster; nothing to check")
 		return nil
+	}
+	if a.Leader != "" {
+		return r.assertLeader(ctx, cells, a)
 	}
 	if a.Quorum != "" {
 		want := a.Quorum == "held"

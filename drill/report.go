@@ -45,6 +45,11 @@ type Report struct {
 	Blast       BlastRadius  `json:"blast_radius"`
 	// Downtime is how long each cell the drill acted on was down.
 	Downtime []Downtime `json:"downtime"`
+	// GuardrailsOff: the cluster's topology turned the guardrails off (teaching), so
+	// nothing was refused.
+	GuardrailsOff bool `json:"guardrails_off,omitempty"`
+	// Poison is what each poison step measured.
+	Poison []PoisonReport `json:"poison,omitempty"`
 }
 
 // Event is one line of the timeline.
@@ -486,6 +491,9 @@ func (r *Report) loadLine() string {
 
 // Summary writes the report for a terminal.
 func (r *Report) Summary(w io.Writer) {
+	if r.GuardrailsOff {
+		fmt.Fprintf(w, "%s\n", guard.GuardrailsOffBanner)
+	}
 	fmt.Fprintln(w, r.Verdict())
 	fmt.Fprintf(w, "  target %s of %d cells, took %s\n", r.Target, len(r.Cells), r.Took.Round(time.Second))
 	if l := r.loadLine(); l != "" {

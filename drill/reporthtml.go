@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 // palette colours the cells in the charts.
@@ -293,7 +295,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		}
 		return ""
 	},
-	"describe": func(g Guardrail) string { return g.describe() },
+	"describe":      func(g Guardrail) string { return g.describe() },
+	"guardrailsOff": func() string { return guard.GuardrailsOffBanner },
 }).Parse(`{{define "headline"}}<p class="verdict"><span class="{{.Tone}}">{{.Outcome}}</span> — {{.Verdict}}</p>
 <div class="tiles">{{range .Tiles}}
 <div class="tile"><div class="label">{{.Label}}</div><div class="big {{.Tone}}">{{.Value}}</div><div class="detail">{{.Detail}}</div></div>{{end}}
@@ -314,7 +317,9 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .tile .label{font-size:20px;color:#444;font-weight:600}.big{font-size:44px;font-weight:700;line-height:1.15;margin:4px 0}.tile .detail{font-size:17px;color:#333}
 .sw{display:inline-block;width:16px;height:16px;margin-right:6px;vertical-align:-2px}
 .muted{color:#555}.note{font-size:17px;color:#333}
+.off{background:#b00020;color:#fff;font-size:26px;font-weight:800;padding:12px 16px;border-radius:6px}
 </style></head><body>
+{{if .R.GuardrailsOff}}<p class="off">{{guardrailsOff}}</p>{{end}}
 <h1>Drill {{.R.Scenario}}</h1>
 <p class="muted">{{.R.Description}}</p>
 {{template "headline" .Head}}

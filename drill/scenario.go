@@ -118,6 +118,16 @@ type Step struct {
 	Kill    *KillStep    `yaml:"kill" json:"kill,omitempty"`
 	Restart *RestartStep `yaml:"restart" json:"restart,omitempty"`
 	Assert  *AssertStep  `yaml:"assert" json:"assert,omitempty"`
+	// Network and freeze faults: on a cluster that can cut networks (cell.Partitioner)
+	// or freeze nodes (cell.Pauser), such as the compose cluster.
+	Partition *FaultStep `yaml:"partition" json:"partition,omitempty"`
+	Heal      *FaultStep `yaml:"heal" json:"heal,omitempty"`
+	Pause     *FaultStep `yaml:"pause" json:"pause,omitempty"`
+	Unpause   *FaultStep `yaml:"unpause" json:"unpause,omitempty"`
+	// A lost disk, on a cluster that can wipe a node's data (cell.Wiper).
+	Wipe *WipeStep `yaml:"wipe" json:"wipe,omitempty"`
+	// The poison pill, on a cluster with tenants and faults on (see PoisonStep).
+	Poison *PoisonStep `yaml:"poison" json:"poison,omitempty"`
 }
 
 // Overrides change a scenario's load step for one run (cellctl drill run --rate and
@@ -231,6 +241,23 @@ type RestartStep struct {
 	Expect       string   `yaml:"expect" json:"expect,omitempty"` // done (default), refused or failed
 }
 
+// FaultStep names the nodes of a partition, heal, pause or unpause step: Nodes, or
+// the cell's index leader as it is when the step runs (Leader), or Count nodes of Tier
+// (followers before the leader). A heal or an unpause that names none acts on every
+// node the drill cut off or paused.
+//
+//   - partition: {leader: true}              # the target's index leader, cut off its cell
+//   - partition: {tier: index, count: 2}     # two index nodes, cut off together
+//   - heal: {}                               # every node cut off, back
+//   - pause: {nodes: [cell-1-storage-0]}     # frozen, as a hung host
+type FaultStep struct {
+	Cell   string   `yaml:"cell" json:"cell,omitempty"`
+	Nodes  []string `yaml:"nodes" json:"nodes,omitempty"`
+	Leader bool     `yaml:"leader" json:"leader,omitempty"`
+	Tier   string   `yaml:"tier" json:"tier,omitempty"`
+	Count  int      `yaml:"count" json:"count,omitempty"`
+}
+
 // AssertStep checks the cluster now: a cell's index quorum ("lost" or "held"), or its
 // error rate over the last Window (default 5s) above or below a share.
 type AssertStep struct {
@@ -239,8 +266,12 @@ type AssertStep struct {
 	ErrorRateAbove *float64 `yaml:"error_rate_above" json:"error_rate_above,omitempty"`
 	ErrorRateBelow *float64 `yaml:"error_rate_below" json:"error_rate_below,omitempty"`
 	Window         Duration `yaml:"window" json:"window,omitempty"`
-	// Within lets a quorum assertion wait this long for the state to appear.
+	// Within lets a quorum or leader assertion wait this long for the state to appear.
 	Within Duration `yaml:"within" json:"within,omitempty"`
+	// Leader "moved": the cell's index group has a leader, and it is not the node the
+	// last partition or pause step took from it, which no longer leads (a cut-off
+	// leader steps down and refuses reads and writes).
+	Leader string `yaml:"leader" json:"leader,omitempty"`
 }
 
 // Kind names the step's action.
@@ -260,13 +291,26 @@ func (s Step) Kind() string {
 		return "restart"
 	case s.Assert != nil:
 		return "assert"
+	case s.Partition != nil:
+		return "partition"
+	case s.Heal != nil:
+		return "heal"
+	case s.Pause != nil:
+		return "pause"
+	case s.Unpause != nil:
+		return "unpause"
+	case s.Wipe != nil:
+		return "wipe"
+	case s.Poison != nil:
+		return "poison"
 	}
 	return ""
 }
 
 func (s Step) actions() int {
 	n := 0
-	for _, set := range []bool{s.Load != nil, s.Wait != nil, s.Drain != nil, s.Undrain != nil, s.Kill != nil, s.Restart != nil, s.Assert != nil} {
+	for _, set := range []bool{s.Load != nil, s.Wait != nil, s.Drain != nil, s.Undrain != nil, s.Kill != nil, s.Restart != nil, s.Assert != nil,
+		s.Partition != nil, s.Heal != nil, s.Pause != nil, s.Unpause != nil, s.Wipe != nil, s.Poison != nil} {
 		if set {
 			n++
 		}
@@ -344,7 +388,7 @@ func ParseScenario(b []byte) (*Scenario, error) {
 			return fmt.Errorf("scenario %s: step %d (%s): %s", s.Name, i+1, st.Kind(), fmt.Sprintf(format, args...))
 		}
 		if st.actions() != 1 {
-			return nil, fmt.Errorf("scenario %s: step %d: want exactly one of load, wait, drain, undrain, kill, restart, assert", s.Name, i+1)
+			return nil, fmt.Errorf("scenario %s: step %d: want exactly one of load, wait, drain, undrain, kill, restart, assert, partition, heal, pause, unpause, wipe", s.Name, i+1)
 		}
 		switch {
 		case st.Load != nil:
@@ -388,8 +432,40 @@ func ParseScenario(b []byte) (*Scenario, error) {
 			if a.ErrorRateBelow != nil {
 				n++
 			}
+			if a.Leader != "" {
+				n++
+				if a.Leader != "moved" {
+					return nil, bad("leader %q: want moved", a.Leader)
+				}
+			}
 			if n != 1 {
-				return nil, bad("want one of quorum, error_rate_above, error_rate_below")
+				return nil, bad("want one of quorum, error_rate_above, error_rate_below, leader")
+			}
+		case st.Wipe != nil:
+			if e := st.Wipe.Expect; e != "" && e != ExpectDone && e != ExpectRefused {
+				return nil, bad("expect %q: want done or refused", e)
+			}
+			if len(st.Wipe.Nodes) == 0 && st.Wipe.Count < 1 {
+				return nil, bad("want nodes, or a count of storage nodes")
+			}
+		case st.Partition != nil || st.Pause != nil:
+			f := st.Partition
+			if f == nil {
+				f = st.Pause
+			}
+			n := 0
+			for _, set := range []bool{len(f.Nodes) > 0, f.Leader, f.Tier != "" || f.Count > 0} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return nil, bad("want nodes, leader: true, or a tier and a count")
+			}
+			if f.Tier != "" || f.Count > 0 {
+				if err := tier(f.Tier); err != nil || f.Count < 1 {
+					return nil, bad("want a tier (index, placement or storage) and a count of 1 or more")
+				}
 			}
 		}
 	}

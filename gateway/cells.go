@@ -361,31 +361,16 @@ func metaOf(loc *cellarv1.Location) s3.ObjectMeta {
 }
 
 // writeReplicas streams the body to every allocated storage node at once, hashing it
-// on the way. Any failure, of a replica or of the body, cancels every stream, so no
-// replica keeps a partial blob. A storage node that takes no message (or gives no
-// answer) for StorageIdle fails the write; the time spent waiting for the client's body
-// does not count against it (the S3 server bounds that).
+// on the way. Every message goes to all replicas concurrently, and the replicas' final
+// answers (each given once that node has the blob durably) are awaited together, so a
+// PUT waits for the slowest replica's fsync, not for the sum of them. Any failure, of a
+// replica or of the body, cancels every stream, so no replica keeps a partial blob. A
+// storage node that takes no message (or gives no answer) for StorageIdle fails the
+// write; the time spent waiting for the client's body does not count against it (the
+// S3 server bounds that).
 func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv1.AllocateResponse, size int64, body io.Reader) (int64, []byte, error) {
 	ctx, pd := router.WithProgressDeadline(ctx, c.opts.StorageIdle)
 	defer pd.Stop()
-	type replicaStream struct {
-		node string
-		ws   cellarv1.Storage_WriteClient
-	}
-	// send sends one message to a replica; a failed Send learns the real error from
-	// the stream's answer.
-	send := func(rs replicaStream, msg *cellarv1.WriteRequest) error {
-		err := pd.Step(func() error {
-			err := rs.ws.Send(msg)
-			if errors.Is(err, io.EOF) {
-				if _, rerr := rs.ws.CloseAndRecv(); rerr != nil {
-					return rerr
-				}
-			}
-			return err
-		})
-		return storageWriteErr(cellID, rs.node, err)
-	}
 	streams := make([]replicaStream, 0, len(alloc.Replicas))
 	for _, rep := range alloc.Replicas {
 		st, err := c.r.Storage(cellID, rep.NodeId)
@@ -396,15 +381,15 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 		if err != nil {
 			return 0, nil, storageWriteErr(cellID, rep.NodeId, err)
 		}
-		rs := replicaStream{node: rep.NodeId, ws: ws}
-		hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: size}}}
-		if err := send(rs, hdr); err != nil {
-			return 0, nil, err
-		}
-		streams = append(streams, rs)
+		streams = append(streams, replicaStream{node: rep.NodeId, ws: ws})
+	}
+	hdr := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Header{Header: &cellarv1.WriteHeader{ObjectId: alloc.ObjectId, Size: size}}}
+	if err := sendAll(cellID, pd, streams, hdr); err != nil {
+		return 0, nil, err
 	}
 	h := md5.New()
-	buf := make([]byte, chunkSize)
+	buf := getChunk(size)
+	defer putChunk(buf)
 	var written int64
 	for {
 		n, rerr := io.ReadFull(body, buf)
@@ -414,27 +399,95 @@ func (c *cells) writeReplicas(ctx context.Context, cellID string, alloc *cellarv
 		if n > 0 {
 			h.Write(buf[:n])
 			written += int64(n)
+			// Send has marshalled the message when it returns: buf may be reused.
 			msg := &cellarv1.WriteRequest{Msg: &cellarv1.WriteRequest_Data{Data: buf[:n]}}
-			for _, rs := range streams {
-				if err := send(rs, msg); err != nil {
-					return 0, nil, err
-				}
+			if err := sendAll(cellID, pd, streams, msg); err != nil {
+				return 0, nil, err
 			}
 		}
 		if rerr != nil {
 			break
 		}
 	}
-	for _, rs := range streams {
-		err := pd.Step(func() error {
+	// Every replica is told the body is complete before any answer is awaited: they
+	// commit (fsync) in parallel.
+	err := pd.Step(func() error {
+		return eachReplica(streams, func(rs replicaStream) error {
 			_, err := rs.ws.CloseAndRecv()
-			return err
+			return storageWriteErr(cellID, rs.node, err)
 		})
-		if err != nil {
-			return 0, nil, storageWriteErr(cellID, rs.node, err)
-		}
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	return written, h.Sum(nil), nil
+}
+
+// replicaStream is the write stream to one replica.
+type replicaStream struct {
+	node string
+	ws   cellarv1.Storage_WriteClient
+}
+
+// sendAll sends msg to every replica, concurrently, as one step of the progress
+// deadline. A failed Send learns the real error from the stream's answer.
+func sendAll(cellID string, pd *router.ProgressDeadline, streams []replicaStream, msg *cellarv1.WriteRequest) error {
+	return pd.Step(func() error {
+		return eachReplica(streams, func(rs replicaStream) error {
+			err := rs.ws.Send(msg)
+			if errors.Is(err, io.EOF) {
+				if _, rerr := rs.ws.CloseAndRecv(); rerr != nil {
+					err = rerr
+				}
+			}
+			return storageWriteErr(cellID, rs.node, err)
+		})
+	})
+}
+
+// eachReplica runs f on every stream at once (the first inline) and returns the first
+// error, in replica order.
+func eachReplica(streams []replicaStream, f func(replicaStream) error) error {
+	if len(streams) == 1 {
+		return f(streams[0])
+	}
+	results := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i := 1; i < len(streams); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = f(streams[i])
+		}()
+	}
+	results[0] = f(streams[0])
+	wg.Wait()
+	for _, err := range results {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunks are the buffers of whole chunks a PUT reads its body into: reused, not
+// allocated (and zeroed) per request.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// getChunk returns a buffer for the body of an object of size bytes (-1: unknown): a
+// pooled chunk, or a small buffer of just the size for a small object.
+func getChunk(size int64) []byte {
+	if size >= 0 && size < chunkSize {
+		return make([]byte, max(size, 1))
+	}
+	return *chunks.Get().(*[]byte)
+}
+
+func putChunk(b []byte) {
+	if cap(b) == chunkSize {
+		b = b[:chunkSize]
+		chunks.Put(&b)
+	}
 }
 
 // storageWriteErr turns the failure of a storage node to store an object into what the

@@ -41,6 +41,10 @@ type Config struct {
 	BodyTimeout time.Duration
 	// IdleTimeout closes a client connection idle this long between requests.
 	IdleTimeout time.Duration
+
+	// FaultsFile is the file the drill tooling arms faults in (see Faults); empty,
+	// the gateway has no faults to arm.
+	FaultsFile string
 }
 
 // Defaults of Config's timeouts.
@@ -62,6 +66,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ReclaimGrace, "reclaim-grace", DefaultReclaimGrace, "keep the data of a replaced or deleted object readable this long before deleting it")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", DefaultBodyTimeout, "fail a request whose body brings no byte for this long (400 RequestTimeout)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a client connection idle this long between requests")
+	fs.StringVar(&c.FaultsFile, "faults-file", "", "file in which the drill tooling arms faults such as the poison pill (set by 'cellctl up --faults'; empty: none)")
 }
 
 // EnsureDefaults sets the role and fills the fields left at their zero value: the

@@ -378,7 +378,7 @@ func (f *freezer) thaw() { close(f.thawed) }
 // replica when the one it reads from fails mid-stream (a block that fails its checksum,
 // a node that freezes), so the client gets every byte the headers promised.
 func TestGetGoesOnFromAnotherReplica(t *testing.T) {
-	tc := newTestCell(t, cellsOptions{StorageIdle: 200 * time.Millisecond}, Config{})
+	tc := newTestCell(t, cellsOptions{StorageIdle: frozenAfter}, Config{})
 	data := randomData(t, 3<<20)
 	tc.put(t, "obj", data)
 	loc := tc.ix.location(t, "bkt", "obj")
@@ -449,7 +449,7 @@ func TestGetGoesOnFromAnotherReplica(t *testing.T) {
 // request one progress deadline, never a hang: a GET goes on from the other replica and
 // a PUT fails with 503, leaving no temp file behind once the node thaws.
 func TestFrozenStorageNode(t *testing.T) {
-	tc := newTestCell(t, cellsOptions{StorageIdle: 200 * time.Millisecond}, Config{})
+	tc := newTestCell(t, cellsOptions{StorageIdle: frozenAfter}, Config{})
 	data := randomData(t, 3<<20)
 	tc.put(t, "obj", data)
 
@@ -691,3 +691,8 @@ func TestConfigTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// frozenAfter is the storage progress deadline of the tests that freeze a node: long
+// enough that a busy machine never trips it on a healthy stream, short enough that a
+// frozen node costs the test only a few seconds.
+const frozenAfter = 2 * time.Second

@@ -40,7 +40,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	conns := daemon.NewConns(router.CallDeadline(callTimeout))
+	conns := d.Conns(router.CallDeadline(callTimeout))
 	rt := router.New(cfg.Topology, d.Members, conns)
 	backend := newCells(rt, d.Log, cellsOptions{
 		Copies: cfg.Topology.PromisedCopies(), DegradedWrites: cfg.Topology.DegradedWrites,
@@ -52,22 +52,32 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	opts := s3.HandlerOptions{Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics, MaxObjectSize: cfg.MaxObjectSize}
 	if cfg.Topology.Auth {
-		opts.Credentials = map[string]string{cfg.Topology.AccessKey: cfg.Topology.SecretKey}
-		d.Log.Info("S3 authentication is on: requests must be signed (AWS Signature V4)", "access_key", cfg.Topology.AccessKey)
+		opts.Credentials = cfg.Topology.Credentials()
+		d.Log.Info("S3 authentication is on: requests must be signed (AWS Signature V4)", "access_key", cfg.Topology.AccessKey,
+			"tenants", len(cfg.Topology.Tenants))
 	} else {
 		d.Log.Warn("S3 AUTHENTICATION IS OFF: anyone who can reach " + ln.Addr().String() +
 			" can read, write and delete every object. Set auth: true in the topology unless this is a workshop.")
+	}
+	if len(cfg.Topology.Tenants) > 0 {
+		opts.Tenants = cfg.Topology.TenantNames()
 	}
 	var h http.Handler = s3.NewHandler(backend, opts)
 	if !cfg.Topology.SigV2 {
 		h = s3.AcceptV4Only(h)
 		d.Log.Info("S3 Signature Version 2 is off: only Version 4 signatures are accepted")
 	}
+	var faults *faultWatch
+	if cfg.FaultsFile != "" {
+		faults = newFaultWatch(cfg.FaultsFile, d.Log)
+		h = faults.wrap(h)
+		d.Log.Warn("faults may be armed in this cluster by the drill tooling", "faults_file", cfg.FaultsFile)
+	}
 	maxAge := cfg.UploadMaxAge
 	srv := newS3Server(h, cfg)
 	serveErr := make(chan error, 1)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(s3.XMLErrorListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	}()
@@ -81,6 +91,9 @@ func Run(ctx context.Context, cfg Config) error {
 		go backend.reapLoop(wctx, maxAge, max(min(maxAge/4, 10*time.Minute), 100*time.Millisecond))
 	}
 	go backend.reclaimLoop(wctx)
+	if faults != nil {
+		go faults.run(wctx)
+	}
 	go func() {
 		select {
 		case err := <-serveErr:

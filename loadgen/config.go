@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cellarsim/cellar/cell"
 )
 
 // Operations the load mixes.
@@ -55,6 +57,10 @@ type Config struct {
 	AccessKey string `json:"-"`
 	SecretKey string `json:"-"`
 	Region    string `json:"region"`
+	// Tenants, if any, sign the requests instead of AccessKey: each request is sent as
+	// one of them, picked at random, and the results are kept per tenant too
+	// (Result.Tenants). Seeding still uses AccessKey.
+	Tenants []cell.Tenant `json:"-"`
 
 	// Rate is the arrival rate in requests per second; Duration how long requests
 	// keep arriving. Rate × Duration requests are sent, no more.

@@ -45,20 +45,38 @@ func (t cellTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // NewClient returns an S3 client for cfg's endpoint: path-style, no retries, and a
 // transport that reads x-cellar-cell; close closes its idle connections.
 func NewClient(cfg Config) (client *s3.Client, close func()) {
-	tr := &http.Transport{
+	tr := newTransport()
+	return newClientOn(cfg, tr, cfg.AccessKey, cfg.SecretKey), tr.CloseIdleConnections
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		MaxIdleConns:        MaxInFlight,
 		MaxIdleConnsPerHost: MaxInFlight,
 		IdleConnTimeout:     30 * time.Second,
 	}
+}
+
+func newClientOn(cfg Config, tr *http.Transport, accessKey, secretKey string) *s3.Client {
 	return s3.New(s3.Options{
 		BaseEndpoint: aws.String(cfg.Endpoint),
 		UsePathStyle: true,
 		Region:       cfg.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   &http.Client{Transport: cellTransport{tr}},
-	}), tr.CloseIdleConnections
+	})
+}
+
+// tenantClients are one client per tenant of cfg, on one transport.
+func tenantClients(cfg Config) ([]*s3.Client, func()) {
+	tr := newTransport()
+	out := make([]*s3.Client, len(cfg.Tenants))
+	for i, t := range cfg.Tenants {
+		out[i] = newClientOn(cfg, tr, t.AccessKey, t.SecretKey)
+	}
+	return out, tr.CloseIdleConnections
 }
 
 // request is one scheduled operation.
@@ -68,6 +86,7 @@ type request struct {
 	key    string
 	size   int
 	due    time.Duration
+	tenant int // index in Config.Tenants; -1 without tenants
 }
 
 // planner picks the operations, buckets, keys and sizes of a run from its seed.
@@ -116,13 +135,16 @@ func (p *planner) key() int {
 func (p *planner) size() int { return p.cfg.Sizes[pick(p.rng, p.sizeCu)].Bytes }
 
 func (p *planner) next(due time.Duration) request {
-	r := request{op: p.ops[pick(p.rng, p.opCum)], bucket: p.cfg.Buckets[p.rng.IntN(len(p.cfg.Buckets))], due: due}
+	r := request{op: p.ops[pick(p.rng, p.opCum)], bucket: p.cfg.Buckets[p.rng.IntN(len(p.cfg.Buckets))], due: due, tenant: -1}
 	switch r.op {
 	case OpGet, OpHead:
 		r.key = seedKey(p.key())
 	case OpPut, OpDelete:
 		r.key = churnKey(p.key())
 		r.size = p.size()
+	}
+	if len(p.cfg.Tenants) > 0 {
+		r.tenant = p.rng.IntN(len(p.cfg.Tenants))
 	}
 	return r
 }
@@ -242,6 +264,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	c, closeIdle := NewClient(cfg)
 	defer closeIdle()
+	tcs, closeTenants := tenantClients(cfg)
+	defer closeTenants()
 	rec := newRecorder()
 	p := newPlanner(cfg)
 	body := payload(cfg.Sizes.max())
@@ -310,7 +334,15 @@ loop:
 			defer func() { <-slots; inFlight.Add(-1) }()
 			// A request sent finishes (within its timeout) even when the run is cancelled:
 			// ending a run early must not fail the requests already in flight.
-			rec.add(do(context.WithoutCancel(ctx), c, cfg, r, start, body))
+			client := c
+			if r.tenant >= 0 {
+				client = tcs[r.tenant]
+			}
+			s := do(context.WithoutCancel(ctx), client, cfg, r, start, body)
+			if r.tenant >= 0 {
+				s.tenant = cfg.Tenants[r.tenant].Name
+			}
+			rec.add(s)
 		}()
 	}
 	wg.Wait()
@@ -321,6 +353,7 @@ loop:
 		MaxLagMS: float64(maxLag.Load()) / float64(time.Millisecond)}
 	secs := int((cfg.Duration + time.Second - 1) / time.Second)
 	res.Overall, res.Ops, res.Cells = rec.result(secs)
+	res.Tenants = rec.tenantResult(secs)
 	return res, nil
 }
 

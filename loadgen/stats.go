@@ -26,6 +26,7 @@ type sample struct {
 	due     time.Duration // since the start of the run
 	latency time.Duration // from due to done
 	code    string        // "" for success, else the S3 error code or a transport error
+	tenant  string        // the tenant that sent it; "" without tenants
 }
 
 // counter is the outcome of a group of requests.
@@ -72,12 +73,20 @@ type recorder struct {
 	byCell   map[string]*counter
 	byCellOp map[string]map[string]*counter
 	seconds  map[string]map[int]*counter // cell → second of the run (by due time)
+	tenants  map[string]*tenantCounter
+}
+
+// tenantCounter is what one tenant's requests did, in all and per second.
+type tenantCounter struct {
+	all     *counter
+	seconds map[int]*counter
 }
 
 func newRecorder() *recorder {
 	return &recorder{
 		all: newCounter(3), byOp: map[string]*counter{}, byCell: map[string]*counter{},
 		byCellOp: map[string]map[string]*counter{}, seconds: map[string]map[int]*counter{},
+		tenants: map[string]*tenantCounter{},
 	}
 }
 
@@ -104,6 +113,52 @@ func (r *recorder) add(s sample) {
 		r.seconds[s.cell] = map[int]*counter{}
 	}
 	get(r.seconds[s.cell], int(s.due/time.Second), 2).add(s)
+	if s.tenant != "" {
+		tc := r.tenants[s.tenant]
+		if tc == nil {
+			tc = &tenantCounter{all: newCounter(2), seconds: map[int]*counter{}}
+			r.tenants[s.tenant] = tc
+		}
+		tc.all.add(s)
+		get(tc.seconds, int(s.due/time.Second), 1).add(s)
+	}
+}
+
+// tenantResult is the result per tenant, with a point for every second of the run;
+// nil without tenants.
+func (r *recorder) tenantResult(seconds int) map[string]TenantResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tenants) == 0 {
+		return nil
+	}
+	out := map[string]TenantResult{}
+	for name, tc := range r.tenants {
+		tr := TenantResult{Summary: tc.all.summary()}
+		last := seconds - 1
+		for sec := range tc.seconds {
+			last = max(last, sec)
+		}
+		for sec := 0; sec <= last; sec++ {
+			p := Point{T: sec}
+			if sc, ok := tc.seconds[sec]; ok {
+				s := sc.summary()
+				p.Requests, p.Errors = s.Requests, s.Errors
+				if s.Latency != nil {
+					p.P99MS = s.Latency.P99MS
+				}
+			}
+			tr.Series = append(tr.Series, p)
+		}
+		out[name] = tr
+	}
+	return out
+}
+
+// TenantResult is what one tenant's requests did.
+type TenantResult struct {
+	Summary
+	Series []Point `json:"series"`
 }
 
 // snapshot returns the totals so far (for the progress line).
@@ -214,6 +269,8 @@ type Result struct {
 	Overall   Summary               `json:"overall"`
 	Ops       map[string]Summary    `json:"ops"`
 	Cells     map[string]CellResult `json:"cells"`
+	// Tenants is the result per tenant, when the load was sent by tenants.
+	Tenants map[string]TenantResult `json:"tenants,omitempty"`
 	// MaxLagMS is how late, at worst, a request was sent after it was due: high when
 	// the load generator itself could not keep up.
 	MaxLagMS float64 `json:"max_send_lag_ms"`

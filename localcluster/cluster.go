@@ -61,13 +61,18 @@ func Attach(ctx context.Context, file *ClusterFile, who Caller) (*Attached, erro
 	if control != nil {
 		control.Caller = who
 	}
+	key, err := GossipKey(file.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	m, err := cell.JoinCluster(cell.MembershipConfig{
 		Self: cell.Node{
 			ID: fmt.Sprintf("cellctl-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
 			PID: os.Getpid(), Started: time.Now(),
 		},
-		BindAddr: "127.0.0.1:0",
-		Logger:   slog.New(slog.DiscardHandler),
+		BindAddr:  "127.0.0.1:0",
+		Logger:    slog.New(slog.DiscardHandler),
+		SecretKey: key,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the observer's gossip: %w", err)
@@ -116,7 +121,7 @@ func MergeStatus(procs []Node, seen []cell.Node) []cell.NodeStatus {
 	}
 	var out []cell.NodeStatus
 	for _, p := range procs {
-		if p.Role == cell.RoleGateway {
+		if p.Role == cell.RoleGateway || p.Role == cell.RoleRouter {
 			continue
 		}
 		s := cell.NodeStatus{ID: p.ID, Role: p.Role, Cell: p.Cell,

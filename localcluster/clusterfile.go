@@ -42,6 +42,9 @@ type ClusterFile struct {
 	// requests carry ControlToken. Empty when no control endpoint runs.
 	ControlAddr  string `json:"control_addr,omitempty"`
 	ControlToken string `json:"control_token,omitempty"`
+	// ControlTLS says the control endpoint serves mutual TLS: clients show the
+	// operator's certificate (DataDir/pki/operator.pem) besides the token.
+	ControlTLS bool `json:"control_tls,omitempty"`
 }
 
 // GossipAddrs lists the gossip addresses of the nodes whose process runs (all nodes if

@@ -66,7 +66,7 @@ func TestClusterFileWriteRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Nodes, f.Nodes) || got.Topology != f.Topology {
+	if !reflect.DeepEqual(got.Nodes, f.Nodes) || !reflect.DeepEqual(got.Topology, f.Topology) {
 		t.Errorf("read back %+v, want %+v", got, f)
 	}
 	// Seeds: running nodes only, index nodes first.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // The control endpoint is where every capacity operation on a running cluster is
@@ -40,7 +41,10 @@ import (
 // (409), so that two operations cannot together take a tier below its floor.
 
 // controlEndpoint is the supervisor's control endpoint, once ServeControl runs it.
-type controlEndpoint struct{ addr, token string }
+type controlEndpoint struct {
+	addr, token string
+	tls         bool
+}
 
 // ControlOptions tune the supervisor's control endpoint. The zero value serves plain
 // HTTP on a port of its own on 127.0.0.1.
@@ -51,9 +55,19 @@ type ControlOptions struct {
 	TLS *tls.Config
 }
 
-// ServeControl serves the control endpoint with the default options.
+// ServeControl serves the control endpoint with the default options: mutual TLS when
+// the cluster has certificates (only the operator's certificate is let in, and
+// requests still carry the token), plain HTTP on loopback when TLS is off.
 func (s *Supervisor) ServeControl() (addr string, stop func(), err error) {
-	return s.ServeControlWith(ControlOptions{})
+	var opts ControlOptions
+	if s.pkiDir != "" {
+		creds, err := pki.Load(pki.Dir(s.pkiDir).Files(supervisorName))
+		if err != nil {
+			return "", nil, fmt.Errorf("control endpoint: %w", err)
+		}
+		opts.TLS = creds.ServerTLS(pki.AllowRoles(pki.RoleOperator))
+	}
+	return s.ServeControlWith(opts)
 }
 
 // ServeControlWith serves the supervisor's control endpoint on a 127.0.0.1 port of its
@@ -71,7 +85,7 @@ func (s *Supervisor) ServeControlWith(opts ControlOptions) (addr string, stop fu
 		return "", nil, fmt.Errorf("control endpoint token: %w", err)
 	}
 	token := hex.EncodeToString(b)
-	h := NewControlHandler(ControlConfig{Dir: s.dir, Cluster: s.Cluster(), Procs: s.Nodes, Token: token})
+	h := NewControlHandler(ControlConfig{Dir: s.dir, Cluster: s.Cluster(), Procs: s.Nodes, Token: token, FaultsFile: s.faultsFile()})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: opts.TLS}
 	go func() {
 		if opts.TLS != nil {
@@ -81,7 +95,7 @@ func (s *Supervisor) ServeControlWith(opts ControlOptions) (addr string, stop fu
 		_ = srv.Serve(l)
 	}()
 	s.mu.Lock()
-	s.control = controlEndpoint{addr: l.Addr().String(), token: token}
+	s.control = controlEndpoint{addr: l.Addr().String(), token: token, tls: opts.TLS != nil}
 	s.mu.Unlock()
 	s.save()
 	return l.Addr().String(), func() {
@@ -110,6 +124,9 @@ type ControlConfig struct {
 	// whose nodes are still changing state to settle before the refusal stands
 	// (default 5s): a node just restarted may be ready before its cell's gossip says so.
 	SettleWait time.Duration
+	// FaultsFile is where faults are armed for the gateways (see FaultsFileName);
+	// empty when the cluster does not allow faults.
+	FaultsFile string
 }
 
 // NewControlHandler returns the control endpoint's HTTP API over cfg.Cluster. The
@@ -126,6 +143,7 @@ func NewControlHandler(cfg ControlConfig) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/plans", c.servePlan)
 	mux.HandleFunc("POST /v1/nodes/{id}/{action}", c.serveNode)
+	mux.HandleFunc("POST /v1/faults/poison", c.servePoison)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(cfg.Token)) != 1 {
@@ -278,7 +296,7 @@ func (c *controller) removeNode(ctx context.Context, n Node, action string, req 
 		return "", err
 	}
 	defer release()
-	if n.Role == cell.RoleGateway {
+	if n.Role == cell.RoleGateway || n.Role == cell.RoleRouter {
 		return "", c.removeGateway(ctx, n, action, req)
 	}
 	override := ""

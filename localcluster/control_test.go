@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/cmd/cellctl/cli"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/internal/pki"
 	"github.com/cellarsim/cellar/localcluster"
 )
 
@@ -22,14 +24,20 @@ import (
 type rawClient struct {
 	t           *testing.T
 	addr, token string
+	// tls, when set, is the client's TLS configuration: the endpoint serves mutual TLS.
+	tls *tls.Config
 }
 
 func (c rawClient) post(path string, body any) (*http.Response, []byte) {
 	c.t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+c.addr+path, bytes.NewReader(b))
+	scheme, client := "http://", http.DefaultClient
+	if c.tls != nil {
+		scheme, client = "https://", &http.Client{Transport: &http.Transport{TLSClientConfig: c.tls}}
+	}
+	req, _ := http.NewRequest(http.MethodPost, scheme+c.addr+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -82,10 +90,35 @@ func TestControlEndpoint(t *testing.T) {
 	if f.ControlAddr != addr || len(f.ControlToken) != 32 {
 		t.Fatalf("cluster.json: control at %q token %q, want %s", f.ControlAddr, f.ControlToken, addr)
 	}
-	raw := rawClient{t, addr, f.ControlToken}
+	if !f.ControlTLS {
+		t.Fatal("the control endpoint of a cluster with TLS (the default) serves plain HTTP")
+	}
+	operator, err := localcluster.OperatorCreds(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient{t, addr, f.ControlToken, operator.ClientTLS()}
 	storage0, storage1 := cell.NodeID(cell.ID(0), cell.RoleStorage, 0), cell.NodeID(cell.ID(0), cell.RoleStorage, 1)
 
-	if resp, _ := (rawClient{t, addr, "wrong"}).post("/v1/nodes/"+storage1+"/stop", localcluster.NodeRequest{Reason: "r"}); resp.StatusCode != http.StatusUnauthorized {
+	// Without the operator's certificate nothing gets through, token or not: a node's
+	// certificate of the same cluster, or none.
+	gateway, err := pki.Load(pki.Dir(localcluster.PKIDir(dir)).Files(cell.NodeID("", cell.RoleGateway, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := operator.ClientTLS()
+	noCert.Certificates = nil
+	for name, cfg := range map[string]*tls.Config{"a gateway's certificate": gateway.ClientTLS(), "no certificate": noCert} {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/v1/nodes", nil)
+		req.Header.Set("Authorization", "Bearer "+f.ControlToken)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("with %s and the token: %s, want the handshake refused", name, resp.Status)
+		}
+	}
+
+	if resp, _ := (rawClient{t, addr, "wrong", operator.ClientTLS()}).post("/v1/nodes/"+storage1+"/stop", localcluster.NodeRequest{Reason: "r"}); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("without the token: %s", resp.Status)
 	}
 	if resp, body := raw.post("/v1/nodes/"+storage1+"/stop", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "a reason is required") {

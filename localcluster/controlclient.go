@@ -25,6 +25,7 @@ type Caller struct{ Command, Reason string }
 // Control is a client of a supervisor's control endpoint.
 type Control struct {
 	addr, token string
+	scheme      string // "http://" or "https://"
 	client      *http.Client
 	// Caller is who this client acts for.
 	Caller Caller
@@ -35,7 +36,11 @@ func NewControl(f *ClusterFile) (*Control, error) {
 	if !f.Running || f.ControlAddr == "" {
 		return nil, ErrNoControl
 	}
-	return &Control{addr: f.ControlAddr, token: f.ControlToken, client: &http.Client{}}, nil
+	client, scheme, err := controlClient(f)
+	if err != nil {
+		return nil, err
+	}
+	return &Control{addr: f.ControlAddr, token: f.ControlToken, scheme: scheme, client: client}, nil
 }
 
 // StopNode stops a node gracefully and returns once its process has ended.
@@ -167,7 +172,7 @@ func (c *Control) post(ctx context.Context, path string, v any) (*http.Response,
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.addr+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+c.addr+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,9 @@ type Options struct {
 	Progress io.Writer
 	// OnExit is called when a node's process ends without being asked to.
 	OnExit func(n Node, err error)
+	// Tenants makes the cluster that many tenants (see clusterTenants), when its
+	// topology declares none.
+	Tenants int
 }
 
 // Supervisor runs the nodes of one topology as child processes.
@@ -100,6 +103,8 @@ type Supervisor struct {
 	endpoint string
 	// madeCredentials: this start made the cluster's credentials.
 	madeCredentials bool
+	// pkiDir holds the cluster's certificates and gossip key; "" when TLS is off.
+	pkiDir string
 
 	mu      sync.Mutex
 	procs   map[string]*proc
@@ -167,6 +172,11 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 	}
 	made, err := clusterCredentials(abs, &topo)
 	if err == nil {
+		err = clusterTenants(abs, &topo, opts.Tenants)
+	}
+	// A fault armed before the last stop is not armed any more.
+	_ = os.Remove(filepath.Join(abs, FaultsFileName))
+	if err == nil {
 		err = topo.Validate()
 	}
 	if err != nil {
@@ -176,6 +186,15 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 	s := &Supervisor{
 		opts: opts, topo: topo, dir: abs, lock: lock, started: time.Now(), madeCredentials: made,
 		topoFile: filepath.Join(abs, "topology.yaml"), procs: map[string]*proc{},
+	}
+	if topo.TLS {
+		if err := s.initPKI(); err != nil {
+			unlockDir(lock)
+			return nil, err
+		}
+	} else {
+		s.printf("WARNING: TLS IS OFF (tls: false): gRPC and raft between the nodes are plain TCP with no certificates and the gossip is\n" +
+			"not encrypted; any local process can read and change objects and cluster state. For teaching and benchmarks only.\n")
 	}
 	if err := s.plan(); err != nil {
 		unlockDir(lock)
@@ -231,7 +250,7 @@ func (s *Supervisor) plan() error {
 		}
 		return ports.Pick(udp)
 	}
-	for _, spec := range s.topo.Nodes() {
+	for _, spec := range append(s.topo.Nodes(), routerNodes(s.topo)...) {
 		old := prev[spec.ID]
 		n := Node{
 			ID: spec.ID, Role: spec.Role, Cell: spec.Cell, Process: ProcStopped,
@@ -254,8 +273,9 @@ func (s *Supervisor) plan() error {
 		switch spec.Role {
 		case cell.RoleIndex, cell.RoleStorage:
 			n.DataDir = filepath.Join(s.dir, spec.ID)
-		case cell.RoleGateway:
-			if len(s.gatewaysLocked()) == 0 {
+		case cell.RoleGateway, cell.RoleRouter:
+			// The first router, or with none the first gateway, is the S3 endpoint.
+			if first := s.topo.Routers == 0 || spec.Role == cell.RoleRouter; first && len(s.idsOfLocked(spec.Role)) == 0 {
 				n.S3Addr = s.topo.S3Addr
 			} else if n.S3Addr, err = addr(old.S3Addr, false); err != nil {
 				return err
@@ -265,6 +285,16 @@ func (s *Supervisor) plan() error {
 		s.order = append(s.order, n.ID)
 	}
 	return nil
+}
+
+func (s *Supervisor) idsOfLocked(role cell.Role) []string {
+	var ids []string
+	for _, id := range s.order {
+		if s.procs[id].node.Role == role {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func (s *Supervisor) gatewaysLocked() []string {
@@ -317,8 +347,8 @@ func privateDir(dir string, progress io.Writer) error {
 
 // startOrder is the order in which tiers start; stopOrder the order in which they stop.
 var (
-	startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement, cell.RoleGateway}
-	stopOrder  = []cell.Role{cell.RoleGateway, cell.RoleStorage, cell.RolePlacement, cell.RoleIndex}
+	startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement, cell.RoleGateway, cell.RoleRouter}
+	stopOrder  = []cell.Role{cell.RoleRouter, cell.RoleGateway, cell.RoleStorage, cell.RolePlacement, cell.RoleIndex}
 )
 
 func (s *Supervisor) startAll(ctx context.Context) error {
@@ -487,6 +517,10 @@ func (s *Supervisor) specLocked(p *proc) node.Spec {
 	if n.Role == cell.RoleGateway {
 		spec.TopologyFile = s.topoFile
 	}
+	if s.pkiDir != "" {
+		spec = spec.WithPKI(s.pkiDir)
+	}
+	spec = s.routerSpecLocked(spec)
 	if n.RaftAddr != "" {
 		// Every index node of the cell starts with the same initial group.
 		spec.Peers = node.IndexPeers(s.topo, n.Cell, func(id string) string { return s.procs[id].node.RaftAddr })
@@ -862,7 +896,7 @@ func (s *Supervisor) fileLocked() *ClusterFile {
 	for _, id := range s.order {
 		f.Nodes = append(f.Nodes, s.procs[id].node)
 	}
-	f.ControlAddr, f.ControlToken = s.control.addr, s.control.token
+	f.ControlAddr, f.ControlToken, f.ControlTLS = s.control.addr, s.control.token, s.control.tls
 	return f
 }
 
@@ -891,7 +925,7 @@ func (s *Supervisor) saveStopped() {
 	f := s.fileLocked()
 	s.mu.Unlock()
 	f.Running, f.SupervisorPID = false, 0
-	f.ControlAddr, f.ControlToken = "", ""
+	f.ControlAddr, f.ControlToken, f.ControlTLS = "", "", false
 	for i := range f.Nodes {
 		f.Nodes[i].PID = 0
 	}

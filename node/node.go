@@ -28,8 +28,10 @@ import (
 	"github.com/cellarsim/cellar/cell/index"
 	"github.com/cellarsim/cellar/cell/placement"
 	"github.com/cellarsim/cellar/cell/storage"
+	"github.com/cellarsim/cellar/frontrouter"
 	"github.com/cellarsim/cellar/gateway"
 	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // Spec describes one node. Every field but Role is optional: what is left empty is not
@@ -53,6 +55,12 @@ type Spec struct {
 	// StopTimeout bounds the graceful stop (--stop-timeout).
 	StopTimeout time.Duration
 
+	// The node's certificate, its key and the cluster's CA certificate (--tls-cert,
+	// --tls-key, --tls-ca; see internal/pki): given, gRPC and raft are mutual TLS. The
+	// file with the gossip's encryption key (--gossip-key).
+	TLSCert, TLSKey, TLSCA string
+	GossipKey              string
+
 	// DataDir holds an index or storage node's data (--data-dir).
 	DataDir string
 
@@ -70,6 +78,17 @@ type Spec struct {
 	// topology file it reads (--topology; default the embedded topology).
 	S3Addr       string
 	TopologyFile string
+
+	// A placement node: the period of its cell's repair loop (--repair-interval) and
+	// how long an orphan blob is kept before garbage collection deletes it (--gc-grace).
+	RepairInterval time.Duration
+	GCGrace        time.Duration
+
+	// A front router: the gateways' S3 addresses, in the fleet's order (--backends);
+	// it also takes --s3-addr and --topology. A gateway of a cluster whose faults may
+	// be armed: the file the drill tooling arms them in (--faults-file).
+	Backends   []string
+	FaultsFile string
 }
 
 // Args renders the spec as the daemon's flags, in --flag=value form, one string each;
@@ -96,6 +115,10 @@ func (s Spec) Args() []string {
 	if s.StopTimeout != 0 {
 		flag("stop-timeout", s.StopTimeout.String())
 	}
+	flag("tls-cert", s.TLSCert)
+	flag("tls-key", s.TLSKey)
+	flag("tls-ca", s.TLSCA)
+	flag("gossip-key", s.GossipKey)
 	flag("data-dir", s.DataDir)
 	flag("raft-addr", s.RaftAddr)
 	flag("raft-advertise", s.RaftAdvertise)
@@ -108,6 +131,14 @@ func (s Spec) Args() []string {
 	}
 	flag("s3-addr", s.S3Addr)
 	flag("topology", s.TopologyFile)
+	flag("backends", strings.Join(s.Backends, ","))
+	flag("faults-file", s.FaultsFile)
+	if s.RepairInterval != 0 {
+		flag("repair-interval", s.RepairInterval.String())
+	}
+	if s.GCGrace != 0 {
+		flag("gc-grace", s.GCGrace.String())
+	}
 	return a
 }
 
@@ -115,7 +146,7 @@ func (s Spec) Args() []string {
 // daemon would refuse the flag).
 func (s Spec) Validate() error {
 	if _, ok := roles[s.Role]; !ok {
-		return fmt.Errorf("node %s: unknown role %q (want index, placement, storage or gateway)", s.ID, s.Role)
+		return fmt.Errorf("node %s: unknown role %q (want index, placement, storage, gateway or router)", s.ID, s.Role)
 	}
 	idx, sto, gw := cell.RoleIndex, cell.RoleStorage, cell.RoleGateway
 	for _, f := range []struct {
@@ -129,8 +160,12 @@ func (s Spec) Validate() error {
 		{"peers", len(s.Peers) > 0, []cell.Role{idx}},
 		{"raft-snapshot-threshold", s.SnapshotThreshold != 0, []cell.Role{idx}},
 		{"raft-trailing-logs", s.TrailingLogs != 0, []cell.Role{idx}},
-		{"s3-addr", s.S3Addr != "", []cell.Role{gw}},
-		{"topology", s.TopologyFile != "", []cell.Role{gw}},
+		{"s3-addr", s.S3Addr != "", []cell.Role{gw, cell.RoleRouter}},
+		{"topology", s.TopologyFile != "", []cell.Role{gw, cell.RoleRouter}},
+		{"backends", len(s.Backends) > 0, []cell.Role{cell.RoleRouter}},
+		{"faults-file", s.FaultsFile != "", []cell.Role{gw}},
+		{"repair-interval", s.RepairInterval != 0, []cell.Role{cell.RolePlacement}},
+		{"gc-grace", s.GCGrace != 0, []cell.Role{cell.RolePlacement}},
 	} {
 		if f.set && !slices.Contains(f.roles, s.Role) {
 			return fmt.Errorf("node %s: a %s node takes no --%s", s.ID, s.Role, f.flag)
@@ -159,6 +194,8 @@ func Run(ctx context.Context, spec Spec, opts RunOptions) error {
 		GRPCAddr: spec.GRPCAddr, AdminAddr: spec.AdminAddr, GossipAddr: spec.GossipAddr,
 		AdvertiseHost: spec.AdvertiseHost, Join: spec.Join, FastGossip: spec.FastGossip,
 		Logger: opts.Logger, StopTimeout: spec.StopTimeout,
+		TLS:           pki.Files{Cert: spec.TLSCert, Key: spec.TLSKey, CA: spec.TLSCA},
+		GossipKeyFile: spec.GossipKey,
 	}
 	return roles[spec.Role].run(ctx, spec, o, opts)
 }
@@ -183,6 +220,22 @@ var roles = map[cell.Role]struct {
 	cell.RolePlacement: {placement.Command, runPlacement},
 	cell.RoleStorage:   {storage.Command, runStorage},
 	cell.RoleGateway:   {gateway.Command, runGateway},
+	cell.RoleRouter:    {frontrouter.Command, runRouter},
+}
+
+func runRouter(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
+	cfg := frontrouter.Config{Options: o, S3Addr: s.S3Addr, Backends: s.Backends}
+	switch {
+	case opts.Topology != nil:
+		cfg.Topology = *opts.Topology
+	case s.TopologyFile != "":
+		t, err := cell.LoadTopology(s.TopologyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Topology = t
+	}
+	return frontrouter.Run(ctx, cfg)
 }
 
 func runIndex(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
@@ -193,8 +246,8 @@ func runIndex(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error
 	})
 }
 
-func runPlacement(ctx context.Context, _ Spec, o daemon.Options, _ RunOptions) error {
-	return placement.Run(ctx, placement.Config{Options: o})
+func runPlacement(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
+	return placement.Run(ctx, placement.Config{Options: o, Repair: placement.RepairConfig{Interval: s.RepairInterval, GCGrace: s.GCGrace}})
 }
 
 func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
@@ -202,7 +255,7 @@ func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) err
 }
 
 func runGateway(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
-	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr}
+	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr, FaultsFile: s.FaultsFile}
 	switch {
 	case opts.Topology != nil:
 		cfg.Topology = *opts.Topology
@@ -214,6 +267,16 @@ func runGateway(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) 
 		cfg.Topology = t
 	}
 	return gateway.Run(ctx, cfg)
+}
+
+// WithPKI gives the spec the certificate, key, CA and gossip key files of its node in
+// the PKI directory dir (as pki.Init writes it): the node runs with mutual TLS and
+// encrypted gossip.
+func (s Spec) WithPKI(dir string) Spec {
+	f := pki.Dir(dir).Files(s.ID)
+	s.TLSCert, s.TLSKey, s.TLSCA = f.Cert, f.Key, f.CA
+	s.GossipKey = pki.Dir(dir).GossipKey()
+	return s
 }
 
 // IndexPeers is the initial index group of a cell of topology t as Spec.Peers takes it,

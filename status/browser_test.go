@@ -53,7 +53,7 @@ func startPage(t *testing.T, c *clustertest.Cluster) *page {
 			seeds = append(seeds, c.Node(spec.ID).GossipAddr)
 		}
 	}
-	return openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true, Cells: c.Topology.CellIDs()}))
+	return openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true, Cells: c.Topology.CellIDs(), GossipKey: c.GossipKey()}))
 }
 
 // serveView runs a collector with cfg, and a status server for it on 127.0.0.1:0,
@@ -309,7 +309,7 @@ func TestStatusPageStartedAfterQuorumLost(t *testing.T) {
 			seeds = append(seeds, c.Node(spec.ID).GossipAddr)
 		}
 	}
-	p := openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true}))
+	p := openPage(t, serveView(t, status.Config{Seeds: seeds, FastGossip: true, GossipKey: c.GossipKey()}))
 	check(p, "a view joined to the gossip only")
 	if text := p.text(`document.querySelector('.node[data-node="cell-1-index-1"] .detail').textContent`); !strings.Contains(text, "never seen") {
 		t.Errorf("cell-1-index-1 in the gossip-only view: %q, want it said never seen", text)
@@ -317,7 +317,7 @@ func TestStatusPageStartedAfterQuorumLost(t *testing.T) {
 
 	dir := t.TempDir()
 	writeClusterFile(t, dir, c, lost)
-	p.show(serveView(t, status.Config{DataDir: dir}))
+	p.show(serveView(t, status.Config{DataDir: dir, GossipKey: c.GossipKey()}))
 	check(p, "a view reading cluster.json")
 }
 

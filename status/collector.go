@@ -59,6 +59,10 @@ type Config struct {
 	BindAddr string
 	// FastGossip gives the observer the short gossip timers of a one-machine cluster.
 	FastGossip bool
+	// GossipKey is the cluster's gossip key (see cell.MembershipConfig.SecretKey);
+	// nil takes DataDir's (pki/gossip.key) if it has one, else the gossip is not
+	// encrypted.
+	GossipKey []byte
 	// Members, if set, is used instead of joining the gossip (tests).
 	Members Members
 	// Interval between passes (default 1s). A gossip change starts a pass at once.
@@ -177,6 +181,13 @@ func NewCollector(cfg Config) (*Collector, error) {
 		if f, err := localcluster.ReadClusterFile(cfg.DataDir); err == nil && f.FastGossip {
 			cfg.FastGossip = true
 		}
+		if cfg.GossipKey == nil {
+			key, err := localcluster.GossipKey(cfg.DataDir)
+			if err != nil {
+				return nil, fmt.Errorf("status: %w", err)
+			}
+			cfg.GossipKey = key
+		}
 	}
 	if c.members == nil {
 		m, err := cell.JoinCluster(cell.MembershipConfig{
@@ -184,9 +195,10 @@ func NewCollector(cfg Config) (*Collector, error) {
 				ID: fmt.Sprintf("status-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
 				PID: os.Getpid(), Started: time.Now(),
 			},
-			BindAddr: cfg.BindAddr,
-			Fast:     cfg.FastGossip,
-			Logger:   slog.New(gossipAsDebug{logger.Handler()}),
+			BindAddr:  cfg.BindAddr,
+			Fast:      cfg.FastGossip,
+			Logger:    slog.New(gossipAsDebug{logger.Handler()}),
+			SecretKey: cfg.GossipKey,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("status: join the gossip as an observer: %w", err)

@@ -23,7 +23,7 @@ func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
 	switch op := cmd.GetOp().(type) {
 	case *cellarv1.IndexCommand_Commit:
 		r := op.Commit
-		prev, err := s.CommitIf(r.Location, r.RequireBucket, Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch})
+		prev, err := s.CommitIf(r.Location, r.RequireBucket, Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch, IfObjectID: r.IfObjectId})
 		return &cellarv1.CommitResponse{Previous: prev}, err
 	case *cellarv1.IndexCommand_Delete:
 		prev, err := s.Delete(op.Delete.Bucket, op.Delete.Key)

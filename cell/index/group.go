@@ -20,6 +20,7 @@ import (
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // A cell's index is a replication group of index nodes, kept consistent by
@@ -75,6 +76,9 @@ type groupConfig struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	Logger            *slog.Logger
+	// TLS, when set, puts raft on mutual TLS between the index nodes of Cell.
+	TLS  *pki.Creds
+	Cell string
 }
 
 func openGroup(cfg groupConfig, store *Store) (*group, error) {
@@ -87,7 +91,7 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		}
 		adv = a
 	}
-	trans, err := raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 2*time.Second, logOut)
+	trans, err := newRaftTransport(cfg, adv, logOut)
 	if err != nil {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}

@@ -328,6 +328,11 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	loc, unused, mk, payload, err := s.applyCompleteUpload(b, bucket, key, uploadID, chosen, o)
+	if errs.Is(err, errs.NoSuchUpload) {
+		if done := s.completedAs(mapKey(bucket, key), chosen); done != nil {
+			return done, nil, nil, nil // a replay of the completion that made the object
+		}
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -335,6 +340,36 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 		return nil, nil, nil, err
 	}
 	return loc, prev, unused, nil
+}
+
+// completedAs returns the current object of mk when it is what completing an upload
+// with exactly the parts chosen made (same part numbers, same part ETags, in order),
+// and nil otherwise; the caller holds mk's key lock.
+//
+// A completion is answered to its client only after the write is applied. When that
+// answer is lost (the caller's deadline passes while a busy group commits, or the
+// leader steps down between commit and answer), the write may still have been
+// applied, and the client retries: the upload is gone by then, and answering
+// NoSuchUpload would report a failure for an object that was made. As S3 does, a
+// retried completion of the object that stands answers as the first one did. A
+// completion that names other parts, or an object that has since been replaced or
+// deleted, is not a replay and keeps NoSuchUpload.
+func (s *Store) completedAs(mk []byte, chosen []CompletedPart) *cellarv1.Location {
+	payload, ok := s.objects.Get(mk)
+	if !ok {
+		return nil
+	}
+	cur, err := decodeLocation(mk, payload)
+	if err != nil || len(cur.Parts) != len(chosen) || !strings.HasSuffix(cur.GetEtag(), "-"+strconv.Itoa(len(chosen))) {
+		return nil
+	}
+	for i, c := range chosen {
+		p := cur.Parts[i]
+		if p.Number != c.Number || normalizeETag(c.ETag) != hex.EncodeToString(p.Md5) {
+			return nil
+		}
+	}
+	return cur
 }
 
 // applyCompleteUpload adds the completion to b and returns the object's location, the

@@ -23,6 +23,8 @@ import (
 type Condition struct {
 	IfMatch     string // the current ETag must be this one (quoted or not)
 	IfNoneMatch bool   // the key must not exist
+	// IfObjectID: the key's current version must be this one (see checkVersion).
+	IfObjectID []byte
 }
 
 // commitBatch commits b. Outside a replication group it is synced. Inside one, the
@@ -76,6 +78,9 @@ func (s *Store) CommitIf(loc *cellarv1.Location, requireBucket bool, cond Condit
 	l.Lock()
 	defer l.Unlock()
 	if err := s.checkCondition(mk, cond); err != nil {
+		return nil, err
+	}
+	if err := s.checkVersion(mk, cond.IfObjectID); err != nil {
 		return nil, err
 	}
 	b := s.db.NewBatch()

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +18,22 @@ type Config struct {
 	// has fewer ready storage nodes: the gateway then refuses the write unless the
 	// topology allows degraded writes). It must be at least the topology's copies.
 	Copies int
+	// Repair configures the cell's repair, scrub and garbage collection loop, which
+	// runs in a placement node (package cell/repair); Cell, Self and Copies come from
+	// the fields above.
+	Repair RepairConfig
+}
+
+// RepairConfig is what a placement node's flags set of the repair loop; zero values
+// take the loop's defaults (repair.Options).
+type RepairConfig struct {
+	Interval  time.Duration
+	Rate      int64
+	ScrubRate int64
+	Workers   int
+	GCGrace   time.Duration
+	NoAutoGC  bool
+	Off       bool
 }
 
 // Command is the placement node as a program: placementd, and 'cellctl daemon placement'.
@@ -28,6 +45,13 @@ func Command() daemon.Command {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Options.AddFlags(fs)
 	fs.IntVar(&c.Copies, "copies", 2, "storage nodes that receive each object")
+	fs.DurationVar(&c.Repair.Interval, "repair-interval", 30*time.Second, "time between passes of the cell's repair loop")
+	fs.Int64Var(&c.Repair.Rate, "repair-rate", 32<<20, "bytes per second the repair loop may copy (negative: no limit)")
+	fs.Int64Var(&c.Repair.ScrubRate, "scrub-rate", 8<<20, "bytes per second the scrubber may verify (negative: no scrub)")
+	fs.IntVar(&c.Repair.Workers, "repair-workers", 2, "objects the repair loop copies at once")
+	fs.DurationVar(&c.Repair.GCGrace, "gc-grace", time.Minute, "how long an orphan blob is kept before garbage collection deletes it; at least the gateways' --reclaim-grace")
+	fs.BoolVar(&c.Repair.NoAutoGC, "no-auto-gc", false, "leave orphan blobs to 'cellctl gc --apply' instead of deleting them every pass")
+	fs.BoolVar(&c.Repair.Off, "no-repair", false, "run no repair loop on this node")
 }
 
 // EnsureDefaults sets the role and fills the fields left at their zero value.

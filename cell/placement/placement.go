@@ -10,6 +10,10 @@
 // view still shows starting whether they are ready (the gossip can lag). An allocation
 // may hold fewer nodes than --copies when fewer are ready; the gateway then refuses the
 // PUT, unless the topology allows degraded writes.
+//
+// A placement node also runs its cell's repair, scrub and garbage collection loop
+// (package cell/repair; flags --repair-interval, --repair-rate, --scrub-rate,
+// --gc-grace), and serves it as the Repair gRPC service that 'cellctl gc' calls.
 package placement
 
 import (
@@ -39,18 +43,26 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	conns := daemon.NewConns()
+	conns := d.Conns()
 	srv := &server{cellID: cfg.Cell, copies: cfg.Copies, conns: conns}
 	srv.allocs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cellar_placement_allocations_total", Help: "Allocations, by outcome.",
 	}, []string{"outcome"})
 	d.Metrics.MustRegister(srv.allocs)
 	cellarv1.RegisterPlacementServer(d.GRPC, srv)
+	rep, err := newRepairer(cfg, d, conns)
+	if err != nil {
+		return err
+	}
 	if err := d.Start(); err != nil {
 		return err
 	}
 	srv.members = d.Members
 	go followIndex(ctx, d)
+	if rep != nil {
+		go rep.Run(ctx, d.Members)
+	}
+
 	return d.Wait(ctx, func() error { conns.Close(); return nil })
 }
 

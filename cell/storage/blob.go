@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/cellarsim/cellar/internal/errs"
 )
@@ -117,7 +118,22 @@ func (s *Store) Create(id ID, size int64) (*Writer, error) {
 	if err != nil {
 		return nil, s.writeFailed(err, "create object %s", id)
 	}
-	return &Writer{s: s, id: id, want: size, f: f, buf: bufio.NewWriterSize(f, BlockSize)}, nil
+	buf := writeBufs.Get().(*bufio.Writer)
+	buf.Reset(f)
+	return &Writer{s: s, id: id, want: size, f: f, buf: buf}, nil
+}
+
+// writeBufs are the Writers' block-sized buffers, reused rather than allocated (and
+// zeroed) for every blob.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, BlockSize) }}
+
+// release gives the Writer's buffer back to the pool; the Writer is done with it.
+func (w *Writer) release() {
+	if w.buf != nil {
+		w.buf.Reset(nil)
+		writeBufs.Put(w.buf)
+		w.buf = nil
+	}
 }
 
 // Write appends p to the blob. Going past the announced size is an InvalidArgument
@@ -183,6 +199,7 @@ func (w *Writer) Commit(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	w.done = true
+	w.release()
 	w.s.written.Add(w.n)
 	return w.n, nil
 }
@@ -214,6 +231,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	w.release()
 	w.f.Close() // may already be closed by finish
 	os.Remove(w.f.Name())
 }

@@ -29,6 +29,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := newServer(nil, d.Log)
 	srv.idle = cfg.StreamIdleTimeout
 	cellarv1.RegisterStorageServer(d.GRPC, srv)
+	cellarv1.RegisterBlobsServer(d.GRPC, blobsServer{s: srv})
 	if err := d.Start(); err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ const (
 	DecisionAborted   = "aborted"   // a plan stopped part way
 	DecisionHalt      = "halt"      // the kill switch was set
 	DecisionResume    = "resume"    // the kill switch was cleared
+	// DecisionGuardrailsOff: a cluster started with its guardrails off (teaching).
+	DecisionGuardrailsOff = "guardrails-off"
 )
 
 // Entry is one line of the audit log.

@@ -47,6 +47,31 @@ type Plan struct {
 
 	Violations []Violation `json:"violations,omitempty"`
 	Override   string      `json:"override,omitempty"`
+	// GuardrailsOff is set when the cluster's topology turns the guardrails off
+	// (guardrails: off, for teaching): every violation is lifted, and a plan that
+	// breaks one without an override of its own carries GuardrailsOffOverride.
+	GuardrailsOff bool `json:"guardrails_off,omitempty"`
+}
+
+// GuardrailsOffOverride is the override of a plan the guardrails would refuse, let
+// through because the cluster's guardrails are off.
+const GuardrailsOffOverride = "GUARDRAILS OFF (teaching mode): nothing was refused"
+
+// GuardrailsOffBanner is the line every output about a cluster without guardrails
+// carries.
+const GuardrailsOffBanner = "GUARDRAILS OFF: teaching mode; nothing is refused, every plan is still audited. Never on a cluster that matters."
+
+// WouldRefuse is the refusals the plan would have had with the guardrails on, in one
+// line like RefusalText; empty when the guardrails are on or it breaks none.
+func (p *Plan) WouldRefuse() string {
+	if !p.GuardrailsOff {
+		return ""
+	}
+	var msgs []string
+	for _, v := range p.Violations {
+		msgs = append(msgs, v.Rule+": "+v.Message)
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // DrainDetail is what a drain plan was decided on.
@@ -104,6 +129,8 @@ func (p *Plan) FloorLifted() bool {
 func (p *Plan) seal(basis any) {
 	if len(p.Violations) == 0 {
 		p.Override = ""
+	} else if p.GuardrailsOff && p.Override == "" {
+		p.Override = GuardrailsOffOverride
 	}
 	var lifted []string
 	for _, v := range p.Violations {

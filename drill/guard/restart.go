@@ -78,7 +78,8 @@ func PlanRestart(topo cell.Topology, nodes []cell.NodeStatus, pol Policy, req Re
 		}
 	}
 	p := &Plan{Action: ActionRestart, Cell: req.Cell, Override: req.Override, RestartDetail: &RestartDetail{Cold: req.Cold}}
-	lift := req.Override != ""
+	p.GuardrailsOff = topo.GuardrailsOff()
+	lift := req.Override != "" || p.GuardrailsOff
 	for _, t := range order {
 		rt := RestartTier{Tier: t, Floor: floor(topo, pol, t)}
 		for _, n := range nodes {

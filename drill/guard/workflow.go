@@ -114,7 +114,11 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 		return res, fmt.Errorf("%w: %s", ErrRefused, plan.RefusalText())
 	}
 	if !running {
-		return res, audit(DecisionPlanned, "dry run; nothing done")
+		outcome := "dry run; nothing done"
+		if w := plan.WouldRefuse(); w != "" {
+			outcome += "; GUARDRAILS OFF, with them on it would be refused: " + w
+		}
+		return res, audit(DecisionPlanned, outcome)
 	}
 	if !op.confirms(plan) {
 		stale := &StaleError{Confirmed: op.Confirm, Current: plan.ID, Previewed: x.previewed(op.Confirm)}
@@ -130,7 +134,11 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 	}
 	for _, v := range plan.Violations {
 		if v.Lifted {
-			if err := audit(DecisionOverride, v.Rule+" lifted: "+v.Message); err != nil {
+			by := ""
+			if plan.GuardrailsOff {
+				by = " (GUARDRAILS OFF)"
+			}
+			if err := audit(DecisionOverride, v.Rule+" lifted"+by+": "+v.Message); err != nil {
 				return res, err
 			}
 		}

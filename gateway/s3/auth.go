@@ -488,3 +488,30 @@ func (c *sigChunkHook) trailers(h http.Header, signature string) error {
 	}
 	return nil
 }
+
+// RequestAccessKey returns the access key a request says it is signed with, without
+// checking the signature: from the Authorization header (Signature Version 4 or 2) or
+// the presigned query (X-Amz-Credential or AWSAccessKeyId). "" when it names none.
+func RequestAccessKey(r *http.Request) string {
+	if v := r.Header.Get("Authorization"); v != "" {
+		if rest, ok := strings.CutPrefix(v, sigAlgorithm+" "); ok {
+			_, cred, ok := strings.Cut(rest, "Credential=")
+			if !ok {
+				return ""
+			}
+			ak, _, _ := strings.Cut(cred, "/")
+			return ak
+		}
+		if rest, ok := strings.CutPrefix(v, "AWS "); ok {
+			ak, _, _ := strings.Cut(rest, ":")
+			return ak
+		}
+		return ""
+	}
+	q := r.URL.Query()
+	if cred := q.Get("X-Amz-Credential"); cred != "" {
+		ak, _, _ := strings.Cut(cred, "/")
+		return ak
+	}
+	return q.Get("AWSAccessKeyId")
+}

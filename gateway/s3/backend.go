@@ -11,14 +11,46 @@
 //	srv := &http.Server{Handler: h}
 //
 // What it serves is what the aws CLI, boto3, s3cmd, rclone, aws-sdk-go-v2 and minio-go
-// use: buckets (create, head, delete, list, location, versioning status); objects (PUT
+// use: buckets (create, head, delete, list, location, versioning status, ACL); objects (PUT
 // with metadata and standard headers, GET and HEAD with single ranges and conditional
 // headers, conditional PUT with If-Match and If-None-Match: *, DELETE, DeleteObjects,
-// CopyObject, GetObjectTagging, which finds no tags); ListObjects v1 and v2 and
+// CopyObject, GetObjectTagging, which finds no tags, ACL); ListObjects v1 and v2 and
 // ListObjectVersions (one "null" version per key); multipart uploads (create, upload
 // part, upload part copy, complete, abort, list uploads, list parts; GET and HEAD of
 // one part with ?partNumber). Anything else is refused with NotImplemented, never
 // served as something it is not.
+//
+// Where S3's answer depends on its region, the handler answers as its region
+// (HandlerOptions.Region, us-east-1 by default) would: CreateBucket of a bucket that
+// exists answers 200 in us-east-1 and 409 BucketAlreadyOwnedByYou elsewhere (a
+// cluster's buckets all have one owner).
+//
+// Listings return keys exactly. With encoding-type=url, Key, Prefix, Delimiter,
+// Marker, NextMarker, StartAfter, KeyMarker, NextKeyMarker and each CommonPrefixes
+// Prefix are percent-encoded as S3 encodes them: every byte but A-Z a-z 0-9 - _ . ~
+// and '/' (so "a b/c+d" is "a%20b/c%2Bd"). Without it, a character that XML 1.0
+// cannot carry (C0 controls but tab, newline and carriage return; U+FFFE, U+FFFF) is
+// written as a character reference, "&#x1b;", as S3 writes it; parsers that refuse
+// those (Go's encoding/xml, Python's expat) need encoding-type=url for such keys, as
+// with S3. Keys in the answers of multipart uploads and DeleteObjects are written the
+// same way.
+//
+// ACLs are disabled, as in an S3 bucket with Object Ownership "bucket owner enforced"
+// (S3's default for new buckets): GetBucketAcl and GetObjectAcl answer the owner's
+// FULL_CONTROL grant alone; PutBucketAcl, PutObjectAcl and the x-amz-acl header of
+// PutObject, CopyObject, CreateMultipartUpload and CreateBucket accept private,
+// bucket-owner-full-control, or a policy granting only the owner FULL_CONTROL, and
+// refuse any other ACL, and every x-amz-grant-* header, with 400
+// AccessControlListNotSupported, storing nothing.
+//
+// A CompleteMultipartUpload retried after its answer was lost (the object was made,
+// the upload is gone) answers as the first one did when it names the same parts and
+// the object has not changed since; otherwise NoSuchUpload.
+//
+// Requests that net/http refuses before a handler runs (a header section over
+// http.Server.MaxHeaderBytes, a bad Content-Length or Transfer-Encoding, a request
+// line that is not HTTP) are answered in S3 error XML too when the server's listener
+// is wrapped with XMLErrorListener; see there for what it cannot change.
 //
 // Server-side encryption is not implemented, and objects are stored unencrypted: a
 // request with any SSE-S3, SSE-KMS or SSE-C header (x-amz-server-side-encryption*,
@@ -258,6 +290,9 @@ type HandlerOptions struct {
 	// is served without authentication; otherwise every request must carry a valid
 	// AWS Signature Version 4 (Authorization header or presigned URL).
 	Credentials map[string]string
+	// Tenants maps the access keys of the cluster's tenants to their names: each
+	// request is then counted under its tenant (cellar_gateway_tenant_requests_total).
+	Tenants map[string]string
 	// Now is the clock signed requests are checked against; nil means time.Now.
 	Now func() time.Time
 }

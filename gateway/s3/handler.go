@@ -49,13 +49,14 @@ type handler struct {
 	log     *slog.Logger
 	m       *metrics
 	creds   map[string]string // access key → secret; empty: authentication is off
+	tenants map[string]string // access key → tenant name; empty: no tenants
 	now     func() time.Time
 }
 
 // NewHandler returns the S3 API (path-style: /bucket and /bucket/key) served from b.
 func NewHandler(b Backend, opts HandlerOptions) http.Handler {
 	h := &handler{b: b, region: opts.Region, maxSize: opts.MaxObjectSize, log: opts.Logger, m: newMetrics(opts.Registerer),
-		creds: opts.Credentials, now: opts.Now}
+		creds: opts.Credentials, tenants: opts.Tenants, now: opts.Now}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -166,6 +167,12 @@ func (h *handler) serve(x *exchange) error {
 		return err
 	}
 	switch x.req.op {
+	case opPutObject, opCopyObject, opCreateUpload, opCreateBucket:
+		if err := checkACLHeaders(x.r.Header); err != nil {
+			return err
+		}
+	}
+	switch x.req.op {
 	case opListBuckets:
 		return h.listBuckets(x)
 	case opCreateBucket:
@@ -214,6 +221,10 @@ func (h *handler) serve(x *exchange) error {
 		return h.getObjectTagging(x)
 	case opPutBucketEncryption, opGetBucketEncryption, opDeleteBucketEncryption:
 		return bucketEncryption(x)
+	case opGetBucketACL, opGetObjectACL:
+		return h.getACL(x)
+	case opPutBucketACL, opPutObjectACL:
+		return h.putACL(x)
 	}
 	return errs.New(errs.NotImplemented, "cellar does not implement this request.")
 }
@@ -278,6 +289,9 @@ func clientClosed(x *exchange, err error) bool {
 func (h *handler) done(x *exchange, start time.Time) {
 	d := time.Since(start)
 	h.m.observe(x.req.op.String(), x.cellName(), x.outcome, d)
+	if len(h.tenants) > 0 {
+		h.m.observeTenant(tenantLabel(h.tenants, RequestAccessKey(x.r)), x.outcome)
+	}
 	status := x.status
 	if x.outcome == outcomeClientClosed {
 		status = statusClientClosedRequest // whatever was sent, the client did not read it all
@@ -360,6 +374,11 @@ func (h *handler) createBucket(x *exchange) error {
 	}
 	cell, err := h.b.CreateBucket(x.r.Context(), x.req.bucket)
 	x.setCell(cell)
+	if errs.Is(err, errs.BucketExists) && h.region == defaultRegion {
+		// us-east-1 answers 200 to its owner creating a bucket again (every bucket of
+		// a cluster has the one owner); other regions answer 409 BucketAlreadyOwnedByYou.
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -591,7 +610,7 @@ func (h *handler) putObject(x *exchange) error {
 	cell, info, err := h.b.PutObject(x.r.Context(), in)
 	x.setCell(cell)
 	if err != nil {
-		return err
+		return bodyFirst(payload, err)
 	}
 	if err := checkConsumed(payload, x); err != nil {
 		return err
@@ -601,6 +620,18 @@ func (h *handler) putObject(x *exchange) error {
 	x.w.Header().Set("Content-Length", "0")
 	x.writeHeader(http.StatusOK)
 	return nil
+}
+
+// bodyFirst returns the error of the request body when reading it failed (cut short,
+// a digest that does not match, a stalled client), and err otherwise. A client that
+// closes its connection mid-body also cancels the request's context, so the backend
+// may fail first with a cancelled call to a cell (Unavailable, a 503); the fault was
+// the body's, and the answer is its 400 (IncompleteBody...).
+func bodyFirst(payload *payloadReader, err error) error {
+	if payload.err != nil && payload.err != io.EOF {
+		return payload.err
+	}
+	return err
 }
 
 // checkConsumed makes sure a backend that accepted a body read it to its end, so that

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	tenants  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			// 1 ms to about a minute: object transfers of 100 MiB and more take seconds.
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 13),
 		}, []string{"operation", "cell"})),
+		tenants: registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cellar_gateway_tenant_requests_total",
+			Help: "S3 requests handled by the gateway, by tenant (the owner of the access key that signed it; " +
+				`"-" for a key that is no tenant's) and outcome, when the cluster declares tenants.`,
+		}, []string{"tenant", "outcome"})),
 	}
 }
 
@@ -54,4 +60,23 @@ func (m *metrics) observe(op, cell, outcome string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(op, cell, outcome).Inc()
 	m.duration.WithLabelValues(op, cell).Observe(d.Seconds())
+}
+
+// observeTenant counts a request under its tenant.
+func (m *metrics) observeTenant(tenant, outcome string) {
+	if m == nil || m.tenants == nil {
+		return
+	}
+	m.tenants.WithLabelValues(tenant, outcome).Inc()
+}
+
+// NoTenant is the tenant label of a request signed with a key that is no tenant's: the
+// cluster's own key, an unknown key, or none.
+const NoTenant = "-"
+
+func tenantLabel(tenants map[string]string, accessKey string) string {
+	if name, ok := tenants[accessKey]; ok {
+		return name
+	}
+	return NoTenant
 }

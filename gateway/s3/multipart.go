@@ -22,7 +22,7 @@ type initiateResultXML struct {
 	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
 	Xmlns    string   `xml:"xmlns,attr"`
 	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
+	Key      xmlText  `xml:"Key"`
 	UploadID string   `xml:"UploadId"`
 }
 
@@ -63,7 +63,7 @@ type completeResultXML struct {
 	Xmlns    string   `xml:"xmlns,attr"`
 	Location string   `xml:"Location"`
 	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
+	Key      xmlText  `xml:"Key"`
 	ETag     string   `xml:"ETag"`
 
 	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
@@ -91,7 +91,7 @@ type listPartsResultXML struct {
 	XMLName              xml.Name  `xml:"ListPartsResult"`
 	Xmlns                string    `xml:"xmlns,attr"`
 	Bucket               string    `xml:"Bucket"`
-	Key                  string    `xml:"Key"`
+	Key                  xmlText   `xml:"Key"`
 	UploadID             string    `xml:"UploadId"`
 	Initiator            ownerXML  `xml:"Initiator"`
 	Owner                ownerXML  `xml:"Owner"`
@@ -106,7 +106,7 @@ type listPartsResultXML struct {
 }
 
 type uploadXML struct {
-	Key               string   `xml:"Key"`
+	Key               xmlText  `xml:"Key"`
 	UploadID          string   `xml:"UploadId"`
 	Initiator         ownerXML `xml:"Initiator"`
 	Owner             ownerXML `xml:"Owner"`
@@ -120,12 +120,12 @@ type listUploadsResultXML struct {
 	XMLName            xml.Name          `xml:"ListMultipartUploadsResult"`
 	Xmlns              string            `xml:"xmlns,attr"`
 	Bucket             string            `xml:"Bucket"`
-	KeyMarker          string            `xml:"KeyMarker"`
+	KeyMarker          xmlText           `xml:"KeyMarker"`
 	UploadIDMarker     string            `xml:"UploadIdMarker"`
-	NextKeyMarker      string            `xml:"NextKeyMarker"`
+	NextKeyMarker      xmlText           `xml:"NextKeyMarker"`
 	NextUploadIDMarker string            `xml:"NextUploadIdMarker"`
-	Prefix             string            `xml:"Prefix"`
-	Delimiter          string            `xml:"Delimiter,omitempty"`
+	Prefix             xmlText           `xml:"Prefix"`
+	Delimiter          xmlText           `xml:"Delimiter,omitempty"`
 	MaxUploads         int               `xml:"MaxUploads"`
 	EncodingType       string            `xml:"EncodingType,omitempty"`
 	IsTruncated        bool              `xml:"IsTruncated"`
@@ -169,7 +169,7 @@ func (h *handler) createUpload(x *exchange) error {
 		x.w.Header().Set("x-amz-checksum-algorithm", meta.ChecksumAlgorithm)
 		x.w.Header().Set("x-amz-checksum-type", meta.ChecksumType)
 	}
-	return x.writeXML(http.StatusOK, initiateResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id})
+	return x.writeXML(http.StatusOK, initiateResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: xmlText(x.req.key), UploadID: id})
 }
 
 func parsePartNumber(v string) (int, error) {
@@ -213,7 +213,7 @@ func (h *handler) uploadPart(x *exchange) error {
 	cell, part, err := h.b.UploadPart(x.r.Context(), in)
 	x.setCell(cell)
 	if err != nil {
-		return err
+		return bodyFirst(payload, err)
 	}
 	if err := checkConsumed(payload, x); err != nil {
 		return err
@@ -281,7 +281,7 @@ func (h *handler) completeUpload(x *exchange) error {
 		return err
 	}
 	res := completeResultXML{Xmlns: xmlNamespace, Location: "/" + x.req.bucket + "/" + uriEncode(x.req.key, false),
-		Bucket: x.req.bucket, Key: x.req.key, ETag: quoteETag(info.ETag)}
+		Bucket: x.req.bucket, Key: xmlText(x.req.key), ETag: quoteETag(info.ETag)}
 	if info.Checksum != "" {
 		setChecksumField(info.ChecksumAlgorithm, info.Checksum, &res.ChecksumCRC32, &res.ChecksumCRC32C,
 			&res.ChecksumCRC64NVME, &res.ChecksumSHA1, &res.ChecksumSHA256)
@@ -349,7 +349,7 @@ func (h *handler) listParts(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	res := listPartsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: x.req.key, UploadID: id,
+	res := listPartsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: xmlText(x.req.key), UploadID: id,
 		Initiator: owner, Owner: owner, StorageClass: "STANDARD", PartNumberMarker: marker,
 		MaxParts: maxParts, IsTruncated: truncated, ChecksumAlgorithm: up.Meta.ChecksumAlgorithm,
 		ChecksumType: uploadChecksumType(up)}

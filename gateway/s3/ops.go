@@ -36,13 +36,13 @@ type deleteRequestXML struct {
 }
 
 type deletedXML struct {
-	Key string `xml:"Key"`
+	Key xmlText `xml:"Key"`
 }
 
 type deleteErrorXML struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
+	Key     xmlText `xml:"Key"`
+	Code    string  `xml:"Code"`
+	Message string  `xml:"Message"`
 }
 
 type deleteResultXML struct {
@@ -157,18 +157,18 @@ func (h *handler) deleteObjects(x *exchange) error {
 		if err := results[i]; err != nil {
 			_, code, msg := errs.S3(err)
 			h.log.Info("gateway: DeleteObjects key failed", "request_id", x.id, "bucket", x.req.bucket, "key", o.Key, "err", err)
-			res.Errors = append(res.Errors, deleteErrorXML{Key: o.Key, Code: code, Message: msg})
+			res.Errors = append(res.Errors, deleteErrorXML{Key: xmlText(o.Key), Code: code, Message: msg})
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, deletedXML{Key: o.Key})
+			res.Deleted = append(res.Deleted, deletedXML{Key: xmlText(o.Key)})
 		}
 	}
 	return x.writeXML(http.StatusOK, res)
 }
 
 type versionXML struct {
-	Key          string   `xml:"Key"`
+	Key          xmlText  `xml:"Key"`
 	VersionID    string   `xml:"VersionId"`
 	IsLatest     bool     `xml:"IsLatest"`
 	LastModified string   `xml:"LastModified"`
@@ -182,13 +182,13 @@ type listVersionsResultXML struct {
 	XMLName             xml.Name          `xml:"ListVersionsResult"`
 	Xmlns               string            `xml:"xmlns,attr"`
 	Name                string            `xml:"Name"`
-	Prefix              string            `xml:"Prefix"`
-	KeyMarker           string            `xml:"KeyMarker"`
+	Prefix              xmlText           `xml:"Prefix"`
+	KeyMarker           xmlText           `xml:"KeyMarker"`
 	VersionIDMarker     string            `xml:"VersionIdMarker"`
-	NextKeyMarker       string            `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker       xmlText           `xml:"NextKeyMarker,omitempty"`
 	NextVersionIDMarker string            `xml:"NextVersionIdMarker,omitempty"`
 	MaxKeys             int               `xml:"MaxKeys"`
-	Delimiter           string            `xml:"Delimiter,omitempty"`
+	Delimiter           xmlText           `xml:"Delimiter,omitempty"`
 	EncodingType        string            `xml:"EncodingType,omitempty"`
 	IsTruncated         bool              `xml:"IsTruncated"`
 	Versions            []versionXML      `xml:"Version"`

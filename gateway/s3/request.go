@@ -39,6 +39,10 @@ const (
 	opPutBucketEncryption
 	opGetBucketEncryption
 	opDeleteBucketEncryption
+	opGetBucketACL
+	opPutBucketACL
+	opGetObjectACL
+	opPutObjectACL
 )
 
 var opNames = [...]string{
@@ -71,6 +75,10 @@ var opNames = [...]string{
 	opPutBucketEncryption:    "PutBucketEncryption",
 	opGetBucketEncryption:    "GetBucketEncryption",
 	opDeleteBucketEncryption: "DeleteBucketEncryption",
+	opGetBucketACL:           "GetBucketAcl",
+	opPutBucketACL:           "PutBucketAcl",
+	opGetObjectACL:           "GetObjectAcl",
+	opPutObjectACL:           "PutObjectAcl",
 }
 
 func (o operation) String() string {
@@ -112,6 +120,7 @@ var (
 	deleteParams     = paramSet("delete")
 	versioningParams = paramSet("versioning")
 	encryptionParams = paramSet("encryption")
+	aclParams        = paramSet("acl")
 	versionIDParam   = "versionId" // accepted as "null" only: buckets are unversioned
 )
 
@@ -177,6 +186,8 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 				req.op, allowed = opGetBucketVersioning, versioningParams
 			case q.Has("encryption"):
 				req.op, allowed = opGetBucketEncryption, encryptionParams
+			case q.Has("acl"):
+				req.op, allowed = opGetBucketACL, aclParams
 			case q.Has("list-type"):
 				req.op, allowed = opListObjectsV2, listObjectsParams
 			default:
@@ -186,6 +197,9 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 			req.op = opCreateBucket
 			if q.Has("encryption") {
 				req.op, allowed = opPutBucketEncryption, encryptionParams
+			}
+			if q.Has("acl") {
+				req.op, allowed = opPutBucketACL, aclParams
 			}
 		case http.MethodHead:
 			req.op = opHeadBucket
@@ -207,6 +221,8 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 				req.op, allowed = opListParts, listPartsParams
 			case q.Has("tagging"):
 				req.op, allowed = opGetObjectTagging, paramSet("tagging", versionIDParam)
+			case q.Has("acl"):
+				req.op, allowed = opGetObjectACL, withParams(aclParams, versionIDParam)
 			default:
 				req.op, allowed = opGetObject, withParams(getObjectParams, versionIDParam)
 			}
@@ -214,6 +230,8 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 			req.op, allowed = opHeadObject, withParams(getObjectParams, versionIDParam)
 		case http.MethodPut:
 			switch {
+			case q.Has("acl"):
+				req.op, allowed = opPutObjectACL, withParams(aclParams, versionIDParam)
 			case q.Has("partNumber") || q.Has("uploadId"):
 				req.op, allowed = opUploadPart, uploadPartParams
 			case hdr.Get("x-amz-copy-source") != "":

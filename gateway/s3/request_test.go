@@ -39,7 +39,11 @@ func TestParseRequest(t *testing.T) {
 		{method: "HEAD", target: "/bkt/k?response-content-type=a&X-Amz-Signature=abc", op: opHeadObject, bucket: "bkt", key: "k"},
 		{method: "DELETE", target: "/bkt/k", op: opDeleteObject, bucket: "bkt", key: "k"},
 
-		{method: "GET", target: "/bkt?acl", op: opUnknown, bucket: "bkt", err: true, kind: errs.NotImplemented},
+		{method: "GET", target: "/bkt?policy", op: opUnknown, bucket: "bkt", err: true, kind: errs.NotImplemented},
+		{method: "GET", target: "/bkt?acl", op: opGetBucketACL, bucket: "bkt"},
+		{method: "PUT", target: "/bkt?acl", op: opPutBucketACL, bucket: "bkt"},
+		{method: "GET", target: "/bkt/k?acl", op: opGetObjectACL, bucket: "bkt", key: "k"},
+		{method: "PUT", target: "/bkt/k?acl&versionId=null", op: opPutObjectACL, bucket: "bkt", key: "k"},
 		{method: "PUT", target: "/bkt/k?tagging", op: opUnknown, bucket: "bkt", key: "k", err: true, kind: errs.NotImplemented},
 		{method: "PUT", target: "/bkt/k", hdr: map[string]string{"X-Amz-Copy-Source": "/a/b"}, op: opCopyObject, bucket: "bkt", key: "k"},
 		{method: "POST", target: "/bkt/k?uploads", op: opCreateUpload, bucket: "bkt", key: "k"},
@@ -143,7 +147,7 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%s %q: accepted key %q", method, target, req.key)
 		}
 		keyOps := []operation{opPutObject, opGetObject, opHeadObject, opDeleteObject, opCopyObject, opCreateUpload,
-			opUploadPart, opCompleteUpload, opAbortUpload, opListParts, opUploadPartCopy, opGetObjectTagging}
+			opUploadPart, opCompleteUpload, opAbortUpload, opListParts, opUploadPartCopy, opGetObjectTagging, opGetObjectACL, opPutObjectACL}
 		if (req.key != "") != slices.Contains(keyOps, req.op) {
 			t.Fatalf("%s %q: key %q for %v", method, target, req.key, req.op)
 		}

@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cellarsim/cellar/internal/errs"
@@ -21,6 +23,7 @@ type Conns struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 	unary []grpc.UnaryClientInterceptor
+	tls   *tls.Config // nil: plain TCP
 }
 
 // NewConns returns an empty pool. The interceptors given run, in order, on every unary
@@ -30,6 +33,15 @@ func NewConns(unary ...grpc.UnaryClientInterceptor) *Conns {
 	return &Conns{conns: map[string]*grpc.ClientConn{}, unary: unary}
 }
 
+// NewTLSConns is NewConns for a caller with a certificate of the cluster (see
+// pki.Creds.ClientTLS): every connection is mutual TLS. The operator's tools call
+// nodes with it; a daemon uses Daemon.Conns.
+func NewTLSConns(cfg *tls.Config, unary ...grpc.UnaryClientInterceptor) *Conns {
+	c := NewConns(unary...)
+	c.tls = cfg
+	return c
+}
+
 // Get returns the connection to addr, creating it if needed.
 func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
@@ -37,8 +49,12 @@ func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
+	tc := insecure.NewCredentials()
+	if c.tls != nil {
+		tc = credentials.NewTLS(c.tls)
+	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(tc),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,

@@ -34,12 +34,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // maxMessage is the largest gRPC message a daemon sends or takes; object data moves
@@ -70,6 +72,8 @@ type Daemon struct {
 	group     GroupAdmin
 	serveErrs chan error
 	quit      chan struct{} // closed by Stop; ends the rejoin loop
+	creds     *pki.Creds    // nil: the internal plane is plain TCP
+	gossipKey []byte        // nil: the gossip is in the clear
 	quitOnce  sync.Once
 }
 
@@ -111,7 +115,10 @@ func New(opts Options) (*Daemon, error) {
 	}))
 	d.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var err error
+	serverOpts, err := d.loadTrust()
+	if err != nil {
+		return nil, err
+	}
 	if d.grpcLn, err = listen(opts.GRPCListener, opts.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("grpc listener: %w", err)
 	}
@@ -120,11 +127,17 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	rpcMetrics := newRPCMetrics(d.Metrics, logger)
-	d.GRPC = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
-		grpc.ChainStreamInterceptor(rpcMetrics.stream),
+	unary := []grpc.UnaryServerInterceptor{rpcMetrics.unary}
+	stream := []grpc.StreamServerInterceptor{rpcMetrics.stream}
+	if d.creds != nil {
+		az := authz{cell: opts.Cell}
+		unary, stream = append(unary, az.unary), append(stream, az.stream)
+	}
+	d.GRPC = grpc.NewServer(append(serverOpts,
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
-	)
+	)...)
 	healthpb.RegisterHealthServer(d.GRPC, d.health)
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	cellarv1.RegisterNodeAdminServer(d.GRPC, adminServer{d: d})
@@ -150,8 +163,55 @@ func New(opts Options) (*Daemon, error) {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(nodes)
 	}))
+	d.registerPprof()
 	d.adminSrv = &http.Server{Handler: d.Admin, ReadHeaderTimeout: 5 * time.Second}
 	return d, nil
+}
+
+// loadTrust reads the node's certificate and gossip key, and returns the gRPC server
+// options that make its server mutual TLS. Without them it says loudly that the
+// internal plane is open.
+func (d *Daemon) loadTrust() ([]grpc.ServerOption, error) {
+	var opts []grpc.ServerOption
+	if d.opts.TLS.Set() {
+		creds, err := pki.Load(d.opts.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		if creds.ID.Node != d.opts.NodeID || creds.ID.Role != string(d.opts.Role) || creds.ID.Cell != d.opts.Cell {
+			return nil, fmt.Errorf("daemon: the certificate %s is %s's, not this node's (%s %s of %q)",
+				d.opts.TLS.Cert, creds.ID, d.opts.Role, d.opts.NodeID, d.opts.Cell)
+		}
+		d.creds = creds
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds.ServerTLS(nil))))
+		d.Log.Info("internal plane: mutual TLS", "identity", creds.ID.String())
+	} else {
+		d.Log.Warn("INTERNAL TLS IS OFF: gRPC and raft between nodes are plain TCP with no authentication; " +
+			"anyone who reaches this node's ports can read and change its data. Give --tls-cert, --tls-key and --tls-ca unless this is a workshop or a benchmark.")
+	}
+	if d.opts.GossipKeyFile != "" {
+		key, err := pki.LoadGossipKey(d.opts.GossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		d.gossipKey = key
+	} else {
+		d.Log.Warn("GOSSIP ENCRYPTION IS OFF: anyone who reaches the gossip port can read the cluster's membership and pose as a node. Give --gossip-key unless this is a workshop.")
+	}
+	return opts, nil
+}
+
+// TLS is the node's credentials, or nil when its internal plane is plain TCP.
+func (d *Daemon) TLS() *pki.Creds { return d.creds }
+
+// Conns returns a pool of connections to other nodes that calls them as this node:
+// with its certificate when it has one (see NewConns for the interceptors).
+func (d *Daemon) Conns(unary ...grpc.UnaryClientInterceptor) *Conns {
+	c := NewConns(unary...)
+	if d.creds != nil {
+		c.tls = d.creds.ClientTLS()
+	}
+	return c
 }
 
 func listen(ln net.Listener, addr string) (net.Listener, error) {
@@ -243,10 +303,11 @@ func (d *Daemon) Start() error {
 			ID: d.opts.NodeID, Role: d.opts.Role, Cell: d.opts.Cell, State: cell.StateStarting,
 			PID: os.Getpid(), GRPCAddr: d.GRPCAddr(), AdminAddr: d.AdminAddr(), Started: d.started,
 		},
-		BindAddr: bind,
-		Join:     d.opts.Join,
-		Fast:     d.opts.FastGossip,
-		Logger:   d.Log,
+		BindAddr:  bind,
+		Join:      d.opts.Join,
+		Fast:      d.opts.FastGossip,
+		Logger:    d.Log,
+		SecretKey: d.gossipKey,
 	})
 	if err != nil {
 		d.grpcLn.Close()

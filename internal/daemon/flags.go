@@ -18,6 +18,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AdvertiseHost, "advertise-host", o.AdvertiseHost, "host name or IP other nodes use to reach this node's gRPC, admin and gossip ports (needed when they listen on 0.0.0.0, as in containers)")
 	fs.StringSliceVar(&o.Join, "join", o.Join, "gossip addresses of members to join (comma-separated)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", o.FastGossip, "shorter gossip timers, for clusters on one machine")
+	fs.StringVar(&o.TLS.Cert, "tls-cert", o.TLS.Cert, "this node's certificate (PEM), issued by the cluster's CA ('cellctl pki init'); with --tls-key and --tls-ca, gRPC and raft are mutual TLS")
+	fs.StringVar(&o.TLS.Key, "tls-key", o.TLS.Key, "this node's private key (PEM)")
+	fs.StringVar(&o.TLS.CA, "tls-ca", o.TLS.CA, "the cluster's CA certificate (PEM): the only issuer this node trusts")
+	fs.StringVar(&o.GossipKeyFile, "gossip-key", o.GossipKeyFile, "file with the gossip encryption key (base64 of 32 bytes, 'cellctl pki init' makes it)")
 	fs.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "how long a graceful stop may take before calls in flight are cut")
 }
 

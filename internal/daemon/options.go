@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // localAddr is where a daemon listens when given no address: a port the kernel picks,
@@ -48,6 +49,15 @@ type Options struct {
 	Join       []string
 	// FastGossip shortens gossip timers, for clusters on one machine.
 	FastGossip bool
+
+	// TLS is the node's certificate, its key and the cluster's CA certificate (see
+	// internal/pki). Given, the node serves gRPC over mutual TLS only, checks each
+	// caller's role per method (Callers), and calls other nodes with its certificate.
+	// Empty, the internal plane is plain TCP and the node says so loudly at start.
+	TLS pki.Files
+	// GossipKeyFile holds the key that encrypts and authenticates the node's gossip
+	// (pki.LoadGossipKey). Empty, the gossip is in the clear.
+	GossipKeyFile string
 
 	// Logger is where the daemon logs (default: slog.Default()).
 	Logger *slog.Logger
@@ -102,6 +112,9 @@ func (o *Options) Validate() error {
 		if err := CheckAddr(a.addr); err != nil && !a.given {
 			return fmt.Errorf("daemon: %s address: %w", a.name, err)
 		}
+	}
+	if err := o.TLS.Validate(); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
 	if o.StopTimeout < 0 {
 		return fmt.Errorf("daemon: stop timeout %s is negative", o.StopTimeout)

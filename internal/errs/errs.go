@@ -58,6 +58,7 @@ const (
 	HeaderTooLarge         // request headers over the gateway's limit
 	ExpiredRequest         // a presigned URL past its expiry
 	RequestTimeout         // the client sent no byte of its body for too long
+	ACLNotSupported        // an ACL other than the owner's full control (ACLs are disabled, as in new S3 buckets)
 )
 
 var kindNames = map[Kind]string{
@@ -74,7 +75,7 @@ var kindNames = map[Kind]string{
 	NoSuchUpload: "no such upload", InvalidPart: "invalid part", InvalidPartOrder: "invalid part order",
 	EntityTooSmall: "entity too small", InvalidRequest: "invalid request", MissingContentLength: "missing content length",
 	MetadataTooLarge: "metadata too large", HeaderTooLarge: "header too large", ExpiredRequest: "expired request",
-	RequestTimeout: "request timeout",
+	RequestTimeout: "request timeout", ACLNotSupported: "acl not supported",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -184,6 +185,7 @@ var table = map[Kind]mapping{
 	HeaderTooLarge:         {codes.InvalidArgument, http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."},
 	ExpiredRequest:         {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Request has expired"},
 	RequestTimeout:         {codes.InvalidArgument, http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},
+	ACLNotSupported:        {codes.InvalidArgument, http.StatusBadRequest, "AccessControlListNotSupported", "The bucket does not allow ACLs"},
 }
 
 // kindPrefix starts the message of a status error made by ToGRPC, which carries the

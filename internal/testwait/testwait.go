@@ -27,3 +27,24 @@ func Until(t testing.TB, within time.Duration, what string, cond func() bool) {
 		}
 	}
 }
+
+// Succeeds waits until try returns nil, calling it every 20 ms. If within passes
+// first, it fails the test with what and the last error try returned.
+func Succeeds(t testing.TB, within time.Duration, what string, try func() error) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting until %s: %v", within, what, err)
+		case <-tick.C:
+		}
+	}
+}

@@ -99,6 +99,27 @@
     return html;
   }
 
+  // repairHTML is the row of the cell's repair loop, from the gauges of the placement
+  // node that runs it (repair_*), or "" when none reports.
+  function repairHTML(c) {
+    let g = null;
+    for (const tier of c.tiers) {
+      for (const n of tier.nodes) {
+        if (n.state !== "down" && n.gauges && n.gauges.repair_leading === 1) g = n.gauges;
+      }
+    }
+    if (!g || !g.repair_passes) return "";
+    const under = Math.round(g.repair_under_replicated || 0), lost = Math.round(g.repair_lost || 0);
+    const mib = (g.repair_bytes || 0) / (1 << 20);
+    const parts = [under === 0 ? "every object at its copies" : under.toLocaleString() + " under-replicated"];
+    if (lost) parts.push(lost.toLocaleString() + " with no copy left");
+    parts.push(Math.round(g.repair_objects_repaired || 0).toLocaleString() + " repaired (" + mib.toFixed(mib >= 10 ? 0 : 1) + " MiB)");
+    parts.push("corrupt " + Math.round(g.repair_corrupt_found || 0) + " found, " + Math.round(g.repair_corrupt_repaired || 0) + " fixed");
+    parts.push(Math.round(g.repair_gc_deleted_blobs || 0).toLocaleString() + " orphans collected");
+    return '<div class="repair" data-repair="' + (under === 0 && !lost ? "ok" : "under") + '" data-under="' + under + '">repair: ' +
+      esc(parts.join(" · ")) + "</div>";
+  }
+
   function cellHTML(c) {
     let html = '<article class="tile" data-cell="' + esc(c.id) + '" data-health="' + esc(c.health) + '">' +
       '<div class="tile-head"><h2>' + esc(c.id) + '</h2><span class="health" data-health="' + esc(c.health) + '">' + esc(c.health) + "</span></div>" +
@@ -122,6 +143,7 @@
     html += '<div class="quorum" data-quorum="' + ix.quorum + '">' + (ix.quorum ? "index quorum ✓ " : "NO index quorum ✗ ") +
       ix.ready + "/" + ix.total + " ready, " + ix.need + " needed" +
       (ix.leader ? " · leader " + esc(short(ix.leader, c.id)) : "") + "</div>";
+    html += repairHTML(c);
     for (const tier of c.tiers) {
       html += '<div class="tier" data-tier="' + esc(tier.role) + '"><div class="tier-head"><span>' + esc(tier.role) +
         "</span><span>" + tier.ready + "/" + tier.total + " ready</span></div>" +

@@ -177,10 +177,15 @@ json, halt, resume and status all print the kill switch as it is afterwards.`,
 	for _, c := range []*cobra.Command{halt, resume, status} {
 		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir, "data directory of the cluster")
 		outputFlag(c, &output)
+		clusterFlag(c)
+		c.PreRunE = func(cmd *cobra.Command, args []string) (err error) {
+			dataDir, err = auditDirOf(cmd, dataDir) // a compose project's kill switch
+			return err
+		}
 	}
 	halt.Flags().StringVar(&reason, "reason", "", "why, for the audit log and whoever is refused")
 	resume.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
-	cmd.AddCommand(halt, resume, status, newDrillRunCommand(), newScenarioListCommand())
+	cmd.AddCommand(halt, resume, status, newDrillRunCommand(), newScenarioListCommand(), newDrillCompareCommand())
 	return cmd
 }
 

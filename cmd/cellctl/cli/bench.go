@@ -18,7 +18,7 @@ func newBenchCommand() *cobra.Command {
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newBenchRebuildCommand(), newBenchCatchUpCommand())
+	cmd.AddCommand(newBenchRebuildCommand(), newBenchCatchUpCommand(), newBenchS3Command())
 	return cmd
 }
 

@@ -31,6 +31,7 @@ func halted(err error) error { return &codeError{ExitHalted, err} }
 
 type drainOptions struct {
 	dataDir   string
+	compose   string // FILE of --cluster compose:FILE
 	cell      string
 	tier      string
 	count     int
@@ -90,6 +91,7 @@ docs/control.md). 'cellctl undrain' starts the nodes again.`,
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
 	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the cap and the floor")
 	outputFlag(cmd, &o.output)
+	clusterFlag(cmd)
 	pol := guard.DefaultPolicy()
 	f.IntVar(&o.minPlace, "min-placement", pol.MinPlacement, "floor of the placement tier: nodes a cell keeps up")
 	f.IntVar(&o.minStore, "min-storage", pol.MinStorage, "floor of the storage tier: nodes a cell keeps up")
@@ -128,10 +130,11 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 	if o.minPlace < 1 || o.minStore < 1 {
 		return usageErrorf("--min-placement and --min-storage must be at least 1")
 	}
-	file, err := runningCluster(o.dataDir)
+	file, err := runningCluster(cmd, o.dataDir)
 	if err != nil {
 		return err
 	}
+	o.compose, _ = composeFile(cmd)
 	out := cmd.OutOrStdout()
 	req := localcluster.PlanRequest{Action: guard.ActionDrain, Cell: o.cell, Tier: cell.Role(o.tier), Count: o.count,
 		Nodes: o.nodes, Override: o.override, Confirm: o.confirm, Reason: o.reason,
@@ -164,6 +167,9 @@ func runDrain(cmd *cobra.Command, o drainOptions) error {
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
 
 func printPlan(out io.Writer, p *guard.Plan, o drainOptions) {
+	if p.GuardrailsOff {
+		printGuardrailsOff(out)
+	}
 	fmt.Fprintf(out, "Plan %s: drain %d %s node%s of %s\n", p.ID, len(p.Nodes), p.Tier, plural(len(p.Nodes)), p.Cell)
 	fmt.Fprintf(out, "  nodes:     %s (one at a time, in this order)\n", strings.Join(p.Nodes, ", "))
 	floor := fmt.Sprintf("floor %d", p.Floor)
@@ -198,7 +204,7 @@ func printPlan(out io.Writer, p *guard.Plan, o drainOptions) {
 		target = "--nodes " + strings.Join(o.nodes, ",")
 	}
 	override := ""
-	if p.Override != "" {
+	if p.Override != "" && p.Override != guard.GuardrailsOffOverride {
 		override = fmt.Sprintf(" --override %q", p.Override)
 	}
 	switch {
@@ -206,8 +212,8 @@ func printPlan(out io.Writer, p *guard.Plan, o drainOptions) {
 	case !p.Allowed():
 		fmt.Fprintf(out, "Nothing done. Crossing these guardrails needs --override \"<why>\" (it lifts the cap and the floor).\n")
 	default:
-		fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  cellctl drain --data-dir %s --cell %s --tier %s %s%s --confirm %s --reason \"<why>\"\n",
-			o.dataDir, p.Cell, p.Tier, target, override, p.ID)
+		fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  cellctl drain %s --cell %s --tier %s %s%s --confirm %s --reason \"<why>\"\n",
+			clusterOf(o.compose, o.dataDir), p.Cell, p.Tier, target, override, p.ID)
 	}
 }
 
@@ -244,6 +250,7 @@ the kill switch applies and every step goes to the audit log.`,
 	f.StringSliceVar(&o.nodes, "nodes", nil, "the nodes to start, in this order (default: every stopped node of the cell)")
 	f.StringVar(&o.reason, "reason", "", "why, for the audit log")
 	outputFlag(cmd, &o.output)
+	clusterFlag(cmd)
 	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy once its nodes are started")
 	return cmd
 }
@@ -255,7 +262,7 @@ func runUndrain(cmd *cobra.Command, o undrainOptions) error {
 	if o.cell == "" {
 		return usageErrorf("--cell is required (see 'cellctl undrain --help')")
 	}
-	file, err := runningCluster(o.dataDir)
+	file, err := runningCluster(cmd, o.dataDir)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,7 @@ aborted it or a step failed; 2 the command line is wrong (a bad --rate, for one)
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up'")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	clusterFlag(cmd)
 	f.StringVar(&o.reportDir, "report", "", "directory for report.json and report.html (default DATA_DIR/drill-reports/SCENARIO-TIME)")
 	f.StringVar(&o.cell, "cell", "", "the cell under test, instead of the scenario's target")
 	f.DurationVar(&o.healthFor, "health-timeout", 30*time.Second, "longest wait for a cell to be healthy between steps")
@@ -121,7 +122,7 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 	if err := sc.Override(ov); err != nil {
 		return usageErrorf("--%v", err) // its messages start with the setting
 	}
-	file, err := runningCluster(o.dataDir)
+	file, err := runningCluster(cmd, o.dataDir)
 	if err != nil {
 		return err
 	}
@@ -149,6 +150,7 @@ func runDrill(cmd *cobra.Command, name string, o drillRunOptions) error {
 		Command: commandLine(), Progress: progress,
 	}
 	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = file.S3Endpoint, file.AccessKey, file.SecretKey, file.Region
+	env.Load.Tenants = file.Topology.Tenants // a cluster with tenants is loaded by them
 	rep, runErr := drill.RunScenario(ctx, env, sc)
 	if rep == nil {
 		return usageErrorf("%v", runErr)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/composecluster"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
 )
@@ -25,11 +26,24 @@ type attachedCluster interface {
 // attachCluster attaches to the cluster of a cluster.json, acting for who; tests
 // replace it.
 var attachCluster = func(ctx context.Context, file *localcluster.ClusterFile, who localcluster.Caller) (attachedCluster, error) {
+	if c, ok := composeOpened.Load(file); ok {
+		return composeAttached{c.(*composecluster.Cluster)}, nil
+	}
 	return localcluster.Attach(ctx, file, who)
 }
 
-// runningCluster reads the cluster.json of a running cluster, or says how to start one.
-func runningCluster(dataDir string) (*localcluster.ClusterFile, error) {
+// runningCluster reads the cluster.json of a running cluster, or says how to start
+// one; with --cluster compose:FILE it describes the running compose project of FILE
+// (see openCompose).
+func runningCluster(cmd *cobra.Command, dataDir string) (*localcluster.ClusterFile, error) {
+	file, err := composeFile(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if file != "" {
+		_, f, err := openCompose(cmd.Context(), file)
+		return f, err
+	}
 	return localcluster.Running(dataDir)
 }
 

@@ -37,6 +37,7 @@ type loadOptions struct {
 	noSeed      bool
 	output      string
 	resultFile  string
+	tenants     int
 }
 
 func newLoadCommand() *cobra.Command {
@@ -83,6 +84,7 @@ and per cell a series of one point a second (requests, errors, p99) for reports.
 	f.BoolVar(&o.noSeed, "no-seed", false, "skip creating buckets and objects (a previous run did)")
 	outputFlag(cmd, &o.output)
 	f.StringVar(&o.resultFile, "result-file", "", "also write the JSON result to this file")
+	f.IntVar(&o.tenants, "tenants", -1, "send as the first N of the cluster's tenants, each request as one picked at random, with results per tenant (default: all of them; 0: the cluster's own key)")
 	return cmd
 }
 
@@ -162,6 +164,9 @@ func runLoad(cmd *cobra.Command, o loadOptions) error {
 	buckets, home := loadgen.Buckets(file.Topology.Topology, "load", o.perCell)
 	cfg.Endpoint, cfg.AccessKey, cfg.SecretKey, cfg.Region = endpoint, file.AccessKey, file.SecretKey, file.Region
 	cfg.Buckets, cfg.BucketCell = buckets, home
+	if cfg.Tenants, err = loadTenants(file.Topology.Tenants, o.tenants); err != nil {
+		return err
+	}
 	cfg.Progress = cmd.ErrOrStderr()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -190,6 +195,7 @@ func runLoad(cmd *cobra.Command, o loadOptions) error {
 		return printJSON(out, res)
 	}
 	printLoadSummary(out, res)
+	printTenantSummary(out, res)
 	return nil
 }
 

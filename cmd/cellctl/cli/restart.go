@@ -16,6 +16,7 @@ import (
 
 type restartOptions struct {
 	dataDir      string
+	compose      string // FILE of --cluster compose:FILE
 	cell         string
 	tiers        []string
 	order        []string
@@ -67,6 +68,7 @@ stops it before its next step.`,
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
 	f.StringVar(&o.override, "override", "", "why the guardrails may be crossed: lifts the floors and the order")
 	outputFlag(cmd, &o.output)
+	clusterFlag(cmd)
 	f.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "longest a node may take from start to ready")
 	f.DurationVar(&o.healthFor, "health-timeout", 60*time.Second, "longest wait for the cell to be healthy after a node")
 	return cmd
@@ -101,10 +103,11 @@ func runRestart(cmd *cobra.Command, o restartOptions) error {
 	if o.confirm != "" && strings.TrimSpace(o.reason) == "" {
 		return usageErrorf("--reason is required to run a plan")
 	}
-	file, err := runningCluster(o.dataDir)
+	file, err := runningCluster(cmd, o.dataDir)
 	if err != nil {
 		return err
 	}
+	o.compose, _ = composeFile(cmd)
 	out := cmd.OutOrStdout()
 	req := localcluster.PlanRequest{Action: guard.ActionRestart, Cell: o.cell, Tiers: roles(o.tiers), Order: roles(o.order),
 		Cold: o.cold, Override: o.override, Confirm: o.confirm, Reason: o.reason,
@@ -147,6 +150,9 @@ func printRestartPlan(out io.Writer, p *guard.Plan, o restartOptions) {
 	if p.Cold {
 		mode = "cold"
 	}
+	if p.GuardrailsOff {
+		printGuardrailsOff(out)
+	}
 	fmt.Fprintf(out, "Plan %s: %s restart of %s\n", p.ID, mode, p.Cell)
 	for i, t := range p.Tiers {
 		fmt.Fprintf(out, "  %d. %-9s %s (floor %d, at least %d up throughout)\n", i+1, t.Tier, strings.Join(t.Nodes, ", "), t.Floor, t.Least)
@@ -176,10 +182,10 @@ func printRestartPlan(out io.Writer, p *guard.Plan, o restartOptions) {
 	if o.cold {
 		flags = append(flags, "--cold")
 	}
-	if p.Override != "" {
+	if p.Override != "" && p.Override != guard.GuardrailsOffOverride {
 		flags = append(flags, fmt.Sprintf("--override %q", p.Override))
 	}
-	line := append([]string{"cellctl restart --data-dir", o.dataDir, "--cell", p.Cell}, flags...)
+	line := append([]string{"cellctl restart", clusterOf(o.compose, o.dataDir), "--cell", p.Cell}, flags...)
 	fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  %s --confirm %s --reason \"<why>\"\n", strings.Join(line, " "), p.ID)
 }
 

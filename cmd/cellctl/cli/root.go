@@ -111,7 +111,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newUpCommand(), newStatusCommand(), newCredentialsCommand(), newVersionCommand(), newDaemonCommand())
 	root.AddCommand(drillCommands()...)
 	root.AddCommand(newBenchCommand())
-	root.AddCommand(newProbeCommand(), newComposeCommand(), newCompletionCommand())
+	root.AddCommand(newLabCommand())
+	root.AddCommand(newGCCommand())
+	root.AddCommand(newShardsCommand())
+	root.AddCommand(newProbeCommand(), newComposeCommand(), newCompletionCommand(), newPKICommand())
 	return root
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/pki"
 	"github.com/cellarsim/cellar/localcluster"
 	"github.com/cellarsim/cellar/status"
 )
@@ -31,6 +32,8 @@ type statusOptions struct {
 	bind     string
 	wait     time.Duration
 	topology string
+	// gossipKey is the file of the cluster's gossip key (--gossip-key).
+	gossipKey string
 
 	// --serve: the live status page.
 	serve      string
@@ -72,6 +75,9 @@ every cell is down, and says so when its own view goes stale.`,
 			if err := checkOutput(&o.output); err != nil {
 				return err
 			}
+			if file, err := composeFile(cmd); err != nil || file != "" {
+				return runComposeStatus(cmd, o, file, err)
+			}
 			if o.serve != "" {
 				return runStatusServer(cmd, o)
 			}
@@ -80,15 +86,29 @@ every cell is down, and says so when its own view goes stale.`,
 	}
 	f := cmd.Flags()
 	outputFlag(cmd, &o.output)
+	clusterFlag(cmd)
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up' (its cluster.json)")
 	f.StringSliceVar(&o.join, "join", nil, "gossip addresses to join instead of reading cluster.json (comma-separated)")
 	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "gossip address the observer listens on while it looks")
 	f.DurationVar(&o.wait, "wait", 3*time.Second, "longest wait for the member list to settle")
 	f.StringVar(&o.topology, "topology", "", "YAML topology file: the cluster's declared shape, to judge index quorum against (default: cluster.json's, else what the index nodes gossip)")
+	f.StringVar(&o.gossipKey, "gossip-key", "", "file with the cluster's gossip key (default: DATA_DIR/pki/gossip.key when the cluster has one; with --join and no --data-dir, none)")
 	f.StringVar(&o.serve, "serve", "", "serve the live status page on this address (host:port) until interrupted")
 	f.DurationVar(&o.staleAfter, "stale-after", 5*time.Second, "with --serve: how long without word from the cluster before the page says its view is stale")
 	f.DurationVar(&o.interval, "interval", time.Second, "with --serve: how often every node is probed")
 	return cmd
+}
+
+// key is the gossip key the observer joins with: --gossip-key's, or the one in the
+// data directory's pki/ (not with --join alone: that is another cluster), or none.
+func (o statusOptions) key(cmd *cobra.Command) ([]byte, error) {
+	if o.gossipKey != "" {
+		return pki.LoadGossipKey(o.gossipKey)
+	}
+	if cmd.Flags().Changed("join") && !cmd.Flags().Changed("data-dir") {
+		return nil, nil
+	}
+	return localcluster.GossipKey(o.dataDir)
 }
 
 // statusNode is one row of status: a node as the gossip reports it and, when
@@ -118,6 +138,8 @@ type statusReport struct {
 	// IndexGroups describes each cell's replicated index (cells with more than one
 	// index node).
 	IndexGroups []indexGroup `json:"index_groups,omitempty"`
+	// GuardrailsOff: the cluster's topology turns the guardrails off (teaching).
+	GuardrailsOff bool `json:"guardrails_off,omitempty"`
 }
 
 // indexGroup is one cell's index replication group, judged against its declared size.
@@ -232,14 +254,22 @@ func runStatus(cmd *cobra.Command, o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	seen, err := observe(cmd.Context(), o.bind, seeds, expect, o.wait)
+	key, err := o.key(cmd)
+	if err != nil {
+		return err
+	}
+	seen, err := observe(cmd.Context(), o.bind, seeds, expect, o.wait, key)
 	if err != nil {
 		return err
 	}
 	rep := buildReport(seen, file, topo)
+	rep.GuardrailsOff = file != nil && file.Topology.GuardrailsOff()
 	out := cmd.OutOrStdout()
 	if o.output == "json" {
 		return printJSON(out, rep)
+	}
+	if rep.GuardrailsOff {
+		printGuardrailsOff(out)
 	}
 	printStatusTable(out, rep)
 	return nil
@@ -248,14 +278,15 @@ func runStatus(cmd *cobra.Command, o statusOptions) error {
 // observe joins the gossip as an observer through seeds, waits for the member list to
 // settle (every expected node seen and a short quiet spell, or maxWait), and returns
 // the members other than observers.
-func observe(ctx context.Context, bind string, seeds []string, expect int, maxWait time.Duration) ([]cell.Node, error) {
+func observe(ctx context.Context, bind string, seeds []string, expect int, maxWait time.Duration, key []byte) ([]cell.Node, error) {
 	m, err := cell.JoinCluster(cell.MembershipConfig{
 		Self: cell.Node{
 			ID: fmt.Sprintf("cellctl-status-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
 			PID: os.Getpid(), Started: time.Now(),
 		},
-		BindAddr: bind,
-		Logger:   slog.New(slog.DiscardHandler),
+		BindAddr:  bind,
+		Logger:    slog.New(slog.DiscardHandler),
+		SecretKey: key,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the observer's gossip: %w", err)

@@ -63,8 +63,12 @@ func runStatusServer(cmd *cobra.Command, o statusOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	key, err := o.key(cmd)
+	if err != nil {
+		return err
+	}
 	c, err := status.NewCollector(status.Config{
-		Seeds: seeds, DataDir: dataDir, BindAddr: o.bind, Topology: topo,
+		Seeds: seeds, DataDir: dataDir, BindAddr: o.bind, Topology: topo, GossipKey: key,
 		Interval: o.interval, StaleAfter: o.staleAfter, Logger: logger,
 	})
 	if err != nil {

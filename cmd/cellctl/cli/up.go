@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
 )
 
@@ -33,6 +34,8 @@ type upOptions struct {
 	partition    string
 	s3Addr       string
 	auth         bool
+	tls          bool
+	guardrails   string
 	accessKey    string
 	secretKey    string
 	fastGossip   bool
@@ -40,6 +43,7 @@ type upOptions struct {
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
 	output       string
+	tenancy      tenantFlags
 }
 
 func newUpCommand() *cobra.Command {
@@ -95,13 +99,16 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f.StringVar(&o.partition, "partition", def.Partition,
 		fmt.Sprintf("what picks a key's cell: %q or %q", cell.PartitionByBucket, cell.PartitionByKey))
 	f.StringVar(&o.s3Addr, "s3-addr", def.S3Addr, "address of the first gateway's S3 API")
+	f.StringVar(&o.guardrails, "guardrails", "on", "on, or off for teaching only: drains and restarts the guardrails would refuse go through (still planned and audited)")
 	f.BoolVar(&o.auth, "auth", def.Auth, "require signed requests (--auth=false: anyone may read and write; workshops only)")
+	f.BoolVar(&o.tls, "tls", def.TLS, "mutual TLS between the nodes with the cluster's own CA (DATA_DIR/pki) and encrypted gossip (--tls=false: plain TCP; teaching and benchmarks only)")
 	f.StringVar(&o.accessKey, "access-key", "", "a fixed access key instead of the cluster's own (with --secret-key)")
 	f.StringVar(&o.secretKey, "secret-key", "", "a fixed secret key instead of the cluster's own (with --access-key)")
 	f.BoolVar(&o.fastGossip, "fast-gossip", false, "short gossip timers, for one machine: a killed node is noticed in a few seconds")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the nodes' logs: text or json")
 	f.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long one node may take to become ready")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "how long a node may take to stop before it is killed")
+	addTenantFlags(f, &o.tenancy)
 	outputFlag(cmd, &o.output)
 	return cmd
 }
@@ -149,6 +156,15 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 	if set("auth") {
 		topo.Auth = o.auth
 	}
+	if set("guardrails") {
+		topo.Guardrails = o.guardrails
+	}
+	if set("tls") {
+		topo.TLS = o.tls
+	}
+	if err := applyTenantFlags(set, o.tenancy, &topo); err != nil {
+		return topo, err
+	}
 	if set("access-key") != set("secret-key") || (set("access-key") && (o.accessKey == "" || o.secretKey == "")) {
 		return topo, usageErrorf("--access-key and --secret-key go together: give both, or neither for the cluster's own")
 	}
@@ -176,6 +192,7 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 var upTopologyFlags = map[string]string{
 	"cells": "cells", "index_nodes": "index-nodes", "placement_nodes": "placement-nodes",
 	"storage_nodes": "storage-nodes", "gateways": "gateways", "partition": "partition", "auth": "auth",
+	"guardrails": "guardrails", "sharding": "sharding", "shard_size": "shard-size", "routers": "routers",
 }
 
 func runUp(cmd *cobra.Command, o upOptions) error {
@@ -227,6 +244,9 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		}
 	}()
 
+	if topo.GuardrailsOff() {
+		printGuardrailsOff(progress)
+	}
 	fmt.Fprintf(progress, "cellar: %s; data in %s\n", topologySummary(topo), o.dataDir)
 	sup, err := localcluster.Start(runCtx, topo, o.dataDir, localcluster.Options{
 		FastGossip:   o.fastGossip,
@@ -234,12 +254,19 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		ReadyTimeout: o.readyTimeout,
 		StopTimeout:  o.stopTimeout,
 		Progress:     progress,
+		Tenants:      o.tenancy.tenants,
 	})
 	if err != nil {
 		if runCtx.Err() != nil {
 			return errors.New("interrupted while starting; every node was stopped")
 		}
 		return err
+	}
+	if topo.GuardrailsOff() {
+		if err := guard.OpenAudit(sup.Dir()).Append(guard.Entry{Command: commandLine(), Decision: guard.DecisionGuardrailsOff,
+			Outcome: guard.GuardrailsOffBanner}); err != nil {
+			fmt.Fprintf(progress, "warning: %v\n", err)
+		}
 	}
 	// Other cellctl commands (drain, undrain, restart) act on the nodes through this.
 	_, stopControl, err := sup.ServeControl()
@@ -257,6 +284,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		}
 	} else {
 		printReady(out, ready, o.dataDir)
+		printTenancy(out, sup.Topology(), sup, o.dataDir)
 	}
 
 	<-runCtx.Done()
@@ -290,6 +318,8 @@ type upReady struct {
 	Nodes       int    `json:"nodes"`
 	// SupervisorPID is up's own process: SIGINT or SIGTERM to it stops the cluster.
 	SupervisorPID int `json:"supervisor_pid"`
+	// GuardrailsOff: drains and restarts are not refused (--guardrails=off, teaching).
+	GuardrailsOff bool `json:"guardrails_off,omitempty"`
 }
 
 func readyInfo(sup *localcluster.Supervisor) upReady {
@@ -302,6 +332,7 @@ func readyInfo(sup *localcluster.Supervisor) upReady {
 		LogDir:        filepath.Join(sup.Dir(), "logs"),
 		Nodes:         len(sup.Nodes()),
 		SupervisorPID: os.Getpid(),
+		GuardrailsOff: t.GuardrailsOff(),
 	}
 	if r.NewCredentials {
 		r.SecretKey = t.SecretKey
@@ -333,6 +364,9 @@ Press Ctrl-C to stop the cluster.
 `, ep, r.AccessKey, secret, r.Region, dataDir, ep, ep, dataDir, dataDir)
 	if !r.Auth {
 		printAuthWarning(out, ep)
+	}
+	if r.GuardrailsOff {
+		printGuardrailsOff(out)
 	}
 }
 

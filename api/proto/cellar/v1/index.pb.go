@@ -127,7 +127,12 @@ type CommitRequest struct {
 	// this ETag (NoSuchKey if it does not exist).
 	IfMatch string `protobuf:"bytes,3,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
 	// if_none_match makes the commit fail with PreconditionFailed if the key exists.
-	IfNoneMatch   bool `protobuf:"varint,4,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
+	IfNoneMatch bool `protobuf:"varint,4,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
+	// if_object_id makes the commit fail with PreconditionFailed unless the key's
+	// current version is this one: its object_id, or its first part's object_id for a
+	// multipart object (NoSuchKey if the key does not exist). Repair uses it to change a
+	// version's replicas without undoing an overwrite that came in meanwhile.
+	IfObjectId    []byte `protobuf:"bytes,5,opt,name=if_object_id,json=ifObjectId,proto3" json:"if_object_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +193,13 @@ func (x *CommitRequest) GetIfNoneMatch() bool {
 		return x.IfNoneMatch
 	}
 	return false
+}
+
+func (x *CommitRequest) GetIfObjectId() []byte {
+	if x != nil {
+		return x.IfObjectId
+	}
+	return nil
 }
 
 type CommitResponse struct {
@@ -1869,12 +1881,14 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"A\n" +
 	"\x0eLookupResponse\x12/\n" +
-	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"\xa6\x01\n" +
+	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"\xc8\x01\n" +
 	"\rCommitRequest\x12/\n" +
 	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12%\n" +
 	"\x0erequire_bucket\x18\x02 \x01(\bR\rrequireBucket\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\"\n" +
-	"\rif_none_match\x18\x04 \x01(\bR\vifNoneMatch\"A\n" +
+	"\rif_none_match\x18\x04 \x01(\bR\vifNoneMatch\x12 \n" +
+	"\fif_object_id\x18\x05 \x01(\fR\n" +
+	"ifObjectId\"A\n" +
 	"\x0eCommitResponse\x12/\n" +
 	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\"9\n" +
 	"\rDeleteRequest\x12\x16\n" +

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/pki"
+	"github.com/cellarsim/cellar/localcluster"
+)
+
+func newPKICommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pki",
+		Short: "Make the certificates and the gossip key of a cluster",
+		Long: `The nodes of a cellar cluster trust one another through mutual TLS with a CA of the
+cluster's own: every node has a certificate that names its role and cell, and a node
+checks the role of whoever calls it, per method. The gossip between them is encrypted
+with a key of the cluster's own. 'cellctl up' makes all of it in DATA_DIR/pki; 'pki
+init' makes it for a cluster in containers (docker compose, Kubernetes).`,
+		Args: noArgs,
+	}
+	cmd.AddCommand(newPKIInitCommand())
+	return cmd
+}
+
+// pkiInitReport is what pki init prints, with --output json as it is.
+type pkiInitReport struct {
+	Dir       string   `json:"dir"`
+	NewCA     bool     `json:"new_ca"`
+	Issued    []string `json:"issued"`
+	Kept      []string `json:"kept"`
+	NewGossip bool     `json:"new_gossip_key"`
+}
+
+func newPKIInitCommand() *cobra.Command {
+	var dir, topoPath, output string
+	var hosts []string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Make a CA, a certificate per node of a topology, the operator's, and a gossip key",
+		Long: `init writes into --dir (made 0700; every file 0600):
+
+  ca.pem, ca.key        the cluster's CA (keep ca.key with whoever issues certificates)
+  <node-id>.pem, .key   a certificate for every node of the topology, naming its role
+                        and cell (subject OU = role, URI cellar://<role>/<cell>/<node-id>)
+  operator.pem, .key    the operator's, for cellctl
+  gossip.key            32 random bytes, base64: the key of the encrypted gossip
+
+What is there already is kept: the CA and the gossip key always, a node's certificate
+while it is the same node's and has more than 30 days left. Running it again after
+adding nodes to the topology issues only theirs.
+
+A node is given its files with --tls-cert, --tls-key, --tls-ca and --gossip-key; the
+compose and Kubernetes generators ('cellctl compose', deploy/) mount the directory
+read-only. Certificates carry the node's id, localhost and 127.0.0.1 as host names,
+and those of --host; cellar's own clients check the CA and the role, not the host.`,
+		Example: `  cellctl pki init --dir deploy/pki
+  cellctl pki init --dir ./pki --topology my-topology.yaml --host cellar.example.internal`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(&output); err != nil {
+				return err
+			}
+			if dir == "" {
+				return usageErrorf("--dir is required: where to write the certificates")
+			}
+			topo := cell.DefaultTopology()
+			if topoPath != "" {
+				t, err := cell.LoadTopology(topoPath)
+				if err != nil {
+					return err
+				}
+				topo = t
+			}
+			members := localcluster.PKIMembers(topo)
+			for i := range members {
+				members[i].Hosts = hosts
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			res, err := pki.Init(abs, pki.InitOptions{Cluster: filepath.Base(abs), Members: members})
+			if err != nil {
+				return err
+			}
+			rep := pkiInitReport{Dir: abs, NewCA: res.NewCA, Issued: res.Issued, Kept: res.Kept, NewGossip: res.NewGossip}
+			if rep.Issued == nil {
+				rep.Issued = []string{}
+			}
+			if rep.Kept == nil {
+				rep.Kept = []string{}
+			}
+			out := cmd.OutOrStdout()
+			if output == outputJSON {
+				return printJSON(out, rep)
+			}
+			ca := "kept the CA"
+			if res.NewCA {
+				ca = "made a new CA"
+			}
+			fmt.Fprintf(out, "%s: %s, issued %d certificates, kept %d", abs, ca, len(res.Issued), len(res.Kept))
+			if res.NewGossip {
+				fmt.Fprint(out, ", made the gossip key")
+			}
+			fmt.Fprintln(out)
+			if len(res.Issued) > 0 {
+				fmt.Fprintf(out, "issued: %s\n", strings.Join(res.Issued, ", "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "directory to write the CA, certificates and gossip key into (required)")
+	f.StringVar(&topoPath, "topology", "", "topology file whose nodes get certificates (default: the embedded topology)")
+	f.StringSliceVar(&hosts, "host", nil, "more host names or IPs to put in every node's certificate (comma-separated)")
+	outputFlag(cmd, &output)
+	return cmd
+}

@@ -1,0 +1,36 @@
+package deploy
+
+import (
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/node"
+)
+
+// In containers, as with cellctl up, a topology with tls (the default) gives every
+// node a certificate of the cluster's own CA and the gossip key, made by 'cellctl pki
+// init': in compose by a one-shot service (PKIService) that writes them into a volume
+// every node mounts read-only at PKIDir, in Kubernetes from the Secret cellar-pki
+// (made from a directory that 'cellctl pki init' wrote; see docs/docker.md).
+const (
+	// PKIDir is where a container finds the cluster's certificates and gossip key.
+	PKIDir = "/etc/cellar/pki"
+	// PKIService is the compose service that makes them, and PKIVolume the volume it
+	// makes them in.
+	PKIService = "pki"
+	PKIVolume  = "pki"
+	// PKISecret is the Kubernetes Secret that holds them.
+	PKISecret = "cellar-pki"
+)
+
+// withPKI gives spec its certificate files under PKIDir when t runs with TLS.
+func withPKI(t cell.Topology, spec node.Spec) node.Spec {
+	if !t.TLS {
+		return spec
+	}
+	return spec.WithPKI(PKIDir)
+}
+
+// pkiArgs is the command line of the one-shot service that makes the certificates of
+// every node of the topology the gateways read.
+func pkiArgs() []string {
+	return []string{"pki", "init", "--dir=" + PKIDir, "--topology=" + TopologyPath}
+}

@@ -1,0 +1,102 @@
+package frontrouter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/clustertest"
+)
+
+// BenchmarkRouterOverhead measures 4 KiB GETs and PUTs through the front router against
+// the same requests straight to the gateway, with the same client in the same run, in
+// alternating rounds so that both see the same machine. It reports the throughput
+// ratio (router/direct; 1 means no cost) and the p50 and p99 latency the router adds.
+//
+//	go test -run '^$' -bench RouterOverhead -benchtime 2000x ./frontrouter/
+func BenchmarkRouterOverhead(b *testing.B) {
+	tenants, err := cell.NewTenants(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.IndexNodes, topo.StorageNodes, topo.Gateways, topo.Slots, topo.Copies = 1, 1, 1, 1, 16, 1
+	topo.Tenants = tenants
+	c := clustertest.Start(b, topo)
+	rtEP, _ := startRouter(b, c, "127.0.0.1:0")
+	direct := "http://" + c.Node(cell.NodeID("", cell.RoleGateway, 0)).S3Addr
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	mk := func(ep string) *s3.Client {
+		cl := client(ep, tenants[0])
+		return s3.New(cl.Options(), func(o *s3.Options) { o.HTTPClient = &http.Client{Transport: tr} })
+	}
+	clients := map[string]*s3.Client{"direct": mk(direct), "router": mk(rtEP)}
+	ctx := context.Background()
+	if _, err := clients["direct"].CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 4<<10)
+	for _, op := range []string{"PUT", "GET"} {
+		b.Run(op, func(b *testing.B) {
+			lat := map[string][]time.Duration{}
+			took := map[string]time.Duration{}
+			one := func(path string, i int) {
+				cl := clients[path]
+				key := aws.String(fmt.Sprintf("obj-%d", i%64))
+				start := time.Now()
+				var err error
+				if op == "PUT" {
+					_, err = cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bench"), Key: key, Body: bytes.NewReader(body)})
+				} else {
+					var out *s3.GetObjectOutput
+					if out, err = cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bench"), Key: key}); err == nil {
+						_, err = io.Copy(io.Discard, out.Body)
+						out.Body.Close()
+					}
+				}
+				if err != nil {
+					b.Fatalf("%s %s: %v", op, path, err)
+				}
+				d := time.Since(start)
+				lat[path] = append(lat[path], d)
+				took[path] += d
+			}
+			if op == "GET" {
+				for i := range 64 {
+					one("direct", i)
+				}
+				lat, took = map[string][]time.Duration{}, map[string]time.Duration{}
+			}
+			b.ResetTimer()
+			const round = 50
+			for i := 0; i < b.N; i += round {
+				for _, path := range []string{"direct", "router"} {
+					for j := i; j < min(i+round, b.N); j++ {
+						one(path, j)
+					}
+				}
+			}
+			b.StopTimer()
+			q := func(path string, f float64) time.Duration {
+				l := slices.Clone(lat[path])
+				slices.Sort(l)
+				return l[int(f*float64(len(l)-1))]
+			}
+			ratio := took["direct"].Seconds() / took["router"].Seconds()
+			b.ReportMetric(ratio, "throughput-ratio")
+			b.ReportMetric(float64(q("router", .5)-q("direct", .5))/1e6, "added-p50-ms")
+			b.ReportMetric(float64(q("router", .99)-q("direct", .99))/1e6, "added-p99-ms")
+			b.Logf("%s 4KiB x%d: direct p50 %v p99 %v; router p50 %v p99 %v; throughput router/direct %.3f",
+				op, b.N, q("direct", .5), q("direct", .99), q("router", .5), q("router", .99), ratio)
+		})
+	}
+}
