@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -20,6 +21,7 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
 	"github.com/cellarsim/cellar/frontrouter"
+	"github.com/cellarsim/cellar/internal/testwait"
 )
 
 // startRouter serves a front router over the gateways of c on addr ("127.0.0.1:0" for
@@ -95,6 +97,19 @@ func TestRouterForwardsSignedRequestsUnchanged(t *testing.T) {
 
 	if _, err := s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
 		t.Fatalf("CreateBucket through the router: %v", err)
+	}
+	// The cluster is ready in gateway-0's view; wait until every gateway's gossip has
+	// seen the cell's nodes too (each takes writes once it has).
+	for i := range topo.Gateways {
+		g := c.Node(cell.NodeID("", cell.RoleGateway, i))
+		direct := client("http://"+g.S3Addr, tenants[0])
+		testwait.Succeeds(t, 3*time.Minute, g.Spec.ID+" takes a write", func() error {
+			_, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("warm-up"), Body: strings.NewReader("x")})
+			return err
+		})
+	}
+	if _, err := s.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("warm-up")}); err != nil {
+		t.Fatalf("DELETE warm-up: %v", err)
 	}
 	t.Run("signed payload", func(t *testing.T) {
 		if _, err := s.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("a b/ü+c.txt"),
