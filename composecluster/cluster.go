@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,7 +391,7 @@ func (c *Cluster) gossip(ctx context.Context, ks map[string]container) []cell.No
 		if ip == "" {
 			continue
 		}
-		if nodes, err := members(ctx, net.JoinHostPort(ip, strconv.Itoa(deploy.AdminPort))); err == nil {
+		if nodes, err := localcluster.GossipOf(context.WithoutCancel(ctx), net.JoinHostPort(ip, strconv.Itoa(deploy.AdminPort))); err == nil {
 			return nodes
 		}
 	}
@@ -404,29 +403,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// members is the gossip view a node serves at /members on its admin address.
-func members(ctx context.Context, adminAddr string) ([]cell.Node, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/members", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("members of %s: %s", adminAddr, resp.Status)
-	}
-	var nodes []cell.Node
-	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
-		return nil, fmt.Errorf("members of %s: %w", adminAddr, err)
-	}
-	return nodes, nil
 }
 
 // Access is how S3 clients reach the cluster: the first gateway's published port and

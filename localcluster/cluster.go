@@ -197,7 +197,7 @@ func (c Supervised) Nodes(ctx context.Context) ([]cell.NodeStatus, error) {
 			continue
 		}
 		var err error
-		if seen, err = gossipOf(ctx, n.AdminAddr); err == nil {
+		if seen, err = GossipOf(ctx, n.AdminAddr); err == nil {
 			break
 		}
 	}
@@ -211,8 +211,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// gossipOf is the gossip view a node serves at /members on its admin address.
-func gossipOf(ctx context.Context, adminAddr string) ([]cell.Node, error) {
+// GossipOf is the gossip view a node serves at /members on its admin address, asked
+// within 2 s.
+func GossipOf(ctx context.Context, adminAddr string) ([]cell.Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/members", nil)
@@ -224,6 +225,9 @@ func gossipOf(ctx context.Context, adminAddr string) ([]cell.Node, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("members of %s: %s", adminAddr, resp.Status)
+	}
 	var nodes []cell.Node
 	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
 		return nil, fmt.Errorf("members of %s: %w", adminAddr, err)

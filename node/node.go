@@ -225,17 +225,24 @@ var roles = map[cell.Role]struct {
 
 func runRouter(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
 	cfg := frontrouter.Config{Options: o, S3Addr: s.S3Addr, Backends: s.Backends}
+	t, err := specTopology(s, opts)
+	if err != nil {
+		return err
+	}
+	cfg.Topology = t
+	return frontrouter.Run(ctx, cfg)
+}
+
+// specTopology is the topology a gateway or router runs with: the one given in
+// process, else the spec's file, else none (the daemon's defaults).
+func specTopology(s Spec, opts RunOptions) (cell.Topology, error) {
 	switch {
 	case opts.Topology != nil:
-		cfg.Topology = *opts.Topology
+		return *opts.Topology, nil
 	case s.TopologyFile != "":
-		t, err := cell.LoadTopology(s.TopologyFile)
-		if err != nil {
-			return err
-		}
-		cfg.Topology = t
+		return cell.LoadTopology(s.TopologyFile)
 	}
-	return frontrouter.Run(ctx, cfg)
+	return cell.Topology{}, nil
 }
 
 func runIndex(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
@@ -256,16 +263,11 @@ func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) err
 
 func runGateway(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
 	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr, FaultsFile: s.FaultsFile}
-	switch {
-	case opts.Topology != nil:
-		cfg.Topology = *opts.Topology
-	case s.TopologyFile != "":
-		t, err := cell.LoadTopology(s.TopologyFile)
-		if err != nil {
-			return err
-		}
-		cfg.Topology = t
+	t, err := specTopology(s, opts)
+	if err != nil {
+		return err
 	}
+	cfg.Topology = t
 	return gateway.Run(ctx, cfg)
 }
 
