@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,5 +175,35 @@ func TestIndexGroupFlags(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d index nodes in cell-1, want 3", n)
+	}
+}
+
+// TestNetworkPolicyFollowsCallers: each tier's NetworkPolicy admits on its gRPC port
+// exactly the node roles the servers' own table lets call it — placement reaches its
+// cell's index and storage (repair), only gateways reach placement — so a policy cannot
+// refuse what the data path needs, nor admit a role no server would answer.
+func TestNetworkPolicyFollowsCallers(t *testing.T) {
+	for _, tc := range []struct {
+		tier cell.Role
+		want []cell.Role
+	}{
+		{cell.RoleIndex, []cell.Role{cell.RoleGateway, cell.RolePlacement}},
+		{cell.RolePlacement, []cell.Role{cell.RoleGateway}},
+		{cell.RoleStorage, []cell.Role{cell.RoleGateway, cell.RolePlacement}},
+	} {
+		if got := GRPCCallers(tc.tier); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: callers %v, want %v", tc.tier, got, tc.want)
+		}
+	}
+	files, err := Kubernetes(cell.DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell0 := string(files["cell-0.yaml"])
+	if !strings.Contains(cell0, "app.kubernetes.io/component: placement\n              cellar.dev/cell: cell-0\n") {
+		t.Errorf("cell-0.yaml admits no placement pod of cell-0 on a gRPC port:\n%s", cell0)
+	}
+	if strings.Contains(cell0, "cellar.dev/cell: cell-1") {
+		t.Errorf("cell-0.yaml admits a pod of cell-1")
 	}
 }

@@ -3,10 +3,12 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/daemon"
 )
 
 // Namespace is the Kubernetes namespace of the manifests.
@@ -23,6 +25,44 @@ const credentialsSecret = "cellar-credentials"
 // scrapeLabel marks a namespace whose pods may read the nodes' admin port (Prometheus,
 // a status view): kubectl label namespace monitoring cellar.dev/scrape=true.
 const scrapeLabel = "cellar.dev/scrape"
+
+// operatorLabel marks the pods of the namespace that run cellctl against the cluster
+// (a drill, `cellctl gc`): they may reach every node's gRPC port, where mTLS and the
+// operator certificate decide the rest.
+const operatorLabel = "cellar.dev/operator"
+
+// tierServices are the gRPC services each tier serves besides NodeAdmin and health.
+var tierServices = map[cell.Role][]string{
+	cell.RoleIndex:     {"/cellar.v1.Index/"},
+	cell.RolePlacement: {"/cellar.v1.Placement/", "/cellar.v1.Repair/"},
+	cell.RoleStorage:   {"/cellar.v1.Storage/", "/cellar.v1.Blobs/"},
+}
+
+// GRPCCallers are the node roles whose pods a tier's NetworkPolicy admits on its gRPC
+// port: those that daemon.Callers lets call one of the tier's services, so that the
+// policy and the servers' own checks cannot drift apart. The operator and the status
+// view are not node pods and are admitted by label.
+func GRPCCallers(tier cell.Role) []cell.Role {
+	var out []cell.Role
+	for _, role := range []cell.Role{cell.RoleGateway, cell.RoleIndex, cell.RolePlacement, cell.RoleStorage} {
+		for method, roles := range daemon.Callers {
+			if slices.Contains(roles, string(role)) && servedBy(tier, method) && !slices.Contains(out, role) {
+				out = append(out, role)
+			}
+		}
+	}
+	return out
+}
+
+// servedBy reports whether a Callers key (a service or a method) is one of tier's.
+func servedBy(tier cell.Role, method string) bool {
+	for _, svc := range tierServices[tier] {
+		if strings.HasPrefix(method, svc) {
+			return true
+		}
+	}
+	return false
+}
 
 // Kubernetes returns the manifests that run topology t on a Kubernetes cluster, by file
 // name: cellar.yaml (namespace, topology, gossip seed service, gateways) and one
@@ -304,10 +344,25 @@ func kubeNetworkPolicy(b *bytes.Buffer, name, c string, tier cell.Role) {
 		p("    # S3, from anyone.")
 		p("    - ports: [{port: %d, protocol: TCP}]", S3Port)
 	default:
-		p("    # gRPC, from the gateways only.")
+		callers := GRPCCallers(tier)
+		names := make([]string, len(callers))
+		for i, r := range callers {
+			names[i] = string(r)
+		}
+		p("    # gRPC, from the roles that may call this tier (%s; of this cell but the", strings.Join(names, ", "))
+		p("    # gateways), and from operator pods (%s=true); the certificates decide the rest.", operatorLabel)
 		p("    - ports: [{port: %d, protocol: TCP}]", GRPCPort)
 		p("      from:")
-		from(string(cell.RoleGateway), "")
+		for _, r := range callers {
+			if r == cell.RoleGateway {
+				from(string(r), "")
+			} else {
+				from(string(r), c)
+			}
+		}
+		p("        - podSelector:")
+		p("            matchLabels:")
+		p("              %s: \"true\"", operatorLabel)
 	}
 	if tier == cell.RoleIndex {
 		p("    # Raft, from the index group of the same cell.")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 )
 
 // build assembles a Snapshot from the tracked nodes, judging each cell against the
@@ -38,6 +39,9 @@ func (c *Collector) build(now time.Time, decl Declared) Snapshot {
 		StaleAfterSeconds: c.cfg.StaleAfter.Seconds(),
 		Cells:             make([]CellView, 0, len(cells)),
 		Gateways:          []NodeView{},
+	}
+	if decl.GuardrailsOff() {
+		snap.GuardrailsOff, snap.GuardrailsOffBanner = true, guard.GuardrailsOffBanner
 	}
 	for _, id := range cells {
 		cv := buildCell(id, withNeverSeen(byCell[id], decl.NeverSeen(id)), decl)

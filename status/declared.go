@@ -57,6 +57,10 @@ func NewDeclared(topo *cell.Topology, seen []cell.Node) Declared {
 	return d
 }
 
+// GuardrailsOff reports whether the declared topology turns the guardrails off. A view
+// without a topology cannot tell, and says nothing.
+func (d Declared) GuardrailsOff() bool { return d.topo != nil && d.topo.GuardrailsOff() }
+
 func (d Declared) cell(id string) *seenCell {
 	sc := d.cells[id]
 	if sc == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/localcluster"
 )
 
@@ -314,5 +315,47 @@ func writeJSONFile(t *testing.T, path string, v any) {
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGuardrailsOffShown: a view of a cluster whose topology turns the guardrails off
+// says so in its snapshot, with the banner every other output carries; with the
+// guardrails on, or with no topology to tell, it says nothing.
+func TestGuardrailsOffShown(t *testing.T) {
+	lc := newLateCluster(t, true)
+	for _, tc := range []struct {
+		name       string
+		guardrails string
+		noTopology bool
+		want       bool
+	}{
+		{name: "off", guardrails: cell.GuardrailsOff, want: true},
+		{name: "on", guardrails: cell.GuardrailsOn},
+		{name: "default", guardrails: ""},
+		{name: "no topology", guardrails: cell.GuardrailsOff, noTopology: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo := lc.topo
+			topo.Guardrails = tc.guardrails
+			cfg := Config{Members: lc.members, Topology: &topo}
+			if tc.noTopology {
+				cfg.Topology = nil
+			}
+			c, err := NewCollector(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Pass(context.Background())
+			s := c.Snapshot()
+			if s.GuardrailsOff != tc.want {
+				t.Fatalf("guardrails_off = %v, want %v", s.GuardrailsOff, tc.want)
+			}
+			if tc.want && s.GuardrailsOffBanner != guard.GuardrailsOffBanner {
+				t.Errorf("banner = %q, want the guardrails-off banner", s.GuardrailsOffBanner)
+			}
+			if !tc.want && s.GuardrailsOffBanner != "" {
+				t.Errorf("banner = %q with the guardrails on", s.GuardrailsOffBanner)
+			}
+		})
 	}
 }

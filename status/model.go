@@ -31,8 +31,12 @@ type Snapshot struct {
 	Stale       bool   `json:"stale"`
 	StaleReason string `json:"stale_reason,omitempty"`
 	// LastContact is when the collector last heard from any node, by gossip or probe.
-	LastContact           time.Time `json:"last_contact,omitzero"`
-	LastContactAgeSeconds float64   `json:"last_contact_age_seconds"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+	// GuardrailsOff is true when the cluster's topology turns its guardrails off
+	// (teaching mode); GuardrailsOffBanner is then the line the page shows above all.
+	GuardrailsOff         bool    `json:"guardrails_off"`
+	GuardrailsOffBanner   string  `json:"guardrails_off_banner,omitempty"`
+	LastContactAgeSeconds float64 `json:"last_contact_age_seconds"`
 
 	Summary  Summary    `json:"summary"`
 	Cells    []CellView `json:"cells"`

@@ -307,7 +307,11 @@ func TestNetworkPolicies(t *testing.T) {
 			{labelsOf("index", other), 7946, corev1.ProtocolTCP, true},
 			{labelsOf("storage", cellID), 7001, corev1.ProtocolTCP, true},
 			{labelsOf("gateway", ""), 7000, corev1.ProtocolTCP, tier != "gateway"},
-			{labelsOf("placement", cellID), 7000, corev1.ProtocolTCP, false},
+			// Placement waits for its cell's index and repairs its cell's storage.
+			{labelsOf("placement", cellID), 7000, corev1.ProtocolTCP, tier == "index" || tier == "storage"},
+			{labelsOf("placement", other), 7000, corev1.ProtocolTCP, false},
+			{labelsOf("storage", cellID), 7000, corev1.ProtocolTCP, false},
+			{map[string]string{"cellar.dev/operator": "true"}, 7000, corev1.ProtocolTCP, tier != "gateway"},
 			{labelsOf("index", cellID), 7100, corev1.ProtocolTCP, tier == "index"},
 			{labelsOf("index", other), 7100, corev1.ProtocolTCP, false},
 			{map[string]string{"app": "anything"}, 9000, corev1.ProtocolTCP, tier == "gateway"},

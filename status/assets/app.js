@@ -162,6 +162,10 @@
     const sum = s.summary;
     $("summary").textContent = sum.cells_serving + " of " + sum.cells + " cells serving · " +
       sum.nodes_ready + " of " + sum.nodes + " nodes ready" + (sum.nodes_down ? " · " + sum.nodes_down + " down" : "");
+    const off = $("guardrails-off");
+    off.hidden = !s.guardrails_off;
+    off.textContent = s.guardrails_off ? s.guardrails_off_banner : "";
+    document.body.dataset.guardrailsOff = String(!!s.guardrails_off);
     $("cells").innerHTML = s.cells.map(cellHTML).join("");
     $("gateways").innerHTML = s.gateways.length ? s.gateways.map((n) => nodeHTML(n, "")).join("") :
       '<p class="muted">no gateway known</p>';
