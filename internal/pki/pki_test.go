@@ -174,6 +174,25 @@ func TestMutualTLS(t *testing.T) {
 			t.Fatalf("server %v: want a refusal naming the gateway role", serr)
 		}
 	})
+	t.Run("reached by its own name", func(t *testing.T) {
+		for _, name := range []string{"cell-0-index-0", "cell-0-index-0.cellar", "cell-0-index-0.cell-0", "127.0.0.1"} {
+			client := gateway.ClientTLS()
+			client.ServerName = name
+			if serr, cerr := handshake(t, index.ServerTLS(nil), client); serr != nil || cerr != nil {
+				t.Errorf("%s: server %v, client %v", name, serr, cerr)
+			}
+		}
+	})
+	t.Run("reached by another node's name", func(t *testing.T) {
+		// A restarted container took the address another node's name pointed at: the
+		// client must not take this node for that one.
+		client := gateway.ClientTLS()
+		client.ServerName = "cell-0-placement-0.cellar"
+		_, cerr := handshake(t, index.ServerTLS(nil), client)
+		if cerr == nil || !strings.Contains(cerr.Error(), "cell-0-index-0") {
+			t.Fatalf("client %v: want a refusal naming the node reached", cerr)
+		}
+	})
 	t.Run("operator is no server", func(t *testing.T) {
 		// The operator's certificate is for calling only: clients refuse it as a server.
 		srv := operator.ServerTLS(nil)

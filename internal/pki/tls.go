@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strings"
 )
 
 // Files are where a node's certificate, its key and the cluster's CA certificate are.
@@ -97,8 +99,8 @@ func (c *Creds) ServerTLS(allow Allow) *tls.Config {
 
 // ClientTLS is the configuration of a client that presents its certificate and
 // accepts a server whose certificate the cluster's CA issued to a node (not to the
-// operator). Host names are not checked: nodes are reached by the addresses they
-// gossip, and what makes a server trusted is the cluster's CA, not its address.
+// operator). What makes a server trusted is the cluster's CA, not its address; a
+// server reached by a name must also be the node of that name (checkNodeName).
 func (c *Creds) ClientTLS() *tls.Config {
 	roots := c.roots
 	return &tls.Config{
@@ -128,9 +130,29 @@ func (c *Creds) ClientTLS() *tls.Config {
 			if id.Role == RoleOperator {
 				return errors.New("the server presented the operator's certificate, not a node's")
 			}
-			return nil
+			return checkNodeName(cs.ServerName, id, leaf)
 		},
 	}
+}
+
+// checkNodeName refuses a server reached by the name of another node. Nodes gossip
+// addresses that are either IP addresses or names whose first label is the node's id
+// (cell-1-index-0.cellar in compose, a pod's name in Kubernetes); a name can come to
+// point at another node of the same cluster when containers restart and addresses are
+// handed out again, and the CA check alone would then accept the wrong node. A name
+// the certificate itself lists (--host of cellctl pki init) is accepted too. IP
+// addresses, and a client that gives no name, are not checked.
+func checkNodeName(serverName string, id Identity, leaf *x509.Certificate) error {
+	if serverName == "" || serverName == "localhost" || net.ParseIP(serverName) != nil {
+		return nil
+	}
+	if label, _, _ := strings.Cut(serverName, "."); label == id.Node {
+		return nil
+	}
+	if leaf.VerifyHostname(serverName) == nil {
+		return nil
+	}
+	return fmt.Errorf("the server reached as %s is %s, not the node that name is for", serverName, id.Node)
 }
 
 // PeerIdentity is the identity of the peer of a server-side connection whose client
