@@ -25,6 +25,9 @@ const (
 	// RoleRouter is the front router before a fleet of gateways: it picks a tenant's
 	// gateways from the request's access key and forwards the request as it came.
 	RoleRouter Role = "router"
+	// RoleMap is a member of the map group: it holds the cell map (slot and bucket →
+	// cell), replicated by raft among the group's nodes, and serves it to gateways.
+	RoleMap Role = "map"
 )
 
 // Tiers are the roles that live inside a cell, in the order a cell starts them.
@@ -33,7 +36,7 @@ var Tiers = []Role{RoleIndex, RolePlacement, RoleStorage}
 // ParseRole returns the Role named s.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleIndex, RolePlacement, RoleStorage, RoleGateway, RoleObserver, RoleRouter:
+	case RoleIndex, RolePlacement, RoleStorage, RoleGateway, RoleObserver, RoleRouter, RoleMap:
 		return r, nil
 	}
 	return "", fmt.Errorf("unknown role %q (want index, placement, storage or gateway)", s)
@@ -87,4 +90,7 @@ type Node struct {
 	// declared with (its initial peers). An observer that has never seen the other
 	// members still knows from it how many make a majority.
 	GroupSize int `json:"group_size,omitempty"`
+	// MapVersion is, on a gateway, the version of the cell map it routes by; on a
+	// member of the map group, the version it holds.
+	MapVersion uint64 `json:"map_version,omitempty"`
 }

@@ -249,7 +249,7 @@ func (m *Membership) encode() error {
 	b, err := proto.Marshal(&cellarv1.NodeMeta{
 		NodeId: n.ID, Role: string(n.Role), Cell: n.Cell, State: string(n.State), Pid: int64(n.PID),
 		GrpcAddr: n.GRPCAddr, AdminAddr: n.AdminAddr, StartedUnixNano: n.Started.UnixNano(), Progress: n.Progress,
-		Leader: n.Leader, AppliedIndex: n.AppliedIndex, GroupSize: int32(n.GroupSize),
+		Leader: n.Leader, AppliedIndex: n.AppliedIndex, GroupSize: int32(n.GroupSize), MapVersion: n.MapVersion,
 	})
 	if err != nil {
 		return err
@@ -272,7 +272,7 @@ func decodeMeta(b []byte) (Node, error) {
 	return Node{
 		ID: pm.NodeId, Role: Role(pm.Role), Cell: pm.Cell, State: State(pm.State), PID: int(pm.Pid),
 		GRPCAddr: pm.GrpcAddr, AdminAddr: pm.AdminAddr, Started: time.Unix(0, pm.StartedUnixNano), Progress: pm.Progress,
-		Leader: pm.Leader, AppliedIndex: pm.AppliedIndex, GroupSize: int(pm.GroupSize),
+		Leader: pm.Leader, AppliedIndex: pm.AppliedIndex, GroupSize: int(pm.GroupSize), MapVersion: pm.MapVersion,
 	}, nil
 }
 

@@ -59,6 +59,16 @@ func (t Topology) TenantShardSize() int {
 	return t.ShardSize
 }
 
+// RouterNodes lists the front routers the topology asks for (router-0, router-1, ...):
+// they belong to no cell, and Nodes does not list them.
+func (t Topology) RouterNodes() []NodeSpec {
+	var out []NodeSpec
+	for i := range t.Routers {
+		out = append(out, NodeSpec{ID: NodeID("", RoleRouter, i), Role: RoleRouter})
+	}
+	return out
+}
+
 // Credentials maps every access key the cluster accepts (its own and its tenants')
 // to its secret key.
 func (t Topology) Credentials() map[string]string {

@@ -31,6 +31,11 @@ type Topology struct {
 	PlacementNodes int `yaml:"placement_nodes"`
 	StorageNodes   int `yaml:"storage_nodes"`
 	Gateways       int `yaml:"gateways"`
+	// MapNodes is the size of the map group, the raft group that holds the cell map
+	// (slot and bucket → cell) and serves it to the gateways: 3 survives the loss of
+	// one, 1 is allowed. 0 (the default) runs no map group: gateways route by the
+	// slot table computed from this topology, and list buckets by asking every cell.
+	MapNodes int `yaml:"map_nodes,omitempty"`
 	// Partition is "bucket" (default) or "key".
 	Partition string `yaml:"partition"`
 	// Slots in the slot table: hash(partition key) mod Slots picks a slot, the slot a cell.
@@ -173,6 +178,8 @@ func (t Topology) ValidateShape() error {
 		return fmt.Errorf("slots (%d) must be at least the number of cells (%d)", t.Slots, t.Cells)
 	case t.Copies < 0:
 		return fmt.Errorf("copies must be at least 1, not %d", t.Copies)
+	case t.MapNodes < 0 || t.MapNodes > 7:
+		return fmt.Errorf("map_nodes must be between 0 (no map group) and 7, not %d", t.MapNodes)
 	case (t.AccessKey == "") != (t.SecretKey == ""):
 		return fmt.Errorf("access_key and secret_key go together: give both or neither")
 	case t.Guardrails != "" && t.Guardrails != GuardrailsOn && t.Guardrails != GuardrailsOff:
@@ -198,7 +205,7 @@ type NodeSpec struct {
 }
 
 // Nodes lists every node of the topology in start order: per cell index, placement,
-// storage; then the gateways.
+// storage; then the map group; then the gateways.
 func (t Topology) Nodes() []NodeSpec {
 	var out []NodeSpec
 	counts := map[Role]int{RoleIndex: t.IndexNodes, RolePlacement: t.PlacementNodes, RoleStorage: t.StorageNodes}
@@ -208,6 +215,9 @@ func (t Topology) Nodes() []NodeSpec {
 				out = append(out, NodeSpec{ID: NodeID(c, role, i), Role: role, Cell: c})
 			}
 		}
+	}
+	for i := 0; i < t.MapNodes; i++ {
+		out = append(out, NodeSpec{ID: NodeID("", RoleMap, i), Role: RoleMap})
 	}
 	for i := 0; i < t.Gateways; i++ {
 		out = append(out, NodeSpec{ID: NodeID("", RoleGateway, i), Role: RoleGateway})

@@ -56,6 +56,7 @@ type Node struct {
 
 	cancel context.CancelFunc
 	done   chan error
+	ending chan struct{} // closed when a crashed run has ended (see crash)
 }
 
 // Start runs every node of topo and waits until the gateway sees all of them ready.
@@ -84,7 +85,7 @@ func Start(t testing.TB, topo cell.Topology, options ...func(*Cluster)) *Cluster
 		if spec.Role == cell.RoleGateway {
 			n.S3Addr = freeAddr(t)
 		}
-		if spec.Role == cell.RoleIndex && topo.IndexNodes > 1 {
+		if (spec.Role == cell.RoleIndex && topo.IndexNodes > 1) || spec.Role == cell.RoleMap {
 			n.RaftAddr = freeAddr(t)
 		}
 		if spec.Role == cell.RoleIndex || spec.Role == cell.RoleGateway {
@@ -132,6 +133,12 @@ func (c *Cluster) StartNode(id string) {
 	c.t.Helper()
 	n := c.Node(id)
 	c.mu.Lock()
+	ending := n.ending
+	c.mu.Unlock()
+	if ending != nil {
+		<-ending // a crashed run lets go of the node's addresses first
+	}
+	c.mu.Lock()
 	if n.done != nil {
 		c.mu.Unlock()
 		c.t.Fatalf("node %s is running", id)
@@ -147,20 +154,30 @@ func (c *Cluster) StartNode(id string) {
 		Join: c.join, FastGossip: true, StopTimeout: 2 * time.Second,
 		S3Addr: n.S3Addr, RaftAddr: n.RaftAddr,
 	}
-	if spec.Role == cell.RoleIndex || spec.Role == cell.RoleStorage {
+	if spec.Role == cell.RoleIndex || spec.Role == cell.RoleStorage || spec.Role == cell.RoleMap {
 		spec.DataDir = filepath.Join(c.Dir, id)
+	}
+	if spec.Role == cell.RoleGateway && c.Topology.MapNodes > 0 {
+		spec.StateDir = filepath.Join(c.Dir, id)
 	}
 	if spec.Role == cell.RolePlacement {
 		spec.RepairInterval, spec.GCGrace = c.RepairInterval, c.GCGrace
 	}
-	if n.RaftAddr != "" {
+	if n.RaftAddr != "" && spec.Role == cell.RoleIndex {
 		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
 		spec.Peers = node.IndexPeers(c.Topology, n.Spec.Cell, func(id string) string { return c.nodes[id].RaftAddr })
+	}
+	if spec.Role == cell.RoleMap {
+		spec.Peers = node.MapPeers(c.Topology, func(id string) string { return c.nodes[id].RaftAddr })
 	}
 	if dir := c.PKIDir(); dir != "" {
 		spec = spec.WithPKI(dir)
 	}
 	opts := node.RunOptions{Logger: c.logs.logger(id), Topology: &c.Topology}
+	if spec.Role == cell.RoleGateway && c.Topology.Faults {
+		spec.FaultsFile = c.FaultsFile()
+		opts.Crash = func(int) { go c.crash(id) }
+	}
 	go func() { done <- node.Run(ctx, spec, opts) }()
 }
 

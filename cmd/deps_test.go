@@ -25,17 +25,27 @@ var notInAnyDaemon = []string{
 	module + "clustertest",
 	module + "deploy",
 	module + "bench",
+	module + "internal/linearkv",
+	"github.com/anishathalye/porcupine",
 	"github.com/aws/aws-sdk-go-v2",
 	"github.com/spf13/cobra",
 }
 
 // roleCode is the code of each role that only its own daemon links.
 var roleCode = map[string][]string{
-	"indexd":     {module + "cell/index", "github.com/cockroachdb/pebble", "github.com/hashicorp/raft"},
+	"indexd":     {module + "cell/index"},
 	"placementd": {module + "cell/placement"},
 	"storaged":   {module + "cell/storage"},
 	"gatewayd":   {module + "gateway", module + "router"},
 	"routerd":    {module + "frontrouter"},
+	"mapd":       {module + "cell/mapgroup"},
+}
+
+// sharedCode is code that several daemons link, by design: the raft groups (each
+// cell's index, and the map group) keep their logs in Pebble.
+var sharedCode = map[string][]string{
+	"indexd": {"github.com/cockroachdb/pebble", "github.com/hashicorp/raft", module + "internal/raftpebble"},
+	"mapd":   {"github.com/cockroachdb/pebble", "github.com/hashicorp/raft", module + "internal/raftpebble"},
 }
 
 func TestDaemonsLinkOnlyWhatTheyRun(t *testing.T) {
@@ -56,12 +66,19 @@ func TestDaemonsLinkOnlyWhatTheyRun(t *testing.T) {
 					forbidden = append(forbidden, code...)
 				}
 			}
+			for other, code := range sharedCode {
+				for _, c := range code {
+					if other != daemon && !slices.Contains(sharedCode[daemon], c) {
+						forbidden = append(forbidden, c)
+					}
+				}
+			}
 			for _, f := range forbidden {
 				if p, ok := findUnder(deps, f); ok {
 					t.Errorf("%s links %s", daemon, p)
 				}
 			}
-			for _, o := range own {
+			for _, o := range append(slices.Clone(own), sharedCode[daemon]...) {
 				if _, ok := findUnder(deps, o); !ok {
 					t.Errorf("%s does not link %s, its own role's code", daemon, o)
 				}

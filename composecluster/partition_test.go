@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/linearkv"
 	"github.com/cellarsim/cellar/router"
 )
 
@@ -144,7 +145,7 @@ func TestPartitionTolerance(t *testing.T) {
 	})
 
 	// Clients and the nemesis, for a bounded time.
-	h := &history{t0: time.Now()}
+	h := linearkv.NewHistory()
 	// Many keys, so that each key's history (porcupine checks them apart) holds few
 	// writes of unknown outcome: each of those may have taken effect at any moment
 	// after it was sent, and a few dozen on one key make the search too long.
@@ -174,32 +175,29 @@ func TestPartitionTolerance(t *testing.T) {
 	final := map[string]string{}
 	for _, k := range keys {
 		until(t, ctx, time.Minute, "final read of "+k, func() error {
-			call := h.now()
+			call := h.Now()
 			v, err := get(ctx, cl, bucket, k)
 			if err != nil {
 				return err
 			}
-			h.add(clients, kvInput{Op: opGet, Key: k}, kvOutput{Value: v}, call, h.now())
+			h.Add(clients, linearkv.Input{Op: linearkv.Get, Key: k}, linearkv.Output{Value: v}, call, h.Now())
 			final[k] = v
 			return nil
 		})
 	}
-	ops := h.ops()
-	st := countOps(ops)
-	res, info := porcupine.CheckOperationsVerbose(kvModel, ops, 2*time.Minute)
+	ops := h.Ops()
+	st := linearkv.Count(ops)
+	const checkTimeout = 2 * time.Minute
+	res := linearkv.Check(ops, checkTimeout)
 	t.Logf("%v: %d faults injected; %s; porcupine: %v", time.Since(begin).Round(time.Second), len(faults), st, res)
 	switch res {
 	case porcupine.Illegal:
-		path := fmt.Sprintf("%s/partition-%d.html", t.TempDir(), seed)
-		if f, err := os.Create(path); err == nil {
-			_ = porcupine.Visualize(kvModel, info, f)
-			f.Close()
-		}
-		t.Fatalf("seed %d: the history is not linearizable (visualization: %s); final values %v", seed, path, final)
+		t.Fatalf("seed %d: the history is not linearizable (%s); final values %v", seed,
+			linearkv.Save(t.TempDir(), fmt.Sprintf("partition-%d", seed), ops, checkTimeout), final)
 	case porcupine.Unknown:
-		t.Fatalf("seed %d: porcupine gave no answer in time", seed)
+		t.Fatalf("seed %d: porcupine gave no answer in %v", seed, checkTimeout)
 	}
-	if st.acked == 0 || st.reads == 0 {
+	if st.Acked == 0 || st.Reads == 0 {
 		t.Fatalf("seed %d: too little got through to check anything: %s", seed, st)
 	}
 }
@@ -340,24 +338,24 @@ func until(t *testing.T, ctx context.Context, within time.Duration, what string,
 // runClient writes, overwrites, deletes and reads keys until ctx ends, recording
 // every operation whose outcome it knows, and every write whose outcome it does not
 // (a timeout, a 5xx) as one that may take effect at any time after its call.
-func runClient(ctx context.Context, cl *s3.Client, bucket string, keys []string, id int, rnd *rand.Rand, h *history) {
+func runClient(ctx context.Context, cl *s3.Client, bucket string, keys []string, id int, rnd *rand.Rand, h *linearkv.History) {
 	for n := 0; ctx.Err() == nil && n < 600; n++ {
 		k := keys[rnd.IntN(len(keys))]
 		octx, cancel := context.WithTimeout(ctx, 6*time.Second)
-		call := h.now()
+		call := h.Now()
 		switch r := rnd.IntN(10); {
 		case r < 5:
 			v, err := get(octx, cl, bucket, k)
 			if err == nil {
-				h.add(id, kvInput{Op: opGet, Key: k}, kvOutput{Value: v}, call, h.now())
+				h.Add(id, linearkv.Input{Op: linearkv.Get, Key: k}, linearkv.Output{Value: v}, call, h.Now())
 			}
 		case r < 9:
 			v := fmt.Sprintf("c%d-%d", id, n)
 			_, err := cl.PutObject(octx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(v)})
-			h.write(id, kvInput{Op: opPut, Key: k, Value: v}, err, call)
+			record(h, id, linearkv.Input{Op: linearkv.Put, Key: k, Value: v}, err, call)
 		default:
 			_, err := cl.DeleteObject(octx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
-			h.write(id, kvInput{Op: opDelete, Key: k}, err, call)
+			record(h, id, linearkv.Input{Op: linearkv.Delete, Key: k}, err, call)
 		}
 		cancel()
 		sleep(ctx, 100*time.Millisecond) // a bounded history: porcupine's search grows fast with it
@@ -380,123 +378,15 @@ func get(ctx context.Context, cl *s3.Client, bucket, key string) (string, error)
 	return string(b), err
 }
 
-// --- the model: a register per key ---
-
-type kvOp uint8
-
-const (
-	opGet kvOp = iota
-	opPut
-	opDelete
-)
-
-type kvInput struct {
-	Op         kvOp
-	Key, Value string
-}
-
-// kvOutput is a read's value, or a write's outcome: Unknown when the client never
-// learnt it (its return time is then the end of time).
-type kvOutput struct {
-	Value   string
-	Unknown bool
-}
-
-var kvModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var order []string
-		for _, op := range history {
-			k := op.Input.(kvInput).Key
-			if _, ok := byKey[k]; !ok {
-				order = append(order, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range order {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(kvInput), output.(kvOutput)
-		switch in.Op {
-		case opGet:
-			return out.Value == st, st
-		case opPut:
-			return true, in.Value
-		}
-		return true, ""
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		res := "ok"
-		if out.Unknown {
-			res = "?"
-		}
-		switch in.Op {
-		case opGet:
-			return fmt.Sprintf("get(%s) → %q", in.Key, out.Value)
-		case opPut:
-			return fmt.Sprintf("put(%s, %s) → %s", in.Key, in.Value, res)
-		}
-		return fmt.Sprintf("delete(%s) → %s", in.Key, res)
-	},
-}
-
-type history struct {
-	t0  time.Time
-	mu  sync.Mutex
-	all []porcupine.Operation
-}
-
-func (h *history) now() int64 { return time.Since(h.t0).Nanoseconds() }
-
-func (h *history) add(client int, in kvInput, out kvOutput, call, ret int64) {
-	h.mu.Lock()
-	h.all = append(h.all, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
-	h.mu.Unlock()
-}
-
-// write records a write: acknowledged (2xx), refused for sure (4xx: not applied, not
+// record records a write: acknowledged (2xx), refused for sure (4xx: not applied, not
 // recorded), or of unknown outcome (anything else), which may apply at any later time.
-func (h *history) write(client int, in kvInput, err error, call int64) {
+func record(h *linearkv.History, client int, in linearkv.Input, err error, call int64) {
 	var re *awshttp.ResponseError
 	switch {
 	case err == nil:
-		h.add(client, in, kvOutput{}, call, h.now())
+		h.Add(client, in, linearkv.Output{}, call, h.Now())
 	case errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500:
 	default:
-		h.add(client, in, kvOutput{Unknown: true}, call, 1<<62)
+		h.AddUnknown(client, in, call)
 	}
-}
-
-func (h *history) ops() []porcupine.Operation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]porcupine.Operation(nil), h.all...)
-}
-
-type opStats struct{ reads, acked, unknown int }
-
-func (s opStats) String() string {
-	return fmt.Sprintf("%d operations checked: %d reads, %d acknowledged writes, %d writes of unknown outcome",
-		s.reads+s.acked+s.unknown, s.reads, s.acked, s.unknown)
-}
-
-func countOps(ops []porcupine.Operation) opStats {
-	var s opStats
-	for _, op := range ops {
-		switch {
-		case op.Input.(kvInput).Op == opGet:
-			s.reads++
-		case op.Output.(kvOutput).Unknown:
-			s.unknown++
-		default:
-			s.acked++
-		}
-	}
-	return s
 }

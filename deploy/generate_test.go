@@ -207,3 +207,48 @@ func TestNetworkPolicyFollowsCallers(t *testing.T) {
 		t.Errorf("cell-0.yaml admits a pod of cell-1")
 	}
 }
+
+// A topology with tenants and a front router: the router is a service of its own that
+// forwards to every gateway by its name on the front network, in the fleet's order,
+// and the host's S3 port is the router's, not a gateway's.
+func TestComposeRouter(t *testing.T) {
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.Gateways, topo.ShardSize, topo.Routers = 1, 4, 2, 1
+	topo.Tenants = []cell.Tenant{{Name: "tenant-000", AccessKey: "AKTENANT0", SecretKey: "secret0"}}
+	b, err := Compose(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+			Ports   []string `yaml:"ports"`
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("not YAML: %v\n%s", err, b)
+	}
+	rt, ok := f.Services["router-0"]
+	if !ok {
+		t.Fatalf("no router-0 service among %d", len(f.Services))
+	}
+	cmd := strings.Join(rt.Command, " ")
+	want := "--backends=gateway-0.cellar:9000,gateway-1.cellar:9000,gateway-2.cellar:9000,gateway-3.cellar:9000"
+	if !strings.HasPrefix(cmd, "daemon router --id=router-0") || !strings.Contains(cmd, want) ||
+		!strings.Contains(cmd, "--topology="+TopologyPath) || strings.Contains(cmd, "--tls-cert") {
+		t.Errorf("router command %q: want %s, the topology, and no certificate of the internal plane", cmd, want)
+	}
+	if topo.TLS && !strings.Contains(cmd, "--gossip-key=") {
+		t.Errorf("router command %q: no gossip key", cmd)
+	}
+	if len(rt.Ports) != 1 || !strings.Contains(rt.Ports[0], "CELLAR_S3_PORT") {
+		t.Errorf("router ports %v, want the host's S3 port", rt.Ports)
+	}
+	if p := f.Services["gateway-0"].Ports; len(p) != 0 {
+		t.Errorf("gateway-0 publishes %v beside the router", p)
+	}
+	if !slices.Contains(rt.Volumes, "./topology.yaml:"+TopologyPath+":ro") {
+		t.Errorf("router volumes %v: no topology", rt.Volumes)
+	}
+}

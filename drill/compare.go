@@ -50,7 +50,8 @@ func sameDrain(a, b DrainStep) bool {
 
 // SideKeys are the settings a side of a comparison may give (cellctl drill compare
 // --a and --b), as "key=value,key=value".
-var SideKeys = []string{"cells", "guardrails", "index_nodes", "placement_nodes", "storage_nodes"}
+var SideKeys = []string{"cells", "guardrails", "index_nodes", "placement_nodes", "storage_nodes",
+	"gateways", "sharding", "shard_size", "tenants"}
 
 // ParseSide applies a side's settings ("cells=1,guardrails=off") to base and returns
 // the topology. Keys may be written with - or _. An unknown key, a bad number or an
@@ -90,6 +91,21 @@ func ParseSide(spec string, base cell.Topology) (cell.Topology, error) {
 				err = fmt.Errorf("guardrails=%s: want on or off", v)
 			}
 			t.Guardrails = v
+		case "gateways":
+			err = num(&t.Gateways)
+		case "shard_size":
+			err = num(&t.ShardSize)
+		case "sharding":
+			t.Sharding = v
+		case "tenants":
+			var n int
+			if err = num(&n); err == nil {
+				if n < 1 || n > MaxSideTenants {
+					err = fmt.Errorf("tenants=%d: want 1 to %d", n, MaxSideTenants)
+				} else if n != len(t.Tenants) {
+					t.Tenants, err = cell.NewTenants(n)
+				}
+			}
 		default:
 			err = fmt.Errorf("unknown key %q (keys: %s)", k, strings.Join(SideKeys, ", "))
 		}
@@ -97,19 +113,32 @@ func ParseSide(spec string, base cell.Topology) (cell.Topology, error) {
 			return t, err
 		}
 	}
+	if len(t.Tenants) > 0 && t.Routers == 0 {
+		t.Routers = 1 // tenants reach their shards of the gateways through a front router
+	}
 	if err := t.ValidateShape(); err != nil {
 		return t, err
 	}
 	return t, nil
 }
 
-// DescribeSide is a side's cluster in a few words: "1 cell, guardrails off".
+// MaxSideTenants is the most tenants a side of a comparison may have.
+const MaxSideTenants = 1000
+
+// DescribeSide is a side's cluster in a few words: "1 cell, guardrails off", and for
+// a cluster with tenants behind a front router "1 cell, guardrails on, shuffle
+// sharding: 8 gateways, shard size 2, 100 tenants".
 func DescribeSide(t cell.Topology) string {
 	g := "guardrails on"
 	if t.GuardrailsOff() {
 		g = "guardrails OFF"
 	}
-	return fmt.Sprintf("%d cell%s, %s", t.Cells, plural(t.Cells), g)
+	s := fmt.Sprintf("%d cell%s, %s", t.Cells, plural(t.Cells), g)
+	if len(t.Tenants) > 0 && t.Routers > 0 {
+		s += fmt.Sprintf(", %s sharding: %d gateway%s, shard size %d, %d tenants",
+			t.ShardingMode(), t.Gateways, plural(t.Gateways), t.TenantShardSize(), len(t.Tenants))
+	}
+	return s
 }
 
 // Comparison is two drills side by side: the same scenario on two clusters. Its input
@@ -149,7 +178,11 @@ type SideFigures struct {
 	Refused       []string `json:"refused"`
 	WouldRefuse   []string `json:"would_refuse,omitempty"`
 	GuardrailsOff bool     `json:"guardrails_off"`
-	Verdict       string   `json:"verdict"`
+	// Tenants is how the tenants fared under the load, on a cluster with tenants;
+	// Poison what the drill's poison step measured, beside its formula.
+	Tenants *TenantCounts `json:"tenants,omitempty"`
+	Poison  *PoisonReport `json:"poison,omitempty"`
+	Verdict string        `json:"verdict"`
 }
 
 // Figures sums up one side.
@@ -157,7 +190,11 @@ func (s CompareSide) Figures() SideFigures {
 	r := s.Report
 	f := SideFigures{Name: s.Name, Setup: s.Setup, Outcome: r.Outcome, Cells: len(r.Cells), GuardrailsOff: r.GuardrailsOff,
 		Requests: r.Blast.Requests, Failed: r.Blast.Failed, FailedShare: r.Blast.FailedShare,
-		CellsHit: append([]string{}, r.Blast.Cells...), Restored: true, Refused: []string{}}
+		CellsHit: append([]string{}, r.Blast.Cells...), Restored: true, Refused: []string{}, Tenants: r.TenantCounts}
+	if n := len(r.Poison); n > 0 {
+		p := r.Poison[n-1]
+		f.Poison = &p
+	}
 	for _, d := range r.Downtime {
 		f.Recovery = max(f.Recovery, d.Took())
 		if !d.Restored {
@@ -183,6 +220,11 @@ func (s CompareSide) Figures() SideFigures {
 
 func (f SideFigures) verdict() string {
 	var b strings.Builder
+	if p := f.Poison; p != nil {
+		fmt.Fprintf(&b, "the poison pill crashed %d of %d gateways: %s of tenants fully down (formula %s), %s partly affected, back in %s",
+			len(p.Crashed), p.Gateways, pctf(p.FullyDown), pctf(p.Formula), pctf(p.PartlyAffected), span(time.Duration(p.RecoverMS)*time.Millisecond))
+		return b.String()
+	}
 	switch {
 	case f.Failed == 0:
 		b.WriteString("no request failed")

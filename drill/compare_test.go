@@ -209,3 +209,68 @@ func chromiumBinary() string {
 	}
 	return ""
 }
+
+// A poison-pill comparison: the sides' fleets from the command line, and each side's
+// tenants fully down, partly affected and untouched beside its sharding's formula.
+func TestComparePoison(t *testing.T) {
+	base := cell.DefaultTopology()
+	base.Gateways, base.ShardSize, base.Faults = 8, 2, true
+	topo, err := ParseSide("sharding=plain,tenants=12", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Tenants) != 12 || topo.Routers != 1 || topo.ShardingMode() != cell.ShardingPlain {
+		t.Fatalf("side %+v: want 12 tenants behind one router, plain sharding", topo)
+	}
+	if got, want := DescribeSide(topo), "4 cells, guardrails on, plain sharding: 8 gateways, shard size 2, 12 tenants"; got != want {
+		t.Errorf("described as %q, want %q", got, want)
+	}
+	for spec, want := range map[string]string{
+		"sharding=random":                        `sharding must be "all", "plain" or "shuffle"`,
+		"shard_size=9":                           "larger than the fleet of 8 gateways",
+		"tenants=0":                              "want 1 to 1000",
+		"gateways=6,sharding=plain,shard_size=4": "do not split into groups of 4",
+	} {
+		if _, err := ParseSide(spec, base); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", spec, err, want)
+		}
+	}
+
+	all, shuffle := poisonReport(), poisonReport()
+	p := &all.Poison[0]
+	p.Sharding, p.Crashed, p.FullyDown, p.Untouched, p.Formula, p.FormulaText, p.Computed = "all",
+		[]string{"gateway-0", "gateway-1", "gateway-2", "gateway-3", "gateway-4", "gateway-5", "gateway-6", "gateway-7"}, 1, 0, 1, "1 (every tenant on every gateway)", 1
+	p.DownTenants = nil
+	for _, tr := range all.PerTenant {
+		p.DownTenants = append(p.DownTenants, tr.Tenant)
+	}
+	c := &Comparison{Title: "poison-pill", A: CompareSide{Name: "A", Setup: "all", Report: all}, B: CompareSide{Name: "B", Setup: "shuffle", Report: shuffle}}
+	a, b := c.A.Figures(), c.B.Figures()
+	if a.Poison == nil || b.Poison == nil || a.Tenants == nil {
+		t.Fatalf("figures without the poison step or the tenants: %+v", a)
+	}
+	if want := "the poison pill crashed 8 of 8 gateways: 100.0% of tenants fully down (formula 100.0%), 0.0% partly affected, back in 1.4s"; a.Verdict != want {
+		t.Errorf("verdict A %q, want %q", a.Verdict, want)
+	}
+	if want := "the poison pill crashed 2 of 8 gateways: 8.3% of tenants fully down (formula 3.6%), 0.0% partly affected, back in 1.4s"; b.Verdict != want {
+		t.Errorf("verdict B %q, want %q", b.Verdict, want)
+	}
+	var page bytes.Buffer
+	if err := c.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-tenants-down>100.0% <small>(24 of 24)</small>`, `data-tenants-down>8.3% <small>(2 of 24)</small>`,
+		"1/C(8,2) = 1/28", `data-gateways-crashed>2 of 8`, `data-tenants-untouched>91.7%`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the page does not show %q", want)
+		}
+	}
+	// A comparison without a poison step shows none of it.
+	page.Reset()
+	if err := comparison().HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(page.String(), "data-tenants-down") {
+		t.Errorf("a comparison without tenants shows tenant figures")
+	}
+}

@@ -147,6 +147,7 @@ var compareTemplate = template.Must(template.New("compare").Funcs(template.FuncM
 	"span":  span,
 	"join":  strings.Join,
 	"lower": strings.ToLower,
+	"ms":    func(ms int64) string { return span(time.Duration(ms) * time.Millisecond) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{{.Title}}</title>
@@ -174,7 +175,13 @@ a{color:#0d47a1}
 <span class="k">cells hit</span><span class="v" data-cells-hit>{{len .F.CellsHit}} of {{.F.Cells}}{{if .F.CellsHit}} ({{join .F.CellsHit ", "}}){{end}}</span>
 <span class="k">time to recover</span><span class="v" data-recovery>{{if .F.Recovery}}{{span .F.Recovery}}{{if not .F.Restored}} (not back){{end}}{{else}}—{{end}}</span>
 <span class="k">refused</span><span class="v" data-refused>{{len .F.Refused}}</span>
-</div>
+{{with .F.Poison}}<span class="k">tenants fully down</span><span class="v{{if .DownTenants}} bad{{end}}" data-tenants-down>{{pct .FullyDown}} <small>({{len .DownTenants}} of {{.Tenants}})</small></span>
+<span class="k">formula</span><span class="v" data-formula>{{pct .Formula}} <small>{{.FormulaText}}</small></span>
+<span class="k">partly affected</span><span class="v" data-tenants-partly>{{pct .PartlyAffected}}</span>
+<span class="k">untouched</span><span class="v" data-tenants-untouched>{{pct .Untouched}}</span>
+<span class="k">gateways crashed</span><span class="v" data-gateways-crashed>{{len .Crashed}} of {{.Gateways}}</span>
+<span class="k">every tenant served again in</span><span class="v" data-poison-recovery>{{ms .RecoverMS}}</span>
+{{end}}</div>
 {{if .F.Refused}}<ul>{{range .F.Refused}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .F.WouldRefuse}}<p class="key">Let through, the guardrails being off:</p><ul class="bad">{{range .F.WouldRefuse}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="key"><a href="{{.Report}}">the full report of {{.F.Name}}</a></p>

@@ -43,6 +43,12 @@ type PoisonStep struct {
 	Bucket string `yaml:"bucket" json:"bucket,omitempty"`
 }
 
+// Poisons reports whether the scenario has a poison step: its cluster needs tenants,
+// a front router and faults on.
+func (s *Scenario) Poisons() bool {
+	return slices.ContainsFunc(s.Steps, func(st Step) bool { return st.Poison != nil })
+}
+
 // Poisoner is a cluster whose faults the drill tooling can arm: the supervisor's
 // control endpoint, which allows it only on a cluster started with faults on, audits
 // it and honours the kill switch.

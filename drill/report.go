@@ -50,6 +50,10 @@ type Report struct {
 	GuardrailsOff bool `json:"guardrails_off,omitempty"`
 	// Poison is what each poison step measured.
 	Poison []PoisonReport `json:"poison,omitempty"`
+	// PerTenant is each tenant under the load, the worst first, and TenantCounts how
+	// many were down, partly affected and untouched (a cluster with tenants only).
+	PerTenant    []TenantReport `json:"per_tenant,omitempty"`
+	TenantCounts *TenantCounts  `json:"tenant_counts,omitempty"`
 }
 
 // Event is one line of the timeline.
@@ -254,12 +258,15 @@ func (r *Report) load(res *loadgen.Result, offset time.Duration) {
 			r.Blast.Cells = append(r.Blast.Cells, name)
 			hit += c.Requests
 		}
-		if !cr.ActedOn {
+		if !cr.ActedOn && len(r.Tested) > 0 {
+			// A drill that acts on no cell (the poison pill acts on gateways) has no
+			// outside.
 			r.Blast.Outside += c.Errors
 		}
 		r.PerCell = append(r.PerCell, cr)
 	}
 	r.Blast.LoadShare = ratio(hit, res.Overall.Requests)
+	r.loadTenants(res, secs)
 }
 
 // finish puts the timeline in order and measures what is measured from it.
@@ -373,6 +380,10 @@ func (r *Report) Verdict() string {
 	if r.Load != nil {
 		parts = append(parts, r.Blast.sentence())
 	}
+	for _, p := range r.Poison {
+		parts = append(parts, fmt.Sprintf("poison pill: %d of %d gateways crashed, %s of tenants fully down (formula %s)",
+			len(p.Crashed), p.Gateways, pctf(p.FullyDown), pctf(p.Formula)))
+	}
 	for _, d := range r.Downtime {
 		s := fmt.Sprintf("%s down %s", d.Cell, span(d.Took()))
 		if !d.Restored {
@@ -424,10 +435,15 @@ func (r *Report) Headline() []Tile {
 		if len(b.Cells) > 0 {
 			t.Detail += fmt.Sprintf(", %s of the load", pctf(b.LoadShare))
 		}
-		t.Detail += fmt.Sprintf("; %d failed outside the cells acted on", b.Outside)
+		if len(r.Tested) > 0 {
+			t.Detail += fmt.Sprintf("; %d failed outside the cells acted on", b.Outside)
+		}
 		if b.Outside > 0 {
 			t.Tone = "bad"
 		}
+		tiles = append(tiles, t)
+	}
+	if t, ok := r.tenantsTile(); ok {
 		tiles = append(tiles, t)
 	}
 	for _, c := range r.Tested {
@@ -525,6 +541,8 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	r.summaryTenants(w)
+	r.summaryPoison(w)
 	if len(r.NodeRestarts) > 0 {
 		fmt.Fprintln(w, "\nRestart time per node (start to ready)")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

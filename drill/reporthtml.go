@@ -266,16 +266,19 @@ func (r *Report) HTML(w io.Writer) error {
 		cells = append(cells, htmlCell{c, palette[i%len(palette)]})
 	}
 	data := struct {
-		R          *Report
-		Head       headline
-		Cells      []htmlCell
-		Avail, P99 template.HTML
-		LoadStart  time.Duration
-		Load       string
+		R           *Report
+		Head        headline
+		Cells       []htmlCell
+		Avail, P99  template.HTML
+		LoadStart   time.Duration
+		Load        string
+		Tenants     []TenantReport
+		TenantsRest string
 	}{R: r, Head: r.headline(), Cells: cells,
 		Avail:     r.chart("availability per cell", func(p SeriesPoint) float64 { return 100 * p.Availability }, 100, "%"),
 		P99:       r.chart("p99 latency per cell", func(p SeriesPoint) float64 { return p.P99MS }, niceMax(maxP99), "ms"),
 		LoadStart: time.Duration(r.LoadStartMS) * time.Millisecond, Load: r.loadLine()}
+	data.Tenants, data.TenantsRest = r.worstTenants()
 	return reportTemplate.Execute(w, data)
 }
 
@@ -296,6 +299,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		return ""
 	},
 	"describe":      func(g Guardrail) string { return g.describe() },
+	"codes":         errorCodes,
+	"rows":          func(p PoisonReport) [][2]string { return p.rows() },
 	"guardrailsOff": func() string { return guard.GuardrailsOffBanner },
 }).Parse(`{{define "headline"}}<p class="verdict"><span class="{{.Tone}}">{{.Outcome}}</span> — {{.Verdict}}</p>
 <div class="tiles">{{range .Tiles}}
@@ -335,6 +340,16 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 <h2>Blast radius per cell</h2>
 <table><tr><th>cell</th><th>acted on</th><th>hit</th><th>requests</th><th>failed</th><th>error rate</th><th>share of load</th><th>seconds with errors</th><th>p99</th></tr>
 {{range .Cells}}<tr><td><i class="sw" style="background:{{.Colour}}"></i>{{.Cell}}</td><td>{{if .ActedOn}}yes{{else}}no{{end}}</td><td class="{{if .Hit}}bad{{end}}">{{if .Hit}}yes{{else}}no{{end}}</td><td class="n">{{.Requests}}</td><td class="n {{if .Errors}}bad{{end}}">{{.Errors}}</td><td class="n">{{pct .ErrorRate}}</td><td class="n">{{pct .LoadShare}}</td><td class="n">{{.Unavailable}}</td><td class="n">{{printf "%.1f" .P99MS}} ms</td></tr>
+{{end}}</table>
+{{end}}
+{{if .R.TenantCounts}}<h2>Blast radius per tenant</h2>
+<p class="note">{{.R.TenantCounts}}. The worst first.</p>
+<table><tr><th>tenant</th><th>hit</th><th>requests</th><th>failed</th><th>error rate</th><th>share of failures</th><th>seconds with errors</th><th>error codes</th></tr>
+{{range .Tenants}}<tr><td>{{.Tenant}}</td><td class="{{if .Hit}}bad{{end}}">{{if .Down}}down{{else if .Hit}}yes{{else}}no{{end}}</td><td class="n">{{.Requests}}</td><td class="n {{if .Errors}}bad{{end}}">{{.Errors}}</td><td class="n">{{pct .ErrorRate}}</td><td class="n">{{pct .FailedShare}}</td><td class="n">{{.Unavailable}}</td><td>{{codes .ErrorCodes}}</td></tr>
+{{end}}</table>{{if .TenantsRest}}<p class="note">And {{.TenantsRest}}.</p>{{end}}
+{{end}}
+{{range .R.Poison}}<h2>Poison pill: {{.Sharding}} sharding</h2>
+<table>{{range rows .}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
 {{end}}</table>
 {{end}}
 <h2>Timeline</h2>

@@ -32,7 +32,7 @@ func BenchmarkRouterOverhead(b *testing.B) {
 	topo.Cells, topo.IndexNodes, topo.StorageNodes, topo.Gateways, topo.Slots, topo.Copies = 1, 1, 1, 1, 16, 1
 	topo.Tenants = tenants
 	c := clustertest.Start(b, topo)
-	rtEP, _ := startRouter(b, c, "127.0.0.1:0")
+	rtEP, _ := c.StartRouter("127.0.0.1:0", c.Topology)
 	direct := "http://" + c.Node(cell.NodeID("", cell.RoleGateway, 0)).S3Addr
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	mk := func(ep string) *s3.Client {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,35 +22,6 @@ import (
 	"github.com/cellarsim/cellar/frontrouter"
 	"github.com/cellarsim/cellar/internal/testwait"
 )
-
-// startRouter serves a front router over the gateways of c on addr ("127.0.0.1:0" for
-// any port) until the returned stop is called or the test ends.
-func startRouter(t testing.TB, c *clustertest.Cluster, addr string) (endpoint string, stop func()) {
-	t.Helper()
-	var backends []string
-	for i := range c.Topology.Gateways {
-		backends = append(backends, c.Node(cell.NodeID("", cell.RoleGateway, i)).S3Addr)
-	}
-	rt, err := frontrouter.New(frontrouter.Options{Topology: c.Topology, Backends: backends})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rt}
-	go srv.Serve(ln)
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			srv.Close()
-		}
-	}
-	t.Cleanup(stop)
-	return "http://" + ln.Addr().String(), stop
-}
 
 func client(endpoint string, tn cell.Tenant) *s3.Client {
 	return s3.New(s3.Options{
@@ -91,7 +61,7 @@ func TestRouterForwardsSignedRequestsUnchanged(t *testing.T) {
 	topo.Copies = 1
 	topo.Tenants, topo.Sharding, topo.ShardSize = tenants, cell.ShardingAll, 2
 	c := clustertest.Start(t, topo)
-	ep, stop := startRouter(t, c, "127.0.0.1:0")
+	ep, stop := c.StartRouter("127.0.0.1:0", c.Topology)
 	ctx := context.Background()
 	s := client(ep, tenants[0])
 
@@ -193,7 +163,7 @@ func TestRouterForwardsSignedRequestsUnchanged(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop()
-		ep2, _ := startRouter(t, c, "127.0.0.1:0")
+		ep2, _ := c.StartRouter("127.0.0.1:0", c.Topology)
 		// A client with two endpoints goes on with the second when the first is gone.
 		var got string
 		for _, e := range []string{ep, ep2} {
@@ -210,7 +180,7 @@ func TestRouterForwardsSignedRequestsUnchanged(t *testing.T) {
 			t.Fatalf("failover GET = %q", got)
 		}
 		// The first router started again on its address serves the write too.
-		ep1, _ := startRouter(t, c, addr)
+		ep1, _ := c.StartRouter(addr, c.Topology)
 		if got := get(t, client(ep1, tenants[0]), "photos", "acked"); got != "kept" {
 			t.Fatalf("GET through the restarted router = %q", got)
 		}

@@ -74,6 +74,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/cellmap"
 	"github.com/cellarsim/cellar/gateway/s3"
 	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/router"
@@ -98,6 +99,9 @@ type cells struct {
 	opts        cellsOptions
 	reclaims    *reclaimer
 	metrics     cellsMetrics
+	// maps follows the cell map, when the topology has a map group (nil otherwise):
+	// buckets are registered in it and listed from it.
+	maps *cellmap.Follower
 }
 
 // cellsOptions are the data path's policies (see the package doc); the zero value of a
@@ -179,7 +183,21 @@ func (c *cells) registerMetrics(reg prometheus.Registerer) error {
 
 func (c *cells) index(cellID string) (cellarv1.IndexClient, error) { return c.r.Index(cellID) }
 
+// mapCell is what x-cellar-cell says of a request answered from the cell map alone.
+const mapCell = "map"
+
+// ListBuckets lists the buckets of the cell map, when the gateway holds one from the
+// map group: no cell is asked, so the listing answers whichever cell is down. Without
+// a map group (or before its first map), every cell is asked.
 func (c *cells) ListBuckets(ctx context.Context) (string, []s3.BucketInfo, error) {
+	if c.maps != nil && c.maps.Version() > 0 {
+		entries := cellmap.Buckets(c.maps.Map())
+		out := make([]s3.BucketInfo, len(entries))
+		for i, b := range entries {
+			out[i] = s3.BucketInfo{Name: b.Name, Created: time.Unix(0, b.CreatedUnixNano), Cell: b.Cell}
+		}
+		return mapCell, out, nil
+	}
 	all := strings.Join(c.r.Cells(), ",")
 	buckets, err := c.r.ListBuckets(ctx)
 	if err != nil {
@@ -192,14 +210,48 @@ func (c *cells) ListBuckets(ctx context.Context) (string, []s3.BucketInfo, error
 	return all, out, nil
 }
 
+// CreateBucket creates the bucket in its home cell, then registers it in the cell map
+// (when there is a map group). A failure between the two leaves a bucket that its cell
+// holds and the map does not list; the client's retry finds it in the cell (which
+// answers that it exists) and registers it.
 func (c *cells) CreateBucket(ctx context.Context, bucket string) (string, error) {
 	cellID := c.r.BucketCell(bucket)
 	ix, err := c.index(cellID)
 	if err != nil {
 		return cellID, err
 	}
-	_, err = ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: bucket})
+	resp, err := ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: bucket})
+	if c.maps == nil || (err != nil && !errs.Is(err, errs.BucketExists)) {
+		return cellID, err
+	}
+	created := resp.GetBucket().GetCreatedUnixNano()
+	if err != nil {
+		got, gerr := ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket})
+		if gerr != nil {
+			return cellID, gerr
+		}
+		created = got.GetBucket().GetCreatedUnixNano()
+	}
+	if rerr := c.changeMap(ctx, &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Register{Register: &cellarv1.RegisterBucket{
+		Name: bucket, Cell: cellID, CreatedUnixNano: created}}}); rerr != nil {
+		return cellID, rerr
+	}
 	return cellID, err
+}
+
+// changeMap applies cmd through the map group's leader and routes by the map it
+// answers with at once.
+func (c *cells) changeMap(ctx context.Context, cmd *cellarv1.MapCommand) error {
+	mc, err := c.r.MapGroup(true)
+	if err != nil {
+		return err
+	}
+	m, err := mc.Apply(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	c.maps.Offer(m)
+	return nil
 }
 
 func (c *cells) HeadBucket(ctx context.Context, bucket string) (string, error) {
@@ -227,6 +279,16 @@ func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error)
 		return cellID, err
 	}
 	_, err = ix.DeleteBucket(ctx, &cellarv1.DeleteBucketRequest{Name: bucket})
+	if c.maps == nil || (err != nil && !errs.Is(err, errs.NoSuchBucket)) {
+		return cellID, err
+	}
+	// The cell checked that the bucket is empty and deleted it: now its entry goes.
+	// A failure here leaves an entry for a bucket its cell no longer holds; the
+	// client's retry (which the cell answers NoSuchBucket) removes it.
+	if uerr := c.changeMap(ctx, &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Unregister{
+		Unregister: &cellarv1.UnregisterBucket{Name: bucket}}}); uerr != nil {
+		return cellID, uerr
+	}
 	return cellID, err
 }
 
@@ -651,6 +713,16 @@ func infoOf(loc *cellarv1.Location) s3.ObjectInfo {
 }
 
 func (c *cells) lookup(ctx context.Context, bucket, key string) (string, *cellarv1.Location, error) {
+	cellID, loc, err := c.lookupOnce(ctx, bucket, key)
+	if errs.Is(err, errs.Unavailable) && c.refreshMap(ctx, bucket, cellID) {
+		// The bucket moved away from the cell this gateway's map named: once more, by
+		// the newer map.
+		return c.lookupOnce(ctx, bucket, key)
+	}
+	return cellID, loc, err
+}
+
+func (c *cells) lookupOnce(ctx context.Context, bucket, key string) (string, *cellarv1.Location, error) {
 	cellID := c.r.ObjectCell(bucket, key)
 	ix, err := c.index(cellID)
 	if err != nil {
@@ -985,8 +1057,10 @@ func (c *cells) DeleteObject(ctx context.Context, bucket, key string) (string, e
 	}
 	if resp.Previous != nil {
 		c.reclaim(cellID, resp.Previous)
-	} else if c.r.ObjectsInBucketCell() {
-		// S3 answers NoSuchBucket for a delete in a missing bucket.
+	} else {
+		// S3 answers NoSuchBucket for a delete in a missing bucket. When objects are
+		// partitioned by key, the bucket is known to its own cell, not to the key's;
+		// a bucket cell that cannot answer leaves the delete as it is (done).
 		if _, berr := c.HeadBucket(ctx, bucket); errs.Is(berr, errs.NoSuchBucket) {
 			return cellID, berr
 		}

@@ -42,9 +42,18 @@ type Config struct {
 	// IdleTimeout closes a client connection idle this long between requests.
 	IdleTimeout time.Duration
 
+	// StateDir is where the gateway keeps the last cell map it had, to route by it
+	// after a restart while the map group is away (static stability); empty, it keeps
+	// the map in memory only. Used when the topology has a map group.
+	StateDir string
+
 	// FaultsFile is the file the drill tooling arms faults in (see Faults); empty,
 	// the gateway has no faults to arm.
 	FaultsFile string
+	// Crash ends the gateway when an armed fault says so (default os.Exit: the whole
+	// process). A cluster run in one process passes a function that ends this node
+	// only; the request that carried the fault then gets no answer, as from a crash.
+	Crash func(code int)
 }
 
 // Defaults of Config's timeouts.
@@ -66,6 +75,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ReclaimGrace, "reclaim-grace", DefaultReclaimGrace, "keep the data of a replaced or deleted object readable this long before deleting it")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", DefaultBodyTimeout, "fail a request whose body brings no byte for this long (400 RequestTimeout)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a client connection idle this long between requests")
+	fs.StringVar(&c.StateDir, "state-dir", "", "directory the gateway keeps the last cell map in, to serve with it across restarts while the map group is away")
 	fs.StringVar(&c.FaultsFile, "faults-file", "", "file in which the drill tooling arms faults such as the poison pill (set by 'cellctl up --faults'; empty: none)")
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,10 +37,13 @@ type PoisonPill struct {
 // PoisonExitCode is how a gateway that swallowed the poison pill exits.
 const PoisonExitCode = 86
 
-// faultWatch keeps the faults file's current content, read again when it changes.
+// faultWatch keeps the faults file's current content, read again when it changes:
+// every 100ms, and before each request, so that a request sent after the drill
+// tooling armed a fault meets it.
 type faultWatch struct {
 	path string
 	cur  atomic.Pointer[Faults]
+	mu   sync.Mutex // serialises load
 	mod  time.Time
 	log  *slog.Logger
 	exit func(code int)
@@ -56,6 +60,8 @@ func newFaultWatch(path string, log *slog.Logger) *faultWatch {
 const haltFileName = "drills.halted"
 
 func (w *faultWatch) load() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	fi, err := os.Stat(w.path)
 	if err == nil {
 		if _, herr := os.Stat(filepath.Join(filepath.Dir(w.path), haltFileName)); herr == nil {
@@ -105,13 +111,16 @@ func (w *faultWatch) run(ctx context.Context) {
 }
 
 // wrap crashes the process on a request that carries the armed poison pill, before
-// anything else of the gateway sees it.
+// anything else of the gateway sees it. Where exit ends only this node (a cluster in
+// one process), the request is dropped without an answer, as a crash drops it.
 func (w *faultWatch) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.load()
 		if f := w.cur.Load(); f != nil && f.Poison != nil && strings.HasSuffix(r.URL.Path, "/"+f.Poison.Key) {
 			w.log.Error("POISON PILL: crashing on a request for the armed key, as a deterministic bug would",
 				"key", f.Poison.Key, "method", r.Method, "path", r.URL.Path)
 			w.exit(PoisonExitCode)
+			panic(http.ErrAbortHandler)
 		}
 		next.ServeHTTP(rw, r)
 	})

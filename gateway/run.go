@@ -50,6 +50,10 @@ func Run(ctx context.Context, cfg Config) error {
 		ln.Close()
 		return errors.Join(err, d.Stop(nil))
 	}
+	if backend.maps, err = followMap(cfg, d, rt); err != nil {
+		ln.Close()
+		return errors.Join(err, d.Stop(nil))
+	}
 	opts := s3.HandlerOptions{Region: cfg.Topology.Region, Logger: d.Log, Registerer: d.Metrics, MaxObjectSize: cfg.MaxObjectSize}
 	if cfg.Topology.Auth {
 		opts.Credentials = cfg.Topology.Credentials()
@@ -70,6 +74,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var faults *faultWatch
 	if cfg.FaultsFile != "" {
 		faults = newFaultWatch(cfg.FaultsFile, d.Log)
+		if cfg.Crash != nil {
+			faults.exit = cfg.Crash
+		}
 		h = faults.wrap(h)
 		d.Log.Warn("faults may be armed in this cluster by the drill tooling", "faults_file", cfg.FaultsFile)
 	}
@@ -91,6 +98,9 @@ func Run(ctx context.Context, cfg Config) error {
 		go backend.reapLoop(wctx, maxAge, max(min(maxAge/4, 10*time.Minute), 100*time.Millisecond))
 	}
 	go backend.reclaimLoop(wctx)
+	if backend.maps != nil {
+		go backend.maps.Run(wctx)
+	}
 	if faults != nil {
 		go faults.run(wctx)
 	}

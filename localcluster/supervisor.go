@@ -250,7 +250,7 @@ func (s *Supervisor) plan() error {
 		}
 		return ports.Pick(udp)
 	}
-	for _, spec := range append(s.topo.Nodes(), routerNodes(s.topo)...) {
+	for _, spec := range append(s.topo.Nodes(), s.topo.RouterNodes()...) {
 		old := prev[spec.ID]
 		n := Node{
 			ID: spec.ID, Role: spec.Role, Cell: spec.Cell, Process: ProcStopped,
@@ -265,13 +265,13 @@ func (s *Supervisor) plan() error {
 		if n.GossipAddr, err = addr(old.GossipAddr, true); err != nil {
 			return err
 		}
-		if spec.Role == cell.RoleIndex && s.topo.IndexNodes > 1 {
+		if (spec.Role == cell.RoleIndex && s.topo.IndexNodes > 1) || spec.Role == cell.RoleMap {
 			if n.RaftAddr, err = addr(old.RaftAddr, false); err != nil {
 				return err
 			}
 		}
 		switch spec.Role {
-		case cell.RoleIndex, cell.RoleStorage:
+		case cell.RoleIndex, cell.RoleStorage, cell.RoleMap:
 			n.DataDir = filepath.Join(s.dir, spec.ID)
 		case cell.RoleGateway, cell.RoleRouter:
 			// The first router, or with none the first gateway, is the S3 endpoint.
@@ -347,8 +347,8 @@ func privateDir(dir string, progress io.Writer) error {
 
 // startOrder is the order in which tiers start; stopOrder the order in which they stop.
 var (
-	startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement, cell.RoleGateway, cell.RoleRouter}
-	stopOrder  = []cell.Role{cell.RoleRouter, cell.RoleGateway, cell.RoleStorage, cell.RolePlacement, cell.RoleIndex}
+	startOrder = []cell.Role{cell.RoleIndex, cell.RoleStorage, cell.RolePlacement, cell.RoleMap, cell.RoleGateway, cell.RoleRouter}
+	stopOrder  = []cell.Role{cell.RoleRouter, cell.RoleGateway, cell.RoleMap, cell.RoleStorage, cell.RolePlacement, cell.RoleIndex}
 )
 
 func (s *Supervisor) startAll(ctx context.Context) error {
@@ -516,14 +516,20 @@ func (s *Supervisor) specLocked(p *proc) node.Spec {
 	}
 	if n.Role == cell.RoleGateway {
 		spec.TopologyFile = s.topoFile
+		if s.topo.MapNodes > 0 {
+			spec.StateDir = filepath.Join(s.dir, n.ID) // the gateway's cached cell map
+		}
 	}
 	if s.pkiDir != "" {
 		spec = spec.WithPKI(s.pkiDir)
 	}
 	spec = s.routerSpecLocked(spec)
-	if n.RaftAddr != "" {
+	if n.RaftAddr != "" && n.Role == cell.RoleIndex {
 		// Every index node of the cell starts with the same initial group.
 		spec.Peers = node.IndexPeers(s.topo, n.Cell, func(id string) string { return s.procs[id].node.RaftAddr })
+	}
+	if n.Role == cell.RoleMap {
+		spec.Peers = node.MapPeers(s.topo, func(id string) string { return s.procs[id].node.RaftAddr })
 	}
 	return spec
 }

@@ -57,15 +57,6 @@ func clusterTenants(dir string, t *cell.Topology, n int) error {
 	return writePrivate(filepath.Join(dir, TenantsFileName), append(b, '\n'))
 }
 
-// routerNodes are the front routers of the topology, after the gateways.
-func routerNodes(t cell.Topology) []cell.NodeSpec {
-	var out []cell.NodeSpec
-	for i := range t.Routers {
-		out = append(out, cell.NodeSpec{ID: cell.NodeID("", cell.RoleRouter, i), Role: cell.RoleRouter})
-	}
-	return out
-}
-
 // routerSpecLocked completes the spec of a router or a gateway: a router forwards to
 // the gateways in their order and reads the tenants from the topology file; it holds
 // no certificate of the internal plane (it calls no node), only the gossip's key. A

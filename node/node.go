@@ -26,6 +26,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/cell/index"
+	"github.com/cellarsim/cellar/cell/mapgroup"
 	"github.com/cellarsim/cellar/cell/placement"
 	"github.com/cellarsim/cellar/cell/storage"
 	"github.com/cellarsim/cellar/frontrouter"
@@ -78,6 +79,9 @@ type Spec struct {
 	// topology file it reads (--topology; default the embedded topology).
 	S3Addr       string
 	TopologyFile string
+	// A gateway of a cluster with a map group: the directory it keeps the last cell
+	// map in (--state-dir).
+	StateDir string
 
 	// A placement node: the period of its cell's repair loop (--repair-interval) and
 	// how long an orphan blob is kept before garbage collection deletes it (--gc-grace).
@@ -133,6 +137,7 @@ func (s Spec) Args() []string {
 	flag("topology", s.TopologyFile)
 	flag("backends", strings.Join(s.Backends, ","))
 	flag("faults-file", s.FaultsFile)
+	flag("state-dir", s.StateDir)
 	if s.RepairInterval != 0 {
 		flag("repair-interval", s.RepairInterval.String())
 	}
@@ -146,18 +151,19 @@ func (s Spec) Args() []string {
 // daemon would refuse the flag).
 func (s Spec) Validate() error {
 	if _, ok := roles[s.Role]; !ok {
-		return fmt.Errorf("node %s: unknown role %q (want index, placement, storage, gateway or router)", s.ID, s.Role)
+		return fmt.Errorf("node %s: unknown role %q (want index, placement, storage, gateway, router or map)", s.ID, s.Role)
 	}
-	idx, sto, gw := cell.RoleIndex, cell.RoleStorage, cell.RoleGateway
+	idx, sto, gw, mp := cell.RoleIndex, cell.RoleStorage, cell.RoleGateway, cell.RoleMap
 	for _, f := range []struct {
 		flag  string
 		set   bool
 		roles []cell.Role
 	}{
-		{"data-dir", s.DataDir != "", []cell.Role{idx, sto}},
-		{"raft-addr", s.RaftAddr != "", []cell.Role{idx}},
-		{"raft-advertise", s.RaftAdvertise != "", []cell.Role{idx}},
-		{"peers", len(s.Peers) > 0, []cell.Role{idx}},
+		{"data-dir", s.DataDir != "", []cell.Role{idx, sto, mp}},
+		{"raft-addr", s.RaftAddr != "", []cell.Role{idx, mp}},
+		{"raft-advertise", s.RaftAdvertise != "", []cell.Role{idx, mp}},
+		{"peers", len(s.Peers) > 0, []cell.Role{idx, mp}},
+		{"state-dir", s.StateDir != "", []cell.Role{gw}},
 		{"raft-snapshot-threshold", s.SnapshotThreshold != 0, []cell.Role{idx}},
 		{"raft-trailing-logs", s.TrailingLogs != 0, []cell.Role{idx}},
 		{"s3-addr", s.S3Addr != "", []cell.Role{gw, cell.RoleRouter}},
@@ -181,6 +187,9 @@ type RunOptions struct {
 	// Topology, if not nil, is the topology a gateway routes with, instead of the one
 	// in Spec.TopologyFile.
 	Topology *cell.Topology
+	// Crash, if not nil, is how a gateway whose armed fault fires ends (see
+	// gateway.Config.Crash); nil ends the process.
+	Crash func(code int)
 }
 
 // Run runs the node of spec in this process until ctx ends, and returns what its role's
@@ -221,6 +230,12 @@ var roles = map[cell.Role]struct {
 	cell.RoleStorage:   {storage.Command, runStorage},
 	cell.RoleGateway:   {gateway.Command, runGateway},
 	cell.RoleRouter:    {frontrouter.Command, runRouter},
+	cell.RoleMap:       {mapgroup.Command, runMap},
+}
+
+func runMap(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
+	return mapgroup.Run(ctx, mapgroup.Config{Options: o, DataDir: s.DataDir,
+		RaftAddr: s.RaftAddr, RaftAdvertise: s.RaftAdvertise, Peers: s.Peers})
 }
 
 func runRouter(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
@@ -262,7 +277,7 @@ func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) err
 }
 
 func runGateway(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
-	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr, FaultsFile: s.FaultsFile}
+	cfg := gateway.Config{Options: o, S3Addr: s.S3Addr, FaultsFile: s.FaultsFile, StateDir: s.StateDir, Crash: opts.Crash}
 	t, err := specTopology(s, opts)
 	if err != nil {
 		return err
@@ -279,6 +294,18 @@ func (s Spec) WithPKI(dir string) Spec {
 	s.TLSCert, s.TLSKey, s.TLSCA = f.Cert, f.Key, f.CA
 	s.GossipKey = pki.Dir(dir).GossipKey()
 	return s
+}
+
+// MapPeers is the initial map group of topology t as Spec.Peers takes it, the same
+// for every member: id=host:port for each member, in order, with raftAddr giving a
+// member's raft address as its peers reach it.
+func MapPeers(t cell.Topology, raftAddr func(id string) string) []string {
+	var peers []string
+	for i := range t.MapNodes {
+		id := cell.NodeID("", cell.RoleMap, i)
+		peers = append(peers, id+"="+raftAddr(id))
+	}
+	return peers
 }
 
 // IndexPeers is the initial index group of a cell of topology t as Spec.Peers takes it,

@@ -22,10 +22,11 @@ package router
 
 import (
 	"fmt"
-	"hash/fnv"
+	"sync/atomic"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/cellmap"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/errs"
 )
@@ -39,19 +40,11 @@ type SlotTable struct {
 
 // NewSlotTable spreads slots over cells in contiguous runs of equal size.
 func NewSlotTable(slots int, cells []string) SlotTable {
-	t := SlotTable{Version: 1, Cells: make([]string, slots)}
-	for i := range t.Cells {
-		t.Cells[i] = cells[i*len(cells)/slots]
-	}
-	return t
+	return SlotTable{Version: 1, Cells: cellmap.Slots(slots, cells)}
 }
 
 // Slot returns the slot of a partition key.
-func (t SlotTable) Slot(partitionKey string) int {
-	h := fnv.New64a()
-	h.Write([]byte(partitionKey))
-	return int(h.Sum64() % uint64(len(t.Cells)))
-}
+func (t SlotTable) Slot(partitionKey string) int { return cellmap.Slot(partitionKey, len(t.Cells)) }
 
 // Cell returns the cell of a partition key.
 func (t SlotTable) Cell(partitionKey string) string { return t.Cells[t.Slot(partitionKey)] }
@@ -71,6 +64,9 @@ type Router struct {
 	conns     *daemon.Conns
 	// indexNodes is the size of each cell's index group; with 1 there is no leader.
 	indexNodes int
+	// cellMap, when set (UseMap), gives the cell map the router routes by instead of
+	// the slot table computed from the topology.
+	cellMap atomic.Pointer[func() *cellarv1.Map]
 }
 
 // New returns a router for a topology, reading node readiness from members.
@@ -88,15 +84,44 @@ func (r *Router) Cells() []string { return r.cells }
 // SpansCells reports whether a bucket's objects are spread over all cells.
 func (r *Router) SpansCells() bool { return r.partition == cell.PartitionByKey }
 
-// BucketCell is the cell that holds a bucket's record (its home cell).
-func (r *Router) BucketCell(bucket string) string { return r.table.Cell(bucket) }
+// UseMap makes the router route by the cell map current returns (the newest one a
+// gateway holds) instead of the slot table computed from the topology: a bucket's entry
+// in the map overrides the cell of its slot.
+func (r *Router) UseMap(current func() *cellarv1.Map) { r.cellMap.Store(&current) }
+
+// Map is the cell map the router routes by, if it follows one (see UseMap), else nil.
+func (r *Router) Map() *cellarv1.Map {
+	if f := r.cellMap.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// slotCell is the cell of a partition key by the slot table: the cell map's when the
+// router follows one, else the topology's.
+func (r *Router) slotCell(m *cellarv1.Map, partitionKey string) string {
+	if len(m.GetSlots()) > 0 {
+		return cellmap.SlotCell(m, partitionKey)
+	}
+	return r.table.Cell(partitionKey)
+}
+
+// BucketCell is the cell that holds a bucket's record (its home cell): the bucket's
+// entry in the cell map, else the cell of its slot.
+func (r *Router) BucketCell(bucket string) string {
+	m := r.Map()
+	if e, ok := m.GetBuckets()[bucket]; ok && e.GetCell() != "" {
+		return e.Cell
+	}
+	return r.slotCell(m, bucket)
+}
 
 // ObjectCell is the cell that holds an object.
 func (r *Router) ObjectCell(bucket, key string) string {
 	if r.partition == cell.PartitionByKey {
-		return r.table.Cell(bucket + "/" + key)
+		return r.slotCell(r.Map(), bucket+"/"+key)
 	}
-	return r.table.Cell(bucket)
+	return r.BucketCell(bucket)
 }
 
 // Index returns a client for the index of the cell: the leader of its replication
@@ -113,9 +138,9 @@ func (r *Router) Index(cellID string) (cellarv1.IndexClient, error) {
 	return cellarv1.NewIndexClient(cc), nil
 }
 
-// indexAddr is the gRPC address of the index node that serves the cell.
-func (r *Router) indexAddr(cellID string) (string, error) {
-	nodes := r.members.Ready(cellID, cell.RoleIndex)
+// leaderAddr is the gRPC address of the node of nodes that leads their replication
+// group, or "" when none says it does.
+func leaderAddr(nodes []cell.Node) string {
 	addr := ""
 	// Two nodes can both claim to lead for a moment: a leader that died or was cut
 	// off is still in the gossip until its peers give up on it. The newer leader
@@ -127,6 +152,13 @@ func (r *Router) indexAddr(cellID string) (string, error) {
 			addr, applied = n.GRPCAddr, n.AppliedIndex
 		}
 	}
+	return addr
+}
+
+// indexAddr is the gRPC address of the index node that serves the cell.
+func (r *Router) indexAddr(cellID string) (string, error) {
+	nodes := r.members.Ready(cellID, cell.RoleIndex)
+	addr := leaderAddr(nodes)
 	if addr == "" && len(nodes) > 0 && r.indexNodes == 1 {
 		addr = nodes[0].GRPCAddr
 	}
@@ -192,6 +224,28 @@ func (r *Router) readyAddr(cellID string, role cell.Role) (string, error) {
 		return "", errs.New(errs.Unavailable, "no ready %s node in %s", role, cellID)
 	}
 	return nodes[0].GRPCAddr, nil
+}
+
+// MapGroup returns a client for the map group: its leader when leader is true (a
+// change of the map must go to it), else its leader or, when it has none, any ready
+// member (a read of the map, which may then be a little behind).
+func (r *Router) MapGroup(leader bool) (cellarv1.CellMapClient, error) {
+	nodes := r.members.Ready("", cell.RoleMap)
+	addr := leaderAddr(nodes)
+	if addr == "" && !leader && len(nodes) > 0 {
+		addr = nodes[0].GRPCAddr
+	}
+	if addr == "" {
+		if len(nodes) == 0 {
+			return nil, errs.New(errs.Unavailable, "no ready node of the cell map group")
+		}
+		return nil, errs.New(errs.Unavailable, "the cell map group has no leader (%d nodes up)", len(nodes))
+	}
+	cc, err := r.conns.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return cellarv1.NewCellMapClient(cc), nil
 }
 
 func (r *Router) String() string {

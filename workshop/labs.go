@@ -74,7 +74,11 @@ and open ./cellar-lab5/compare.html when it is done.`},
 		LookAt: `In another terminal:
   cellctl status --data-dir ./cellar-lab6 --serve 127.0.0.1:8080     # open http://127.0.0.1:8080/
   cellctl drain --data-dir ./cellar-lab6 --cell cell-1 --tier placement --count 1 --override "lab 6"   # then confirm it`},
-	{N: 7, Title: "Shuffle sharding and the poison pill", Page: "lab-7-shuffle-sharding.md", Coming: true},
+	{N: 7, Title: "Shuffle sharding and the poison pill", Page: "lab-7-shuffle-sharding.md", Minutes: 15,
+		LookAt: `No cluster to start: compare starts and stops both clusters itself.
+  cellctl shards --gateways 8 --shard-size 2 --tenants 100 --sharding shuffle
+  cellctl drill compare poison-pill --a cells=1,sharding=all --b cells=1,sharding=shuffle --report ./cellar-lab7
+and open ./cellar-lab7/compare.html when it is done.`},
 	{N: 8, Title: "Moving a tenant between cells", Page: "lab-8-tenant-moves.md", Coming: true},
 }
 

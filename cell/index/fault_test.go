@@ -2,17 +2,14 @@ package index_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +23,7 @@ import (
 	"github.com/cellarsim/cellar/cell/index"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cellarsim/cellar/internal/linearkv"
 	"github.com/cellarsim/cellar/internal/testaddr"
 )
 
@@ -85,7 +83,7 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 	}
 	t.Logf("group up, bucket created after %v", time.Since(start).Round(time.Millisecond))
 
-	h := &history{t0: time.Now()}
+	h := linearkv.NewHistory()
 	keys := make([]string, faultKeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("key-%d", i)
@@ -125,10 +123,10 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 	for _, k := range keys {
 		var got string
 		err := fc.untilOK(30*time.Second, func(ctx context.Context, c cellarv1.IndexClient) error {
-			call := h.now()
+			call := h.Now()
 			v, err := lookup(ctx, c, k)
 			if err == nil {
-				h.add(-1, kvInput{Op: opGet, Key: k}, kvOutput{Value: v}, call, h.now())
+				h.Add(faultClients, linearkv.Input{Op: linearkv.Get, Key: k}, linearkv.Output{Value: v}, call, h.Now())
 				got = v
 			}
 			return err
@@ -138,24 +136,23 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 		}
 		final[k] = got
 	}
-	ops := h.ops()
-	stats := countOps(ops)
-	t.Logf("history: %s; workload %v", stats, time.Since(faultStart).Round(time.Millisecond))
-	if stats.ackedWrites == 0 {
+	ops := h.Ops()
+	t.Logf("workload %v", time.Since(faultStart).Round(time.Millisecond))
+	if stats := logStats(t, ops); stats.Acked == 0 {
 		t.Fatalf("seed %d: the group served almost nothing (%s)", seed, stats)
 	}
 
 	checkStart := time.Now()
-	res := porcupine.CheckOperationsTimeout(kvModel, ops, checkTimeout)
+	res := linearkv.Check(ops, checkTimeout)
 	t.Logf("porcupine: %v in %v", res, time.Since(checkStart).Round(time.Millisecond))
 	switch res {
 	case porcupine.Illegal:
-		t.Fatalf("seed %d: the history is not linearizable; %s", seed, saveArtifacts(t, seed, ops))
+		t.Fatalf("seed %d: the history is not linearizable; %s", seed, saveArtifacts(seed, ops))
 	case porcupine.Unknown:
-		t.Fatalf("seed %d: porcupine gave no answer within %v; %s", seed, checkTimeout, saveArtifacts(t, seed, ops))
+		t.Fatalf("seed %d: porcupine gave no answer within %v; %s", seed, checkTimeout, saveArtifacts(seed, ops))
 	}
 	// The same, spelled out: no acknowledged write is lost.
-	if lost := lostWrites(ops, final); len(lost) > 0 {
+	if lost := linearkv.LostWrites(ops, final); len(lost) > 0 {
 		t.Fatalf("seed %d: acknowledged writes missing from the final state: %s", seed, strings.Join(lost, "; "))
 	}
 
@@ -183,190 +180,17 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 	t.Logf("raft snapshots kept: %s; total %v", strings.Join(snaps, ", "), time.Since(start).Round(time.Millisecond))
 }
 
-// --- the model ---
+// --- the history ---
 
-type kvOp uint8
+// failedReads counts the reads that got no answer: they tell nothing and stay out of
+// the history.
+var failedReads atomic.Int64
 
-const (
-	opGet kvOp = iota
-	opPut
-	opDelete
-)
-
-func (o kvOp) String() string { return [...]string{"get", "put", "delete"}[o] }
-
-type kvInput struct {
-	Op    kvOp
-	Key   string
-	Value string // the object id a put commits
-}
-
-// kvOutput is what an operation returned: the value read, or for a write the value it
-// replaced (CommitResponse.Previous, DeleteResponse.Previous). Unknown marks a write
-// whose outcome the client never learnt; its return time is math.MaxInt64.
-type kvOutput struct {
-	Value   string
-	Unknown bool
-}
-
-// kvModel is a register per key ("" is absent), partitioned by key. A write whose
-// outcome is unknown may take effect at any point after its call, or never: with an
-// infinite return time porcupine can place it after everything it does not explain.
-var kvModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var order []string
-		for _, op := range history {
-			k := op.Input.(kvInput).Key
-			if _, ok := byKey[k]; !ok {
-				order = append(order, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(order))
-		for _, k := range order {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(kvInput), output.(kvOutput)
-		switch in.Op {
-		case opGet:
-			return out.Value == st, st
-		case opPut:
-			return out.Unknown || out.Value == st, in.Value
-		default:
-			return out.Unknown || out.Value == st, ""
-		}
-	},
-	Hash: func(state any) uint64 {
-		var h uint64 = 14695981039346656037
-		for _, c := range []byte(state.(string)) {
-			h = (h ^ uint64(c)) * 1099511628211
-		}
-		return h
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		res := fmt.Sprintf("%q", out.Value)
-		if out.Unknown {
-			res = "?"
-		}
-		switch in.Op {
-		case opGet:
-			return fmt.Sprintf("get(%s) → %s", in.Key, res)
-		case opPut:
-			return fmt.Sprintf("put(%s, %s) → prev %s", in.Key, in.Value, res)
-		}
-		return fmt.Sprintf("delete(%s) → prev %s", in.Key, res)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
-}
-
-// history is the operations the clients saw, with times in ns since t0 (monotonic).
-type history struct {
-	t0  time.Time
-	mu  sync.Mutex
-	all []porcupine.Operation
-}
-
-func (h *history) now() int64 { return time.Since(h.t0).Nanoseconds() }
-
-// add records an operation; client -1 is the final reads (shown as the last client).
-func (h *history) add(client int, in kvInput, out kvOutput, call, ret int64) {
-	if client < 0 {
-		client = faultClients
-	}
-	h.mu.Lock()
-	h.all = append(h.all, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
-	h.mu.Unlock()
-}
-
-func (h *history) ops() []porcupine.Operation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.all)
-}
-
-type opStats struct{ reads, ackedWrites, unknownWrites, failedReads int }
-
-func (s opStats) String() string {
-	return fmt.Sprintf("%d ops checked (%d reads, %d acknowledged writes, %d writes of unknown outcome); %d failed reads dropped",
-		s.reads+s.ackedWrites+s.unknownWrites, s.reads, s.ackedWrites, s.unknownWrites, s.failedReads)
-}
-
-var droppedReads atomic.Int64
-
-func countOps(ops []porcupine.Operation) opStats {
-	var s opStats
-	for _, op := range ops {
-		switch {
-		case op.Input.(kvInput).Op == opGet:
-			s.reads++
-		case op.Output.(kvOutput).Unknown:
-			s.unknownWrites++
-		default:
-			s.ackedWrites++
-		}
-	}
-	s.failedReads = int(droppedReads.Swap(0))
-	return s
-}
-
-// lostWrites spells out the durability part of what porcupine checks: an acknowledged
-// write's effect is in the final state, unless another write of the same key (of any
-// outcome) may have come after it.
-func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
-	var lost []string
-	for i, w := range ops {
-		in, out := w.Input.(kvInput), w.Output.(kvOutput)
-		if in.Op == opGet || out.Unknown {
-			continue
-		}
-		want := in.Value // "" for a delete
-		if final[in.Key] == want {
-			continue
-		}
-		superseded := false
-		for j, o := range ops {
-			oi := o.Input.(kvInput)
-			if j != i && oi.Key == in.Key && oi.Op != opGet && o.Return > w.Call {
-				superseded = true
-				break
-			}
-		}
-		if !superseded {
-			lost = append(lost, fmt.Sprintf("%s(%s, %q) acknowledged at %v, final %q", in.Op, in.Key, in.Value, time.Duration(w.Return), final[in.Key]))
-		}
-	}
-	return lost
-}
-
-// saveArtifacts writes the visualization and the history of a failed check and
-// returns where they are.
-func saveArtifacts(t *testing.T, seed uint64, ops []porcupine.Operation) string {
-	dir := os.Getenv("CELLAR_ARTIFACTS")
-	var err error
-	if dir == "" {
-		dir, err = os.MkdirTemp("", "cellar-fault-")
-	} else {
-		err = os.MkdirAll(dir, 0o755)
-	}
-	if err != nil {
-		return fmt.Sprintf("no artifacts: %v", err)
-	}
-	_, info := porcupine.CheckOperationsVerbose(kvModel, ops, checkTimeout)
-	viz := filepath.Join(dir, fmt.Sprintf("fault-%d.html", seed))
-	if err := porcupine.VisualizePath(kvModel, info, viz); err != nil {
-		t.Logf("visualization: %v", err)
-	}
-	hist := filepath.Join(dir, fmt.Sprintf("fault-%d.json", seed))
-	if b, err := json.MarshalIndent(ops, "", " "); err == nil {
-		_ = os.WriteFile(hist, b, 0o644)
-	}
-	return fmt.Sprintf("visualization %s, history %s", viz, hist)
+// logStats reports what the history holds.
+func logStats(t *testing.T, ops []porcupine.Operation) linearkv.Stats {
+	st := linearkv.Count(ops)
+	t.Logf("history: %s; %d failed reads dropped", st, failedReads.Swap(0))
+	return st
 }
 
 // --- the cluster ---
@@ -551,7 +375,7 @@ const (
 )
 
 // do runs one operation against whichever node leads, within opTimeout.
-func (fc *faultCluster) do(in kvInput) (kvOutput, outcome) {
+func (fc *faultCluster) do(in linearkv.Input) (linearkv.Output, outcome) {
 	deadline := time.Now().Add(opTimeout)
 	next := int(fc.leader.Load())
 	for tries := 0; time.Now().Before(deadline) && tries < 30; tries++ {
@@ -564,16 +388,16 @@ func (fc *faultCluster) do(in kvInput) (kvOutput, outcome) {
 		ctx, cancel := context.WithDeadline(context.Background(), minTime(deadline, time.Now().Add(callTimeout)))
 		var v string
 		switch in.Op {
-		case opGet:
+		case linearkv.Get:
 			v, err = lookup(ctx, c, in.Key)
-		case opPut:
+		case linearkv.Put:
 			var r *cellarv1.CommitResponse
 			r, err = c.Commit(ctx, &cellarv1.CommitRequest{
 				Location:      &cellarv1.Location{Bucket: faultBucket, Key: in.Key, ObjectId: []byte(in.Value), Size: 1},
 				RequireBucket: true,
 			})
 			v = string(r.GetPrevious().GetObjectId())
-		case opDelete:
+		case linearkv.Delete:
 			var r *cellarv1.DeleteResponse
 			r, err = c.Delete(ctx, &cellarv1.DeleteRequest{Bucket: faultBucket, Key: in.Key})
 			v = string(r.GetPrevious().GetObjectId())
@@ -581,10 +405,10 @@ func (fc *faultCluster) do(in kvInput) (kvOutput, outcome) {
 		cancel()
 		if err == nil {
 			fc.leader.Store(int32(i))
-			return kvOutput{Value: v}, done
+			return linearkv.Output{Value: v, Previous: in.Op != linearkv.Get}, done
 		}
-		if in.Op != opGet && !notApplied(err) {
-			return kvOutput{Unknown: true}, unknown
+		if in.Op != linearkv.Get && !notApplied(err) {
+			return linearkv.Output{Unknown: true}, unknown
 		}
 		if h := fc.leaderHint(err); h >= 0 && h != i {
 			next = h
@@ -592,7 +416,7 @@ func (fc *faultCluster) do(in kvInput) (kvOutput, outcome) {
 			time.Sleep(30 * time.Millisecond) // every node said no: give the group a moment
 		}
 	}
-	return kvOutput{}, failed
+	return linearkv.Output{}, failed
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -603,29 +427,29 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // runClient runs random operations until ctx is done or it has done its share.
-func (fc *faultCluster) runClient(ctx context.Context, id int, rng *rand.Rand, keys []string, h *history) {
+func (fc *faultCluster) runClient(ctx context.Context, id int, rng *rand.Rand, keys []string, h *linearkv.History) {
 	for n := 0; n < maxOpsPerClient && ctx.Err() == nil; n++ {
-		in := kvInput{Key: keys[rng.IntN(len(keys))]}
+		in := linearkv.Input{Key: keys[rng.IntN(len(keys))]}
 		switch p := rng.IntN(10); {
 		case p < 4:
-			in.Op = opGet
+			in.Op = linearkv.Get
 		case p < 8:
-			in.Op = opPut
+			in.Op = linearkv.Put
 			in.Value = fmt.Sprintf("c%d-%d", id, n)
 		default:
-			in.Op = opDelete
+			in.Op = linearkv.Delete
 		}
-		call := h.now()
+		call := h.Now()
 		out, res := fc.do(in)
-		ret := h.now()
+		ret := h.Now()
 		switch {
 		case res == done:
-			h.add(id, in, out, call, ret)
+			h.Add(id, in, out, call, ret)
 		case res == unknown:
 			// It may take effect at any time after its call, or never.
-			h.add(id, in, out, call, math.MaxInt64)
-		case in.Op == opGet:
-			droppedReads.Add(1) // a failed read tells nothing
+			h.AddUnknown(id, in, call)
+		case in.Op == linearkv.Get:
+			failedReads.Add(1) // a failed read tells nothing
 		default:
 			// a write every node refused before raft saw it: it did not happen
 		}
@@ -808,63 +632,8 @@ func storeRecords(t *testing.T, dir string, keys []string, log *slog.Logger) map
 	return out
 }
 
-// The model itself: it must refuse a stale read and a lost acknowledged write, and
-// accept a write of unknown outcome either way.
-func TestFaultModel(t *testing.T) {
-	op := func(client int, o kvOp, key, value, out string, call, ret int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Input: kvInput{Op: o, Key: key, Value: value},
-			Output: kvOutput{Value: out}, Call: call, Return: ret}
-	}
-	unknownPut := func(key, value string, call int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: 2, Input: kvInput{Op: opPut, Key: key, Value: value},
-			Output: kvOutput{Unknown: true}, Call: call, Return: math.MaxInt64}
-	}
-	cases := []struct {
-		name string
-		ops  []porcupine.Operation
-		want porcupine.CheckResult
-	}{
-		{"sequential", []porcupine.Operation{
-			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "a", "", "1", 20, 30),
-			op(0, opDelete, "a", "", "1", 40, 50), op(1, opGet, "a", "", "", 60, 70),
-		}, porcupine.Ok},
-		{"stale read", []porcupine.Operation{
-			op(0, opPut, "a", "1", "", 0, 10), op(0, opPut, "a", "2", "1", 20, 30), op(1, opGet, "a", "", "1", 40, 50),
-		}, porcupine.Illegal},
-		{"lost write", []porcupine.Operation{
-			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "a", "", "", 20, 30),
-		}, porcupine.Illegal},
-		{"wrong previous", []porcupine.Operation{
-			op(0, opPut, "a", "1", "", 0, 10), op(0, opPut, "a", "2", "", 20, 30),
-		}, porcupine.Illegal},
-		{"keys are independent", []porcupine.Operation{
-			op(0, opPut, "a", "1", "", 0, 10), op(1, opGet, "b", "", "", 20, 30),
-		}, porcupine.Ok},
-		{"unknown write seen", []porcupine.Operation{
-			unknownPut("a", "1", 0), op(1, opGet, "a", "", "1", 20, 30),
-		}, porcupine.Ok},
-		{"unknown write never seen", []porcupine.Operation{
-			unknownPut("a", "1", 0), op(1, opGet, "a", "", "", 20, 30),
-		}, porcupine.Ok},
-		{"unknown write seen, then not", []porcupine.Operation{
-			unknownPut("a", "1", 0), op(1, opGet, "a", "", "1", 20, 30), op(1, opGet, "a", "", "", 40, 50),
-		}, porcupine.Illegal},
-		{"read before the unknown write's call", []porcupine.Operation{
-			op(1, opGet, "a", "", "1", 0, 10), unknownPut("a", "1", 20),
-		}, porcupine.Illegal},
-	}
-	for _, c := range cases {
-		if got := porcupine.CheckOperationsTimeout(kvModel, c.ops, 5*time.Second); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
-		}
-	}
-	lost := lostWrites([]porcupine.Operation{op(0, opPut, "a", "1", "", 0, 10), op(1, opDelete, "a", "", "", 20, 30)},
-		map[string]string{"a": "1"})
-	if len(lost) != 1 {
-		t.Errorf("lostWrites missed a lost delete: %v", lost)
-	}
-	if lost := lostWrites([]porcupine.Operation{op(0, opPut, "a", "1", "", 0, 10), unknownPut("a", "2", 5)},
-		map[string]string{"a": "2"}); len(lost) != 0 {
-		t.Errorf("lostWrites: %v, but a later write may have replaced it", lost)
-	}
+// saveArtifacts writes the visualization and the history of a failed check into
+// CELLAR_ARTIFACTS (a new temporary directory if unset) and says where they are.
+func saveArtifacts(seed uint64, ops []porcupine.Operation) string {
+	return linearkv.Save(os.Getenv("CELLAR_ARTIFACTS"), fmt.Sprintf("fault-%d", seed), ops, checkTimeout)
 }

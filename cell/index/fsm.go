@@ -20,7 +20,19 @@ import (
 // execute runs one write command against the store and returns the response the
 // writer gets. Every node of a group runs the same commands in the same order.
 func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
+	if b := commandBucket(cmd); b != "" {
+		if err := s.CheckFence(b, true); err != nil {
+			return nil, err
+		}
+	}
 	switch op := cmd.GetOp().(type) {
+	case *cellarv1.IndexCommand_FenceBucket:
+		r := op.FenceBucket
+		b, err := s.FenceBucket(r.Name, r.Fence, r.MovedTo)
+		return &cellarv1.FenceBucketResponse{Bucket: b}, err
+	case *cellarv1.IndexCommand_DropBucket:
+		n, err := s.DropBucket(op.DropBucket.Name)
+		return &cellarv1.DropBucketResponse{Objects: n}, err
 	case *cellarv1.IndexCommand_Commit:
 		r := op.Commit
 		prev, err := s.CommitIf(r.Location, r.RequireBucket, Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch, IfObjectID: r.IfObjectId})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +19,7 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/internal/pki"
+	"github.com/cellarsim/cellar/internal/raftpebble"
 )
 
 // A cell's index is a replication group of index nodes, kept consistent by
@@ -52,20 +51,10 @@ type group struct {
 }
 
 // Peer is one initial member of a group: node id and raft address.
-type Peer struct{ ID, Addr string }
+type Peer = raftpebble.Peer
 
 // ParsePeers parses "id=host:port,id=host:port".
-func ParsePeers(specs []string) ([]Peer, error) {
-	var out []Peer
-	for _, s := range specs {
-		id, addr, ok := strings.Cut(strings.TrimSpace(s), "=")
-		if !ok || id == "" || addr == "" {
-			return nil, fmt.Errorf("peer %q: want id=host:port", s)
-		}
-		out = append(out, Peer{ID: id, Addr: addr})
-	}
-	return out, nil
-}
+func ParsePeers(specs []string) ([]Peer, error) { return raftpebble.ParsePeers(specs) }
 
 type groupConfig struct {
 	NodeID            string
@@ -82,7 +71,7 @@ type groupConfig struct {
 }
 
 func openGroup(cfg groupConfig, store *Store) (*group, error) {
-	logOut := &slogWriter{log: cfg.Logger, component: "raft"}
+	logOut := &raftpebble.LogWriter{Log: cfg.Logger, Component: "raft"}
 	var adv net.Addr
 	if cfg.Advertise != "" {
 		a, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
@@ -100,24 +89,8 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		trans.Close()
 		return nil, fmt.Errorf("raft snapshots: %w", err)
 	}
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.NodeID)
-	// More patient than raft's defaults, because on a busy 2-core machine a healthy
-	// process can be off the CPU for a second or more, and every leader change is an
-	// outage of a cell that nobody touched:
-	//   - A follower calls an election only after missing heartbeats for 2-4 s
-	//     (raft draws the timer between HeartbeatTimeout and twice that). The cost is
-	//     failover after a leader really dies: about 2-4 s plus a vote.
-	//   - The leader steps down only if no majority answered it for the same 2 s.
-	//     With the old 1 s lease, most of the leader changes measured under load were
-	//     leaders stepping down for having been descheduled. A longer lease risks no
-	//     safety: writes still need a majority to commit and reads still ask one.
-	//   - Pre-vote (raft's default) and followers that refuse to vote while they
-	//     still hear a leader keep a slow follower from deposing a healthy leader.
-	rc.HeartbeatTimeout = 2 * time.Second
-	rc.ElectionTimeout = 2 * time.Second
-	rc.LeaderLeaseTimeout = 2 * time.Second
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclog.Info})
+	// raft's timers are the patient ones every cellar group uses (raftpebble.NewConfig).
+	rc := raftpebble.NewConfig(cfg.NodeID, logOut)
 	// The FSM is Pebble itself: a restarted node keeps its state and only replays
 	// the entries after its applied index, instead of reloading a snapshot.
 	rc.NoSnapshotRestoreOnStart = true
@@ -130,7 +103,7 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
-	logs := raftStore{db: store.db}
+	logs := raftpebble.Store{DB: store.db}
 	hasState, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		trans.Close()
@@ -147,23 +120,9 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 			Help: "Times this node became the leader of its cell's index group and started serving.",
 		})}
 	if !hasState {
-		peers := cfg.Peers
-		if len(peers) == 0 {
-			peers = []Peer{{ID: cfg.NodeID, Addr: string(trans.LocalAddr())}}
-		}
-		var conf raft.Configuration
-		self := false
-		for _, p := range peers {
-			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
-			self = self || p.ID == cfg.NodeID
-		}
-		// Every initial member bootstraps with the same configuration; a node added
-		// later (not in peers) waits to be added by the leader.
-		if self {
-			if err := r.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-				g.shutdown()
-				return nil, fmt.Errorf("bootstrap raft group: %w", err)
-			}
+		if err := raftpebble.Bootstrap(r, cfg.NodeID, trans.LocalAddr(), cfg.Peers); err != nil {
+			g.shutdown()
+			return nil, err
 		}
 	}
 	return g, nil
@@ -394,26 +353,3 @@ func (g *group) shutdown() error {
 	g.trans.Close()
 	return err
 }
-
-// slogWriter turns raft's log lines into slog records.
-type slogWriter struct {
-	log       *slog.Logger
-	component string
-}
-
-func (w *slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	// A peer that is down makes raft log an error every few milliseconds; in
-	// cellar that is a drill, not a fault of this node, so errors are info here.
-	switch {
-	case strings.Contains(line, "[ERROR]"), strings.Contains(line, "[WARN]"):
-		w.log.Info(line, "component", w.component)
-	default:
-		w.log.Debug(line, "component", w.component)
-	}
-	return len(p), nil
-}
-
-var (
-	_ io.Writer = (*slogWriter)(nil)
-)

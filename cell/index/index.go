@@ -266,7 +266,9 @@ func (s *Store) ListBuckets() []*cellarv1.Bucket {
 	defer s.bucketMu.RUnlock()
 	out := make([]*cellarv1.Bucket, 0, len(s.buckets))
 	for _, b := range s.buckets {
-		out = append(out, b)
+		if b.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL { // moved away: not this cell's
+			out = append(out, b)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

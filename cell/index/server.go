@@ -138,6 +138,9 @@ func (s *server) Lookup(_ context.Context, r *cellarv1.LookupRequest) (*cellarv1
 	if err != nil {
 		return nil, err
 	}
+	if err := st.CheckFence(r.Bucket, false); err != nil {
+		return nil, err
+	}
 	loc, err := st.Lookup(r.Bucket, r.Key)
 	if err != nil {
 		return nil, err
@@ -150,6 +153,9 @@ func (s *server) List(_ context.Context, r *cellarv1.ListRequest) (*cellarv1.Lis
 	if err != nil {
 		return nil, err
 	}
+	if err := st.CheckFence(r.Bucket, false); err != nil {
+		return nil, err
+	}
 	res, err := st.List(r.Bucket, ListOptions{Prefix: r.Prefix, StartAfter: r.StartAfter, Delimiter: r.Delimiter, Limit: int(r.Limit)})
 	if err != nil {
 		return nil, err
@@ -160,6 +166,9 @@ func (s *server) List(_ context.Context, r *cellarv1.ListRequest) (*cellarv1.Lis
 func (s *server) GetBucket(_ context.Context, r *cellarv1.GetBucketRequest) (*cellarv1.GetBucketResponse, error) {
 	st, err := s.read()
 	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckFence(r.Name, false); err != nil {
 		return nil, err
 	}
 	b, err := st.GetBucket(r.Name)
@@ -182,6 +191,9 @@ func (s *server) ListUploads(_ context.Context, r *cellarv1.ListUploadsRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if err := st.CheckFence(r.Bucket, false); err != nil {
+		return nil, err
+	}
 	ups, truncated, err := st.ListUploads(ListUploadsOptions{
 		Bucket: r.Bucket, Prefix: r.Prefix, KeyMarker: r.KeyMarker, UploadIDMarker: r.UploadIdMarker,
 		Limit: int(r.Limit), InitiatedBeforeUnixNano: r.InitiatedBeforeUnixNano,
@@ -195,6 +207,9 @@ func (s *server) ListUploads(_ context.Context, r *cellarv1.ListUploadsRequest) 
 func (s *server) ListParts(_ context.Context, r *cellarv1.ListPartsRequest) (*cellarv1.ListPartsResponse, error) {
 	st, err := s.read()
 	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckFence(r.Bucket, false); err != nil {
 		return nil, err
 	}
 	u, parts, truncated, err := st.ListParts(r.Bucket, r.Key, r.UploadId, r.PartNumberMarker, int(r.Limit))
@@ -234,6 +249,14 @@ func (s *server) CompleteUpload(ctx context.Context, r *cellarv1.CompleteUploadR
 
 func (s *server) AbortUpload(ctx context.Context, r *cellarv1.AbortUploadRequest) (*cellarv1.AbortUploadResponse, error) {
 	return writeAs[*cellarv1.AbortUploadResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_AbortUpload{AbortUpload: r}})
+}
+
+func (s *server) FenceBucket(ctx context.Context, r *cellarv1.FenceBucketRequest) (*cellarv1.FenceBucketResponse, error) {
+	return writeAs[*cellarv1.FenceBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_FenceBucket{FenceBucket: r}})
+}
+
+func (s *server) DropBucket(ctx context.Context, r *cellarv1.DropBucketRequest) (*cellarv1.DropBucketResponse, error) {
+	return writeAs[*cellarv1.DropBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_DropBucket{DropBucket: r}})
 }
 
 // groupAdmin serves the NodeAdmin group calls of an index node.

@@ -69,6 +69,9 @@ func (s *Store) CommitIf(loc *cellarv1.Location, requireBucket bool, cond Condit
 	if _, ok := s.buckets[loc.Bucket]; requireBucket && !ok {
 		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
+	if err := s.fenceErr(loc.Bucket, true); err != nil {
+		return nil, err
+	}
 	payload, err := encodeLocation(loc)
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "encode location")
@@ -109,6 +112,9 @@ func (s *Store) applyCommit(b *pebble.Batch, mk, payload []byte) (*cellarv1.Loca
 func (s *Store) Delete(bucket, key string) (*cellarv1.Location, error) {
 	s.bucketMu.RLock()
 	defer s.bucketMu.RUnlock()
+	if err := s.fenceErr(bucket, true); err != nil {
+		return nil, err
+	}
 	mk := mapKey(bucket, key)
 	l := s.keyLock(mk)
 	l.Lock()
@@ -136,7 +142,10 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	}
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
-	if _, ok := s.buckets[name]; ok {
+	// A bucket that moved away left its record, fenced, so that a gateway with an
+	// older map is refused rather than told it does not exist; a new bucket of the
+	// same name replaces it.
+	if b, ok := s.buckets[name]; ok && b.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
 	}
 	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}

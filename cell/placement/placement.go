@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv.members = d.Members
-	go followIndex(ctx, d)
+	go followIndex(ctx, d, srv)
 	if rep != nil {
 		go rep.Run(ctx, d.Members)
 	}
@@ -69,15 +69,23 @@ func Run(ctx context.Context, cfg Config) error {
 // followIndex keeps the node's state in step with what it depends on: ready while its
 // cell has a ready index node (placement needs a working index, as in 2017) and a
 // ready storage node to place on, in this node's own gossip view; starting otherwise.
-func followIndex(ctx context.Context, d *daemon.Daemon) {
+//
+// Before it becomes ready it also asks an index node the view shows ready whether it
+// is (gRPC health): a node that joins takes over what the others' views hold, and an
+// index node that has just stopped can stay "ready" in them until its leave or its
+// failure reaches them; a placement started before its index must not be ready.
+func followIndex(ctx context.Context, d *daemon.Daemon, s *server) {
 	self := d.Members.Self()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		changed := d.Members.Changed()
-		indexReady := len(d.Members.Ready(self.Cell, cell.RoleIndex)) > 0
+		index := d.Members.Ready(self.Cell, cell.RoleIndex)
+		indexReady := len(index) > 0
 		storageReady := len(d.Members.Ready(self.Cell, cell.RoleStorage)) > 0
 		switch st := d.State(); {
+		case indexReady && storageReady && st == cell.StateStarting && !slices.ContainsFunc(index, func(n cell.Node) bool { return s.serving(ctx, n) }):
+			// Only the gossip says the index is ready: ask again at the next tick.
 		case indexReady && storageReady && st == cell.StateStarting:
 			d.SetState(cell.StateReady, 1)
 		case !indexReady && st == cell.StateReady:

@@ -33,7 +33,9 @@
 //  2. It reads the cell's whole index (every bucket, every key, page by page, and the
 //     parts of multipart uploads in progress). A pass whose scan fails does nothing
 //     more: an incomplete scan would make every blob look like garbage.
-//  3. For every object version (and every part of a multipart object) it counts the
+//  3. For every object version (and every part of a multipart object) written at least
+//     RecentMargin before the pass began (a newer one may have blobs the listing
+//     missed: the next pass judges it, and this pass's counts leave it out) it counts the
 //     copies: a replica the index lists on a node whose listing holds the blob is held;
 //     one on a listed node that lacks it is missing (the node lost its disk, or a write
 //     never reached it). A missing copy on a ready node is written back to that node

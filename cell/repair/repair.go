@@ -285,7 +285,7 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 	// Objects committed after the listing began may have blobs the listing missed:
 	// they are judged by the next pass (the margin covers clocks of the cell's nodes
 	// that differ a little).
-	recent := time.Now().Add(-recentMargin).UnixNano()
+	recent := time.Now().Add(-RecentMargin).UnixNano()
 	snap := r.listNodes(ctx)
 	r.mu.Lock()
 	r.maxNodes = max(r.maxNodes, len(snap.nodes))
@@ -390,9 +390,11 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 	return res, nil
 }
 
-// recentMargin: objects modified less than this before a pass's listing began are
-// left to the next pass.
-const recentMargin = 5 * time.Second
+// RecentMargin: objects modified less than this before a pass's listing began are
+// left to a later pass, and the pass's counts (under-replicated, lost) do not include
+// them. A pass that says nothing is under-replicated speaks only of objects written
+// RecentMargin before it began (PassResult.Started, RepairStatusResponse.last_pass_unix_nano).
+const RecentMargin = 5 * time.Second
 
 // modifiedSince reports whether loc, or one of its parts, was written at or after t.
 func modifiedSince(loc *cellarv1.Location, t int64) bool {

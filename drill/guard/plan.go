@@ -15,6 +15,7 @@ const (
 	ActionDrain   = "drain"   // stop nodes of one tier of a cell, one at a time
 	ActionRestart = "restart" // restart tiers of a cell in dependency order
 	ActionUndrain = "undrain" // start stopped nodes of a cell again
+	ActionMove    = "move"    // move a bucket (or a slot's buckets) to another cell
 )
 
 // Rules a plan can break.
@@ -22,6 +23,8 @@ const (
 	RuleFloor = "floor"
 	RuleCap   = "cap"
 	RuleOrder = "order"
+	// RuleTarget: a move's target cell is not healthy, or lacks the capacity floor.
+	RuleTarget = "target"
 )
 
 // Violation is a guardrail a plan breaks.
@@ -44,6 +47,7 @@ type Plan struct {
 
 	*DrainDetail
 	*RestartDetail
+	*MoveDetail
 
 	Violations []Violation `json:"violations,omitempty"`
 	Override   string      `json:"override,omitempty"`

@@ -23,6 +23,9 @@ type Op struct {
 	Plan func(ctx context.Context) (*Plan, error)
 	// Show, when set, is given the plan once it is decided, before anything else.
 	Show func(*Plan)
+	// Execute carries out a plan of an action the executor does not run itself (a
+	// move: the mover runs it), once the workflow has confirmed and audited it.
+	Execute func(ctx context.Context, p *Plan) ([]StepResult, error)
 }
 
 // confirms reports whether op confirms plan p: a drill's, or one naming p's id.
@@ -151,6 +154,18 @@ func (x *Executor) Run(ctx context.Context, op Op) (*Result, error) {
 		res.Steps, err = x.Restart(ctx, plan)
 	case ActionUndrain:
 		res.Steps, err = x.Undrain(ctx, plan)
+	case ActionMove:
+		if op.Execute == nil {
+			return res, fmt.Errorf("no way to run a %q plan", plan.Action)
+		}
+		res.Steps, err = op.Execute(ctx, plan)
+		decision, outcome := DecisionDone, "moved"
+		if err != nil {
+			decision, outcome = DecisionAborted, err.Error()
+		}
+		if aerr := audit(decision, outcome); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
 	default:
 		err = fmt.Errorf("no way to run a %q plan", plan.Action)
 	}

@@ -33,7 +33,9 @@
 // written as a character reference, "&#x1b;", as S3 writes it; parsers that refuse
 // those (Go's encoding/xml, Python's expat) need encoding-type=url for such keys, as
 // with S3. Keys in the answers of multipart uploads and DeleteObjects are written the
-// same way.
+// same way; ListMultipartUploads and ListParts take encoding-type=url too. With a
+// delimiter, ListMultipartUploads counts a common prefix as one entry of max-uploads
+// and gives it once across pages, as ListObjects does.
 //
 // ACLs are disabled, as in an S3 bucket with Object Ownership "bucket owner enforced"
 // (S3's default for new buckets): GetBucketAcl and GetObjectAcl answer the owner's
@@ -59,6 +61,13 @@
 // GetBucketEncryption and DeleteBucketEncryption (GetBucketEncryption too, rather
 // than S3's ServerSideEncryptionConfigurationNotFoundError, which would speak of a
 // feature that is merely not configured).
+//
+// Object writes (PutObject, CopyObject, CreateMultipartUpload) that ask for a feature
+// cellar does not have are refused the same way, before anything is stored: tags
+// (x-amz-tagging), object lock, a website redirect, a storage class other than
+// STANDARD (one S3 does not know is 400 InvalidStorageClass, as from S3).
+// docs/s3-compatibility.md lists the behaviours checked against S3's, and the
+// differences.
 //
 // User metadata is stored as UTF-8 text and returned as S3 returns it: as it is when
 // it is US-ASCII, RFC 2047-encoded ("=?UTF-8?B?...?=") when it is not, since clients

@@ -228,7 +228,7 @@ func fakeCond(b *fakeBucket, key string, c Precondition) error {
 		if !exists {
 			return errs.New(errs.NoSuchKey, "")
 		}
-		if strings.Trim(c.IfMatch, `"`) != o.info.ETag {
+		if m := strings.Trim(c.IfMatch, `"`); m != "*" && m != o.info.ETag {
 			return errs.New(errs.PreconditionFailed, "")
 		}
 	}
@@ -385,10 +385,12 @@ func (f *fakeBackend) CompleteUpload(ctx context.Context, in CompleteInput) (str
 	var data []byte
 	var sizes []int64
 	all := md5.New()
-	for i, c := range in.Parts {
+	for i, c := range in.Parts { // the order first, as the index checks it
 		if i > 0 && c.Number <= in.Parts[i-1].Number {
 			return cell, ObjectInfo{}, errs.New(errs.InvalidPartOrder, "")
 		}
+	}
+	for i, c := range in.Parts {
 		p, ok := u.parts[c.Number]
 		if !ok || strings.Trim(c.ETag, `"`) != p.info.ETag {
 			return cell, ObjectInfo{}, errs.New(errs.InvalidPart, "")

@@ -173,6 +173,12 @@ func (h *handler) serve(x *exchange) error {
 		}
 	}
 	switch x.req.op {
+	case opPutObject, opCopyObject, opCreateUpload:
+		if err := refuseUnsupportedWrite(x.r.Header); err != nil {
+			return err
+		}
+	}
+	switch x.req.op {
 	case opListBuckets:
 		return h.listBuckets(x)
 	case opCreateBucket:
@@ -366,7 +372,8 @@ func (h *handler) createBucket(x *exchange) error {
 			return errs.Wrap(errs.MalformedXML, err, "The XML you provided was not well-formed or did not validate against our published schema.")
 		}
 		if lc := cfg.LocationConstraint; lc != "" && lc != h.region {
-			return errs.New(errs.InvalidArgument, "The specified location-constraint is not valid: this gateway serves region %s.", h.region)
+			return errs.New(errs.IllegalLocation, "The %s location constraint is incompatible for the region specific endpoint this request was sent to (%s).",
+				clip(lc, 64), h.region)
 		}
 	}
 	if v := x.r.Header.Get("x-amz-bucket-object-lock-enabled"); strings.EqualFold(v, "true") {
@@ -656,6 +663,10 @@ func writePrecondition(hdr http.Header) (Precondition, error) {
 		c.IfNoneMatch = true
 	}
 	c.IfMatch = strings.TrimSpace(hdr.Get("If-Match"))
+	if c.IfNoneMatch && c.IfMatch != "" {
+		// S3 does not take both on one write.
+		return c, errs.New(errs.NotImplemented, "A write takes If-Match or If-None-Match, not both.")
+	}
 	return c, nil
 }
 
@@ -714,7 +725,7 @@ func (h *handler) getObject(x *exchange, head bool) error {
 		return nil
 	}
 	if err != nil {
-		if errs.Is(err, errs.InvalidRange) {
+		if errs.Is(err, errs.InvalidRange) || errs.Is(err, errs.InvalidPartNumber) {
 			x.rangeSize = info.Size
 		}
 		return err
@@ -763,7 +774,7 @@ func partRange(x *exchange, info ObjectInfo, status *int, length *int64) (int64,
 		sizes = []int64{info.Size}
 	}
 	if n > len(sizes) {
-		return 0, 0, errs.New(errs.InvalidRange, "The requested partnumber is not satisfiable")
+		return 0, 0, errs.New(errs.InvalidPartNumber, "The requested partnumber is not satisfiable")
 	}
 	var off int64
 	for _, sz := range sizes[:n-1] {

@@ -168,6 +168,7 @@ func TestErrorResponses(t *testing.T) {
 		{name: "bad part number", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=10001", body: "x", status: 400, code: "InvalidArgument", cell: cellNone},
 		{name: "UploadPartCopy NoSuchUpload", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=1", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj"}, status: 404, code: "NoSuchUpload", cell: cell},
 		{name: "UploadPartCopy bad range", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=1", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj", "x-amz-copy-source-range": "bytes=3-99"}, status: 400, code: "InvalidArgument", cell: cell},
+		{name: "UploadPartCopy malformed range", method: "PUT", target: "/bkt/k?uploadId=x&partNumber=1", hdr: map[string]string{"x-amz-copy-source": "/bkt/obj", "x-amz-copy-source-range": "bytes=3-1"}, status: 400, code: "InvalidArgument", cell: cell},
 		{name: "tagging", method: "PUT", target: "/bkt/obj?tagging", body: "<Tagging/>", status: 501, code: "NotImplemented", cell: cellNone},
 		{name: "tagging of a missing key", method: "GET", target: "/bkt/missing?tagging", status: 404, code: "NoSuchKey", cell: cell},
 		{name: "policy", method: "DELETE", target: "/bkt?policy", status: 501, code: "NotImplemented", cell: cellNone},

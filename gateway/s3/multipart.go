@@ -102,6 +102,7 @@ type listPartsResultXML struct {
 	IsTruncated          bool      `xml:"IsTruncated"`
 	ChecksumAlgorithm    string    `xml:"ChecksumAlgorithm,omitempty"`
 	ChecksumType         string    `xml:"ChecksumType,omitempty"`
+	EncodingType         string    `xml:"EncodingType,omitempty"`
 	Parts                []partXML `xml:"Part"`
 }
 
@@ -334,6 +335,10 @@ func (h *handler) listParts(x *exchange) error {
 		return err
 	}
 	q := x.req.query
+	enc, err := listEncoderOf(q)
+	if err != nil {
+		return err
+	}
 	maxParts, err := parseMax(q, "max-parts")
 	if err != nil {
 		return err
@@ -349,10 +354,13 @@ func (h *handler) listParts(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	res := listPartsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: xmlText(x.req.key), UploadID: id,
+	res := listPartsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, Key: enc.enc(x.req.key), UploadID: id,
 		Initiator: owner, Owner: owner, StorageClass: "STANDARD", PartNumberMarker: marker,
 		MaxParts: maxParts, IsTruncated: truncated, ChecksumAlgorithm: up.Meta.ChecksumAlgorithm,
 		ChecksumType: uploadChecksumType(up)}
+	if enc {
+		res.EncodingType = "url"
+	}
 	for _, p := range parts {
 		px := partXML{PartNumber: p.Number, LastModified: xmlTime(p.LastModified), ETag: quoteETag(p.ETag), Size: p.Size}
 		setChecksumField(up.Meta.ChecksumAlgorithm, p.Checksum, &px.ChecksumCRC32, &px.ChecksumCRC32C,
@@ -379,39 +387,103 @@ func (h *handler) listUploads(x *exchange) error {
 		}
 	}
 	opts := ListUploadsOptions{Prefix: q.Get("prefix"), KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: maxUploads}
-	cell, ups, truncated, err := h.b.ListUploads(x.r.Context(), x.req.bucket, opts)
-	x.setCell(cell)
+	delim := q.Get("delimiter")
+	page, err := h.uploadsPage(x, opts, delim)
 	if err != nil {
 		return err
 	}
-	delim := q.Get("delimiter")
 	res := listUploadsResultXML{Xmlns: xmlNamespace, Bucket: x.req.bucket, KeyMarker: enc.enc(opts.KeyMarker),
 		UploadIDMarker: opts.UploadIDMarker, Prefix: enc.enc(opts.Prefix), Delimiter: enc.enc(delim),
-		MaxUploads: maxUploads, IsTruncated: truncated}
+		MaxUploads: maxUploads, IsTruncated: page.truncated}
 	if enc {
 		res.EncodingType = "url"
 	}
-	seen := map[string]bool{}
-	for _, u := range ups {
-		if delim != "" {
-			if i := strings.Index(u.Key[len(opts.Prefix):], delim); i >= 0 {
-				cp := u.Key[:len(opts.Prefix)+i+len(delim)]
-				if !seen[cp] {
-					seen[cp] = true
-					res.CommonPrefixes = append(res.CommonPrefixes, commonPrefixXML{Prefix: enc.enc(cp)})
-				}
-				continue
-			}
+	for _, e := range page.entries {
+		if e.prefix != "" {
+			res.CommonPrefixes = append(res.CommonPrefixes, commonPrefixXML{Prefix: enc.enc(e.prefix)})
+			continue
 		}
+		u := e.upload
 		res.Uploads = append(res.Uploads, uploadXML{Key: enc.enc(u.Key), UploadID: u.UploadID, Initiator: owner,
 			Owner: owner, StorageClass: "STANDARD", Initiated: xmlTime(u.Initiated),
 			ChecksumAlgorithm: u.Meta.ChecksumAlgorithm, ChecksumType: uploadChecksumType(u)})
 	}
-	if truncated && len(ups) > 0 {
-		last := ups[len(ups)-1]
-		res.NextKeyMarker, res.NextUploadIDMarker = enc.enc(last.Key), last.UploadID
+	if page.truncated && len(page.entries) > 0 {
+		// Continue after the last entry: an upload, or a common prefix (whose
+		// uploads the next page skips, as it skips those of a key-marker that is one).
+		last := page.entries[len(page.entries)-1]
+		if last.prefix != "" {
+			res.NextKeyMarker = enc.enc(last.prefix)
+		} else {
+			res.NextKeyMarker, res.NextUploadIDMarker = enc.enc(last.upload.Key), last.upload.UploadID
+		}
 	}
 	return x.writeXML(http.StatusOK, res)
+}
+
+// uploadEntry is one entry of a ListMultipartUploads page: an upload, or the common
+// prefix of uploads rolled up by the delimiter.
+type uploadEntry struct {
+	upload UploadInfo
+	prefix string
+}
+
+type uploadsPage struct {
+	entries   []uploadEntry
+	truncated bool
+}
+
+// maxUploadPages bounds the backend pages one ListMultipartUploads reads to fill its
+// page when a delimiter rolls uploads up into common prefixes.
+const maxUploadPages = 100
+
+// uploadsPage reads uploads from the backend until it has opts.MaxUploads entries,
+// uploads and common prefixes counted alike as S3 counts them, with each common
+// prefix given once and none at or before the key marker.
+func (h *handler) uploadsPage(x *exchange, opts ListUploadsOptions, delim string) (uploadsPage, error) {
+	var page uploadsPage
+	lastPrefix := ""
+	next := opts
+	for range maxUploadPages {
+		cell, ups, more, err := h.b.ListUploads(x.r.Context(), x.req.bucket, next)
+		x.setCell(cell)
+		if err != nil {
+			return page, err
+		}
+		if delim == "" { // nothing rolls up: the backend's page is the page
+			for _, u := range ups {
+				page.entries = append(page.entries, uploadEntry{upload: u})
+			}
+			page.truncated = more
+			return page, nil
+		}
+		for _, u := range ups {
+			cp := ""
+			if i := strings.Index(u.Key[len(opts.Prefix):], delim); i >= 0 {
+				cp = u.Key[:len(opts.Prefix)+i+len(delim)]
+			}
+			if cp != "" && (cp == lastPrefix || cp <= opts.KeyMarker) {
+				continue // rolled into a prefix already given, here or on an earlier page
+			}
+			if len(page.entries) == opts.MaxUploads {
+				page.truncated = true
+				return page, nil
+			}
+			if cp != "" {
+				lastPrefix = cp
+				page.entries = append(page.entries, uploadEntry{prefix: cp})
+			} else {
+				page.entries = append(page.entries, uploadEntry{upload: u})
+			}
+		}
+		if !more || len(ups) == 0 {
+			return page, nil
+		}
+		last := ups[len(ups)-1]
+		next.KeyMarker, next.UploadIDMarker = last.Key, last.UploadID
+	}
+	page.truncated = true // the entries so far; the client continues from the last
+	return page, nil
 }
 
 type copyPartResultXML struct {
@@ -447,9 +519,14 @@ func (h *handler) uploadPartCopy(x *exchange) error {
 		off, n := int64(0), info.Size
 		if v := hdr.Get("x-amz-copy-source-range"); v != "" {
 			var first, last int64
-			if _, err := fmt.Sscanf(v, "bytes=%d-%d", &first, &last); err != nil || first < 0 || last < first || last >= info.Size ||
+			if _, err := fmt.Sscanf(v, "bytes=%d-%d", &first, &last); err != nil || first < 0 || last < first ||
 				v != fmt.Sprintf("bytes=%d-%d", first, last) {
 				return 0, 0, errs.New(errs.InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+			}
+			if last >= info.Size {
+				// S3 answers a well-formed range past the source with 400 InvalidArgument
+				// (not the 416 InvalidRange of a GET).
+				return 0, 0, errs.New(errs.InvalidArgument, "Range specified is not valid for source object of size: %d", info.Size)
 			}
 			off, n = first, last-first+1
 		}

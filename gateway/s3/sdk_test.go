@@ -189,8 +189,8 @@ func TestSDKBuckets(t *testing.T) {
 	}
 	_, err = c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("epsilon"),
 		CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraintEuWest1}})
-	if apiErrorCode(err) != "InvalidArgument" {
-		t.Errorf("CreateBucket in eu-west-1: got %v, want InvalidArgument", err)
+	if apiErrorCode(err) != "IllegalLocationConstraintException" {
+		t.Errorf("CreateBucket in eu-west-1: got %v, want IllegalLocationConstraintException", err)
 	}
 	// In us-east-1, creating a bucket you own again succeeds (other regions: see
 	// TestCreateOwnedBucketByRegion).

@@ -22,11 +22,12 @@ const (
 	roleStorage   = string(cell.RoleStorage)
 	roleGateway   = string(cell.RoleGateway)
 	roleObserver  = string(cell.RoleObserver)
+	roleMap       = string(cell.RoleMap)
 	roleOperator  = pki.RoleOperator
 )
 
 // anyRole is every role a certificate can name.
-var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleObserver, roleOperator}
+var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleObserver, roleOperator, roleMap}
 
 // Callers is who may call each gRPC method a daemon serves over mutual TLS, by the
 // role in the caller's certificate: a full method name ("/cellar.v1.Storage/Read"),
@@ -36,13 +37,19 @@ var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleO
 // are healthy, and runs its cell's repair (the index's List and Commit, storage's
 // Read, Write and Delete, each storage node's Blobs inventory); the operator's tools
 // (cellctl, benchmarks) may call what a gateway may, ask the repair loop, and are the
-// only ones that may change an index group's membership or leader.
+// only ones that may change an index group's membership or leader. The cell map is
+// read by gateways, observers and operators, and changed by gateways (the buckets they
+// create and delete) and the operator's mover.
 var Callers = map[string][]string{
 	"/cellar.v1.Index/":                       {roleGateway, rolePlacement, roleOperator},
+	"/cellar.v1.Index/FenceBucket":            {roleOperator},
+	"/cellar.v1.Index/DropBucket":             {roleOperator},
 	"/cellar.v1.Placement/Allocate":           {roleGateway, roleOperator},
 	"/cellar.v1.Storage/":                     {roleGateway, rolePlacement, roleOperator},
 	"/cellar.v1.Blobs/":                       {rolePlacement, roleOperator},
 	"/cellar.v1.Repair/":                      {roleOperator},
+	"/cellar.v1.CellMap/Get":                  {roleGateway, roleObserver, roleOperator},
+	"/cellar.v1.CellMap/Apply":                {roleGateway, roleOperator},
 	"/cellar.v1.NodeAdmin/Status":             anyRole,
 	"/cellar.v1.NodeAdmin/GroupStatus":        anyRole,
 	"/cellar.v1.NodeAdmin/AddVoter":           {roleOperator},

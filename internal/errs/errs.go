@@ -59,6 +59,9 @@ const (
 	ExpiredRequest         // a presigned URL past its expiry
 	RequestTimeout         // the client sent no byte of its body for too long
 	ACLNotSupported        // an ACL other than the owner's full control (ACLs are disabled, as in new S3 buckets)
+	InvalidPartNumber      // a GET or HEAD ?partNumber past the object's parts
+	InvalidStorageClass    // an x-amz-storage-class S3 does not know
+	IllegalLocation        // a CreateBucket for another region than the gateway's
 )
 
 var kindNames = map[Kind]string{
@@ -76,6 +79,8 @@ var kindNames = map[Kind]string{
 	EntityTooSmall: "entity too small", InvalidRequest: "invalid request", MissingContentLength: "missing content length",
 	MetadataTooLarge: "metadata too large", HeaderTooLarge: "header too large", ExpiredRequest: "expired request",
 	RequestTimeout: "request timeout", ACLNotSupported: "acl not supported",
+	InvalidPartNumber: "invalid part number", InvalidStorageClass: "invalid storage class",
+	IllegalLocation: "illegal location constraint",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -186,6 +191,9 @@ var table = map[Kind]mapping{
 	ExpiredRequest:         {codes.PermissionDenied, http.StatusForbidden, "AccessDenied", "Request has expired"},
 	RequestTimeout:         {codes.InvalidArgument, http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},
 	ACLNotSupported:        {codes.InvalidArgument, http.StatusBadRequest, "AccessControlListNotSupported", "The bucket does not allow ACLs"},
+	InvalidPartNumber:      {codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable"},
+	InvalidStorageClass:    {codes.InvalidArgument, http.StatusBadRequest, "InvalidStorageClass", "The storage class you specified is not valid."},
+	IllegalLocation:        {codes.InvalidArgument, http.StatusBadRequest, "IllegalLocationConstraintException", "The location constraint is incompatible for the region specific endpoint this request was sent to."},
 }
 
 // kindPrefix starts the message of a status error made by ToGRPC, which carries the

@@ -55,6 +55,9 @@ func TestKindRoundTrip(t *testing.T) {
 		{MetadataTooLarge, codes.InvalidArgument, "MetadataTooLarge", http.StatusBadRequest},
 		{HeaderTooLarge, codes.InvalidArgument, "RequestHeaderSectionTooLarge", http.StatusBadRequest},
 		{ExpiredRequest, codes.PermissionDenied, "AccessDenied", http.StatusForbidden},
+		{InvalidPartNumber, codes.OutOfRange, "InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable},
+		{InvalidStorageClass, codes.InvalidArgument, "InvalidStorageClass", http.StatusBadRequest},
+		{IllegalLocation, codes.InvalidArgument, "IllegalLocationConstraintException", http.StatusBadRequest},
 	} {
 		t.Run(tc.kind.String(), func(t *testing.T) {
 			const msg = "a message for the client; with a semicolon"

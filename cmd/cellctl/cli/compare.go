@@ -47,6 +47,13 @@ every cell's availability on one time axis. It is made for a projector.
   cells=N             number of cells
   guardrails=on|off   off: nothing is refused (teaching only; said loudly everywhere)
   index_nodes=N, placement_nodes=N, storage_nodes=N
+  gateways=N, sharding=all|plain|shuffle, shard_size=K, tenants=N
+                      the gateway fleet and its tenants behind a front router
+
+A scenario with a poison step (poison-pill) runs on clusters with faults on, a front
+router and, unless a side says otherwise, 8 gateways, shard size 2 and 100 tenants; the
+page then shows the share of tenants fully down, partly affected and untouched beside
+the formula of each side's sharding, and the gateways crashed.
 
 With the guardrails off, a step the scenario expects to be refused goes through as
 typed, and its replay with an override is skipped: the typo takes the cell down at once.
@@ -60,7 +67,8 @@ not pass (the page is still written); 2 the command line is wrong or the topolog
 cannot run on this machine.`,
 		Example: `  cellctl drill compare s3-2017 --a cells=1,guardrails=off --b cells=4 --report ./compare
   cellctl drill compare s3-2017 --a cells=4 --b cells=8 --report ./cells --rate 60
-  cellctl drill compare s3-2017 --a cells=1,guardrails=off --b cells=4 --report ./compare --output json`,
+  cellctl drill compare s3-2017 --a cells=1,guardrails=off --b cells=4 --report ./compare --output json
+  cellctl drill compare poison-pill --a sharding=all --b sharding=shuffle --report ./poison`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("want one scenario: a built-in name (see 'cellctl drill list') or a YAML file")
@@ -93,16 +101,24 @@ func runCompare(cmd *cobra.Command, name string, o compareOptions) error {
 	if err := checkOutput(&o.output); err != nil {
 		return err
 	}
-	if _, err := drill.LoadScenario(name); err != nil {
+	scenario, err := drill.LoadScenario(name)
+	if err != nil {
 		return usageErrorf("%v (see 'cellctl drill list')", err)
+	}
+	base := cell.DefaultTopology()
+	base.S3Addr = o.s3Addr
+	if scenario.Poisons() {
+		// The poison pill needs tenants behind a front router, and faults on.
+		base.Gateways, base.ShardSize, base.Routers, base.Faults = poisonGateways, cell.DefaultShardSize, 1, true
+		if base.Tenants, err = cell.NewTenants(poisonTenants); err != nil {
+			return err
+		}
 	}
 	sides := []*compareSide{{name: "A", flag: "a", spec: o.a}, {name: "B", flag: "b", spec: o.b}}
 	for _, s := range sides {
 		if strings.TrimSpace(s.spec) == "" {
 			return usageErrorf("--%s is required: the cluster of side %s, as key=value,... (e.g. --%s cells=4)", s.flag, s.name, s.flag)
 		}
-		base := cell.DefaultTopology()
-		base.S3Addr = o.s3Addr
 		t, err := drill.ParseSide(s.spec, base)
 		if err != nil {
 			return usageErrorf("--%s: %v", s.flag, err)
@@ -183,8 +199,17 @@ func runCompare(cmd *cobra.Command, name string, o compareOptions) error {
 	return errors.Join(runErrs...)
 }
 
+// The fleet a poison-pill comparison runs on unless a side says otherwise: the
+// issue's 8 gateways, shard size 2 and 100 tenants.
+const (
+	poisonGateways = 8
+	poisonTenants  = 100
+)
+
 // runSide starts side s's cluster in a temporary data directory, runs the scenario on
-// it, and stops and removes the cluster, whatever happened.
+// it, and stops and removes the cluster, whatever happened. On a cluster with faults
+// on, the drill acts through the supervisor's control endpoint, as 'cellctl drill run'
+// does: the poison pill is armed only there, audited, under the kill switch.
 func runSide(ctx context.Context, s *compareSide, sc *drill.Scenario, progress io.Writer) (*drill.Report, error) {
 	tmp, err := os.MkdirTemp("", "cellar-compare-"+strings.ToLower(s.name)+"-")
 	if err != nil {
@@ -206,6 +231,20 @@ func runSide(ctx context.Context, s *compareSide, sc *drill.Scenario, progress i
 	topo := sup.Topology()
 	env := drill.Env{Topology: topo, Dir: tmp, Cluster: sup.Cluster(), Command: commandLine(), Progress: progress}
 	env.Load.Endpoint, env.Load.AccessKey, env.Load.SecretKey, env.Load.Region = sup.S3Endpoint(), topo.AccessKey, topo.SecretKey, topo.Region
+	env.Load.Tenants = topo.Tenants
+	if topo.Faults {
+		_, stopControl, err := sup.ServeControl()
+		if err != nil {
+			return nil, err
+		}
+		defer stopControl()
+		cl, err := attachCluster(ctx, sup.ClusterFile(), localcluster.Caller{Command: commandLine(), Reason: "drill " + sc.Name})
+		if err != nil {
+			return nil, err
+		}
+		defer cl.Close()
+		env.Cluster = cl
+	}
 	return drill.RunScenario(ctx, env, sc)
 }
 
@@ -236,6 +275,27 @@ func printComparison(out io.Writer, c *drill.Comparison, dir string) {
 	}
 	row("time to recover", rec(a), rec(b))
 	row("refused", strconv.Itoa(len(a.Refused)), strconv.Itoa(len(b.Refused)))
+	if a.Poison != nil || b.Poison != nil {
+		for _, r := range []struct {
+			label string
+			v     func(*drill.PoisonReport) string
+		}{
+			{"tenants fully down", func(p *drill.PoisonReport) string {
+				return fmt.Sprintf("%s (%d)", pctf1(p.FullyDown), len(p.DownTenants))
+			}},
+			{"formula", func(p *drill.PoisonReport) string { return pctf1(p.Formula) + " " + p.FormulaText }},
+			{"partly affected", func(p *drill.PoisonReport) string { return pctf1(p.PartlyAffected) }},
+			{"gateways crashed", func(p *drill.PoisonReport) string { return fmt.Sprintf("%d of %d", len(p.Crashed), p.Gateways) }},
+		} {
+			v := func(f drill.SideFigures) string {
+				if f.Poison == nil {
+					return "-"
+				}
+				return r.v(f.Poison)
+			}
+			row(r.label, v(a), v(b))
+		}
+	}
 	fmt.Fprintf(out, "\n  A: %s\n  B: %s\n\nreport: %s\n", a.Verdict, b.Verdict, filepath.Join(dir, "compare.html"))
 }
 

@@ -113,6 +113,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newLabCommand())
 	root.AddCommand(newGCCommand())
+	root.AddCommand(newMoveCommand())
 	root.AddCommand(newShardsCommand())
 	root.AddCommand(newProbeCommand(), newComposeCommand(), newCompletionCommand(), newPKICommand())
 	return root

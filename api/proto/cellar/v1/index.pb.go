@@ -841,6 +841,8 @@ type IndexCommand struct {
 	//	*IndexCommand_PutPart
 	//	*IndexCommand_CompleteUpload
 	//	*IndexCommand_AbortUpload
+	//	*IndexCommand_FenceBucket
+	//	*IndexCommand_DropBucket
 	Op isIndexCommand_Op `protobuf_oneof:"op"`
 	// when the leader accepted the command; applied the same on every node.
 	UnixNano      int64 `protobuf:"varint,10,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
@@ -957,6 +959,24 @@ func (x *IndexCommand) GetAbortUpload() *AbortUploadRequest {
 	return nil
 }
 
+func (x *IndexCommand) GetFenceBucket() *FenceBucketRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_FenceBucket); ok {
+			return x.FenceBucket
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetDropBucket() *DropBucketRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_DropBucket); ok {
+			return x.DropBucket
+		}
+	}
+	return nil
+}
+
 func (x *IndexCommand) GetUnixNano() int64 {
 	if x != nil {
 		return x.UnixNano
@@ -1000,6 +1020,14 @@ type IndexCommand_AbortUpload struct {
 	AbortUpload *AbortUploadRequest `protobuf:"bytes,8,opt,name=abort_upload,json=abortUpload,proto3,oneof"`
 }
 
+type IndexCommand_FenceBucket struct {
+	FenceBucket *FenceBucketRequest `protobuf:"bytes,9,opt,name=fence_bucket,json=fenceBucket,proto3,oneof"`
+}
+
+type IndexCommand_DropBucket struct {
+	DropBucket *DropBucketRequest `protobuf:"bytes,11,opt,name=drop_bucket,json=dropBucket,proto3,oneof"`
+}
+
 func (*IndexCommand_Commit) isIndexCommand_Op() {}
 
 func (*IndexCommand_Delete) isIndexCommand_Op() {}
@@ -1015,6 +1043,10 @@ func (*IndexCommand_PutPart) isIndexCommand_Op() {}
 func (*IndexCommand_CompleteUpload) isIndexCommand_Op() {}
 
 func (*IndexCommand_AbortUpload) isIndexCommand_Op() {}
+
+func (*IndexCommand_FenceBucket) isIndexCommand_Op() {}
+
+func (*IndexCommand_DropBucket) isIndexCommand_Op() {}
 
 type CreateUploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1872,6 +1904,199 @@ func (x *ListPartsResponse) GetTruncated() bool {
 	return false
 }
 
+type FenceBucketRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fence         BucketFence            `protobuf:"varint,2,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
+	MovedTo       string                 `protobuf:"bytes,3,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceBucketRequest) Reset() {
+	*x = FenceBucketRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceBucketRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceBucketRequest) ProtoMessage() {}
+
+func (x *FenceBucketRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceBucketRequest.ProtoReflect.Descriptor instead.
+func (*FenceBucketRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *FenceBucketRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FenceBucketRequest) GetFence() BucketFence {
+	if x != nil {
+		return x.Fence
+	}
+	return BucketFence_BUCKET_FENCE_NONE
+}
+
+func (x *FenceBucketRequest) GetMovedTo() string {
+	if x != nil {
+		return x.MovedTo
+	}
+	return ""
+}
+
+type FenceBucketResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        *Bucket                `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceBucketResponse) Reset() {
+	*x = FenceBucketResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceBucketResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceBucketResponse) ProtoMessage() {}
+
+func (x *FenceBucketResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceBucketResponse.ProtoReflect.Descriptor instead.
+func (*FenceBucketResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *FenceBucketResponse) GetBucket() *Bucket {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+type DropBucketRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropBucketRequest) Reset() {
+	*x = DropBucketRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropBucketRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropBucketRequest) ProtoMessage() {}
+
+func (x *DropBucketRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropBucketRequest.ProtoReflect.Descriptor instead.
+func (*DropBucketRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DropBucketRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DropBucketResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// object records dropped.
+	Objects       int64 `protobuf:"varint,1,opt,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropBucketResponse) Reset() {
+	*x = DropBucketResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropBucketResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropBucketResponse) ProtoMessage() {}
+
+func (x *DropBucketResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropBucketResponse.ProtoReflect.Descriptor instead.
+func (*DropBucketResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DropBucketResponse) GetObjects() int64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
 var File_cellar_v1_index_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_index_proto_rawDesc = "" +
@@ -1921,7 +2146,7 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"\x14\n" +
 	"\x12ListBucketsRequest\"B\n" +
 	"\x13ListBucketsResponse\x12+\n" +
-	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xb7\x04\n" +
+	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xbc\x05\n" +
 	"\fIndexCommand\x122\n" +
 	"\x06commit\x18\x01 \x01(\v2\x18.cellar.v1.CommitRequestH\x00R\x06commit\x122\n" +
 	"\x06delete\x18\x02 \x01(\v2\x18.cellar.v1.DeleteRequestH\x00R\x06delete\x12E\n" +
@@ -1930,7 +2155,10 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\rcreate_upload\x18\x05 \x01(\v2\x1e.cellar.v1.CreateUploadRequestH\x00R\fcreateUpload\x126\n" +
 	"\bput_part\x18\x06 \x01(\v2\x19.cellar.v1.PutPartRequestH\x00R\aputPart\x12K\n" +
 	"\x0fcomplete_upload\x18\a \x01(\v2 .cellar.v1.CompleteUploadRequestH\x00R\x0ecompleteUpload\x12B\n" +
-	"\fabort_upload\x18\b \x01(\v2\x1d.cellar.v1.AbortUploadRequestH\x00R\vabortUpload\x12\x1b\n" +
+	"\fabort_upload\x18\b \x01(\v2\x1d.cellar.v1.AbortUploadRequestH\x00R\vabortUpload\x12B\n" +
+	"\ffence_bucket\x18\t \x01(\v2\x1d.cellar.v1.FenceBucketRequestH\x00R\vfenceBucket\x12?\n" +
+	"\vdrop_bucket\x18\v \x01(\v2\x1c.cellar.v1.DropBucketRequestH\x00R\n" +
+	"dropBucket\x12\x1b\n" +
 	"\tunix_nano\x18\n" +
 	" \x01(\x03R\bunixNanoB\x04\n" +
 	"\x02op\"g\n" +
@@ -1994,7 +2222,17 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x11ListPartsResponse\x12)\n" +
 	"\x06upload\x18\x01 \x01(\v2\x11.cellar.v1.UploadR\x06upload\x12-\n" +
 	"\x05parts\x18\x02 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x12\x1c\n" +
-	"\ttruncated\x18\x03 \x01(\bR\ttruncated2\x83\b\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"q\n" +
+	"\x12FenceBucketRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x05fence\x18\x02 \x01(\x0e2\x16.cellar.v1.BucketFenceR\x05fence\x12\x19\n" +
+	"\bmoved_to\x18\x03 \x01(\tR\amovedTo\"@\n" +
+	"\x13FenceBucketResponse\x12)\n" +
+	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"'\n" +
+	"\x11DropBucketRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\".\n" +
+	"\x12DropBucketResponse\x12\x18\n" +
+	"\aobjects\x18\x01 \x01(\x03R\aobjects2\x9c\t\n" +
 	"\x05Index\x12=\n" +
 	"\x06Lookup\x12\x18.cellar.v1.LookupRequest\x1a\x19.cellar.v1.LookupResponse\x12=\n" +
 	"\x06Commit\x12\x18.cellar.v1.CommitRequest\x1a\x19.cellar.v1.CommitResponse\x12=\n" +
@@ -2003,7 +2241,10 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\fCreateBucket\x12\x1e.cellar.v1.CreateBucketRequest\x1a\x1f.cellar.v1.CreateBucketResponse\x12O\n" +
 	"\fDeleteBucket\x12\x1e.cellar.v1.DeleteBucketRequest\x1a\x1f.cellar.v1.DeleteBucketResponse\x12F\n" +
 	"\tGetBucket\x12\x1b.cellar.v1.GetBucketRequest\x1a\x1c.cellar.v1.GetBucketResponse\x12L\n" +
-	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponse\x12O\n" +
+	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponse\x12L\n" +
+	"\vFenceBucket\x12\x1d.cellar.v1.FenceBucketRequest\x1a\x1e.cellar.v1.FenceBucketResponse\x12I\n" +
+	"\n" +
+	"DropBucket\x12\x1c.cellar.v1.DropBucketRequest\x1a\x1d.cellar.v1.DropBucketResponse\x12O\n" +
 	"\fCreateUpload\x12\x1e.cellar.v1.CreateUploadRequest\x1a\x1f.cellar.v1.CreateUploadResponse\x12@\n" +
 	"\aPutPart\x12\x19.cellar.v1.PutPartRequest\x1a\x1a.cellar.v1.PutPartResponse\x12U\n" +
 	"\x0eCompleteUpload\x12 .cellar.v1.CompleteUploadRequest\x1a!.cellar.v1.CompleteUploadResponse\x12L\n" +
@@ -2023,7 +2264,7 @@ func file_cellar_v1_index_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_index_proto_rawDescData
 }
 
-var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cellar_v1_index_proto_goTypes = []any{
 	(*LookupRequest)(nil),          // 0: cellar.v1.LookupRequest
 	(*LookupResponse)(nil),         // 1: cellar.v1.LookupResponse
@@ -2055,20 +2296,25 @@ var file_cellar_v1_index_proto_goTypes = []any{
 	(*ListUploadsResponse)(nil),    // 27: cellar.v1.ListUploadsResponse
 	(*ListPartsRequest)(nil),       // 28: cellar.v1.ListPartsRequest
 	(*ListPartsResponse)(nil),      // 29: cellar.v1.ListPartsResponse
-	(*Location)(nil),               // 30: cellar.v1.Location
-	(*Bucket)(nil),                 // 31: cellar.v1.Bucket
-	(*Upload)(nil),                 // 32: cellar.v1.Upload
-	(*PartLocation)(nil),           // 33: cellar.v1.PartLocation
+	(*FenceBucketRequest)(nil),     // 30: cellar.v1.FenceBucketRequest
+	(*FenceBucketResponse)(nil),    // 31: cellar.v1.FenceBucketResponse
+	(*DropBucketRequest)(nil),      // 32: cellar.v1.DropBucketRequest
+	(*DropBucketResponse)(nil),     // 33: cellar.v1.DropBucketResponse
+	(*Location)(nil),               // 34: cellar.v1.Location
+	(*Bucket)(nil),                 // 35: cellar.v1.Bucket
+	(*Upload)(nil),                 // 36: cellar.v1.Upload
+	(*PartLocation)(nil),           // 37: cellar.v1.PartLocation
+	(BucketFence)(0),               // 38: cellar.v1.BucketFence
 }
 var file_cellar_v1_index_proto_depIdxs = []int32{
-	30, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
-	30, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
-	30, // 2: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
-	30, // 3: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
-	30, // 4: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
-	31, // 5: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	31, // 6: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	31, // 7: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
+	34, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
+	34, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
+	34, // 2: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
+	34, // 3: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
+	34, // 4: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
+	35, // 5: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	35, // 6: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	35, // 7: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
 	2,  // 8: cellar.v1.IndexCommand.commit:type_name -> cellar.v1.CommitRequest
 	4,  // 9: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
 	8,  // 10: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
@@ -2077,50 +2323,58 @@ var file_cellar_v1_index_proto_depIdxs = []int32{
 	19, // 13: cellar.v1.IndexCommand.put_part:type_name -> cellar.v1.PutPartRequest
 	22, // 14: cellar.v1.IndexCommand.complete_upload:type_name -> cellar.v1.CompleteUploadRequest
 	24, // 15: cellar.v1.IndexCommand.abort_upload:type_name -> cellar.v1.AbortUploadRequest
-	32, // 16: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
-	33, // 17: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
-	33, // 18: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
-	21, // 19: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
-	30, // 20: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
-	30, // 21: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
-	33, // 22: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
-	33, // 23: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
-	32, // 24: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
-	32, // 25: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
-	33, // 26: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
-	0,  // 27: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
-	2,  // 28: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
-	4,  // 29: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
-	6,  // 30: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
-	8,  // 31: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
-	10, // 32: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
-	12, // 33: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
-	14, // 34: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
-	17, // 35: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
-	19, // 36: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
-	22, // 37: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
-	24, // 38: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
-	26, // 39: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
-	28, // 40: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
-	1,  // 41: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
-	3,  // 42: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
-	5,  // 43: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
-	7,  // 44: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
-	9,  // 45: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
-	11, // 46: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
-	13, // 47: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
-	15, // 48: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
-	18, // 49: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
-	20, // 50: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
-	23, // 51: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
-	25, // 52: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
-	27, // 53: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
-	29, // 54: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
-	41, // [41:55] is the sub-list for method output_type
-	27, // [27:41] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	30, // 16: cellar.v1.IndexCommand.fence_bucket:type_name -> cellar.v1.FenceBucketRequest
+	32, // 17: cellar.v1.IndexCommand.drop_bucket:type_name -> cellar.v1.DropBucketRequest
+	36, // 18: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
+	37, // 19: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
+	37, // 20: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
+	21, // 21: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
+	34, // 22: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
+	34, // 23: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
+	37, // 24: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
+	37, // 25: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
+	36, // 26: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
+	36, // 27: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
+	37, // 28: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
+	38, // 29: cellar.v1.FenceBucketRequest.fence:type_name -> cellar.v1.BucketFence
+	35, // 30: cellar.v1.FenceBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	0,  // 31: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
+	2,  // 32: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
+	4,  // 33: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
+	6,  // 34: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
+	8,  // 35: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
+	10, // 36: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
+	12, // 37: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
+	14, // 38: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
+	30, // 39: cellar.v1.Index.FenceBucket:input_type -> cellar.v1.FenceBucketRequest
+	32, // 40: cellar.v1.Index.DropBucket:input_type -> cellar.v1.DropBucketRequest
+	17, // 41: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
+	19, // 42: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
+	22, // 43: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
+	24, // 44: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
+	26, // 45: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
+	28, // 46: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
+	1,  // 47: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
+	3,  // 48: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
+	5,  // 49: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
+	7,  // 50: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
+	9,  // 51: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
+	11, // 52: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
+	13, // 53: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
+	15, // 54: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
+	31, // 55: cellar.v1.Index.FenceBucket:output_type -> cellar.v1.FenceBucketResponse
+	33, // 56: cellar.v1.Index.DropBucket:output_type -> cellar.v1.DropBucketResponse
+	18, // 57: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
+	20, // 58: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
+	23, // 59: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
+	25, // 60: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
+	27, // 61: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
+	29, // 62: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
+	47, // [47:63] is the sub-list for method output_type
+	31, // [31:47] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_index_proto_init() }
@@ -2138,6 +2392,8 @@ func file_cellar_v1_index_proto_init() {
 		(*IndexCommand_PutPart)(nil),
 		(*IndexCommand_CompleteUpload)(nil),
 		(*IndexCommand_AbortUpload)(nil),
+		(*IndexCommand_FenceBucket)(nil),
+		(*IndexCommand_DropBucket)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2145,7 +2401,7 @@ func file_cellar_v1_index_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_index_proto_rawDesc), len(file_cellar_v1_index_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	Index_DeleteBucket_FullMethodName   = "/cellar.v1.Index/DeleteBucket"
 	Index_GetBucket_FullMethodName      = "/cellar.v1.Index/GetBucket"
 	Index_ListBuckets_FullMethodName    = "/cellar.v1.Index/ListBuckets"
+	Index_FenceBucket_FullMethodName    = "/cellar.v1.Index/FenceBucket"
+	Index_DropBucket_FullMethodName     = "/cellar.v1.Index/DropBucket"
 	Index_CreateUpload_FullMethodName   = "/cellar.v1.Index/CreateUpload"
 	Index_PutPart_FullMethodName        = "/cellar.v1.Index/PutPart"
 	Index_CompleteUpload_FullMethodName = "/cellar.v1.Index/CompleteUpload"
@@ -50,6 +52,11 @@ type IndexClient interface {
 	DeleteBucket(ctx context.Context, in *DeleteBucketRequest, opts ...grpc.CallOption) (*DeleteBucketResponse, error)
 	GetBucket(ctx context.Context, in *GetBucketRequest, opts ...grpc.CallOption) (*GetBucketResponse, error)
 	ListBuckets(ctx context.Context, in *ListBucketsRequest, opts ...grpc.CallOption) (*ListBucketsResponse, error)
+	// Fences a bucket that moves to another cell (or lifts the fence, with NONE).
+	FenceBucket(ctx context.Context, in *FenceBucketRequest, opts ...grpc.CallOption) (*FenceBucketResponse, error)
+	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
+	// command; the blobs are the caller's to delete.
+	DropBucket(ctx context.Context, in *DropBucketRequest, opts ...grpc.CallOption) (*DropBucketResponse, error)
 	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
 	// the upload and its parts until the upload is completed (one commit makes the
 	// object, listing its parts, visible) or aborted.
@@ -149,6 +156,26 @@ func (c *indexClient) ListBuckets(ctx context.Context, in *ListBucketsRequest, o
 	return out, nil
 }
 
+func (c *indexClient) FenceBucket(ctx context.Context, in *FenceBucketRequest, opts ...grpc.CallOption) (*FenceBucketResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FenceBucketResponse)
+	err := c.cc.Invoke(ctx, Index_FenceBucket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) DropBucket(ctx context.Context, in *DropBucketRequest, opts ...grpc.CallOption) (*DropBucketResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropBucketResponse)
+	err := c.cc.Invoke(ctx, Index_DropBucket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *indexClient) CreateUpload(ctx context.Context, in *CreateUploadRequest, opts ...grpc.CallOption) (*CreateUploadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateUploadResponse)
@@ -224,6 +251,11 @@ type IndexServer interface {
 	DeleteBucket(context.Context, *DeleteBucketRequest) (*DeleteBucketResponse, error)
 	GetBucket(context.Context, *GetBucketRequest) (*GetBucketResponse, error)
 	ListBuckets(context.Context, *ListBucketsRequest) (*ListBucketsResponse, error)
+	// Fences a bucket that moves to another cell (or lifts the fence, with NONE).
+	FenceBucket(context.Context, *FenceBucketRequest) (*FenceBucketResponse, error)
+	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
+	// command; the blobs are the caller's to delete.
+	DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error)
 	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
 	// the upload and its parts until the upload is completed (one commit makes the
 	// object, listing its parts, visible) or aborted.
@@ -266,6 +298,12 @@ func (UnimplementedIndexServer) GetBucket(context.Context, *GetBucketRequest) (*
 }
 func (UnimplementedIndexServer) ListBuckets(context.Context, *ListBucketsRequest) (*ListBucketsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListBuckets not implemented")
+}
+func (UnimplementedIndexServer) FenceBucket(context.Context, *FenceBucketRequest) (*FenceBucketResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FenceBucket not implemented")
+}
+func (UnimplementedIndexServer) DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropBucket not implemented")
 }
 func (UnimplementedIndexServer) CreateUpload(context.Context, *CreateUploadRequest) (*CreateUploadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUpload not implemented")
@@ -450,6 +488,42 @@ func _Index_ListBuckets_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Index_FenceBucket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FenceBucketRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).FenceBucket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_FenceBucket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).FenceBucket(ctx, req.(*FenceBucketRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_DropBucket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropBucketRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).DropBucket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_DropBucket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).DropBucket(ctx, req.(*DropBucketRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Index_CreateUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateUploadRequest)
 	if err := dec(in); err != nil {
@@ -596,6 +670,14 @@ var Index_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBuckets",
 			Handler:    _Index_ListBuckets_Handler,
+		},
+		{
+			MethodName: "FenceBucket",
+			Handler:    _Index_FenceBucket_Handler,
+		},
+		{
+			MethodName: "DropBucket",
+			Handler:    _Index_DropBucket_Handler,
 		},
 		{
 			MethodName: "CreateUpload",

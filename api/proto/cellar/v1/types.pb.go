@@ -21,6 +21,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// BucketFence is how an index refuses a bucket that moves out of its cell.
+type BucketFence int32
+
+const (
+	BucketFence_BUCKET_FENCE_NONE BucketFence = 0
+	// Writes are refused (Unavailable); reads are served: the cutover's final copy.
+	BucketFence_BUCKET_FENCE_WRITES BucketFence = 1
+	// Everything is refused: the bucket is served by moved_to now.
+	BucketFence_BUCKET_FENCE_ALL BucketFence = 2
+)
+
+// Enum value maps for BucketFence.
+var (
+	BucketFence_name = map[int32]string{
+		0: "BUCKET_FENCE_NONE",
+		1: "BUCKET_FENCE_WRITES",
+		2: "BUCKET_FENCE_ALL",
+	}
+	BucketFence_value = map[string]int32{
+		"BUCKET_FENCE_NONE":   0,
+		"BUCKET_FENCE_WRITES": 1,
+		"BUCKET_FENCE_ALL":    2,
+	}
+)
+
+func (x BucketFence) Enum() *BucketFence {
+	p := new(BucketFence)
+	*p = x
+	return p
+}
+
+func (x BucketFence) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BucketFence) Descriptor() protoreflect.EnumDescriptor {
+	return file_cellar_v1_types_proto_enumTypes[0].Descriptor()
+}
+
+func (BucketFence) Type() protoreflect.EnumType {
+	return &file_cellar_v1_types_proto_enumTypes[0]
+}
+
+func (x BucketFence) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BucketFence.Descriptor instead.
+func (BucketFence) EnumDescriptor() ([]byte, []int) {
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{0}
+}
+
 // Location says where one object's bytes live. It is the index's record: the key
 // (bucket, key) maps to it, and it is what Pebble stores, behind a checksum.
 type Location struct {
@@ -403,8 +455,11 @@ type Bucket struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	CreatedUnixNano int64                  `protobuf:"varint,2,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How the bucket is fenced while it moves to another cell (moved_to).
+	Fence         BucketFence `protobuf:"varint,3,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
+	MovedTo       string      `protobuf:"bytes,4,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bucket) Reset() {
@@ -451,6 +506,20 @@ func (x *Bucket) GetCreatedUnixNano() int64 {
 	return 0
 }
 
+func (x *Bucket) GetFence() BucketFence {
+	if x != nil {
+		return x.Fence
+	}
+	return BucketFence_BUCKET_FENCE_NONE
+}
+
+func (x *Bucket) GetMovedTo() string {
+	if x != nil {
+		return x.MovedTo
+	}
+	return ""
+}
+
 // NodeMeta is what every daemon gossips about itself through memberlist.
 // It must stay well under memberlist's 512-byte limit for node metadata.
 type NodeMeta struct {
@@ -472,7 +541,10 @@ type NodeMeta struct {
 	// index nodes: how many members the cell's index group was declared with (the
 	// node's initial peers; 1 for an unreplicated index), so that an observer that
 	// never saw the others still knows how many make a majority.
-	GroupSize     int32 `protobuf:"varint,12,opt,name=group_size,json=groupSize,proto3" json:"group_size,omitempty"`
+	GroupSize int32 `protobuf:"varint,12,opt,name=group_size,json=groupSize,proto3" json:"group_size,omitempty"`
+	// gateways: the version of the cell map they route by; map group members: the
+	// version they hold.
+	MapVersion    uint64 `protobuf:"varint,13,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +663,13 @@ func (x *NodeMeta) GetGroupSize() int32 {
 	return 0
 }
 
+func (x *NodeMeta) GetMapVersion() uint64 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 var File_cellar_v1_types_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_types_proto_rawDesc = "" +
@@ -633,10 +712,12 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
 	"\x13initiated_unix_nano\x18\x04 \x01(\x03R\x11initiatedUnixNano\x12'\n" +
 	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\x12#\n" +
-	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"H\n" +
+	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"\x91\x01\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
-	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\"\xd3\x02\n" +
+	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
+	"\x05fence\x18\x03 \x01(\x0e2\x16.cellar.v1.BucketFenceR\x05fence\x12\x19\n" +
+	"\bmoved_to\x18\x04 \x01(\tR\amovedTo\"\xf4\x02\n" +
 	"\bNodeMeta\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -652,7 +733,13 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	" \x01(\bR\x06leader\x12#\n" +
 	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12\x1d\n" +
 	"\n" +
-	"group_size\x18\f \x01(\x05R\tgroupSizeB:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
+	"group_size\x18\f \x01(\x05R\tgroupSize\x12\x1f\n" +
+	"\vmap_version\x18\r \x01(\x04R\n" +
+	"mapVersion*S\n" +
+	"\vBucketFence\x12\x15\n" +
+	"\x11BUCKET_FENCE_NONE\x10\x00\x12\x17\n" +
+	"\x13BUCKET_FENCE_WRITES\x10\x01\x12\x14\n" +
+	"\x10BUCKET_FENCE_ALL\x10\x02B:Z8github.com/cellarsim/cellar/api/proto/cellar/v1;cellarv1b\x06proto3"
 
 var (
 	file_cellar_v1_types_proto_rawDescOnce sync.Once
@@ -666,24 +753,27 @@ func file_cellar_v1_types_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_types_proto_rawDescData
 }
 
+var file_cellar_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_cellar_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cellar_v1_types_proto_goTypes = []any{
-	(*Location)(nil),     // 0: cellar.v1.Location
-	(*PartLocation)(nil), // 1: cellar.v1.PartLocation
-	(*Upload)(nil),       // 2: cellar.v1.Upload
-	(*Bucket)(nil),       // 3: cellar.v1.Bucket
-	(*NodeMeta)(nil),     // 4: cellar.v1.NodeMeta
-	nil,                  // 5: cellar.v1.Location.UserMetadataEntry
+	(BucketFence)(0),     // 0: cellar.v1.BucketFence
+	(*Location)(nil),     // 1: cellar.v1.Location
+	(*PartLocation)(nil), // 2: cellar.v1.PartLocation
+	(*Upload)(nil),       // 3: cellar.v1.Upload
+	(*Bucket)(nil),       // 4: cellar.v1.Bucket
+	(*NodeMeta)(nil),     // 5: cellar.v1.NodeMeta
+	nil,                  // 6: cellar.v1.Location.UserMetadataEntry
 }
 var file_cellar_v1_types_proto_depIdxs = []int32{
-	5, // 0: cellar.v1.Location.user_metadata:type_name -> cellar.v1.Location.UserMetadataEntry
-	1, // 1: cellar.v1.Location.parts:type_name -> cellar.v1.PartLocation
-	0, // 2: cellar.v1.Upload.meta:type_name -> cellar.v1.Location
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 0: cellar.v1.Location.user_metadata:type_name -> cellar.v1.Location.UserMetadataEntry
+	2, // 1: cellar.v1.Location.parts:type_name -> cellar.v1.PartLocation
+	1, // 2: cellar.v1.Upload.meta:type_name -> cellar.v1.Location
+	0, // 3: cellar.v1.Bucket.fence:type_name -> cellar.v1.BucketFence
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_types_proto_init() }
@@ -696,13 +786,14 @@ func file_cellar_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_types_proto_rawDesc), len(file_cellar_v1_types_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_cellar_v1_types_proto_goTypes,
 		DependencyIndexes: file_cellar_v1_types_proto_depIdxs,
+		EnumInfos:         file_cellar_v1_types_proto_enumTypes,
 		MessageInfos:      file_cellar_v1_types_proto_msgTypes,
 	}.Build()
 	File_cellar_v1_types_proto = out.File

@@ -1,0 +1,132 @@
+package index
+
+import (
+	"bytes"
+
+	"google.golang.org/protobuf/proto"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// A bucket that moves to another cell is fenced in its source cell's index: first its
+// writes (the cutover's final copy reads a bucket nobody changes), then everything
+// (the target serves it now). The fence is part of the bucket's record, so it holds
+// across restarts and on every node of the group. A gateway that still routes the
+// bucket here, by an older cell map, gets Unavailable and never a stale answer; the
+// map it fetches next sends it to the target.
+
+// fenceErr is the refusal of a request on bucket by its fence; write says whether
+// the request writes. The caller holds bucketMu.
+func (s *Store) fenceErr(bucket string, write bool) error {
+	b, ok := s.buckets[bucket]
+	if !ok {
+		return nil
+	}
+	switch {
+	case b.Fence == cellarv1.BucketFence_BUCKET_FENCE_ALL:
+		return errs.New(errs.Unavailable, "Bucket %s has moved to %s; retry, and the gateway's next cell map routes it there.", bucket, b.MovedTo)
+	case b.Fence == cellarv1.BucketFence_BUCKET_FENCE_WRITES && write:
+		return errs.New(errs.Unavailable, "Bucket %s is moving to %s and its writes are fenced for a moment; retry.", bucket, b.MovedTo)
+	}
+	return nil
+}
+
+// CheckFence refuses a request on bucket that its fence does not let through.
+func (s *Store) CheckFence(bucket string, write bool) error {
+	s.bucketMu.RLock()
+	defer s.bucketMu.RUnlock()
+	return s.fenceErr(bucket, write)
+}
+
+// FenceBucket sets the fence of a bucket that moves to movedTo (NONE lifts it).
+func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo string) (*cellarv1.Bucket, error) {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	old, ok := s.buckets[name]
+	if !ok {
+		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	}
+	bk := proto.Clone(old).(*cellarv1.Bucket)
+	bk.Fence, bk.MovedTo = fence, movedTo
+	if fence == cellarv1.BucketFence_BUCKET_FENCE_NONE {
+		bk.MovedTo = ""
+	}
+	if err := s.putBucket(bk); err != nil {
+		return nil, err
+	}
+	return bk, nil
+}
+
+// putBucket writes a bucket's record. The caller holds bucketMu for writing.
+func (s *Store) putBucket(bk *cellarv1.Bucket) error {
+	payload, err := proto.Marshal(bk)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "encode bucket")
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(bucketKey(bk.Name), seal(payload), nil); err != nil {
+		return errs.Wrap(errs.Internal, err, "index batch")
+	}
+	if err := s.commitBatch(b); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	s.buckets[bk.Name] = bk
+	return nil
+}
+
+// DropBucket removes every object record of a bucket that has moved away (fenced
+// ALL), in one batch, and returns how many it removed. The bucket's record stays,
+// fenced, as a tombstone: a gateway with an older map is refused (Unavailable) rather
+// than told the bucket does not exist; CreateBucket replaces it. The blobs the records
+// pointed to are the caller's to delete.
+func (s *Store) DropBucket(name string) (int64, error) {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	bk, ok := s.buckets[name]
+	if !ok {
+		return 0, nil
+	}
+	if bk.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+		return 0, errs.New(errs.InvalidRequest, "bucket %s has not moved away (it is not fenced); only a moved bucket is dropped", name)
+	}
+	prefix := mapKey(name, "")
+	var keys [][]byte
+	s.objects.Ascend(prefix, func(k, _ []byte) bool {
+		if !bytes.HasPrefix(k, prefix) {
+			return false
+		}
+		keys = append(keys, bytes.Clone(k))
+		return true
+	})
+	b := s.db.NewBatch()
+	defer b.Close()
+	end := append(mapKey(name, "")[:len(name)], 1)
+	if err := b.DeleteRange(objectKey(prefix), objectKey(end), nil); err != nil {
+		return 0, errs.Wrap(errs.Internal, err, "index batch")
+	}
+	if err := s.commitBatch(b); err != nil {
+		return 0, errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	for _, k := range keys {
+		s.objects.Delete(k)
+		s.clearCorrupt(k)
+	}
+	return int64(len(keys)), nil
+}
+
+// commandBucket is the bucket a write command changes ("" for none).
+func commandBucket(cmd *cellarv1.IndexCommand) string {
+	switch op := cmd.GetOp().(type) {
+	case *cellarv1.IndexCommand_CreateUpload:
+		return op.CreateUpload.GetUpload().GetBucket()
+	case *cellarv1.IndexCommand_PutPart:
+		return op.PutPart.GetBucket()
+	case *cellarv1.IndexCommand_CompleteUpload:
+		return op.CompleteUpload.GetBucket()
+	case *cellarv1.IndexCommand_AbortUpload:
+		return op.AbortUpload.GetBucket()
+	}
+	return ""
+}

@@ -1,0 +1,79 @@
+package index
+
+import (
+	"testing"
+
+	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
+	"github.com/cellarsim/cellar/internal/errs"
+)
+
+// A moving bucket's fence refuses writes, then everything, holds across a restart,
+// and a bucket fenced ALL is dropped with its objects and nothing else.
+func TestFenceAndDropBucket(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "ab"} {
+		if _, err := s.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := s.Commit(loc(b, string(rune('k'+i)), int64(i)), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.DropBucket("a"); !errs.Is(err, errs.InvalidRequest) {
+		t.Fatalf("drop of a bucket not fenced: %v, want InvalidRequest", err)
+	}
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(loc("a", "new", 9), true); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("commit to a write-fenced bucket: %v, want Unavailable", err)
+	}
+	if _, err := s.Delete("a", "k"); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("delete in a write-fenced bucket: %v, want Unavailable", err)
+	}
+	if err := s.CheckFence("a", false); err != nil {
+		t.Errorf("a read of a write-fenced bucket is refused: %v", err)
+	}
+	if _, err := s.Commit(loc("ab", "new", 9), true); err != nil {
+		t.Errorf("commit to another bucket: %v", err)
+	}
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CheckFence("a", false); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("after a restart, a read of a bucket fenced ALL: %v, want Unavailable", err)
+	}
+	n, err := s.DropBucket("a")
+	if err != nil || n != 3 {
+		t.Fatalf("drop = %d, %v; want 3 objects", n, err)
+	}
+	if got := s.ListBuckets(); len(got) != 1 || got[0].Name != "ab" {
+		t.Errorf("buckets after the drop = %v, want ab", got)
+	}
+	if res, err := s.List("ab", ListOptions{}); err != nil || len(res.Entries) != 4 {
+		t.Errorf("ab lists %d objects (%v), want 4", len(res.Entries), err)
+	}
+	if _, err := s.Lookup("a", "k"); !errs.Is(err, errs.NoSuchKey) {
+		t.Errorf("lookup of a dropped object: %v, want NoSuchKey", err)
+	}
+	if err := s.CheckFence("a", false); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("a dropped bucket's tombstone does not refuse: %v", err)
+	}
+	if _, err := s.CreateBucket("a"); err != nil {
+		t.Errorf("create over a moved bucket's tombstone: %v", err)
+	}
+	if err := s.CheckFence("a", true); err != nil {
+		t.Errorf("a bucket created over a tombstone is fenced: %v", err)
+	}
+}

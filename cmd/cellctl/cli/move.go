@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/gateway/mover"
+	"github.com/cellarsim/cellar/internal/daemon"
+	"github.com/cellarsim/cellar/localcluster"
+	"github.com/cellarsim/cellar/router"
+)
+
+type moveOptions struct {
+	dataDir  string
+	bucket   string
+	slot     int
+	to       string
+	confirm  string
+	reason   string
+	output   string
+	wait     time.Duration
+	progress time.Duration
+}
+
+func newMoveCommand() *cobra.Command {
+	o := moveOptions{slot: -1}
+	cmd := &cobra.Command{
+		Use:   "move",
+		Short: "Move a bucket, or a slot's buckets, to another cell while it serves, behind guardrails",
+		Long: `move moves a bucket (--bucket B) or every bucket of a slot (--slot N) of a cluster
+with a map group (topology map_nodes) to another cell (--to CELL), while it serves.
+
+  - Without --confirm it only shows the plan: what moves, the source and target
+    cells, the objects and bytes to copy, the target's health and headroom (storage
+    nodes that take writes against the copies it keeps), and a plan id.
+  - --confirm PLAN_ID --reason TEXT runs that plan and nothing else.
+  - Refused: a target that is not healthy, or has fewer storage nodes that take writes
+    than the copies it keeps of every object.
+  - The copy: the bucket's objects are copied while it serves, what changed is copied
+    again, then its writes are fenced in the source for a moment (clients get 503 and
+    retry), the last changes are copied, the cell map flips the bucket to the target,
+    and the source's copy is reclaimed. Progress (objects/s, bytes/s, ETA) is printed
+    as it goes. Ctrl-C before the flip undoes the move: the source keeps serving.
+  - Every plan, refusal, confirmation and outcome is appended to DATA_DIR/audit.log
+    ('cellctl audit'); the kill switch ('cellctl drill halt') refuses a move.
+
+The move runs in this command, as the operator (see docs/cellmap.md).`,
+		Example: `  cellctl move --bucket photos --to cell-3
+  cellctl move --bucket photos --to cell-3 --confirm 4be1a09c22f1 --reason "noisy tenant"
+  cellctl move --slot 17 --to cell-3 --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runMove(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data directory of a cluster started by 'cellctl up'")
+	f.StringVar(&o.bucket, "bucket", "", "the bucket to move")
+	f.IntVar(&o.slot, "slot", -1, "the slot whose buckets move (and the slot itself)")
+	f.StringVar(&o.to, "to", "", "the target cell (required)")
+	f.StringVar(&o.confirm, "confirm", "", "run the plan with this id (shown by the dry run)")
+	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
+	f.DurationVar(&o.wait, "wait", 10*time.Second, "longest wait to find the map group and the cells in the gossip")
+	f.DurationVar(&o.progress, "progress-every", 2*time.Second, "how often a long copy prints its progress")
+	outputFlag(cmd, &o.output)
+	return cmd
+}
+
+// moveReport is move's JSON output.
+type moveReport struct {
+	Plan     *guard.Plan        `json:"plan"`
+	Executed bool               `json:"executed"`
+	Steps    []guard.StepResult `json:"steps,omitempty"`
+	Moved    []mover.Stats      `json:"moved,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+func runMove(cmd *cobra.Command, o moveOptions) error {
+	if err := checkOutput(&o.output); err != nil {
+		return err
+	}
+	if o.to == "" || (o.bucket == "") == (o.slot < 0) {
+		return usageErrorf("give --to CELL and one of --bucket B or --slot N (see 'cellctl move --help')")
+	}
+	if o.confirm != "" && strings.TrimSpace(o.reason) == "" {
+		return usageErrorf("--reason is required to run a plan")
+	}
+	file, err := localcluster.Running(o.dataDir)
+	if err != nil {
+		return err
+	}
+	topo := file.Topology.Topology
+	if topo.MapNodes == 0 {
+		return usageErrorf("this cluster has no map group (topology map_nodes: 0): its buckets cannot move")
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, closeFn, err := attachMover(ctx, file, o)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	out := cmd.OutOrStdout()
+	if o.output == outputText {
+		m.Progress = func(p mover.Progress) { printMoveProgress(out, p) }
+	}
+	x := &guard.Executor{Dir: file.DataDir, Audit: guard.OpenAudit(file.DataDir)}
+	res, err := x.Run(ctx, guard.Op{
+		Command: commandLine(), Reason: o.reason, Confirm: o.confirm,
+		Plan: func(ctx context.Context) (*guard.Plan, error) {
+			return m.Plan(ctx, mover.Request{Bucket: o.bucket, Slot: o.slot, To: o.to})
+		},
+		Execute: m.Execute,
+		Show: func(p *guard.Plan) {
+			if o.output == outputText {
+				printMovePlan(out, p, o)
+			}
+		},
+	})
+	if o.output == outputJSON && res != nil {
+		rep := moveReport{Plan: res.Plan, Executed: res.Executed, Steps: res.Steps, Moved: m.Moved}
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		if jerr := printJSON(out, rep); jerr != nil {
+			return jerr
+		}
+	} else if err == nil && res != nil && res.Executed {
+		for _, st := range m.Moved {
+			fmt.Fprintf(out, "moved %s to %s: %d objects (%s) in %s, writes paused %s\n", st.Bucket, res.Plan.Target,
+				st.Objects, humanBytes(st.Bytes), st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
+		}
+	}
+	return guardError(err)
+}
+
+// attachMover joins the cluster's gossip as an observer and returns a mover that
+// reaches its nodes as the operator.
+func attachMover(ctx context.Context, file *localcluster.ClusterFile, o moveOptions) (*mover.Mover, func(), error) {
+	key, err := localcluster.GossipKey(file.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	members, err := cell.JoinCluster(cell.MembershipConfig{
+		Self: cell.Node{ID: fmt.Sprintf("cellctl-move-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
+			PID: os.Getpid(), Started: time.Now()},
+		BindAddr: "127.0.0.1:0", SecretKey: key, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the mover's gossip: %w", err)
+	}
+	if err := members.Join(file.GossipAddrs()); err != nil {
+		members.Leave(200 * time.Millisecond)
+		return nil, nil, fmt.Errorf("no cluster is reachable: no member answered at %s", strings.Join(file.GossipAddrs(), ", "))
+	}
+	deadline := router.CallDeadline(10 * time.Second)
+	conns := daemon.NewConns(deadline)
+	creds, err := localcluster.OperatorCreds(file.DataDir)
+	switch {
+	case err == nil:
+		conns = daemon.NewTLSConns(creds.ClientTLS(), deadline)
+	case !errors.Is(err, fs.ErrNotExist):
+		members.Leave(200 * time.Millisecond)
+		return nil, nil, err
+	}
+	closeFn := func() { conns.Close(); members.Leave(500 * time.Millisecond) }
+	topo := file.Topology.Topology
+	rt := router.New(topo, members, conns)
+	until := time.Now().Add(o.wait)
+	for {
+		_, err := rt.MapGroup(true)
+		if err == nil || time.Now().After(until) || ctx.Err() != nil {
+			if err != nil {
+				closeFn()
+				return nil, nil, fmt.Errorf("the map group: %w", err)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-members.Changed():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	m := &mover.Mover{Router: rt, Topology: topo, Log: slog.New(slog.DiscardHandler), ProgressEvery: o.progress,
+		Nodes: func(context.Context) ([]cell.NodeStatus, error) {
+			f, err := localcluster.ReadClusterFile(file.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			return localcluster.MergeStatus(f.Nodes, members.Nodes()), nil
+		}}
+	return m, closeFn, nil
+}
+
+func printMovePlan(out io.Writer, p *guard.Plan, o moveOptions) {
+	if p.GuardrailsOff {
+		printGuardrailsOff(out)
+	}
+	d := p.MoveDetail
+	what := "bucket " + d.Bucket
+	if d.Slot >= 0 {
+		what = fmt.Sprintf("slot %d (%d bucket%s: %s)", d.Slot, len(d.Buckets), plural(len(d.Buckets)), strings.Join(d.Buckets, ", "))
+	}
+	fmt.Fprintf(out, "Plan %s: move %s from %s to %s\n", p.ID, what, d.Source, d.Target)
+	fmt.Fprintf(out, "  copy:      %d object%s, %s\n", d.Objects, plural(int(d.Objects)), humanBytes(d.Bytes))
+	health := "healthy"
+	if !d.TargetHealthy {
+		health = "NOT healthy (" + d.TargetHealth + ")"
+	}
+	takes := "storage nodes take"
+	if d.TargetWritableNodes == 1 {
+		takes = "storage node takes"
+	}
+	copies := "copies"
+	if d.TargetCopies == 1 {
+		copies = "copy"
+	}
+	fmt.Fprintf(out, "  target:    %s is %s; %d %s writes, it keeps %d %s of every object\n",
+		d.Target, health, d.TargetWritableNodes, takes, d.TargetCopies, copies)
+	fmt.Fprintf(out, "  cell map:  version %d\n", d.MapVersion)
+	for _, v := range p.Violations {
+		state := "REFUSED"
+		if v.Lifted {
+			state = "let through (guardrails off)"
+		}
+		fmt.Fprintf(out, "  %s (%s): %s\n", state, v.Rule, v.Message)
+	}
+	fmt.Fprintln(out)
+	switch {
+	case o.confirm != "":
+	case !p.Allowed():
+		fmt.Fprintln(out, "Nothing done.")
+	default:
+		target := "--bucket " + o.bucket
+		if o.slot >= 0 {
+			target = fmt.Sprintf("--slot %d", o.slot)
+		}
+		fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  cellctl move --data-dir %s %s --to %s --confirm %s --reason \"<why>\"\n",
+			o.dataDir, target, o.to, p.ID)
+	}
+}
+
+func printMoveProgress(out io.Writer, p mover.Progress) {
+	eta := ""
+	if p.ETA > 0 {
+		eta = ", ETA " + p.ETA.Round(time.Second).String()
+	}
+	fmt.Fprintf(out, "  %s %-8s %d/%d objects, %s, %.0f objects/s, %s/s%s\n", p.Bucket, p.Step, p.Objects, p.Total,
+		humanBytes(p.Bytes), p.ObjectsPerSec, humanBytes(int64(p.BytesPerSec)), eta)
+}
