@@ -174,7 +174,7 @@ func (c *Cluster) StartNode(id string) {
 		spec = spec.WithPKI(dir)
 	}
 	opts := node.RunOptions{Logger: c.logs.logger(id), Topology: &c.Topology}
-	if spec.Role == cell.RoleGateway && c.Topology.Faults {
+	if (spec.Role == cell.RoleGateway || spec.Role == cell.RoleIndex) && c.Topology.Faults {
 		spec.FaultsFile = c.FaultsFile()
 		opts.Crash = func(int) { go c.crash(id) }
 	}

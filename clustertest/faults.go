@@ -2,13 +2,10 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,17 +13,17 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/frontrouter"
-	"github.com/cellarsim/cellar/gateway"
+	"github.com/cellarsim/cellar/internal/faultfile"
 )
 
-// Faults in one process. A cluster whose topology has faults on gives its gateways a
-// faults file in its directory; the drill tooling arms the poison pill in it through
-// Control.Poison, as it does through the supervisor's control endpoint of a 'cellctl
-// up --faults' cluster: audited, refused while drills are halted. A gateway that
-// swallows the pill ends (this node only, not the test process) and stays down until
-// it is started again.
+// Faults in one process. A cluster whose topology has faults on gives its gateways and
+// index nodes a faults file in its directory; the drill tooling arms the poison pill
+// in it through Control.Poison (the index pill through Control.PoisonIndex), as it
+// does through the supervisor's control endpoint of a 'cellctl up --faults' cluster:
+// audited, refused while drills are halted. A node that swallows a pill ends (this
+// node only, not the test process) and stays down until it is started again.
 
-// FaultsFile is where the gateways of a cluster with faults on look for armed faults
+// FaultsFile is where the nodes of a cluster with faults on look for armed faults
 // ("" when the topology does not allow faults).
 func (c *Cluster) FaultsFile() string {
 	if !c.Topology.Faults {
@@ -59,10 +56,48 @@ func (c *Cluster) crash(id string) {
 // missing reason, a key with '/', '?' or '#', and arming while drills are halted; each
 // decision goes to the audit log in the cluster's directory.
 func (k *Control) Poison(_ context.Context, key string, disarm bool, reason string) error {
+	return k.arm("poison pill", disarm, reason, func() error {
+		if !disarm && (key == "" || strings.ContainsAny(key, "/?#")) {
+			return fmt.Errorf("the poison pill needs an object key without '/', '?' or '#', not %q", key)
+		}
+		return nil
+	}, func(f *faultfile.Faults) string {
+		if disarm {
+			f.Poison = nil
+			return "poison pill disarmed"
+		}
+		f.Poison = &faultfile.PoisonPill{Key: key, ArmedAt: time.Now().UTC(), Reason: reason}
+		return "poison pill armed: a request for an object named " + key + " crashes the gateway that handles it"
+	})
+}
+
+// PoisonIndex arms the index pill with bucket/key (or disarms it, when disarm): a
+// write of that object crashes every index node of its cell that applies it (the node
+// ends, not the test process). It refuses what Poison refuses, and a pill without a
+// bucket or a key.
+func (k *Control) PoisonIndex(_ context.Context, bucket, key string, disarm bool, reason string) error {
+	return k.arm("index pill", disarm, reason, func() error {
+		if !disarm && (bucket == "" || key == "") {
+			return fmt.Errorf("the index pill needs a bucket and an object key, not %q/%q", bucket, key)
+		}
+		return nil
+	}, func(f *faultfile.Faults) string {
+		if disarm {
+			f.Index = nil
+			return "index pill disarmed"
+		}
+		f.Index = &faultfile.IndexPill{Bucket: bucket, Key: key, ArmedAt: time.Now().UTC(), Reason: reason}
+		return "index pill armed: a write of " + bucket + "/" + key + " crashes every index node of its cell that applies it"
+	})
+}
+
+// arm changes the faults file with change after the checks of the control endpoint,
+// and audits the decision.
+func (k *Control) arm(pill string, disarm bool, reason string, check func() error, change func(*faultfile.Faults) string) error {
 	c := k.c
-	what := "arm the poison pill"
+	what := "arm the " + pill
 	if disarm {
-		what = "disarm the poison pill"
+		what = "disarm the " + pill
 	}
 	audit := guard.OpenAudit(c.Dir)
 	refuse := func(err error) error {
@@ -74,28 +109,20 @@ func (k *Control) Poison(_ context.Context, key string, disarm bool, reason stri
 		return refuse(errors.New("faults are not enabled in this cluster: its topology needs faults: true"))
 	case strings.TrimSpace(reason) == "":
 		return refuse(fmt.Errorf("a reason is required to %s", what))
-	case !disarm && (key == "" || strings.ContainsAny(key, "/?#")):
-		return refuse(fmt.Errorf("the poison pill needs an object key without '/', '?' or '#', not %q", key))
 	}
-	if disarm {
-		if err := os.Remove(c.FaultsFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		_ = audit.Append(guard.Entry{Command: "clustertest poison", Reason: reason, Decision: guard.DecisionStep, Outcome: "poison pill disarmed"})
-		return nil
-	}
-	if err := guard.CheckHalt(c.Dir); err != nil {
+	if err := check(); err != nil {
 		return refuse(err)
 	}
-	b, err := json.Marshal(gateway.Faults{Poison: &gateway.PoisonPill{Key: key, ArmedAt: time.Now().UTC(), Reason: reason}})
-	if err != nil {
-		return err
+	if !disarm {
+		if err := guard.CheckHalt(c.Dir); err != nil {
+			return refuse(err)
+		}
 	}
-	if err := os.WriteFile(c.FaultsFile(), b, 0o600); err != nil {
+	var outcome string
+	if err := faultfile.Update(c.FaultsFile(), func(f *faultfile.Faults) { outcome = change(f) }); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	_ = audit.Append(guard.Entry{Command: "clustertest poison", Reason: reason, Decision: guard.DecisionStep,
-		Outcome: "poison pill armed: a request for an object named " + key + " crashes the gateway that handles it"})
+	_ = audit.Append(guard.Entry{Command: "clustertest poison", Reason: reason, Decision: guard.DecisionStep, Outcome: outcome})
 	return nil
 }
 

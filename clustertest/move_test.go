@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
@@ -23,8 +25,9 @@ import (
 	"github.com/cellarsim/cellar/router"
 )
 
-// newMover returns a mover that reaches the cluster as the operator does: its own
-// gossip view, and the operator's certificate.
+// newMover returns a mover that reaches the cluster as a 'cellctl up' supervisor's
+// does: its own gossip view, and the supervisor's certificate (issued here from the
+// cluster's CA), the only one allowed to fence a bucket and change its map entry.
 func newMover(t *testing.T, c *Cluster) (*mover.Mover, *router.Router) {
 	t.Helper()
 	members, err := cell.JoinCluster(cell.MembershipConfig{
@@ -36,8 +39,12 @@ func newMover(t *testing.T, c *Cluster) (*mover.Mover, *router.Router) {
 	}
 	t.Cleanup(func() { members.Leave(time.Second) })
 	conns := daemon.NewConns(router.CallDeadline(5 * time.Second))
-	if creds := c.Creds(pki.OperatorName); creds != nil {
-		conns = daemon.NewTLSConns(creds.ClientTLS(), router.CallDeadline(5*time.Second))
+	if dir := c.PKIDir(); dir != "" {
+		if _, err := pki.Init(dir, pki.InitOptions{Cluster: "clustertest", Members: []pki.Member{
+			{Identity: pki.Identity{Role: pki.RoleSupervisor, Node: pki.RoleSupervisor}}}}); err != nil {
+			t.Fatal(err)
+		}
+		conns = daemon.NewTLSConns(c.Creds(pki.RoleSupervisor).ClientTLS(), router.CallDeadline(5*time.Second))
 	}
 	t.Cleanup(conns.Close)
 	rt := router.New(c.Topology, members, conns)
@@ -224,6 +231,20 @@ func TestMoveBucketUnderLoad(t *testing.T) {
 	ix := cellarv1.NewIndexClient(cc)
 	if _, err := ix.Lookup(ctx, &cellarv1.LookupRequest{Bucket: moved, Key: "before-00"}); !errs.Is(err, errs.Unavailable) {
 		t.Errorf("the source index answers a lookup of the moved bucket: %v, want Unavailable", err)
+	}
+	// The operator's certificate may not fence a bucket or change the map: a move
+	// runs only behind the guardrails of the supervisor's control endpoint.
+	if cl.PKIDir() != "" {
+		if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: other}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("the operator fences a bucket: %v, want PermissionDenied", err)
+		}
+		mc, err := ops.Get(cl.Node(cell.NodeID("", cell.RoleMap, 0)).GRPCAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cellarv1.NewCellMapClient(mc).Apply(ctx, &cellarv1.MapCommand{}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("the operator changes the cell map: %v, want PermissionDenied", err)
+		}
 	}
 
 	// gateway-1 comes back with the old map while the map group is away.

@@ -111,6 +111,7 @@ type runner struct {
 	ctl    *tracked
 	audit  *guard.Audit
 	tested []string // cells the drill acts on
+	repair *repairSampler
 
 	mu       sync.Mutex
 	rep      *Report
@@ -164,6 +165,7 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	r := &runner{env: env, sc: sc, target: target, start: time.Now(), audit: guard.OpenAudit(env.Dir),
 		ctl:    &tracked{Cluster: env.Cluster, down: map[string]bool{}, started: map[string]time.Time{}},
 		quorum: map[string]bool{}, lostAt: map[string]time.Duration{}, failing: map[string]bool{}, above: aboveSince{}}
+	r.repair = newRepairSampler(r.start)
 	r.rep = &Report{Scenario: sc.Name, Description: sc.Description, Target: target, Cells: cells, Started: r.start,
 		Overrides: sc.overridden, StopRule: sc.Stop.Rule(), GuardrailsOff: env.Topology.GuardrailsOff()}
 	for _, st := range sc.Steps {
@@ -181,6 +183,8 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 			c = st.Undrain.Cell
 		case st.fault() != nil:
 			c = st.fault().Cell
+		case st.Poison != nil && st.Poison.Kind == PillIndex:
+			c = st.Poison.Cell
 		default:
 			continue
 		}
@@ -199,21 +203,9 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	r.cancel = cancel
 	defer cancel()
 	samplerCtx, stopSampler := context.WithCancel(context.Background())
-	samplerDone := make(chan struct{})
 	r.sample(samplerCtx) // the state before the first step
-	go func() {
-		defer close(samplerDone)
-		t := time.NewTicker(env.SampleEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-samplerCtx.Done():
-				return
-			case <-t.C:
-				r.sample(samplerCtx)
-			}
-		}
-	}()
+	samplerDone := every(samplerCtx, env.SampleEvery, func() { r.sample(samplerCtx) })
+	repairDone := r.followRepair(samplerCtx)
 
 	r.event("START", "", fmt.Sprintf("drill %s on %d cell%s, target %s", sc.Name, len(cells), plural(len(cells)), target))
 	_ = r.audit.Append(guard.Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: guard.DecisionPlanned, Cell: target, Outcome: "drill started"})
@@ -231,6 +223,9 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	r.sample(samplerCtx)
 	stopSampler()
 	<-samplerDone
+	<-repairDone
+	r.readRepair(context.Background()) // what the repair did up to the end
+	r.rep.Repair = r.repair.report(cells)
 
 	r.mu.Lock()
 	stopped := r.stopped
@@ -268,6 +263,26 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	_ = r.audit.Append(guard.Entry{Command: env.Command, Reason: "drill " + sc.Name, Decision: guard.DecisionDone, Cell: target, Outcome: "drill " + outcome})
 	r.rep.finish()
 	return r.rep, runErr
+}
+
+// every calls f every d until ctx is done; the channel it returns is closed once it
+// has stopped.
+func every(ctx context.Context, d time.Duration, f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return done
 }
 
 func resolveCell(cells []string, c, def string) (string, error) {

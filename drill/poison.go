@@ -33,6 +33,11 @@ import (
 // failed), partly affected and untouched, beside the formula for the cluster's
 // sharding; the gateways crashed; and the time from disarming to every tenant served.
 type PoisonStep struct {
+	// Kind is the pill: "gateway" (the default) or "index" (see poisonIndex).
+	Kind string `yaml:"kind" json:"kind,omitempty"`
+	// Cell is the cell whose index the index pill is sent to (default: the
+	// scenario's target).
+	Cell string `yaml:"cell" json:"cell,omitempty"`
 	// Tenant sends the pill (default: the first tenant).
 	Tenant string `yaml:"tenant" json:"tenant,omitempty"`
 	// Attempts is how often the tenant's client sends it (default 3, as AWS SDKs do).
@@ -83,6 +88,13 @@ type PoisonReport struct {
 }
 
 func (r *runner) poison(ctx context.Context, p *PoisonStep) error {
+	switch p.Kind {
+	case "", PillGateway:
+	case PillIndex:
+		return r.poisonIndex(ctx, p)
+	default:
+		return fmt.Errorf("no pill kind %q (kinds: %s, %s)", p.Kind, PillGateway, PillIndex)
+	}
 	pz, ok := r.env.Cluster.(Poisoner)
 	if !ok {
 		return errors.New("this cluster cannot arm faults: the poison pill needs a cluster run by 'cellctl up --faults'")

@@ -54,6 +54,9 @@ type Report struct {
 	// many were down, partly affected and untouched (a cluster with tenants only).
 	PerTenant    []TenantReport `json:"per_tenant,omitempty"`
 	TenantCounts *TenantCounts  `json:"tenant_counts,omitempty"`
+	// Repair is what the repair loop of each cell with something to repair did while
+	// the drill ran (a cluster whose nodes the drill can read only: AdminAddresser).
+	Repair []RepairReport `json:"repair,omitempty"`
 }
 
 // Event is one line of the timeline.
@@ -543,6 +546,7 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	r.summaryTenants(w)
 	r.summaryPoison(w)
+	r.summaryRepair(w)
 	if len(r.NodeRestarts) > 0 {
 		fmt.Fprintln(w, "\nRestart time per node (start to ready)")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

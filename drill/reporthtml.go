@@ -28,6 +28,7 @@ var markers = map[string]marker{
 	"QUORUM LOST": {"quorum lost", "#b00020"}, "QUORUM RESTORED": {"quorum back", "#1b7f2a"},
 	"RESTART": {"restart", "#444"}, "RESTART FAILED": {"restart failed", "#b00020"}, "RESTORED": {"restored", "#1b7f2a"},
 	"ABORT": {"abort", "#b00020"}, "HALTED": {"halted", "#b00020"},
+	"WIPE": {"wipe", "#b00020"}, "REPAIR": {"repair", "#1b7f2a"},
 }
 
 // Chart geometry, in the SVG's own units (the chart scales to the page's width). The
@@ -274,7 +275,9 @@ func (r *Report) HTML(w io.Writer) error {
 		Load        string
 		Tenants     []TenantReport
 		TenantsRest string
-	}{R: r, Head: r.headline(), Cells: cells,
+		RepairChart template.HTML
+		RepairRows  [][]string
+	}{R: r, Head: r.headline(), Cells: cells, RepairChart: r.repairChart(), RepairRows: r.repairRows(),
 		Avail:     r.chart("availability per cell", func(p SeriesPoint) float64 { return 100 * p.Availability }, 100, "%"),
 		P99:       r.chart("p99 latency per cell", func(p SeriesPoint) float64 { return p.P99MS }, niceMax(maxP99), "ms"),
 		LoadStart: time.Duration(r.LoadStartMS) * time.Millisecond, Load: r.loadLine()}
@@ -291,9 +294,9 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		switch k {
 		case "QUORUM LOST", "REFUSED", "RESTART FAILED", "ERRORS", "ABORT", "HALTED", "CHECK FAILED", "KILL":
 			return "bad"
-		case "QUORUM RESTORED", "RESTORED", "RECOVERED", "CHECK OK":
+		case "QUORUM RESTORED", "RESTORED", "RECOVERED", "CHECK OK", "REPAIR":
 			return "good"
-		case "OVERRIDE":
+		case "OVERRIDE", "SCRUB", "WIPE":
 			return "warn"
 		}
 		return ""
@@ -302,6 +305,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"codes":         errorCodes,
 	"rows":          func(p PoisonReport) [][2]string { return p.rows() },
 	"guardrailsOff": func() string { return guard.GuardrailsOffBanner },
+	"lower":         strings.ToLower,
+	"repairNote":    func() string { return repairNote },
 }).Parse(`{{define "headline"}}<p class="verdict"><span class="{{.Tone}}">{{.Outcome}}</span> — {{.Verdict}}</p>
 <div class="tiles">{{range .Tiles}}
 <div class="tile"><div class="label">{{.Label}}</div><div class="big {{.Tone}}">{{.Value}}</div><div class="detail">{{.Detail}}</div></div>{{end}}
@@ -350,6 +355,12 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 {{end}}
 {{range .R.Poison}}<h2>Poison pill: {{.Sharding}} sharding</h2>
 <table>{{range rows .}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
+{{end}}</table>
+{{end}}
+{{if .R.Repair}}<h2>Repair</h2>
+<p class="note">From {{repairNote}}.{{if .RepairChart}} Objects given back a missing copy, on the drill's clock:{{end}}</p>
+{{.RepairChart}}
+<table>{{range $i, $row := .RepairRows}}<tr>{{range $j, $v := $row}}{{if eq $i 0}}<th>{{lower $v}}</th>{{else if eq $j 0}}<td>{{$v}}</td>{{else}}<td class="n">{{$v}}</td>{{end}}{{end}}</tr>
 {{end}}</table>
 {{end}}
 <h2>Timeline</h2>

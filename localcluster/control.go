@@ -19,6 +19,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/gateway/mover"
 	"github.com/cellarsim/cellar/internal/pki"
 )
 
@@ -35,6 +36,7 @@ import (
 //	POST /v1/nodes/{id}/kill       that node (a kill as a crash of it), refused with
 //	                               409 below its tier's floor (see NodeRequest)
 //	POST /v1/nodes/{id}/start      start one node: audited as an undrain of it
+//	POST /v1/moves                 a bucket's move, through the same workflow (move.go)
 //
 // Every request carries the endpoint's token as "Authorization: Bearer TOKEN". One
 // operation that removes capacity runs at a time: another one meanwhile is refused
@@ -85,7 +87,11 @@ func (s *Supervisor) ServeControlWith(opts ControlOptions) (addr string, stop fu
 		return "", nil, fmt.Errorf("control endpoint token: %w", err)
 	}
 	token := hex.EncodeToString(b)
-	h := NewControlHandler(ControlConfig{Dir: s.dir, Cluster: s.Cluster(), Procs: s.Nodes, Token: token, FaultsFile: s.faultsFile()})
+	cfg := ControlConfig{Dir: s.dir, Cluster: s.Cluster(), Procs: s.Nodes, Token: token, FaultsFile: s.faultsFile()}
+	if s.topo.MapNodes > 0 {
+		cfg.Mover = s.attachMover
+	}
+	h := NewControlHandler(cfg)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: opts.TLS}
 	go func() {
 		if opts.TLS != nil {
@@ -127,6 +133,9 @@ type ControlConfig struct {
 	// FaultsFile is where faults are armed for the gateways (see FaultsFileName);
 	// empty when the cluster does not allow faults.
 	FaultsFile string
+	// Mover, when set, returns a mover of the cluster and a function that closes it,
+	// for POST /v1/moves; nil for a cluster whose buckets cannot move.
+	Mover func(ctx context.Context) (*mover.Mover, func(), error)
 }
 
 // NewControlHandler returns the control endpoint's HTTP API over cfg.Cluster. The
@@ -142,6 +151,7 @@ func NewControlHandler(cfg ControlConfig) http.Handler {
 		writeJSON(w, http.StatusOK, cfg.Procs())
 	})
 	mux.HandleFunc("POST /v1/plans", c.servePlan)
+	mux.HandleFunc("POST /v1/moves", c.serveMove)
 	mux.HandleFunc("POST /v1/nodes/{id}/{action}", c.serveNode)
 	mux.HandleFunc("POST /v1/faults/poison", c.servePoison)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

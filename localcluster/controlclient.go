@@ -12,6 +12,7 @@ import (
 	"net/http"
 
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/gateway/mover"
 )
 
 // ErrNoControl is returned for a cluster whose supervisor serves no control endpoint.
@@ -102,24 +103,54 @@ func (c *Control) Do(ctx context.Context, id, action string) (ControlResult, err
 // *guard.StaleError, guard.ErrHalted, guard.ErrBadRequest, guard.ErrNoReason, or
 // ErrBusy when another capacity operation runs.
 func (c *Control) RunPlan(ctx context.Context, req PlanRequest, show func(*guard.Plan), progress io.Writer) (*guard.Result, error) {
-	resp, err := c.post(ctx, "/v1/plans", req)
+	res, _, err := c.stream(ctx, "/v1/plans", req, show, func(ev PlanEvent) {
+		if progress != nil {
+			fmt.Fprintln(progress, ev.Line)
+		}
+	})
+	return res, err
+}
+
+// Move asks the supervisor to move a bucket, or a slot's buckets, through the
+// guardrail workflow, as RunPlan does a drain: show is given the plan before anything
+// is done, progress (if not nil) where the copy is as it goes. It returns the result,
+// what each bucket's move did, and an error that errors.Is and errors.As tell as
+// RunPlan's. An interrupt (ctx) before the cutover undoes the move.
+func (c *Control) Move(ctx context.Context, req MoveRequest, show func(*guard.Plan), progress func(mover.Progress)) (*guard.Result, []mover.Stats, error) {
+	res, last, err := c.stream(ctx, "/v1/moves", req, show, func(ev PlanEvent) {
+		if progress != nil && ev.Move != nil {
+			progress(*ev.Move)
+		}
+	})
+	var moved []mover.Stats
+	if last != nil {
+		moved = last.Moved
+	}
+	return res, moved, err
+}
+
+// stream posts body to a path that answers with plan events, and reads them: the
+// plan to show, each progress event to progress, and the result last, which it
+// returns with the error it stands for.
+func (c *Control) stream(ctx context.Context, path string, body any, show func(*guard.Plan), progress func(PlanEvent)) (*guard.Result, *PlanResult, error) {
+	resp, err := c.post(ctx, path, body)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("interrupted before the supervisor answered: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("interrupted before the supervisor answered: %w", ctx.Err())
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/x-ndjson" {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var cr ControlResult
 		if json.Unmarshal(b, &cr) == nil && cr.Error != "" {
-			return nil, errorOfKind(cr.Kind, cr.Error)
+			return nil, nil, errorOfKind(cr.Kind, cr.Error)
 		}
 		if resp.StatusCode == http.StatusNotFound {
-			return nil, errors.New("the cluster's supervisor does not take plans: it runs an older cellctl; restart the cluster with this one")
+			return nil, nil, errors.New("the cluster's supervisor does not take plans: it runs an older cellctl; restart the cluster with this one")
 		}
-		return nil, fmt.Errorf("the supervisor answered %s", resp.Status)
+		return nil, nil, fmt.Errorf("the supervisor answered %s", resp.Status)
 	}
 	var res *guard.Result
 	sc := bufio.NewScanner(resp.Body)
@@ -127,7 +158,7 @@ func (c *Control) RunPlan(ctx context.Context, req PlanRequest, show func(*guard
 	for sc.Scan() {
 		var ev PlanEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return res, fmt.Errorf("the supervisor answered a line that does not parse: %w", err)
+			return res, nil, fmt.Errorf("the supervisor answered a line that does not parse: %w", err)
 		}
 		switch ev.Event {
 		case EventPlan:
@@ -136,23 +167,21 @@ func (c *Control) RunPlan(ctx context.Context, req PlanRequest, show func(*guard
 				show(ev.Plan)
 			}
 		case EventProgress:
-			if progress != nil {
-				fmt.Fprintln(progress, ev.Line)
-			}
+			progress(ev)
 		case EventResult:
 			if ev.Result == nil {
-				return res, errors.New("the supervisor answered an empty result")
+				return res, nil, errors.New("the supervisor answered an empty result")
 			}
 			if res != nil {
 				res.Executed, res.Steps = ev.Result.Executed, ev.Result.Steps
 			}
-			return res, ev.Result.err()
+			return res, ev.Result, ev.Result.err()
 		}
 	}
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("interrupted: the supervisor stops the plan before its next step; 'cellctl audit' shows how far it went: %w", ctx.Err())
+		return res, nil, fmt.Errorf("interrupted: the supervisor stops the plan before its next step; 'cellctl audit' shows how far it went: %w", ctx.Err())
 	}
-	return res, errors.New("the supervisor stopped answering before the plan finished; 'cellctl audit' shows how far it went")
+	return res, nil, errors.New("the supervisor stopped answering before the plan finished; 'cellctl audit' shows how far it went")
 }
 
 // err is the error r stands for, as the workflow returned it.

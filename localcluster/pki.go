@@ -18,7 +18,7 @@ import (
 const PKIDirName = "pki"
 
 // supervisorName is the name of the certificate the control endpoint serves with.
-const supervisorName = "supervisor"
+const supervisorName = pki.RoleSupervisor
 
 // PKIDir is the PKI directory of the cluster in dataDir.
 func PKIDir(dataDir string) string { return filepath.Join(dataDir, PKIDirName) }

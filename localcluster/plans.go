@@ -12,6 +12,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/gateway/mover"
 )
 
 // PlanRequest is the body of POST /v1/plans: one capacity operation for the supervisor
@@ -60,6 +61,8 @@ type PlanEvent struct {
 	Plan   *guard.Plan `json:"plan,omitempty"`
 	Line   string      `json:"line,omitempty"`
 	Result *PlanResult `json:"result,omitempty"`
+	// Move is where a move is, in the progress events of POST /v1/moves.
+	Move *mover.Progress `json:"move,omitempty"`
 }
 
 // Events of a plan's answer.
@@ -79,6 +82,8 @@ type PlanResult struct {
 	Kind  string `json:"kind,omitempty"`
 	// Stale is set for a confirmation that does not match the plan as it stands.
 	Stale *StaleConfirmation `json:"stale,omitempty"`
+	// Moved is what each bucket's move did, for POST /v1/moves.
+	Moved []mover.Stats `json:"moved,omitempty"`
 }
 
 // StaleConfirmation is a guard.StaleError on the wire.

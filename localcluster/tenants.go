@@ -60,7 +60,7 @@ func clusterTenants(dir string, t *cell.Topology, n int) error {
 // routerSpecLocked completes the spec of a router or a gateway: a router forwards to
 // the gateways in their order and reads the tenants from the topology file; it holds
 // no certificate of the internal plane (it calls no node), only the gossip's key. A
-// gateway of a cluster with faults on watches the faults file.
+// gateway or index node of a cluster with faults on watches the faults file.
 func (s *Supervisor) routerSpecLocked(spec node.Spec) node.Spec {
 	switch spec.Role {
 	case cell.RoleRouter:
@@ -73,7 +73,7 @@ func (s *Supervisor) routerSpecLocked(spec node.Spec) node.Spec {
 		if s.pkiDir != "" {
 			spec.GossipKey = pki.Dir(s.pkiDir).GossipKey()
 		}
-	case cell.RoleGateway:
+	case cell.RoleGateway, cell.RoleIndex:
 		spec.FaultsFile = s.faultsFile()
 	}
 	return spec

@@ -89,8 +89,8 @@ type Spec struct {
 	GCGrace        time.Duration
 
 	// A front router: the gateways' S3 addresses, in the fleet's order (--backends);
-	// it also takes --s3-addr and --topology. A gateway of a cluster whose faults may
-	// be armed: the file the drill tooling arms them in (--faults-file).
+	// it also takes --s3-addr and --topology. A gateway or index node of a cluster
+	// whose faults may be armed: the file the drill tooling arms them in (--faults-file).
 	Backends   []string
 	FaultsFile string
 }
@@ -169,7 +169,7 @@ func (s Spec) Validate() error {
 		{"s3-addr", s.S3Addr != "", []cell.Role{gw, cell.RoleRouter}},
 		{"topology", s.TopologyFile != "", []cell.Role{gw, cell.RoleRouter}},
 		{"backends", len(s.Backends) > 0, []cell.Role{cell.RoleRouter}},
-		{"faults-file", s.FaultsFile != "", []cell.Role{gw}},
+		{"faults-file", s.FaultsFile != "", []cell.Role{gw, idx}},
 		{"repair-interval", s.RepairInterval != 0, []cell.Role{cell.RolePlacement}},
 		{"gc-grace", s.GCGrace != 0, []cell.Role{cell.RolePlacement}},
 	} {
@@ -187,8 +187,8 @@ type RunOptions struct {
 	// Topology, if not nil, is the topology a gateway routes with, instead of the one
 	// in Spec.TopologyFile.
 	Topology *cell.Topology
-	// Crash, if not nil, is how a gateway whose armed fault fires ends (see
-	// gateway.Config.Crash); nil ends the process.
+	// Crash, if not nil, is how a gateway or index node whose armed fault fires ends
+	// (see gateway.Config.Crash, index.Config.Crash); nil ends the process.
 	Crash func(code int)
 }
 
@@ -260,11 +260,12 @@ func specTopology(s Spec, opts RunOptions) (cell.Topology, error) {
 	return cell.Topology{}, nil
 }
 
-func runIndex(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
+func runIndex(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) error {
 	return index.Run(ctx, index.Config{
 		Options: o, DataDir: s.DataDir,
 		RaftAddr: s.RaftAddr, RaftAdvertise: s.RaftAdvertise, Peers: s.Peers,
 		SnapshotThreshold: s.SnapshotThreshold, TrailingLogs: s.TrailingLogs,
+		FaultsFile: s.FaultsFile, Crash: opts.Crash,
 	})
 }
 

@@ -37,6 +37,13 @@ type Config struct {
 	// SlowDown. RebuildWorkers is the number of ranges loaded at once (0: one per core).
 	Pending        Pending
 	RebuildWorkers int
+
+	// FaultsFile is the faults file of a cluster that allows faults (see
+	// internal/faultfile): a write of the object its index pill names crashes this
+	// node. Crash is how the node ends then (nil: the process exits with PillExitCode);
+	// a cluster in one process ends only the node.
+	FaultsFile string
+	Crash      func(code int)
 }
 
 // Command is the index node as a program: indexd, and 'cellctl daemon index'.
@@ -55,6 +62,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.Pending, "rebuild-pending", "what a read of a key range still loading gets while the index rebuilds: pebble (answered from Pebble) or slowdown (503 SlowDown)")
 	fs.IntVar(&c.RebuildWorkers, "rebuild-workers", c.RebuildWorkers, "key ranges loaded at once by the rebuild (0: one per core)")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot (0: default)")
+	fs.StringVar(&c.FaultsFile, "faults-file", c.FaultsFile, "file in which the drill tooling arms faults (a cluster started with faults on)")
 }
 
 // EnsureDefaults sets the role and fills the fields left at their zero value.

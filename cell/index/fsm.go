@@ -20,6 +20,9 @@ import (
 // execute runs one write command against the store and returns the response the
 // writer gets. Every node of a group runs the same commands in the same order.
 func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
+	if s.pill.swallows(cmd) {
+		return nil, errCrashed
+	}
 	if b := commandBucket(cmd); b != "" {
 		if err := s.CheckFence(b, true); err != nil {
 			return nil, err
@@ -96,6 +99,10 @@ func (f fsm) Apply(l *raft.Log) any {
 	f.s.applying, f.s.applyingAt = l.Index, cmd.UnixNano
 	resp, err := execute(f.s, &cmd)
 	f.s.applying, f.s.applyingAt = 0, 0
+	if errors.Is(err, errCrashed) {
+		// A crashed process records nothing: the entry is applied again after a restart.
+		return applied{err: err}
+	}
 	if f.s.AppliedIndex() < l.Index {
 		// A refused command writes nothing, but it was applied all the same.
 		f.s.markApplied(l.Index)

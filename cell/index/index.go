@@ -83,6 +83,8 @@ type Store struct {
 	applied    atomic.Uint64
 
 	rb rebuildState // the rebuild of objects from Pebble (rebuild.go)
+
+	pill *pill // the index pill, in a cluster that allows faults (pill.go)
 }
 
 // Open opens (or creates) the Pebble database in dir and rebuilds the map from it,

@@ -43,6 +43,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return errors.Join(err, d.Stop(nil))
 	}
+	store.armFaults(cfg.FaultsFile, cfg.Crash)
 	if !cfg.replicated() {
 		// Standalone, Pebble is all there is to know: serve reads while the map
 		// loads, as cfg.Pending says. (A group member may be behind its group and
@@ -98,6 +99,9 @@ func (s *server) read() (*Store, error) {
 			return st, nil // the store answers or refuses by key range (Options.Pending)
 		}
 		return nil, errs.New(errs.SlowDown, "the index of this cell is rebuilding")
+	}
+	if st.pill.hasCrashed() {
+		return nil, errCrashed
 	}
 	if g := s.group.Load(); g != nil {
 		if err := g.verifyRead(); err != nil {

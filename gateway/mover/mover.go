@@ -47,7 +47,10 @@ import (
 // Mover moves buckets between cells. Its zero value is not usable: give Router,
 // Topology and Nodes.
 type Mover struct {
-	// Router reaches the cells and the map group (an operator's connections).
+	// Router reaches the cells and the map group, with connections that hold the
+	// supervisor's certificate: only it may fence and drop a bucket in an index and
+	// change a bucket's map entry (the supervisor runs moves behind its control
+	// endpoint, localcluster).
 	Router   *router.Router
 	Topology cell.Topology
 	// Nodes is the state of every node, to judge the target cell's health.

@@ -24,10 +24,11 @@ const (
 	roleObserver  = string(cell.RoleObserver)
 	roleMap       = string(cell.RoleMap)
 	roleOperator  = pki.RoleOperator
+	roleSuper     = pki.RoleSupervisor
 )
 
 // anyRole is every role a certificate can name.
-var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleObserver, roleOperator, roleMap}
+var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleObserver, roleOperator, roleMap, roleSuper}
 
 // Callers is who may call each gRPC method a daemon serves over mutual TLS, by the
 // role in the caller's certificate: a full method name ("/cellar.v1.Storage/Read"),
@@ -39,17 +40,20 @@ var anyRole = []string{roleIndex, rolePlacement, roleStorage, roleGateway, roleO
 // (cellctl, benchmarks) may call what a gateway may, ask the repair loop, and are the
 // only ones that may change an index group's membership or leader. The cell map is
 // read by gateways, observers and operators, and changed by gateways (the buckets they
-// create and delete) and the operator's mover.
+// create and delete) and the mover. The mover runs behind the supervisor's control
+// endpoint, through the guardrail workflow, with the supervisor's certificate: it
+// reads and writes as a gateway does, and it alone may fence and drop a bucket in an
+// index; the operator's certificate may not, so a move cannot skip the guardrails.
 var Callers = map[string][]string{
-	"/cellar.v1.Index/":                       {roleGateway, rolePlacement, roleOperator},
-	"/cellar.v1.Index/FenceBucket":            {roleOperator},
-	"/cellar.v1.Index/DropBucket":             {roleOperator},
-	"/cellar.v1.Placement/Allocate":           {roleGateway, roleOperator},
-	"/cellar.v1.Storage/":                     {roleGateway, rolePlacement, roleOperator},
+	"/cellar.v1.Index/":                       {roleGateway, rolePlacement, roleOperator, roleSuper},
+	"/cellar.v1.Index/FenceBucket":            {roleSuper},
+	"/cellar.v1.Index/DropBucket":             {roleSuper},
+	"/cellar.v1.Placement/Allocate":           {roleGateway, roleOperator, roleSuper},
+	"/cellar.v1.Storage/":                     {roleGateway, rolePlacement, roleOperator, roleSuper},
 	"/cellar.v1.Blobs/":                       {rolePlacement, roleOperator},
 	"/cellar.v1.Repair/":                      {roleOperator},
-	"/cellar.v1.CellMap/Get":                  {roleGateway, roleObserver, roleOperator},
-	"/cellar.v1.CellMap/Apply":                {roleGateway, roleOperator},
+	"/cellar.v1.CellMap/Get":                  {roleGateway, roleObserver, roleOperator, roleSuper},
+	"/cellar.v1.CellMap/Apply":                {roleGateway, roleSuper},
 	"/cellar.v1.NodeAdmin/Status":             anyRole,
 	"/cellar.v1.NodeAdmin/GroupStatus":        anyRole,
 	"/cellar.v1.NodeAdmin/AddVoter":           {roleOperator},

@@ -47,6 +47,10 @@ const (
 	RoleOperator = "operator"
 	// OperatorName is the operator certificate's file name (without extension).
 	OperatorName = "operator"
+	// RoleSupervisor is the supervisor of a 'cellctl up' cluster (its control
+	// endpoint): the role that runs the operations the guardrails judge, such as a
+	// bucket's move. Its certificate's file name is the same.
+	RoleSupervisor = "supervisor"
 )
 
 // Validity of what Init issues. A node certificate is issued again by Init when less

@@ -13,6 +13,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill"
 	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/localcluster"
 )
@@ -252,15 +253,4 @@ func printGC(w io.Writer, cells []gcCell, apply bool) {
 }
 
 // humanBytes writes n in B, KiB, MiB or GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 2; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMG"[exp])
-}
+var humanBytes = drill.HumanBytes

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,12 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/gateway/mover"
-	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/localcluster"
-	"github.com/cellarsim/cellar/router"
 )
 
 type moveOptions struct {
@@ -31,7 +25,6 @@ type moveOptions struct {
 	confirm  string
 	reason   string
 	output   string
-	wait     time.Duration
 	progress time.Duration
 }
 
@@ -57,7 +50,11 @@ with a map group (topology map_nodes) to another cell (--to CELL), while it serv
   - Every plan, refusal, confirmation and outcome is appended to DATA_DIR/audit.log
     ('cellctl audit'); the kill switch ('cellctl drill halt') refuses a move.
 
-The move runs in this command, as the operator (see docs/cellmap.md).`,
+The guardrails are kept by the cluster's supervisor ('cellctl up'), not by this command:
+move sends the request to its control endpoint, which plans, checks, audits and runs
+the move with a certificate of its own (the operator's may not change the cell map's
+entries or fence a bucket), and prints the plan and the progress it streams back. A
+compose cluster (--cluster compose:FILE) runs no moves yet (see docs/cellmap.md).`,
 		Example: `  cellctl move --bucket photos --to cell-3
   cellctl move --bucket photos --to cell-3 --confirm 4be1a09c22f1 --reason "noisy tenant"
   cellctl move --slot 17 --to cell-3 --output json`,
@@ -71,9 +68,9 @@ The move runs in this command, as the operator (see docs/cellmap.md).`,
 	f.StringVar(&o.to, "to", "", "the target cell (required)")
 	f.StringVar(&o.confirm, "confirm", "", "run the plan with this id (shown by the dry run)")
 	f.StringVar(&o.reason, "reason", "", "why: required to run a plan, recorded in the audit log")
-	f.DurationVar(&o.wait, "wait", 10*time.Second, "longest wait to find the map group and the cells in the gossip")
 	f.DurationVar(&o.progress, "progress-every", 2*time.Second, "how often a long copy prints its progress")
 	outputFlag(cmd, &o.output)
+	clusterFlag(cmd)
 	return cmd
 }
 
@@ -96,40 +93,46 @@ func runMove(cmd *cobra.Command, o moveOptions) error {
 	if o.confirm != "" && strings.TrimSpace(o.reason) == "" {
 		return usageErrorf("--reason is required to run a plan")
 	}
+	compose, err := composeFile(cmd)
+	if err != nil {
+		return err
+	}
+	if compose != "" {
+		return errors.New("moving buckets is not offered on a compose cluster yet: only a 'cellctl up' cluster runs moves (see docs/cellmap.md)")
+	}
 	file, err := localcluster.Running(o.dataDir)
 	if err != nil {
 		return err
 	}
-	topo := file.Topology.Topology
-	if topo.MapNodes == 0 {
+	if file.Topology.MapNodes == 0 {
 		return usageErrorf("this cluster has no map group (topology map_nodes: 0): its buckets cannot move")
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m, closeFn, err := attachMover(ctx, file, o)
+	ctl, err := localcluster.NewControl(file)
+	if errors.Is(err, localcluster.ErrNoControl) {
+		return errors.New("the cluster's supervisor serves no control endpoint: restart the cluster with 'cellctl up'")
+	}
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	out := cmd.OutOrStdout()
-	if o.output == outputText {
-		m.Progress = func(p mover.Progress) { printMoveProgress(out, p) }
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	req := localcluster.MoveRequest{Bucket: o.bucket, To: o.to, Confirm: o.confirm, Reason: o.reason,
+		Command: commandLine(), ProgressEveryMS: o.progress.Milliseconds()}
+	if o.slot >= 0 {
+		req.Slot = &o.slot
 	}
-	x := &guard.Executor{Dir: file.DataDir, Audit: guard.OpenAudit(file.DataDir)}
-	res, err := x.Run(ctx, guard.Op{
-		Command: commandLine(), Reason: o.reason, Confirm: o.confirm,
-		Plan: func(ctx context.Context) (*guard.Plan, error) {
-			return m.Plan(ctx, mover.Request{Bucket: o.bucket, Slot: o.slot, To: o.to})
-		},
-		Execute: m.Execute,
-		Show: func(p *guard.Plan) {
-			if o.output == outputText {
-				printMovePlan(out, p, o)
-			}
-		},
-	})
+	out := cmd.OutOrStdout()
+	var progress func(mover.Progress)
+	if o.output == outputText {
+		progress = func(p mover.Progress) { printMoveProgress(out, p) }
+	}
+	res, moved, err := ctl.Move(ctx, req, func(p *guard.Plan) {
+		if o.output == outputText {
+			printMovePlan(out, p, o)
+		}
+	}, progress)
 	if o.output == outputJSON && res != nil {
-		rep := moveReport{Plan: res.Plan, Executed: res.Executed, Steps: res.Steps, Moved: m.Moved}
+		rep := moveReport{Plan: res.Plan, Executed: res.Executed, Steps: res.Steps, Moved: moved}
 		if err != nil {
 			rep.Error = err.Error()
 		}
@@ -137,71 +140,12 @@ func runMove(cmd *cobra.Command, o moveOptions) error {
 			return jerr
 		}
 	} else if err == nil && res != nil && res.Executed {
-		for _, st := range m.Moved {
+		for _, st := range moved {
 			fmt.Fprintf(out, "moved %s to %s: %d objects (%s) in %s, writes paused %s\n", st.Bucket, res.Plan.Target,
 				st.Objects, humanBytes(st.Bytes), st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
 		}
 	}
 	return guardError(err)
-}
-
-// attachMover joins the cluster's gossip as an observer and returns a mover that
-// reaches its nodes as the operator.
-func attachMover(ctx context.Context, file *localcluster.ClusterFile, o moveOptions) (*mover.Mover, func(), error) {
-	key, err := localcluster.GossipKey(file.DataDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	members, err := cell.JoinCluster(cell.MembershipConfig{
-		Self: cell.Node{ID: fmt.Sprintf("cellctl-move-%d", os.Getpid()), Role: cell.RoleObserver, State: cell.StateReady,
-			PID: os.Getpid(), Started: time.Now()},
-		BindAddr: "127.0.0.1:0", SecretKey: key, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("start the mover's gossip: %w", err)
-	}
-	if err := members.Join(file.GossipAddrs()); err != nil {
-		members.Leave(200 * time.Millisecond)
-		return nil, nil, fmt.Errorf("no cluster is reachable: no member answered at %s", strings.Join(file.GossipAddrs(), ", "))
-	}
-	deadline := router.CallDeadline(10 * time.Second)
-	conns := daemon.NewConns(deadline)
-	creds, err := localcluster.OperatorCreds(file.DataDir)
-	switch {
-	case err == nil:
-		conns = daemon.NewTLSConns(creds.ClientTLS(), deadline)
-	case !errors.Is(err, fs.ErrNotExist):
-		members.Leave(200 * time.Millisecond)
-		return nil, nil, err
-	}
-	closeFn := func() { conns.Close(); members.Leave(500 * time.Millisecond) }
-	topo := file.Topology.Topology
-	rt := router.New(topo, members, conns)
-	until := time.Now().Add(o.wait)
-	for {
-		_, err := rt.MapGroup(true)
-		if err == nil || time.Now().After(until) || ctx.Err() != nil {
-			if err != nil {
-				closeFn()
-				return nil, nil, fmt.Errorf("the map group: %w", err)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-members.Changed():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	m := &mover.Mover{Router: rt, Topology: topo, Log: slog.New(slog.DiscardHandler), ProgressEvery: o.progress,
-		Nodes: func(context.Context) ([]cell.NodeStatus, error) {
-			f, err := localcluster.ReadClusterFile(file.DataDir)
-			if err != nil {
-				return nil, err
-			}
-			return localcluster.MergeStatus(f.Nodes, members.Nodes()), nil
-		}}
-	return m, closeFn, nil
 }
 
 func printMovePlan(out io.Writer, p *guard.Plan, o moveOptions) {

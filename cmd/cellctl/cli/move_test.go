@@ -27,3 +27,12 @@ func TestMoveUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// A compose cluster runs no moves yet: move says so before it looks for the project.
+func TestMoveRefusesACompose(t *testing.T) {
+	code, _, stderr := run(t, "move", "--cluster", "compose:"+t.TempDir()+"/docker-compose.yml", "--bucket", "b", "--to", "cell-1")
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d (stderr %q)", code, ExitError, stderr)
+	}
+	checkOneLine(t, stderr, "moving buckets is not offered on a compose cluster yet")
+}
