@@ -101,6 +101,12 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		// Bound to every interface (a status view in a container): advertise the
+		// host's private address and the port actually bound, as memberlist works
+		// them out, not 0.0.0.0, which no other member can dial back.
+		mc.AdvertiseAddr, mc.AdvertisePort = "", 0
+	}
 	if len(cfg.SecretKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, cfg.SecretKey)
 		if err != nil {
@@ -113,6 +119,11 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	mc.Events = (*events)(m)
 	mc.Logger = log.New(&logWriter{log: logger}, "", 0)
 	ml, err := memberlist.Create(mc)
+	if err != nil && mc.AdvertiseAddr == "" {
+		// No private address to advertise: fall back to the address bound, as before.
+		mc.BindPort, mc.AdvertiseAddr, mc.AdvertisePort = port, host, port
+		ml, err = memberlist.Create(mc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
