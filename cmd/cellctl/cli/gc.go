@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -98,16 +97,9 @@ func runGC(cmd *cobra.Command, o gcOptions) error {
 	seeds := o.join
 	var key []byte // the gossip keyring's key: the cluster's, unless --join alone
 	if !cmd.Flags().Changed("join") {
-		f, err := localcluster.ReadClusterFile(o.dataDir)
-		if errors.Is(err, localcluster.ErrNoClusterFile) {
-			return fmt.Errorf("no cluster found: %s has no %s (start one with 'cellctl up', or pass --join with gossip addresses)",
-				o.dataDir, localcluster.ClusterFileName)
-		}
+		f, err := runningClusterFile(o.dataDir)
 		if err != nil {
 			return err
-		}
-		if !f.Running {
-			return fmt.Errorf("the cluster in %s is stopped (start it with 'cellctl up --data-dir %s')", o.dataDir, o.dataDir)
 		}
 		seeds = f.GossipAddrs()
 		if key, err = localcluster.GossipKey(o.dataDir); err != nil {

@@ -226,16 +226,9 @@ func runStatus(cmd *cobra.Command, o statusOptions) error {
 			return usageErrorf("--join needs at least one gossip address")
 		}
 	} else {
-		f, err := localcluster.ReadClusterFile(o.dataDir)
-		if errors.Is(err, localcluster.ErrNoClusterFile) {
-			return fmt.Errorf("no cluster found: %s has no %s (start one with 'cellctl up', or pass --join with gossip addresses)",
-				o.dataDir, localcluster.ClusterFileName)
-		}
+		f, err := runningClusterFile(o.dataDir)
 		if err != nil {
 			return err
-		}
-		if !f.Running {
-			return fmt.Errorf("the cluster in %s is stopped (start it with 'cellctl up --data-dir %s')", o.dataDir, o.dataDir)
 		}
 		file, seeds = f, f.GossipAddrs()
 		if len(seeds) == 0 {
@@ -518,4 +511,21 @@ func shortAge(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// runningClusterFile reads the cluster file of a running 'cellctl up' cluster in
+// dataDir, with the sentence a user needs when there is none or it is stopped.
+func runningClusterFile(dataDir string) (*localcluster.ClusterFile, error) {
+	f, err := localcluster.ReadClusterFile(dataDir)
+	if errors.Is(err, localcluster.ErrNoClusterFile) {
+		return nil, fmt.Errorf("no cluster found: %s has no %s (start one with 'cellctl up', or pass --join with gossip addresses)",
+			dataDir, localcluster.ClusterFileName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !f.Running {
+		return nil, fmt.Errorf("the cluster in %s is stopped (start it with 'cellctl up --data-dir %s')", dataDir, dataDir)
+	}
+	return f, nil
 }
