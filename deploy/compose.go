@@ -262,7 +262,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 		}
 		pkiMount := func() {
 			if t.TLS {
-				p("      - %s:%s:ro", PKIVolume, PKIDir)
+				p("      - %s:%s:ro", NodePKIVolume(n.ID), PKIDir)
 			}
 		}
 		switch n.Role {
@@ -299,7 +299,10 @@ func Compose(t cell.Topology) ([]byte, error) {
 	if t.TLS {
 		p("")
 		p("  # Makes the cluster's CA, a certificate per node and the gossip key in the volume")
-		p("  # %s (once; kept on later starts), which every node mounts read-only.", PKIVolume)
+		p("  # %s (once; kept on later starts), and gives each node a copy of only its own", PKIVolume)
+		p("  # certificate and key, the CA certificate and the gossip key in a volume of its")
+		p("  # own (%s), which it alone mounts, read-only: no container but this", NodePKIVolume("<node>"))
+		p("  # one holds the CA's key or another node's key.")
 		p("  %s:", PKIService)
 		p("    image: ${CELLAR_IMAGE:-cellar:latest}")
 		p("    network_mode: none")
@@ -311,6 +314,10 @@ func Compose(t cell.Topology) ([]byte, error) {
 		p("    volumes:")
 		p("      - ./topology.yaml:%s:ro", TopologyPath)
 		p("      - %s:%s", PKIVolume, PKIDir)
+		for _, n := range nodes {
+			p("      - %s:%s/%s", NodePKIVolume(n.ID), PKINodeDirs, n.ID)
+		}
+		p("      - %s:%s/%s", NodePKIVolume(pki.ObserverDir), PKINodeDirs, pki.ObserverDir)
 	}
 	p("")
 	p("  # The status page, out of band: it joins the gossip as an observer and probes every")
@@ -330,7 +337,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 	p("    volumes:")
 	p("      - ./topology.yaml:%s:ro", TopologyPath)
 	if t.TLS {
-		p("      - %s:%s:ro", PKIVolume, PKIDir)
+		p("      - %s:%s:ro", NodePKIVolume(pki.ObserverDir), PKIDir)
 	}
 	p("    healthcheck:")
 	p("      test: [\"CMD\", \"/cellctl\", \"probe\", \"--timeout=2s\", \"http://127.0.0.1:%d/api/status\"]", StatusPort)
@@ -377,6 +384,10 @@ func Compose(t cell.Topology) ([]byte, error) {
 	p("volumes:")
 	if t.TLS {
 		p("  %s: {}", PKIVolume)
+		for _, n := range nodes {
+			p("  %s: {}", NodePKIVolume(n.ID))
+		}
+		p("  %s: {}", NodePKIVolume(pki.ObserverDir))
 	}
 	for _, n := range nodes {
 		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -144,6 +145,13 @@ func TestComposeCluster(t *testing.T) {
 	checkAll(t, ctx, c, objects, nil)
 	step("%d objects put and read in %d cells", len(objects), topo.Cells)
 
+	// Before any fault, the status page in its own container shows every cell serving.
+	statusURL := "http://" + strings.TrimSpace(dc.mustRun(ctx, "port", StatusService, fmt.Sprint(StatusPort))) + "/api/status"
+	eventually(t, ctx, 60*time.Second, "the status page shows every cell serving", func() error {
+		return statusShows(ctx, statusURL, "")
+	})
+	step("the status page shows every cell serving")
+
 	// Kill enough index nodes of one cell to take its index down (a majority of a
 	// replicated group; the only one otherwise).
 	victim := topo.CellIDs()[1]
@@ -192,7 +200,6 @@ func TestComposeCluster(t *testing.T) {
 	step("%s answers 503, the other cells serve", victim)
 
 	// The status page, in its own container, says so: the victim down, the rest serving.
-	statusURL := "http://" + strings.TrimSpace(dc.mustRun(ctx, "port", StatusService, fmt.Sprint(StatusPort))) + "/api/status"
 	eventually(t, ctx, 60*time.Second, "the status page shows "+victim+" down", func() error {
 		return statusShows(ctx, statusURL, victim)
 	})
@@ -262,7 +269,12 @@ func statusShows(ctx context.Context, url, victim string) error {
 	}
 	defer resp.Body.Close()
 	var snap struct {
-		Cells []struct{ ID, Health string } `json:"cells"`
+		Cells []struct {
+			ID, Health, Reason string
+		} `json:"cells"`
+		Source struct {
+			Observer string `json:"observer"`
+		} `json:"source"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
 		return fmt.Errorf("status page: %w", err)
@@ -270,13 +282,23 @@ func statusShows(ctx context.Context, url, victim string) error {
 	if len(snap.Cells) == 0 {
 		return fmt.Errorf("the status page shows no cell yet")
 	}
+	// The view's own gossip address is what the members dial back (acks of indirect
+	// probes, state pushes). Bound to 0.0.0.0 in its container, it must advertise an
+	// address they can reach; advertising 0.0.0.0 made members declare it dead and
+	// the view, deaf to their refutations, showed healthy index nodes lost and their
+	// cell down for a push-pull interval or more.
+	if host, _, err := net.SplitHostPort(snap.Source.Observer); err != nil {
+		return fmt.Errorf("the status view's gossip address %q: %v", snap.Source.Observer, err)
+	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
+		return fmt.Errorf("the status view advertises gossip address %q, which the members cannot dial back", snap.Source.Observer)
+	}
 	for _, c := range snap.Cells {
 		want := "serving"
 		if c.ID == victim {
 			want = "down"
 		}
 		if c.Health != want {
-			return fmt.Errorf("%s is %s on the status page, want %s", c.ID, c.Health, want)
+			return fmt.Errorf("%s is %s on the status page, want %s (%s)", c.ID, c.Health, want, c.Reason)
 		}
 	}
 	return nil

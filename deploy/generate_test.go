@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/pki"
 )
 
 // The checked-in files are what 'cellctl compose' writes for topology.yaml.
@@ -65,12 +66,22 @@ func TestCompose(t *testing.T) {
 	if len(f.Services) != len(nodes)+4 {
 		t.Errorf("%d services, want %d nodes, the certificate maker, the status page, prometheus and grafana", len(f.Services), len(nodes))
 	}
-	pkiMount := PKIVolume + ":" + PKIDir + ":ro"
 	for _, n := range nodes {
 		s, ok := f.Services[n.ID]
 		if !ok {
 			t.Errorf("no service %s", n.ID)
 			continue
+		}
+		// A node mounts its own share of the PKI and nothing of the others': not the
+		// volume that holds the CA's key, not another node's.
+		pkiMount := NodePKIVolume(n.ID) + ":" + PKIDir + ":ro"
+		if _, ok := f.Volumes[NodePKIVolume(n.ID)]; !ok || !slices.Contains(s.Volumes, pkiMount) {
+			t.Errorf("%s: volumes %v, want its own share of the PKI, %s", n.ID, s.Volumes, pkiMount)
+		}
+		for _, v := range s.Volumes {
+			if name, _, _ := strings.Cut(v, ":"); name == PKIVolume || (strings.HasPrefix(name, "pki-") && name != NodePKIVolume(n.ID)) {
+				t.Errorf("%s mounts %s, which holds keys that are not its own", n.ID, v)
+			}
 		}
 		cmd := strings.Join(s.Command, " ")
 		if !strings.HasPrefix(cmd, "daemon "+string(n.Role)+" --id="+n.ID) || !strings.Contains(cmd, "--advertise-host="+FrontHost(n.ID)) {
@@ -107,6 +118,19 @@ func TestCompose(t *testing.T) {
 	}
 	// The status page runs without a profile: it is the view that outlives the outage.
 	st := f.Services[StatusService]
+	if want := NodePKIVolume(pki.ObserverDir) + ":" + PKIDir + ":ro"; !slices.Equal(st.Volumes[1:], []string{want}) {
+		t.Errorf("status service volumes %v, want the topology and %s only", st.Volumes, want)
+	}
+	// The one-shot service makes every node's share, and only it holds the CA's key.
+	mk := f.Services[PKIService]
+	if cmd := strings.Join(mk.Command, " "); !strings.Contains(cmd, "--node-dirs="+PKINodeDirs) {
+		t.Errorf("pki service: command %q does not give each node its own directory", cmd)
+	}
+	for _, n := range nodes {
+		if want := NodePKIVolume(n.ID) + ":" + PKINodeDirs + "/" + n.ID; !slices.Contains(mk.Volumes, want) {
+			t.Errorf("pki service volumes %v: no %s", mk.Volumes, want)
+		}
+	}
 	if len(st.Profiles) != 0 || !strings.HasPrefix(strings.Join(st.Command, " "), "status --serve=") ||
 		!strings.Contains(strings.Join(st.Command, " "), "--topology="+TopologyPath) {
 		t.Errorf("status service: profiles %v, command %v", st.Profiles, st.Command)

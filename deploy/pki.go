@@ -7,9 +7,10 @@ import (
 
 // In containers, as with cellctl up, a topology with tls (the default) gives every
 // node a certificate of the cluster's own CA and the gossip key, made by 'cellctl pki
-// init': in compose by a one-shot service (PKIService) that writes them into a volume
-// every node mounts read-only at PKIDir, in Kubernetes from the Secret cellar-pki
-// (made from a directory that 'cellctl pki init' wrote; see docs/docker.md).
+// init'. In compose a one-shot service (PKIService) makes them in its volume and gives
+// each node a copy of only its own files in a volume that node alone mounts, read-only,
+// at PKIDir (NodePKIVolume). In Kubernetes they come from the Secret cellar-pki (made
+// from a directory that 'cellctl pki init' wrote; see docs/docker.md).
 const (
 	// PKIDir is where a container finds the cluster's certificates and gossip key.
 	PKIDir = "/etc/cellar/pki"
@@ -17,6 +18,9 @@ const (
 	// makes them in.
 	PKIService = "pki"
 	PKIVolume  = "pki"
+	// PKINodeDirs is where the one-shot service writes each node's own copy (in the
+	// node's own volume, NodePKIVolume), for 'cellctl pki init --node-dirs'.
+	PKINodeDirs = "/pki-nodes"
 	// PKISecret is the Kubernetes Secret that holds them.
 	PKISecret = "cellar-pki"
 )
@@ -32,5 +36,10 @@ func withPKI(t cell.Topology, spec node.Spec) node.Spec {
 // pkiArgs is the command line of the one-shot service that makes the certificates of
 // every node of the topology the gateways read.
 func pkiArgs() []string {
-	return []string{"pki", "init", "--dir=" + PKIDir, "--topology=" + TopologyPath}
+	return []string{"pki", "init", "--dir=" + PKIDir, "--topology=" + TopologyPath, "--node-dirs=" + PKINodeDirs}
 }
+
+// NodePKIVolume is the compose volume that holds what node id (or the status view,
+// pki.ObserverDir) is given of the cluster's PKI: its own certificate and key, the CA
+// certificate and the gossip key.
+func NodePKIVolume(id string) string { return "pki-" + id }

@@ -20,6 +20,9 @@ const (
 	CAFile        = "ca.pem"
 	CAKeyFile     = "ca.key"
 	GossipKeyFile = "gossip.key"
+	// ObserverDir is the directory, beside each node's own, given to a status view:
+	// the CA certificate and the gossip key, no certificate (see Give).
+	ObserverDir = "observer"
 )
 
 // Dir is a directory of a cluster's certificates, keys and gossip key.
@@ -225,4 +228,33 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 			return x509.ParseCertificate(blk.Bytes)
 		}
 	}
+}
+
+// Give copies into dst (made 0700) what one holder needs and nothing more: the CA
+// certificate, the gossip key, and, when node is not "", that node's certificate and
+// key. The CA's key and every other node's key stay behind, so a container given dst
+// can prove who it is and check its peers, but cannot pass for another node or issue
+// certificates. Files keep the names they have in d.
+func (d Dir) Give(node, dst string) error {
+	names := []string{CAFile, GossipKeyFile}
+	if node != "" {
+		f := d.Files(node)
+		names = append(names, filepath.Base(f.Cert), filepath.Base(f.Key))
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := os.Chmod(dst, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(string(d), name))
+		if err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+		if err := writePrivate(filepath.Join(dst, name), b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

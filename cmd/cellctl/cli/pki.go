@@ -37,7 +37,7 @@ type pkiInitReport struct {
 }
 
 func newPKIInitCommand() *cobra.Command {
-	var dir, topoPath, output string
+	var dir, topoPath, output, nodeDirs string
 	var hosts []string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -49,6 +49,12 @@ func newPKIInitCommand() *cobra.Command {
                         and cell (subject OU = role, URI cellar://<role>/<cell>/<node-id>)
   operator.pem, .key    the operator's, for cellctl
   gossip.key            32 random bytes, base64: the key of the encrypted gossip
+
+With --node-dirs DIR, each node also gets a directory of its own, DIR/<node-id>, with
+only what it needs: ca.pem, gossip.key and its own certificate and key; DIR/observer
+gets ca.pem and gossip.key alone (for a status view). A container that mounts its own
+directory then holds neither the CA's key nor any other node's key. The compose file
+gives each node such a directory in a volume of its own.
 
 What is there already is kept: the CA and the gossip key always, a node's certificate
 while it is the same node's and has more than 30 days left. Running it again after
@@ -88,6 +94,16 @@ and those of --host; cellar's own clients check the CA and the role, not the hos
 			if err != nil {
 				return err
 			}
+			if nodeDirs != "" {
+				for _, m := range members {
+					if err := pki.Dir(abs).Give(m.Node, filepath.Join(nodeDirs, m.Node)); err != nil {
+						return err
+					}
+				}
+				if err := pki.Dir(abs).Give("", filepath.Join(nodeDirs, pki.ObserverDir)); err != nil {
+					return err
+				}
+			}
 			rep := pkiInitReport{Dir: abs, NewCA: res.NewCA, Issued: res.Issued, Kept: res.Kept, NewGossip: res.NewGossip}
 			if rep.Issued == nil {
 				rep.Issued = []string{}
@@ -117,6 +133,7 @@ and those of --host; cellar's own clients check the CA and the role, not the hos
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "", "directory to write the CA, certificates and gossip key into (required)")
 	f.StringVar(&topoPath, "topology", "", "topology file whose nodes get certificates (default: the embedded topology)")
+	f.StringVar(&nodeDirs, "node-dirs", "", "also give each node a directory of its own under this one, with only its own key (see above)")
 	f.StringSliceVar(&hosts, "host", nil, "more host names or IPs to put in every node's certificate (comma-separated)")
 	outputFlag(cmd, &output)
 	return cmd
