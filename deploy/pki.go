@@ -21,6 +21,8 @@ const (
 	// PKINodeDirs is where the one-shot service writes each node's own copy (in the
 	// node's own volume, NodePKIVolume), for 'cellctl pki init --node-dirs'.
 	PKINodeDirs = "/pki-nodes"
+	// ImageUser is the user the image's processes run as (deploy/Dockerfile).
+	ImageUser = "65532:65532"
 	// PKISecret is the Kubernetes Secret that holds them.
 	PKISecret = "cellar-pki"
 )
@@ -36,7 +38,7 @@ func withPKI(t cell.Topology, spec node.Spec) node.Spec {
 // pkiArgs is the command line of the one-shot service that makes the certificates of
 // every node of the topology the gateways read.
 func pkiArgs() []string {
-	return []string{"pki", "init", "--dir=" + PKIDir, "--topology=" + TopologyPath, "--node-dirs=" + PKINodeDirs}
+	return []string{"pki", "init", "--dir=" + PKIDir, "--topology=" + TopologyPath, "--node-dirs=" + PKINodeDirs, "--node-dirs-owner=" + ImageUser}
 }
 
 // NodePKIVolume is the compose volume that holds what node id (or the status view,

@@ -234,8 +234,10 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 // certificate, the gossip key, and, when node is not "", that node's certificate and
 // key. The CA's key and every other node's key stay behind, so a container given dst
 // can prove who it is and check its peers, but cannot pass for another node or issue
-// certificates. Files keep the names they have in d.
-func (d Dir) Give(node, dst string) error {
+// certificates. Files keep the names they have in d. A uid or gid of -1 leaves the
+// owner as it is; others make dst and its files that user's (for a container whose
+// user is not the one running Give).
+func (d Dir) Give(node, dst string, uid, gid int) error {
 	names := []string{CAFile, GossipKeyFile}
 	if node != "" {
 		f := d.Files(node)
@@ -255,6 +257,19 @@ func (d Dir) Give(node, dst string) error {
 		if err := writePrivate(filepath.Join(dst, name), b); err != nil {
 			return err
 		}
+		if err := chown(filepath.Join(dst, name), uid, gid); err != nil {
+			return err
+		}
+	}
+	return chown(dst, uid, gid)
+}
+
+func chown(path string, uid, gid int) error {
+	if uid < 0 && gid < 0 {
+		return nil
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
 }

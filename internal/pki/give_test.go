@@ -38,7 +38,7 @@ func TestGiveHandsOverOnlyWhatOneHolderNeeds(t *testing.T) {
 	}
 
 	node := filepath.Join(root, "nodes", "cell-0-index-0")
-	if err := Dir(src).Give("cell-0-index-0", node); err != nil {
+	if err := Dir(src).Give("cell-0-index-0", node, -1, -1); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"ca.pem", "cell-0-index-0.key", "cell-0-index-0.pem", "gossip.key"}
@@ -57,14 +57,14 @@ func TestGiveHandsOverOnlyWhatOneHolderNeeds(t *testing.T) {
 	}
 
 	observer := filepath.Join(root, "nodes", "observer")
-	if err := Dir(src).Give("", observer); err != nil {
+	if err := Dir(src).Give("", observer, os.Getuid(), os.Getgid()); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(observer); !slices.Equal(got, []string{"ca.pem", "gossip.key"}) {
 		t.Errorf("an observer's directory holds %v, want the CA certificate and the gossip key", got)
 	}
 
-	if err := Dir(src).Give("no-such-node", filepath.Join(root, "nodes", "x")); err == nil {
+	if err := Dir(src).Give("no-such-node", filepath.Join(root, "nodes", "x"), -1, -1); err == nil {
 		t.Error("giving the files of a node that has none: no error")
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,7 +38,7 @@ type pkiInitReport struct {
 }
 
 func newPKIInitCommand() *cobra.Command {
-	var dir, topoPath, output, nodeDirs string
+	var dir, topoPath, output, nodeDirs, owner string
 	var hosts []string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -95,12 +96,16 @@ and those of --host; cellar's own clients check the CA and the role, not the hos
 				return err
 			}
 			if nodeDirs != "" {
+				uid, gid, err := parseOwner(owner)
+				if err != nil {
+					return err
+				}
 				for _, m := range members {
-					if err := pki.Dir(abs).Give(m.Node, filepath.Join(nodeDirs, m.Node)); err != nil {
+					if err := pki.Dir(abs).Give(m.Node, filepath.Join(nodeDirs, m.Node), uid, gid); err != nil {
 						return err
 					}
 				}
-				if err := pki.Dir(abs).Give("", filepath.Join(nodeDirs, pki.ObserverDir)); err != nil {
+				if err := pki.Dir(abs).Give("", filepath.Join(nodeDirs, pki.ObserverDir), uid, gid); err != nil {
 					return err
 				}
 			}
@@ -134,7 +139,22 @@ and those of --host; cellar's own clients check the CA and the role, not the hos
 	f.StringVar(&dir, "dir", "", "directory to write the CA, certificates and gossip key into (required)")
 	f.StringVar(&topoPath, "topology", "", "topology file whose nodes get certificates (default: the embedded topology)")
 	f.StringVar(&nodeDirs, "node-dirs", "", "also give each node a directory of its own under this one, with only its own key (see above)")
+	f.StringVar(&owner, "node-dirs-owner", "", "UID:GID to own what --node-dirs writes (default: whoever runs init)")
 	f.StringSliceVar(&hosts, "host", nil, "more host names or IPs to put in every node's certificate (comma-separated)")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// parseOwner reads --node-dirs-owner: "" (leave it) or UID:GID.
+func parseOwner(s string) (uid, gid int, err error) {
+	if s == "" {
+		return -1, -1, nil
+	}
+	u, g, ok := strings.Cut(s, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return 0, 0, usageErrorf("--node-dirs-owner %q: want UID:GID, two numbers, e.g. 65532:65532", s)
+	}
+	return uid, gid, nil
 }

@@ -43,3 +43,12 @@ func TestPKIInitNodeDirs(t *testing.T) {
 		t.Errorf("%d directories under --node-dirs, want one per node and the observer's", len(names(nodes)))
 	}
 }
+
+func TestPKIInitNodeDirsOwnerMustBeNumbers(t *testing.T) {
+	root := t.TempDir()
+	code, _, stderr := run(t, "pki", "init", "--dir", filepath.Join(root, "pki"), "--node-dirs", filepath.Join(root, "n"), "--node-dirs-owner", "nobody")
+	if code == 0 {
+		t.Fatal("pki init with --node-dirs-owner nobody: exit 0")
+	}
+	checkOneLine(t, stderr, "UID:GID")
+}
