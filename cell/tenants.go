@@ -1,6 +1,12 @@
 package cell
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
 
 // The fields of Topology about tenants and the front routers:
 //
@@ -89,6 +95,27 @@ func (t Topology) TenantNames() map[string]string {
 		m[tn.AccessKey] = tn.Name
 	}
 	return m
+}
+
+// EnvTenants is the environment variable LoadTopology reads the tenants from when the
+// topology file declares none: a list of {name, access_key, secret_key} in YAML or
+// JSON, such as the tenants.json that 'cellctl up --tenants N' keeps. It is how the
+// gateways and the front routers in containers get the tenants' keys from a secret,
+// as they get the cluster's own from EnvAccessKey and EnvSecretKey.
+const EnvTenants = "CELLAR_TENANTS"
+
+// tenantsFromEnv sets t's tenants from EnvTenants when t has none and it is set.
+func (t *Topology) tenantsFromEnv() error {
+	v := os.Getenv(EnvTenants)
+	if len(t.Tenants) > 0 || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var ts []Tenant
+	if err := yaml.Unmarshal([]byte(v), &ts); err != nil {
+		return fmt.Errorf("the tenants in %s: want a list of {name, access_key, secret_key} in YAML or JSON: %w", EnvTenants, err)
+	}
+	t.Tenants = ts
+	return nil
 }
 
 // NewTenants makes n tenants named tenant-000, tenant-001, ..., each with new

@@ -73,6 +73,9 @@ type Topology struct {
 	// (its index location lists fewer replicas than PromisedCopies) until repair
 	// copies it. Off (the default), such a PUT is refused with 503.
 	DegradedWrites bool `yaml:"degraded_writes"`
+	// Repair paces each cell's repair loop: how fast a wiped or replaced storage node
+	// is refilled, and what that may cost foreground requests (see RepairPacing).
+	Repair RepairPacing `yaml:"repair,omitempty"`
 	// Guardrails is "on" (the default, also when empty) or "off". Off, the guardrail
 	// policy lets through what it would refuse (a drain below a tier's floor, over
 	// the cap, a restart against the dependency order), still planning and auditing
@@ -128,7 +131,8 @@ const (
 )
 
 // LoadTopology reads a YAML file over the embedded defaults; credentials the file does
-// not give come from EnvAccessKey and EnvSecretKey when they are set. It checks the
+// not give come from EnvAccessKey and EnvSecretKey when they are set, and tenants from
+// EnvTenants. It checks the
 // shape of the cluster (ValidateShape), not the credentials: a topology that deploys
 // a cluster may leave them to a secret. A daemon checks them with Validate.
 func LoadTopology(path string) (Topology, error) {
@@ -142,6 +146,9 @@ func LoadTopology(path string) (Topology, error) {
 	}
 	if t.AccessKey == "" && t.SecretKey == "" {
 		t.AccessKey, t.SecretKey = os.Getenv(EnvAccessKey), os.Getenv(EnvSecretKey)
+	}
+	if err := t.tenantsFromEnv(); err != nil {
+		return t, err
 	}
 	return t, t.ValidateShape()
 }
@@ -184,6 +191,9 @@ func (t Topology) ValidateShape() error {
 		return fmt.Errorf("access_key and secret_key go together: give both or neither")
 	case t.Guardrails != "" && t.Guardrails != GuardrailsOn && t.Guardrails != GuardrailsOff:
 		return fmt.Errorf("guardrails must be %q or %q, not %q", GuardrailsOn, GuardrailsOff, t.Guardrails)
+	}
+	if err := t.Repair.Validate(); err != nil {
+		return err
 	}
 	return t.validateTenants()
 }

@@ -161,7 +161,10 @@ func (c *Cluster) StartNode(id string) {
 		spec.StateDir = filepath.Join(c.Dir, id)
 	}
 	if spec.Role == cell.RolePlacement {
-		spec.RepairInterval, spec.GCGrace = c.RepairInterval, c.GCGrace
+		spec.Repair, spec.GCGrace = c.Topology.Repair, c.GCGrace
+		if c.RepairInterval != 0 {
+			spec.Repair.Interval = c.RepairInterval
+		}
 	}
 	if n.RaftAddr != "" && spec.Role == cell.RoleIndex {
 		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs

@@ -161,6 +161,14 @@ steps:
 	if tl := timeline(rep); !strings.Contains(tl, want) || !strings.Contains(tl, "RESTORED") {
 		t.Errorf("drill timeline lacks %q or RESTORED:\n%s", want, tl)
 	}
+	// The report's section: the pill's cell, every index node crashed, the cell down
+	// from its quorum lost to restored, after the pill was armed.
+	if len(rep.IndexPill) != 1 {
+		t.Errorf("report has %d index pill sections, want 1", len(rep.IndexPill))
+	} else if p := rep.IndexPill[0]; p.Cell != victim || len(p.Crashed) != len(index) || !p.Restored ||
+		p.DownAt < p.ArmedAt || p.RestoredAt <= p.DisarmedAt || p.DisarmedAt <= p.DownAt || p.DownFor() <= 0 {
+		t.Errorf("report's index pill section %+v: want %s, its %d index nodes crashed, down after armed, restored after disarmed", p, victim, len(index))
+	}
 	if nodes, err := ctl.Nodes(ctx); err == nil {
 		for _, n := range nodes {
 			if n.Cell == victim && !n.Running {

@@ -58,6 +58,9 @@ type Cluster struct {
 	imu    sync.Mutex
 	seenAt time.Time
 	seen   map[string]container
+
+	// adminPort is the nodes' admin port in their containers (0: deploy.AdminPort).
+	adminPort int
 }
 
 // inspectFor is how long one docker inspect of the containers is reused.
@@ -391,7 +394,7 @@ func (c *Cluster) gossip(ctx context.Context, ks map[string]container) []cell.No
 		if ip == "" {
 			continue
 		}
-		if nodes, err := localcluster.GossipOf(context.WithoutCancel(ctx), net.JoinHostPort(ip, strconv.Itoa(deploy.AdminPort))); err == nil {
+		if nodes, err := localcluster.GossipOf(context.WithoutCancel(ctx), net.JoinHostPort(ip, strconv.Itoa(c.nodeAdminPort()))); err == nil {
 			return nodes
 		}
 	}

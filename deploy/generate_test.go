@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,31 +15,36 @@ import (
 	"github.com/cellarsim/cellar/internal/pki"
 )
 
-// The checked-in files are what 'cellctl compose' writes for topology.yaml.
+// The checked-in files are what 'cellctl compose' writes: under deploy/ for
+// deploy/topology.yaml, under deploy/sharded/ for deploy/sharded/topology.yaml.
 func TestGeneratedFilesUpToDate(t *testing.T) {
-	topo, err := cell.LoadTopology("topology.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	compose, err := Compose(topo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": Prometheus(topo)}
-	kube, err := Kubernetes(topo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range kube {
-		want["kubernetes/"+name] = b
-	}
-	for name, want := range want {
-		got, err := os.ReadFile(name)
+	for _, dir := range []string{".", "sharded"} {
+		topo, err := cell.LoadTopology(filepath.Join(dir, "topology.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("deploy/%s is out of date: run 'go run ./cmd/cellctl compose' from the repository root", name)
+		compose, err := Compose(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]byte{"docker-compose.yml": compose, "prometheus.yml": Prometheus(topo)}
+		kube, err := Kubernetes(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range kube {
+			want["kubernetes/"+name] = b
+		}
+		for name, want := range want {
+			path := filepath.Join(dir, name)
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("deploy/%s is out of date: run 'go run ./cmd/cellctl compose --topology deploy/%s/topology.yaml --out deploy/%s' from the repository root",
+					path, dir, dir)
+			}
 		}
 	}
 }
@@ -274,5 +281,112 @@ func TestComposeRouter(t *testing.T) {
 	}
 	if !slices.Contains(rt.Volumes, "./topology.yaml:"+TopologyPath+":ro") {
 		t.Errorf("router volumes %v: no topology", rt.Volumes)
+	}
+}
+
+// A topology with front routers runs them in Kubernetes too: the gateways are a
+// StatefulSet under a headless Service, so each has its name (gateway-0, ...), and
+// every router forwards to those names in the fleet's order, the order its shards are
+// computed over; the S3 Service is the routers'; the routers and the gateways read
+// the tenants from their Secret and the sharding from the topology; a router holds
+// the gossip key but no certificate; no role may call a router over gRPC, and behind
+// routers only the routers and operator pods reach the gateways' S3 port.
+func TestKubernetesRouter(t *testing.T) {
+	topo := cell.DefaultTopology()
+	topo.Cells, topo.Gateways, topo.ShardSize, topo.Routers, topo.TLS = 1, 4, 2, 2, true
+	if got := GRPCCallers(cell.RoleRouter); len(got) != 0 {
+		t.Errorf("roles that may call a router over gRPC: %v, want none", got)
+	}
+	files, err := Kubernetes(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]map[string]any{}
+	for _, doc := range strings.Split(string(files["cellar.yaml"]), "\n---\n") {
+		var d map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatalf("not YAML: %v\n%s", err, doc)
+		}
+		md, _ := d["metadata"].(map[string]any)
+		docs[fmt.Sprint(d["kind"], "/", md["name"])] = d
+	}
+	get := func(v any, path ...any) any {
+		for _, p := range path {
+			switch k := p.(type) {
+			case string:
+				m, _ := v.(map[string]any)
+				v = m[k]
+			case int:
+				l, _ := v.([]any)
+				if k >= len(l) {
+					return nil
+				}
+				v = l[k]
+			}
+		}
+		return v
+	}
+	gw := docs["StatefulSet/gateway"]
+	if gw == nil || get(gw, "spec", "serviceName") != "gateway" || get(gw, "spec", "replicas") != 4 {
+		t.Fatalf("gateways: %v, want a StatefulSet of 4 under the Service gateway", gw)
+	}
+	if svc := docs["Service/gateway"]; get(svc, "spec", "clusterIP") != "None" {
+		t.Errorf("Service gateway %v, want headless", svc)
+	}
+	rt := docs["Deployment/router"]
+	if rt == nil || get(rt, "spec", "replicas") != 2 {
+		t.Fatalf("routers: %v, want a Deployment of 2", rt)
+	}
+	var args []string
+	for _, a := range get(rt, "spec", "template", "spec", "containers", 0, "args").([]any) {
+		args = append(args, a.(string))
+	}
+	cmd := strings.Join(args, " ")
+	want := "--backends=gateway-0.gateway:9000,gateway-1.gateway:9000,gateway-2.gateway:9000,gateway-3.gateway:9000"
+	if !strings.HasPrefix(cmd, "daemon router --id=$(POD_NAME)") || !strings.Contains(cmd, want) ||
+		!strings.Contains(cmd, "--topology="+TopologyPath) || !strings.Contains(cmd, "--gossip-key="+PKIDir+"/gossip.key") ||
+		strings.Contains(cmd, "--tls-cert") || !strings.Contains(cmd, "--s3-addr=0.0.0.0:9000") {
+		t.Errorf("router command %q: want %s, the topology, the gossip key and no certificate", cmd, want)
+	}
+	if got := get(docs["Service/cellar-s3"], "spec", "selector", "app.kubernetes.io/component"); got != "router" {
+		t.Errorf("the S3 Service selects %v, want the routers", got)
+	}
+	topoYAML, _ := get(docs["ConfigMap/cellar-topology"], "data", "topology.yaml").(string)
+	if !strings.Contains(topoYAML, "routers: 2\nsharding: shuffle\nshard_size: 2") || strings.Contains(topoYAML, "tenants") {
+		t.Errorf("topology the routers read:\n%s\nwant the routers and the sharding, no tenants", topoYAML)
+	}
+	cellar := string(files["cellar.yaml"])
+	for _, who := range []string{"gateway", "router"} {
+		env := fmt.Sprint(get(docs[map[string]string{"gateway": "StatefulSet/gateway", "router": "Deployment/router"}[who]],
+			"spec", "template", "spec", "containers", 0, "env"))
+		if !strings.Contains(env, "name:CELLAR_TENANTS") || !strings.Contains(env, "key:tenants.json name:cellar-tenants") {
+			t.Errorf("%s environment %s: want CELLAR_TENANTS from the Secret cellar-tenants", who, env)
+		}
+	}
+	if vols := fmt.Sprint(get(rt, "spec", "template", "spec", "volumes")); !strings.Contains(vols, "items:[map[key:gossip.key path:gossip.key]]") {
+		t.Errorf("router volumes %s: want the gossip key alone from the Secret %s", vols, PKISecret)
+	}
+	// The gateways' S3 port answers the routers and operator pods only; the routers'
+	// answers anyone.
+	gwPolicy := fmt.Sprint(get(docs["NetworkPolicy/gateway"], "spec", "ingress"))
+	if !strings.Contains(gwPolicy, "app.kubernetes.io/component:router") || !strings.Contains(gwPolicy, "cellar.dev/operator:true") {
+		t.Errorf("gateway ingress %s: want S3 from the routers and operator pods", gwPolicy)
+	}
+	rtIngress, _ := get(docs["NetworkPolicy/router"], "spec", "ingress").([]any)
+	if len(rtIngress) != 3 || get(rtIngress[2], "from") != nil || fmt.Sprint(get(rtIngress[2], "ports", 0, "port")) != "9000" {
+		t.Errorf("router ingress %v: want gossip, admin, and S3 from anyone, no gRPC", rtIngress)
+	}
+	if !strings.Contains(cellar, "kubectl -n cellar create secret generic cellar-tenants") {
+		t.Errorf("cellar.yaml does not say how to make the Secret cellar-tenants")
+	}
+
+	// Without routers, the gateways are the S3 Service's and anyone's.
+	plain, err := Kubernetes(cell.DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(plain["cellar.yaml"]); strings.Contains(s, "kind: Deployment") || strings.Contains(s, "CELLAR_TENANTS") ||
+		!strings.Contains(s, "component: gateway\n  ports:\n    - {name: s3, port: 9000, targetPort: s3}") {
+		t.Errorf("cellar.yaml without routers has a router, the tenants, or an S3 Service that is not the gateways':\n%s", s)
 	}
 }

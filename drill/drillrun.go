@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +127,11 @@ type runner struct {
 	load     chan loadOutcome
 	loadAt   time.Duration
 	stopLoad context.CancelFunc
+	// The noisy tenant's load, and every request of both loads for a move step's
+	// report (nil without a move step).
+	noisy     chan loadOutcome
+	noisyName string
+	meter     *moveMeter
 }
 
 type loadOutcome struct {
@@ -185,6 +191,22 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 			c = st.fault().Cell
 		case st.Poison != nil && st.Poison.Kind == PillIndex:
 			c = st.Poison.Cell
+		case st.Move != nil:
+			// A move acts on its target, and on the noisy bucket's cell, its source.
+			c = cmp.Or(st.Move.To, "last")
+			if b := st.Move.Bucket; b == "" || b == NoisyBucket {
+				for _, l := range sc.Steps {
+					if l.Load != nil && l.Load.Noisy != nil {
+						src, err := r.cell(l.Load.Noisy.Cell)
+						if err != nil {
+							return nil, err
+						}
+						if !slices.Contains(r.tested, src) {
+							r.tested = append(r.tested, src)
+						}
+					}
+				}
+			}
 		default:
 			continue
 		}
@@ -198,6 +220,9 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 	}
 	slices.Sort(r.tested)
 	r.rep.Tested = r.tested
+	if slices.ContainsFunc(sc.Steps, func(st Step) bool { return st.Move != nil }) {
+		r.meter = &moveMeter{start: r.start}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
@@ -219,6 +244,16 @@ func RunScenario(ctx context.Context, env Env, sc *Scenario) (*Report, error) {
 			runErr = fmt.Errorf("load: %w", out.err)
 		}
 		r.addLoad(out.res)
+	}
+	if r.noisy != nil {
+		if out := <-r.noisy; out.err != nil && runErr == nil {
+			runErr = fmt.Errorf("noisy load: %w", out.err)
+		}
+	}
+	if r.meter != nil && r.rep.Move != nil {
+		r.mu.Lock()
+		r.rep.Move.measure(r.meter.samples, cells, r.loadAt, r.since())
+		r.mu.Unlock()
 	}
 	r.sample(samplerCtx)
 	stopSampler()
@@ -512,6 +547,8 @@ func (r *runner) steps(ctx context.Context) error {
 			err = r.wipe(ctx, st.Wipe)
 		case st.Poison != nil:
 			err = r.poison(ctx, st.Poison)
+		case st.Move != nil:
+			err = r.move(ctx, st.Move)
 		}
 		if err != nil {
 			return r.stepErr(i, st, err)
@@ -597,6 +634,9 @@ func (r *runner) startLoad(ctx context.Context, l *LoadStep) error {
 		cfg.Sizes = loadgen.Sizes{{Bytes: 1024, Weight: 1}}
 	}
 	cfg.Progress, cfg.ProgressEvery, cfg.Observe = nil, time.Second, r.observe
+	if r.meter != nil {
+		cfg.OnRequest = r.meter.add
+	}
 	// Every cell healthy first: a drill measures what it does, not a cluster that was
 	// still settling.
 	for _, c := range r.env.Topology.CellIDs() {
@@ -620,6 +660,12 @@ func (r *runner) startLoad(ctx context.Context, l *LoadStep) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
+	var noisy *loadgen.Config
+	if l.Noisy != nil {
+		if noisy, err = r.seedNoisy(ctx, cfg, l.Noisy); err != nil {
+			return err
+		}
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	r.stopLoad = cancel
 	r.load = make(chan loadOutcome, 1)
@@ -630,6 +676,13 @@ func (r *runner) startLoad(ctx context.Context, l *LoadStep) error {
 		res, err := loadgen.Run(lctx, cfg)
 		r.load <- loadOutcome{res, err}
 	}()
+	if noisy != nil {
+		r.noisy = make(chan loadOutcome, 1)
+		go func() {
+			res, err := loadgen.Run(lctx, *noisy)
+			r.noisy <- loadOutcome{res, err}
+		}()
+	}
 	return nil
 }
 

@@ -115,9 +115,17 @@ func (r *runner) poisonIndex(ctx context.Context, p *PoisonStep) error {
 		return pz.PoisonIndex(context.WithoutCancel(ctx), "", "", true, reason)
 	}
 	defer disarm()
+	// The report's section, kept whatever happens next.
+	ip := &IndexPillReport{Cell: target, Bucket: bucket, Key: key, Sender: sender, ArmedAt: r.since()}
+	defer func() {
+		r.mu.Lock()
+		r.rep.IndexPill = append(r.rep.IndexPill, *ip)
+		r.mu.Unlock()
+	}()
 	r.event("POISON", target, fmt.Sprintf("index pill armed: a write of %s/%s crashes every index node of %s that applies it", bucket, key, target))
 	_, err = client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("index pill\n")})
-	r.event("POISON", target, fmt.Sprintf("%s wrote %s/%s: %s", sender, bucket, key, outcomeOf(err)))
+	ip.WriteOutcome = outcomeOf(err)
+	r.event("POISON", target, fmt.Sprintf("%s wrote %s/%s: %s", sender, bucket, key, ip.WriteOutcome))
 
 	// Wait for the cell's index group to go down: every replica applies the entry.
 	var index []string
@@ -126,6 +134,7 @@ func (r *runner) poisonIndex(ctx context.Context, p *PoisonStep) error {
 			index = append(index, n.ID)
 		}
 	}
+	ip.IndexNodes = index
 	crashed := func() ([]string, error) {
 		nodes, err := r.env.Cluster.Nodes(ctx)
 		if err != nil {
@@ -149,8 +158,14 @@ func (r *runner) poisonIndex(ctx context.Context, p *PoisonStep) error {
 		if down, err = crashed(); err != nil {
 			return err
 		}
+		for _, id := range down {
+			if !slices.Contains(ip.Crashed, id) {
+				ip.Crashed = append(ip.Crashed, id)
+			}
+		}
 		if len(down) >= cell.Majority(len(index)) && quorumLost.IsZero() {
 			quorumLost = time.Now()
+			ip.DownAt = r.since()
 		}
 		if len(down) == len(index) || time.Since(t0) > r.env.HealthTimeout ||
 			(!quorumLost.IsZero() && time.Since(quorumLost) > 10*time.Second) {
@@ -179,6 +194,7 @@ func (r *runner) poisonIndex(ctx context.Context, p *PoisonStep) error {
 		return fmt.Errorf("disarm the index pill: %w", err)
 	}
 	t1 := time.Now()
+	ip.DisarmedAt = r.since()
 	if err := r.startAll(ctx, down); err != nil {
 		return err
 	}
@@ -187,6 +203,7 @@ func (r *runner) poisonIndex(ctx context.Context, p *PoisonStep) error {
 	if err := cell.WaitSettled(hctx, r.env.Cluster, target); err != nil {
 		return fmt.Errorf("%s not settled %s after its index nodes were started again: %w", target, r.env.HealthTimeout, err)
 	}
+	ip.RestoredAt, ip.Restored = r.since(), true
 	r.event("RESTORED", target, fmt.Sprintf("index pill disarmed, %d index node%s started again (the pill's write replayed and applied), %s settled in %s",
 		len(down), plural(len(down)), target, time.Since(t1).Round(time.Millisecond)))
 	return nil

@@ -50,6 +50,8 @@ type Report struct {
 	GuardrailsOff bool `json:"guardrails_off,omitempty"`
 	// Poison is what each poison step measured.
 	Poison []PoisonReport `json:"poison,omitempty"`
+	// IndexPill is what each poison step of kind index did to its cell.
+	IndexPill []IndexPillReport `json:"index_pill,omitempty"`
 	// PerTenant is each tenant under the load, the worst first, and TenantCounts how
 	// many were down, partly affected and untouched (a cluster with tenants only).
 	PerTenant    []TenantReport `json:"per_tenant,omitempty"`
@@ -57,6 +59,8 @@ type Report struct {
 	// Repair is what the repair loop of each cell with something to repair did while
 	// the drill ran (a cluster whose nodes the drill can read only: AdminAddresser).
 	Repair []RepairReport `json:"repair,omitempty"`
+	// Move is what a move step did and what the load saw of it.
+	Move *MoveReport `json:"move,omitempty"`
 }
 
 // Event is one line of the timeline.
@@ -387,6 +391,12 @@ func (r *Report) Verdict() string {
 		parts = append(parts, fmt.Sprintf("poison pill: %d of %d gateways crashed, %s of tenants fully down (formula %s)",
 			len(p.Crashed), p.Gateways, pctf(p.FullyDown), pctf(p.Formula)))
 	}
+	for _, p := range r.IndexPill {
+		parts = append(parts, p.sentence())
+	}
+	if r.Move != nil {
+		parts = append(parts, r.Move.sentence())
+	}
 	for _, d := range r.Downtime {
 		s := fmt.Sprintf("%s down %s", d.Cell, span(d.Took()))
 		if !d.Restored {
@@ -448,6 +458,9 @@ func (r *Report) Headline() []Tile {
 	}
 	if t, ok := r.tenantsTile(); ok {
 		tiles = append(tiles, t)
+	}
+	if r.Move != nil {
+		tiles = append(tiles, r.Move.tile())
 	}
 	for _, c := range r.Tested {
 		t := Tile{Label: c + " down", Value: "0s", Detail: "index quorum held and no request failed"}
@@ -545,7 +558,9 @@ func (r *Report) Summary(w io.Writer) {
 		tw.Flush()
 	}
 	r.summaryTenants(w)
+	r.summaryMove(w)
 	r.summaryPoison(w)
+	r.summaryIndexPill(w)
 	r.summaryRepair(w)
 	if len(r.NodeRestarts) > 0 {
 		fmt.Fprintln(w, "\nRestart time per node (start to ready)")

@@ -29,6 +29,7 @@ var markers = map[string]marker{
 	"RESTART": {"restart", "#444"}, "RESTART FAILED": {"restart failed", "#b00020"}, "RESTORED": {"restored", "#1b7f2a"},
 	"ABORT": {"abort", "#b00020"}, "HALTED": {"halted", "#b00020"},
 	"WIPE": {"wipe", "#b00020"}, "REPAIR": {"repair", "#1b7f2a"},
+	"MOVE": {"move", "#444"}, "FENCE": {"write fence", "#b36b00"}, "CUTOVER": {"cutover", "#b36b00"}, "MOVED": {"moved", "#1b7f2a"}, "MOVE FAILED": {"move failed", "#b00020"},
 }
 
 // Chart geometry, in the SVG's own units (the chart scales to the page's width). The
@@ -277,7 +278,8 @@ func (r *Report) HTML(w io.Writer) error {
 		TenantsRest string
 		RepairChart template.HTML
 		RepairRows  [][]string
-	}{R: r, Head: r.headline(), Cells: cells, RepairChart: r.repairChart(), RepairRows: r.repairRows(),
+		Move        template.HTML
+	}{R: r, Head: r.headline(), Cells: cells, RepairChart: r.repairChart(), RepairRows: r.repairRows(), Move: r.moveHTML(),
 		Avail:     r.chart("availability per cell", func(p SeriesPoint) float64 { return 100 * p.Availability }, 100, "%"),
 		P99:       r.chart("p99 latency per cell", func(p SeriesPoint) float64 { return p.P99MS }, niceMax(maxP99), "ms"),
 		LoadStart: time.Duration(r.LoadStartMS) * time.Millisecond, Load: r.loadLine()}
@@ -292,11 +294,11 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"join":  strings.Join,
 	"kindClass": func(k string) string {
 		switch k {
-		case "QUORUM LOST", "REFUSED", "RESTART FAILED", "ERRORS", "ABORT", "HALTED", "CHECK FAILED", "KILL":
+		case "QUORUM LOST", "REFUSED", "RESTART FAILED", "ERRORS", "ABORT", "HALTED", "CHECK FAILED", "KILL", "MOVE FAILED":
 			return "bad"
-		case "QUORUM RESTORED", "RESTORED", "RECOVERED", "CHECK OK", "REPAIR":
+		case "QUORUM RESTORED", "RESTORED", "RECOVERED", "CHECK OK", "REPAIR", "MOVED":
 			return "good"
-		case "OVERRIDE", "SCRUB", "WIPE":
+		case "OVERRIDE", "SCRUB", "WIPE", "FENCE", "CUTOVER":
 			return "warn"
 		}
 		return ""
@@ -304,6 +306,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"describe":      func(g Guardrail) string { return g.describe() },
 	"codes":         errorCodes,
 	"rows":          func(p PoisonReport) [][2]string { return p.rows() },
+	"indexPillRows": func(p IndexPillReport) [][2]string { return p.rows() },
 	"guardrailsOff": func() string { return guard.GuardrailsOffBanner },
 	"lower":         strings.ToLower,
 	"repairNote":    func() string { return repairNote },
@@ -353,8 +356,13 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 {{range .Tenants}}<tr><td>{{.Tenant}}</td><td class="{{if .Hit}}bad{{end}}">{{if .Down}}down{{else if .Hit}}yes{{else}}no{{end}}</td><td class="n">{{.Requests}}</td><td class="n {{if .Errors}}bad{{end}}">{{.Errors}}</td><td class="n">{{pct .ErrorRate}}</td><td class="n">{{pct .FailedShare}}</td><td class="n">{{.Unavailable}}</td><td>{{codes .ErrorCodes}}</td></tr>
 {{end}}</table>{{if .TenantsRest}}<p class="note">And {{.TenantsRest}}.</p>{{end}}
 {{end}}
+{{.Move}}
 {{range .R.Poison}}<h2>Poison pill: {{.Sharding}} sharding</h2>
 <table>{{range rows .}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
+{{end}}</table>
+{{end}}
+{{range .R.IndexPill}}<h2>Index pill: {{.Cell}}</h2>
+<table>{{range indexPillRows .}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>
 {{end}}</table>
 {{end}}
 {{if .R.Repair}}<h2>Repair</h2>

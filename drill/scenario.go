@@ -128,6 +128,8 @@ type Step struct {
 	Wipe *WipeStep `yaml:"wipe" json:"wipe,omitempty"`
 	// The poison pill, on a cluster with tenants and faults on (see PoisonStep).
 	Poison *PoisonStep `yaml:"poison" json:"poison,omitempty"`
+	// A bucket moved to another cell, on a cluster with a map group (see MoveStep).
+	Move *MoveStep `yaml:"move" json:"move,omitempty"`
 }
 
 // Overrides change a scenario's load step for one run (cellctl drill run --rate and
@@ -197,6 +199,8 @@ type LoadStep struct {
 	Mix      string   `yaml:"mix" json:"mix,omitempty"` // as cellctl load --mix
 	Keys     int      `yaml:"keys" json:"keys,omitempty"`
 	PerCell  int      `yaml:"buckets_per_cell" json:"buckets_per_cell,omitempty"`
+	// Noisy adds a noisy tenant: one bucket with a load of its own (see NoisyLoad).
+	Noisy *NoisyLoad `yaml:"noisy" json:"noisy,omitempty"`
 }
 
 // Expectations of an action's outcome.
@@ -303,6 +307,8 @@ func (s Step) Kind() string {
 		return "wipe"
 	case s.Poison != nil:
 		return "poison"
+	case s.Move != nil:
+		return "move"
 	}
 	return ""
 }
@@ -310,12 +316,17 @@ func (s Step) Kind() string {
 func (s Step) actions() int {
 	n := 0
 	for _, set := range []bool{s.Load != nil, s.Wait != nil, s.Drain != nil, s.Undrain != nil, s.Kill != nil, s.Restart != nil, s.Assert != nil,
-		s.Partition != nil, s.Heal != nil, s.Pause != nil, s.Unpause != nil, s.Wipe != nil, s.Poison != nil} {
+		s.Partition != nil, s.Heal != nil, s.Pause != nil, s.Unpause != nil, s.Wipe != nil, s.Poison != nil, s.Move != nil} {
 		if set {
 			n++
 		}
 	}
 	return n
+}
+
+// hasNoisy reports whether the scenario's load step has a noisy tenant.
+func (s *Scenario) hasNoisy() bool {
+	return slices.ContainsFunc(s.Steps, func(st Step) bool { return st.Load != nil && st.Load.Noisy != nil })
 }
 
 //go:embed scenarios/*.yaml
@@ -388,12 +399,22 @@ func ParseScenario(b []byte) (*Scenario, error) {
 			return fmt.Errorf("scenario %s: step %d (%s): %s", s.Name, i+1, st.Kind(), fmt.Sprintf(format, args...))
 		}
 		if st.actions() != 1 {
-			return nil, fmt.Errorf("scenario %s: step %d: want exactly one of load, wait, drain, undrain, kill, restart, assert, partition, heal, pause, unpause, wipe", s.Name, i+1)
+			return nil, fmt.Errorf("scenario %s: step %d: want exactly one of load, wait, drain, undrain, kill, restart, assert, partition, heal, pause, unpause, wipe, poison, move", s.Name, i+1)
 		}
 		switch {
 		case st.Load != nil:
 			if st.Load.Rate <= 0 || st.Load.Duration <= 0 {
 				return nil, bad("want a rate and a duration")
+			}
+			if n := st.Load.Noisy; n != nil && !(n.Rate > 0 && n.Rate <= loadgen.MaxRate) {
+				return nil, bad("noisy: want a rate above 0 and at most %d requests per second", loadgen.MaxRate)
+			}
+		case st.Move != nil:
+			if e := st.Move.Expect; e != "" && e != ExpectDone && e != ExpectRefused && e != ExpectFailed {
+				return nil, bad("expect %q: want done, refused or failed", e)
+			}
+			if b := st.Move.Bucket; (b == "" || b == NoisyBucket) && !s.hasNoisy() {
+				return nil, bad("the noisy bucket moves only in a scenario whose load step has a noisy load (load: {noisy: {rate: ...}})")
 			}
 		case st.Drain != nil:
 			if err := tier(st.Drain.Tier); err != nil {

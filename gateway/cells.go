@@ -267,10 +267,11 @@ func (c *cells) HeadBucket(ctx context.Context, bucket string) (string, error) {
 func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error) {
 	cellID := c.r.BucketCell(bucket)
 	if !c.r.ObjectsInBucketCell() {
-		// The bucket's objects are in other cells too: it is empty only if each says so.
-		if _, res, err := c.ListObjects(ctx, bucket, s3.ListOptions{MaxKeys: 1}); err != nil {
+		// The bucket's objects are in other cells too: it is empty only if each says so
+		// (of its versions and delete markers too).
+		if _, page, err := c.r.List(ctx, &cellarv1.ListRequest{Bucket: bucket, Limit: 1, Versions: true}); err != nil {
 			return cellID, err
-		} else if len(res.Objects) > 0 {
+		} else if len(page.Entries) > 0 {
 			return cellID, errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
 		}
 	}
@@ -305,7 +306,7 @@ func (c *cells) checkBucketFirst(ctx context.Context, bucket string) (requireBuc
 
 func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.ObjectInfo, error) {
 	cellID := c.r.ObjectCell(in.Bucket, in.Key)
-	requireBucket, err := c.checkBucketFirst(ctx, in.Bucket)
+	requireBucket, versioning, err := c.bucketVersioning(ctx, in.Bucket)
 	if err != nil {
 		return cellID, s3.ObjectInfo{}, err
 	}
@@ -321,12 +322,12 @@ func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.Objec
 	}
 	loc := locationOf(in.Meta)
 	loc.Bucket, loc.Key, loc.ObjectId, loc.Size, loc.Md5 = in.Bucket, in.Key, objectID, size, sum
-	loc.ModifiedUnixNano, loc.Replicas = time.Now().UnixNano(), replicas
+	loc.ModifiedUnixNano, loc.Replicas, loc.VersionId = time.Now().UnixNano(), replicas, newVersionID()
 	if in.Checksum != nil {
 		loc.Checksum = in.Checksum()
 	}
 	resp, err := ix.Commit(ctx, &cellarv1.CommitRequest{Location: loc, RequireBucket: requireBucket,
-		IfMatch: in.Cond.IfMatch, IfNoneMatch: in.Cond.IfNoneMatch})
+		IfMatch: in.Cond.IfMatch, IfNoneMatch: in.Cond.IfNoneMatch, Versioning: versioning})
 	if err != nil {
 		// Not committed: the blobs are garbage no read can reach. (If the commit did
 		// land and only its answer was lost, the object is readable and these deletes
@@ -339,7 +340,10 @@ func (c *cells) PutObject(ctx context.Context, in s3.PutInput) (string, s3.Objec
 	if resp.Previous != nil {
 		c.reclaim(cellID, resp.Previous)
 	}
-	return cellID, infoOf(loc), nil
+	loc.VersionId = resp.VersionId
+	info := infoOf(loc)
+	info.VersionID = versionLabel(resp.VersionId, resp.Versioning)
+	return cellID, info, nil
 }
 
 // writeBlob allocates a blob in the cell and streams body to its replicas. It refuses,
@@ -411,6 +415,7 @@ func locationOf(m s3.ObjectMeta) *cellarv1.Location {
 		ContentType: m.ContentType, ContentEncoding: m.ContentEncoding, CacheControl: m.CacheControl,
 		ContentDisposition: m.ContentDisposition, ContentLanguage: m.ContentLanguage, Expires: m.Expires,
 		UserMetadata: m.UserMeta, ChecksumAlgorithm: m.ChecksumAlgorithm, Checksum: m.Checksum,
+		Tags: tagsToProto(m.Tags),
 	}
 }
 
@@ -419,6 +424,7 @@ func metaOf(loc *cellarv1.Location) s3.ObjectMeta {
 		ContentType: loc.GetContentType(), ContentEncoding: loc.GetContentEncoding(), CacheControl: loc.GetCacheControl(),
 		ContentDisposition: loc.GetContentDisposition(), ContentLanguage: loc.GetContentLanguage(), Expires: loc.GetExpires(),
 		UserMeta: loc.GetUserMetadata(), ChecksumAlgorithm: loc.GetChecksumAlgorithm(), Checksum: loc.GetChecksum(),
+		Tags: tagsOf(loc.GetTags()),
 	}
 }
 
@@ -713,22 +719,28 @@ func infoOf(loc *cellarv1.Location) s3.ObjectInfo {
 }
 
 func (c *cells) lookup(ctx context.Context, bucket, key string) (string, *cellarv1.Location, error) {
-	cellID, loc, err := c.lookupOnce(ctx, bucket, key)
-	if errs.Is(err, errs.Unavailable) && c.refreshMap(ctx, bucket, cellID) {
+	return c.lookupVersion(ctx, bucket, key, "")
+}
+
+// lookupReq is one Lookup, once more by a newer map when the bucket has moved.
+func (c *cells) lookupReq(ctx context.Context, req *cellarv1.LookupRequest) (string, *cellarv1.Location, error) {
+	cellID, loc, err := c.lookupOnce(ctx, req)
+	if errs.Is(err, errs.Unavailable) && c.refreshMap(ctx, req.Bucket, cellID) {
 		// The bucket moved away from the cell this gateway's map named: once more, by
 		// the newer map.
-		return c.lookupOnce(ctx, bucket, key)
+		return c.lookupOnce(ctx, req)
 	}
 	return cellID, loc, err
 }
 
-func (c *cells) lookupOnce(ctx context.Context, bucket, key string) (string, *cellarv1.Location, error) {
+func (c *cells) lookupOnce(ctx context.Context, req *cellarv1.LookupRequest) (string, *cellarv1.Location, error) {
+	bucket, key := req.Bucket, req.Key
 	cellID := c.r.ObjectCell(bucket, key)
 	ix, err := c.index(cellID)
 	if err != nil {
 		return cellID, nil, err
 	}
-	resp, err := ix.Lookup(ctx, &cellarv1.LookupRequest{Bucket: bucket, Key: key})
+	resp, err := ix.Lookup(ctx, req)
 	if err != nil {
 		if errs.Is(err, errs.NoSuchKey) {
 			// S3 says NoSuchBucket when the bucket itself is missing.
@@ -750,16 +762,16 @@ func (c *cells) HeadObject(ctx context.Context, bucket, key string) (string, s3.
 }
 
 func (c *cells) GetObject(ctx context.Context, in s3.GetInput) (string, s3.ObjectInfo, io.ReadCloser, error) {
-	cellID, loc, err := c.lookup(ctx, in.Bucket, in.Key)
+	cellID, loc, err := c.lookupVersion(ctx, in.Bucket, in.Key, in.VersionID)
 	if err != nil {
 		return cellID, s3.ObjectInfo{}, nil, err
 	}
-	info, body, err := c.openObject(ctx, cellID, loc, in.Choose)
+	info, body, err := c.openObject(ctx, cellID, loc, in.Choose, in.VersionID)
 	if errors.Is(err, errBlobGone) {
 		// The version looked up was replaced (or deleted) and reclaimed before this read
 		// opened it: look the key up once more and serve what it is now.
 		prev := loc
-		if cellID, loc, err = c.lookup(ctx, in.Bucket, in.Key); err != nil {
+		if cellID, loc, err = c.lookupVersion(ctx, in.Bucket, in.Key, in.VersionID); err != nil {
 			return cellID, s3.ObjectInfo{}, nil, err
 		}
 		if proto.Equal(loc, prev) {
@@ -767,7 +779,7 @@ func (c *cells) GetObject(ctx context.Context, in s3.GetInput) (string, s3.Objec
 				"object_id", hex.EncodeToString(loc.GetObjectId()), "replicas", loc.GetReplicas())
 			return cellID, s3.ObjectInfo{}, nil, errs.Wrap(errs.Internal, err, "object data missing on every replica")
 		}
-		info, body, err = c.openObject(ctx, cellID, loc, in.Choose)
+		info, body, err = c.openObject(ctx, cellID, loc, in.Choose, in.VersionID)
 		if errors.Is(err, errBlobGone) {
 			// A version current a moment ago cannot have been reclaimed yet.
 			err = errs.Wrap(errs.Internal, err, "object data missing on every replica")
@@ -782,8 +794,8 @@ func (c *cells) GetObject(ctx context.Context, in s3.GetInput) (string, s3.Objec
 // openObject opens the range of the object at loc that choose picks (all of it if
 // choose is nil): the first bytes are read before it returns, so that a read that
 // cannot start is an error rather than a short body.
-func (c *cells) openObject(ctx context.Context, cellID string, loc *cellarv1.Location, choose func(s3.ObjectInfo) (int64, int64, error)) (s3.ObjectInfo, io.ReadCloser, error) {
-	info := infoOf(loc)
+func (c *cells) openObject(ctx context.Context, cellID string, loc *cellarv1.Location, choose func(s3.ObjectInfo) (int64, int64, error), versionID string) (s3.ObjectInfo, io.ReadCloser, error) {
+	info := versionInfoOf(loc, versionID)
 	off, n := int64(0), loc.Size
 	if choose != nil {
 		var err error
@@ -1045,27 +1057,10 @@ func (b *blobReader) Close() error {
 	return nil
 }
 
+// DeleteObject deletes a key as its bucket's versioning says (DeleteObjectVersion).
 func (c *cells) DeleteObject(ctx context.Context, bucket, key string) (string, error) {
-	cellID := c.r.ObjectCell(bucket, key)
-	ix, err := c.index(cellID)
-	if err != nil {
-		return cellID, err
-	}
-	resp, err := ix.Delete(ctx, &cellarv1.DeleteRequest{Bucket: bucket, Key: key})
-	if err != nil {
-		return cellID, err
-	}
-	if resp.Previous != nil {
-		c.reclaim(cellID, resp.Previous)
-	} else {
-		// S3 answers NoSuchBucket for a delete in a missing bucket. When objects are
-		// partitioned by key, the bucket is known to its own cell, not to the key's;
-		// a bucket cell that cannot answer leaves the delete as it is (done).
-		if _, berr := c.HeadBucket(ctx, bucket); errs.Is(berr, errs.NoSuchBucket) {
-			return cellID, berr
-		}
-	}
-	return cellID, nil
+	cellID, _, err := c.DeleteObjectVersion(ctx, bucket, key, "")
+	return cellID, err
 }
 
 func (c *cells) ListObjects(ctx context.Context, bucket string, o s3.ListOptions) (string, s3.ListResult, error) {

@@ -97,11 +97,16 @@ func uploadInfoOf(u *cellarv1.Upload) s3.UploadInfo {
 
 func (c *cells) CompleteUpload(ctx context.Context, in s3.CompleteInput) (string, s3.ObjectInfo, error) {
 	cellID := c.r.ObjectCell(in.Bucket, in.Key)
+	_, versioning, err := c.bucketVersioning(ctx, in.Bucket)
+	if err != nil {
+		return cellID, s3.ObjectInfo{}, err
+	}
 	ix, err := c.index(cellID)
 	if err != nil {
 		return cellID, s3.ObjectInfo{}, err
 	}
 	req := &cellarv1.CompleteUploadRequest{Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadID,
+		Versioning: versioning, VersionId: newVersionID(),
 		MinPartSize: c.minPartSize, ModifiedUnixNano: time.Now().UnixNano(), IfMatch: in.Cond.IfMatch,
 		IfNoneMatch: in.Cond.IfNoneMatch, RequireBucket: c.r.ObjectsInBucketCell(),
 		ChecksumAlgorithm: in.ChecksumAlgorithm, Checksum: in.Checksum, ChecksumType: in.ChecksumType}
@@ -122,7 +127,9 @@ func (c *cells) CompleteUpload(ctx context.Context, in s3.CompleteInput) (string
 		c.reclaim(cellID, resp.Previous)
 	}
 	c.reclaimParts(cellID, resp.Unused)
-	return cellID, infoOf(resp.Location), nil
+	info := infoOf(resp.Location)
+	info.VersionID = versionLabel(resp.Location.GetVersionId(), resp.Versioning)
+	return cellID, info, nil
 }
 
 func (c *cells) AbortUpload(ctx context.Context, bucket, key, uploadID string) (string, error) {

@@ -96,6 +96,20 @@ type Config struct {
 	// Observe, if set, is called every ProgressEvery with the totals so far, overall
 	// and per cell, so that a caller can act on errors while the load runs.
 	Observe func(all Summary, cells map[string]Summary) `json:"-"`
+	// OnRequest, if set, is called with the outcome of every request the run sends
+	// (not the seeding), from the goroutine that sent it: for statistics over a window
+	// of the run that the per-second series cannot give (the p99 of one minute).
+	OnRequest func(Outcome) `json:"-"`
+}
+
+// Outcome is what one request of a run did.
+type Outcome struct {
+	Op     string
+	Bucket string
+	Cell   string        // the cell that served it (see CellUnknown)
+	Due    time.Time     // when it was due
+	Took   time.Duration // from when it was due to its end
+	Code   string        // "" for a success, else as ErrorCode names it
 }
 
 // withDefaults fills the zero fields and checks the rest.

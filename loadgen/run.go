@@ -343,6 +343,9 @@ loop:
 				s.tenant = cfg.Tenants[r.tenant].Name
 			}
 			rec.add(s)
+			if cfg.OnRequest != nil {
+				cfg.OnRequest(Outcome{Op: s.op, Bucket: r.bucket, Cell: s.cell, Due: start.Add(s.due), Took: s.latency, Code: s.code})
+			}
 		}()
 	}
 	wg.Wait()

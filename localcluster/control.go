@@ -89,9 +89,21 @@ func (s *Supervisor) ServeControlWith(opts ControlOptions) (addr string, stop fu
 	token := hex.EncodeToString(b)
 	cfg := ControlConfig{Dir: s.dir, Cluster: s.Cluster(), Procs: s.Nodes, Token: token, FaultsFile: s.faultsFile()}
 	if s.topo.MapNodes > 0 {
-		cfg.Mover = s.attachMover
+		cfg.Mover, cfg.Metrics = s.movers()
 	}
 	h := NewControlHandler(cfg)
+	// The kill switch disarms every pill for good (halt.go): the supervisor, which
+	// alone writes the faults file, watches for it while it serves.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if cfg.FaultsFile != "" {
+			watchHalt(wctx, s.dir, cfg.FaultsFile, guard.OpenAudit(s.dir), haltEvery, func(err error) {
+				s.printf("  kill switch: disarm the faults: %v\n", err)
+			})
+		}
+	}()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: opts.TLS}
 	go func() {
 		if opts.TLS != nil {
@@ -112,6 +124,8 @@ func (s *Supervisor) ServeControlWith(opts ControlOptions) (addr string, stop fu
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		stopWatch()
+		<-watched
 	}, nil
 }
 
@@ -136,6 +150,9 @@ type ControlConfig struct {
 	// Mover, when set, returns a mover of the cluster and a function that closes it,
 	// for POST /v1/moves; nil for a cluster whose buckets cannot move.
 	Mover func(ctx context.Context) (*mover.Mover, func(), error)
+	// Metrics, when set, serves GET /metrics (the moves' metrics) without the token:
+	// Prometheus scrapes it, and it holds no secret.
+	Metrics http.Handler
 }
 
 // NewControlHandler returns the control endpoint's HTTP API over cfg.Cluster. The
@@ -151,10 +168,14 @@ func NewControlHandler(cfg ControlConfig) http.Handler {
 		writeJSON(w, http.StatusOK, cfg.Procs())
 	})
 	mux.HandleFunc("POST /v1/plans", c.servePlan)
-	mux.HandleFunc("POST /v1/moves", c.serveMove)
+	mux.HandleFunc("POST /v1/moves", c.recordMoves(c.serveMove))
 	mux.HandleFunc("POST /v1/nodes/{id}/{action}", c.serveNode)
 	mux.HandleFunc("POST /v1/faults/poison", c.servePoison)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Metrics != nil && r.Method == http.MethodGet && r.URL.Path == "/metrics" {
+			cfg.Metrics.ServeHTTP(w, r)
+			return
+		}
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(cfg.Token)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, ControlResult{Error: "missing or wrong control token"})

@@ -115,6 +115,8 @@ func (c *controller) servePoison(w http.ResponseWriter, r *http.Request) {
 // other pill as it is, and says what it did for the audit.
 func armPill(path string, req PoisonRequest) (outcome string, err error) {
 	now := time.Now().UTC()
+	faultsMu.Lock()
+	defer faultsMu.Unlock()
 	err = faultfile.Update(path, func(f *faultfile.Faults) {
 		switch {
 		case req.Pill == PillIndex && req.Disarm:

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/gateway/mover"
@@ -123,6 +126,25 @@ func (c *controller) serveMove(w http.ResponseWriter, r *http.Request) {
 	ev := resultEvent(res, err)
 	ev.Result.Moved = m.Moved
 	s.send(statusOf(err), ev)
+}
+
+// movers returns what the control endpoint makes its movers with: attachMover, each
+// mover counting into one set of metrics, and the handler that serves those metrics
+// (GET /metrics on the control endpoint), from a registry of the supervisor's own.
+func (s *Supervisor) movers() (func(context.Context) (*mover.Mover, func(), error), http.Handler) {
+	reg := prometheus.NewRegistry()
+	metrics, err := mover.NewMetrics(reg)
+	if err != nil {
+		panic(err) // a fresh registry refuses nothing
+	}
+	attach := func(ctx context.Context) (*mover.Mover, func(), error) {
+		m, closeFn, err := s.attachMover(ctx)
+		if m != nil {
+			m.Metrics = metrics
+		}
+		return m, closeFn, err
+	}
+	return attach, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // moverWait bounds how long the supervisor's mover looks for the map group's leader.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,5 +158,21 @@ func TestControlEndpointMoves(t *testing.T) {
 	m, err := cellarv1.NewCellMapClient(cc).Get(ctx, &cellarv1.GetMapRequest{})
 	if err != nil || len(m.GetSlots()) == 0 || m.Slots[0] != target {
 		t.Errorf("after the move, slot 0 is in %v (%v), want %s", m.GetSlots(), err, target)
+	}
+	// The moves' metrics are on the control endpoint, for Prometheus: no token asked.
+	scheme, client := "http://", http.DefaultClient
+	if raw.tls != nil {
+		scheme, client = "https://", &http.Client{Transport: &http.Transport{TLSClientConfig: raw.tls}}
+	}
+	resp, err = client.Get(scheme + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"cellar_moves_in_progress 0", "cellar_move_cutover_pause_seconds_count", "cellar_move_objects_copied_total"} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), want) {
+			t.Errorf("GET /metrics on the control endpoint: %s, without %q:\n%s", resp.Status, want, metrics)
+		}
 	}
 }

@@ -514,6 +514,9 @@ func (s *Supervisor) specLocked(p *proc) node.Spec {
 		Join: s.seedsLocked(n.ID), FastGossip: s.opts.FastGossip, LogFormat: s.opts.LogFormat,
 		DataDir: n.DataDir, S3Addr: n.S3Addr, RaftAddr: n.RaftAddr,
 	}
+	if n.Role == cell.RolePlacement {
+		spec.Repair = s.topo.Repair
+	}
 	if n.Role == cell.RoleGateway {
 		spec.TopologyFile = s.topoFile
 		if s.topo.MapNodes > 0 {

@@ -83,10 +83,12 @@ type Spec struct {
 	// map in (--state-dir).
 	StateDir string
 
-	// A placement node: the period of its cell's repair loop (--repair-interval) and
-	// how long an orphan blob is kept before garbage collection deletes it (--gc-grace).
-	RepairInterval time.Duration
-	GCGrace        time.Duration
+	// A placement node: the pacing of its cell's repair loop (--repair-interval,
+	// --repair-rate, --repair-ops, --repair-workers, --scrub-rate: the topology's
+	// repair section) and how long an orphan blob is kept before garbage collection
+	// deletes it (--gc-grace).
+	Repair  cell.RepairPacing
+	GCGrace time.Duration
 
 	// A front router: the gateways' S3 addresses, in the fleet's order (--backends);
 	// it also takes --s3-addr and --topology. A gateway or index node of a cluster
@@ -138,8 +140,22 @@ func (s Spec) Args() []string {
 	flag("backends", strings.Join(s.Backends, ","))
 	flag("faults-file", s.FaultsFile)
 	flag("state-dir", s.StateDir)
-	if s.RepairInterval != 0 {
-		flag("repair-interval", s.RepairInterval.String())
+	if p := s.Repair; p != (cell.RepairPacing{}) {
+		if p.Interval != 0 {
+			flag("repair-interval", p.Interval.String())
+		}
+		if p.Rate != 0 {
+			flag("repair-rate", strconv.FormatInt(int64(p.Rate), 10))
+		}
+		if p.Ops != 0 {
+			flag("repair-ops", strconv.FormatInt(p.Ops, 10))
+		}
+		if p.Window != 0 {
+			flag("repair-workers", strconv.Itoa(p.Window))
+		}
+		if p.ScrubRate != 0 {
+			flag("scrub-rate", strconv.FormatInt(int64(p.ScrubRate), 10))
+		}
 	}
 	if s.GCGrace != 0 {
 		flag("gc-grace", s.GCGrace.String())
@@ -170,7 +186,7 @@ func (s Spec) Validate() error {
 		{"topology", s.TopologyFile != "", []cell.Role{gw, cell.RoleRouter}},
 		{"backends", len(s.Backends) > 0, []cell.Role{cell.RoleRouter}},
 		{"faults-file", s.FaultsFile != "", []cell.Role{gw, idx}},
-		{"repair-interval", s.RepairInterval != 0, []cell.Role{cell.RolePlacement}},
+		{"repair-interval, --repair-rate, --repair-ops, --repair-workers or --scrub-rate", s.Repair != (cell.RepairPacing{}), []cell.Role{cell.RolePlacement}},
 		{"gc-grace", s.GCGrace != 0, []cell.Role{cell.RolePlacement}},
 	} {
 		if f.set && !slices.Contains(f.roles, s.Role) {
@@ -270,7 +286,10 @@ func runIndex(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) er
 }
 
 func runPlacement(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {
-	return placement.Run(ctx, placement.Config{Options: o, Repair: placement.RepairConfig{Interval: s.RepairInterval, GCGrace: s.GCGrace}})
+	p := s.Repair
+	return placement.Run(ctx, placement.Config{Options: o, Repair: placement.RepairConfig{
+		Interval: p.Interval, Rate: int64(p.Rate), Ops: p.Ops, Workers: p.Window, ScrubRate: int64(p.ScrubRate), GCGrace: s.GCGrace,
+	}})
 }
 
 func runStorage(ctx context.Context, s Spec, o daemon.Options, _ RunOptions) error {

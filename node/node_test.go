@@ -26,8 +26,12 @@ var specs = map[string]Spec{
 		Peers:             []string{"cell-0-index-0=cell-0-index-0:7100", "cell-0-index-1=cell-0-index-1:7100"},
 		SnapshotThreshold: 64, TrailingLogs: 16,
 	},
-	"placement": {ID: "cell-0-placement-0", Role: cell.RolePlacement, Cell: "cell-0", GRPCAddr: "127.0.0.1:20001"},
-	"storage":   {ID: "cell-0-storage-0", Role: cell.RoleStorage, Cell: "cell-0", DataDir: "/tmp/s"},
+	"placement": {
+		ID: "cell-0-placement-0", Role: cell.RolePlacement, Cell: "cell-0", GRPCAddr: "127.0.0.1:20001",
+		Repair:  cell.RepairPacing{Interval: 10 * time.Second, Rate: 16 << 20, Ops: 200, Window: 4, ScrubRate: -1},
+		GCGrace: 2 * time.Minute,
+	},
+	"storage": {ID: "cell-0-storage-0", Role: cell.RoleStorage, Cell: "cell-0", DataDir: "/tmp/s"},
 	"gateway": {
 		ID: "gateway-0", Role: cell.RoleGateway, GossipAddr: "127.0.0.1:20002",
 		S3Addr: "127.0.0.1:9000", TopologyFile: "/etc/cellar/topology.yaml",
@@ -45,8 +49,12 @@ func TestArgs(t *testing.T) {
 			"--peers=cell-0-index-0=cell-0-index-0:7100,cell-0-index-1=cell-0-index-1:7100",
 			"--raft-snapshot-threshold=64", "--raft-trailing-logs=16",
 		},
-		"placement": {"--id=cell-0-placement-0", "--cell=cell-0", "--grpc-addr=127.0.0.1:20001"},
-		"storage":   {"--id=cell-0-storage-0", "--cell=cell-0", "--data-dir=/tmp/s"},
+		"placement": {
+			"--id=cell-0-placement-0", "--cell=cell-0", "--grpc-addr=127.0.0.1:20001",
+			"--repair-interval=10s", "--repair-rate=16777216", "--repair-ops=200", "--repair-workers=4", "--scrub-rate=-1",
+			"--gc-grace=2m0s",
+		},
+		"storage": {"--id=cell-0-storage-0", "--cell=cell-0", "--data-dir=/tmp/s"},
 		"gateway": {
 			"--id=gateway-0", "--gossip-addr=127.0.0.1:20002",
 			"--s3-addr=127.0.0.1:9000", "--topology=/etc/cellar/topology.yaml",
@@ -116,6 +124,7 @@ func TestValidate(t *testing.T) {
 		{"storage with raft tuning", Spec{ID: "s", Role: cell.RoleStorage, TrailingLogs: 4}, "takes no --raft-trailing-logs"},
 		{"index with an S3 address", Spec{ID: "i", Role: cell.RoleIndex, S3Addr: "127.0.0.1:9000"}, "takes no --s3-addr"},
 		{"index with a topology", Spec{ID: "i", Role: cell.RoleIndex, TopologyFile: "t.yaml"}, "takes no --topology"},
+		{"storage with repair pacing", Spec{ID: "s", Role: cell.RoleStorage, Repair: cell.RepairPacing{Ops: 10}}, "takes no --repair-interval, --repair-rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

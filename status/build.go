@@ -7,6 +7,7 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // build assembles a Snapshot from the tracked nodes, judging each cell against the
@@ -66,7 +67,62 @@ func (c *Collector) build(now time.Time, decl Declared) Snapshot {
 		snap.Gateways = append(snap.Gateways, nv)
 		snap.Summary.count(nv)
 	}
+	snap.CellMap = c.cellMap()
 	return snap
+}
+
+// cellMap is the map's version as the map group's members and the gateways last
+// gossiped it; nil when no member of a map group has been seen.
+func (c *Collector) cellMap() *CellMapView {
+	var v CellMapView
+	var gateways []MapHolder
+	for _, t := range c.nodes {
+		if t.role != cell.RoleMap && t.role != cell.RoleGateway {
+			continue
+		}
+		h := MapHolder{ID: t.id, State: t.view().State}
+		if g := t.lastGossip; g != nil {
+			h.Version, h.Leader = g.MapVersion, g.Leader && t.gossip != nil
+		}
+		if t.role == cell.RoleGateway {
+			gateways = append(gateways, h)
+			continue
+		}
+		v.Members = append(v.Members, h)
+		v.Version = max(v.Version, h.Version)
+	}
+	if len(v.Members) == 0 {
+		return nil
+	}
+	for _, h := range gateways {
+		if h.State != StateDown && h.Version < v.Version {
+			v.Behind = append(v.Behind, h.ID)
+		}
+	}
+	sort.Slice(v.Members, func(i, j int) bool { return naturalLess(v.Members[i].ID, v.Members[j].ID) })
+	sort.Slice(gateways, func(i, j int) bool { return naturalLess(gateways[i].ID, gateways[j].ID) })
+	sort.Slice(v.Behind, func(i, j int) bool { return naturalLess(v.Behind[i], v.Behind[j]) })
+	v.Gateways = gateways
+	return &v
+}
+
+// MoveSilentAfter is how long a move in progress may go unrecorded before the view
+// says it has heard nothing of it (the supervisor records its progress every second
+// or two, and at every change of phase).
+const MoveSilentAfter = 30 * time.Second
+
+// moves are the moves of DATA_DIR/moves.json as of now.
+func moves(recorded []localcluster.MoveStatus, now time.Time) []MoveView {
+	out := make([]MoveView, 0, len(recorded))
+	for _, m := range recorded {
+		mv := MoveView{MoveStatus: m, InProgress: m.Running()}
+		if mv.InProgress {
+			mv.SilentSeconds = max(0, now.Sub(m.Updated).Seconds())
+			mv.Silent = now.Sub(m.Updated) > MoveSilentAfter
+		}
+		out = append(out, mv)
+	}
+	return out
 }
 
 func (s *Summary) count(nv NodeView) {

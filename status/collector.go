@@ -207,7 +207,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 	}
 	now := c.cfg.Now()
 	c.begun = now
-	c.snap = Snapshot{Generated: now, StaleAfterSeconds: cfg.StaleAfter.Seconds(), Cells: []CellView{}, Gateways: []NodeView{}, Events: []Event{}}
+	c.snap = Snapshot{Generated: now, StaleAfterSeconds: cfg.StaleAfter.Seconds(), Cells: []CellView{}, Gateways: []NodeView{}, Events: []Event{}, Moves: []MoveView{}}
 	c.addEvent(Event{Time: now, Kind: EventView, Message: "status view started"})
 	return c, nil
 }
@@ -472,8 +472,17 @@ func (c *Collector) Pass(ctx context.Context) {
 		audit = evs
 	}
 
+	var recorded []localcluster.MoveStatus
+	if c.cfg.DataDir != "" {
+		var err error
+		if recorded, err = localcluster.ReadMoves(c.cfg.DataDir); err != nil {
+			c.log.Debug("status: moves file", "err", err)
+		}
+	}
+
 	decl, from := c.declared(file)
 	snap := c.build(now, decl)
+	snap.Moves = moves(recorded, now)
 	for _, cv := range snap.Cells {
 		prev, ok := c.cellHealth[cv.ID]
 		c.cellHealth[cv.ID] = cv.Health
@@ -494,6 +503,7 @@ func (c *Collector) Pass(ctx context.Context) {
 	if c.cfg.DataDir != "" {
 		snap.Source.ClusterFile = filepath.Join(c.cfg.DataDir, localcluster.ClusterFileName)
 		snap.Source.AuditLog = filepath.Join(c.cfg.DataDir, AuditLogName)
+		snap.Source.MovesFile = filepath.Join(c.cfg.DataDir, localcluster.MovesFileName)
 	}
 
 	c.mu.Lock()

@@ -33,6 +33,8 @@ type fakeNode struct {
 	// What it gossips of its index group.
 	leader    bool
 	groupSize int
+	// mapVersion is the cell map's version it gossips (a map member or a gateway).
+	mapVersion uint64
 	// broken: its admin server drops every request without an answer.
 	broken bool
 }
@@ -92,7 +94,7 @@ func (n *fakeNode) node() cell.Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return cell.Node{ID: n.id, Role: n.role, Cell: n.cell, State: n.state, AdminAddr: n.addr(), Started: n.started, Progress: 0.4,
-		Leader: n.leader, GroupSize: n.groupSize}
+		Leader: n.leader, GroupSize: n.groupSize, MapVersion: n.mapVersion}
 }
 
 // fakeMembers is a gossip view the test sets by hand.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/localcluster"
 )
 
 // StateDown is the state of a node that does not answer its /readyz: stopped, killed,
@@ -43,7 +44,44 @@ type Snapshot struct {
 	Gateways []NodeView `json:"gateways"`
 	// Events are the most recent first.
 	Events []Event `json:"events"`
-	Source Source  `json:"source"`
+	// Moves are the bucket moves the cluster's supervisor recorded in
+	// DATA_DIR/moves.json: the one in progress, and the last ones that ended, the
+	// newest first.
+	Moves []MoveView `json:"moves"`
+	// CellMap is the cell map's version as the map group's members and the gateways
+	// gossip it; nil for a cluster without a map group.
+	CellMap *CellMapView `json:"cell_map,omitempty"`
+	Source  Source       `json:"source"`
+}
+
+// MoveView is one bucket's move, as the supervisor that runs it last recorded it.
+type MoveView struct {
+	localcluster.MoveStatus
+	// InProgress: the supervisor's last word is that the move runs.
+	InProgress bool `json:"in_progress"`
+	// SilentSeconds is, for a move in progress, how long ago the supervisor last
+	// recorded it; past MoveSilentAfter the view says it has heard nothing.
+	SilentSeconds float64 `json:"silent_seconds,omitempty"`
+	Silent        bool    `json:"silent,omitempty"`
+}
+
+// CellMapView is where the cell map is: its newest version in the map group, and the
+// version each member and each gateway has (a gateway on an older one routes by it
+// until the new one reaches it).
+type CellMapView struct {
+	Version  uint64      `json:"version"`
+	Members  []MapHolder `json:"members"`
+	Gateways []MapHolder `json:"gateways"`
+	// Behind lists the gateways on an older version than Version.
+	Behind []string `json:"behind,omitempty"`
+}
+
+// MapHolder is a node that holds a cell map: a map group member or a gateway.
+type MapHolder struct {
+	ID      string     `json:"id"`
+	State   cell.State `json:"state"`
+	Version uint64     `json:"version"`
+	Leader  bool       `json:"leader,omitempty"`
 }
 
 // Summary counts the cluster at a glance.
@@ -64,6 +102,8 @@ type Source struct {
 	GossipMembers int    `json:"gossip_members"`
 	ClusterFile   string `json:"cluster_file,omitempty"`
 	AuditLog      string `json:"audit_log,omitempty"`
+	// MovesFile is where the supervisor records the bucket moves it runs.
+	MovesFile string `json:"moves_file,omitempty"`
 	// Topology says where the declared shape the cells are judged against comes
 	// from: "cluster.json", "topology file", or "gossip" (group sizes and nodes seen).
 	Topology string `json:"topology"`

@@ -33,6 +33,10 @@ type Lab struct {
 	Coming bool
 	// Up is the arguments of 'cellctl up' the lab needs (none: it starts no cluster).
 	Up []string
+	// TopologyFile, when set, is the topology file Up names, and Topology its content:
+	// 'cellctl lab N' writes it when there is none, and the lab's page shows it.
+	TopologyFile string
+	Topology     string
 	// DataDir is where the lab's cluster keeps its data.
 	DataDir string
 	// LookAt is what 'cellctl lab N' prints: where to look and the first commands.
@@ -79,8 +83,26 @@ and open ./cellar-lab5/compare.html when it is done.`},
   cellctl shards --gateways 8 --shard-size 2 --tenants 100 --sharding shuffle
   cellctl drill compare poison-pill --a cells=1,sharding=all --b cells=1,sharding=shuffle --report ./cellar-lab7
 and open ./cellar-lab7/compare.html when it is done.`},
-	{N: 8, Title: "Moving a tenant between cells", Page: "lab-8-tenant-moves.md", Coming: true},
+	{N: 8, Title: "Moving a tenant between cells", Page: "lab-8-tenant-moves.md", Minutes: 15, DataDir: "./cellar-lab8",
+		TopologyFile: "./cellar-lab8.yaml", Topology: lab8Topology,
+		Up: []string{"--data-dir", "./cellar-lab8", "--topology", "./cellar-lab8.yaml", "--fast-gossip"},
+		LookAt: `Three cells and a cell map (./cellar-lab8.yaml). In a second terminal, the load:
+  cellctl load --data-dir ./cellar-lab8 --buckets-per-cell 1 --rate 40 --duration 2m
+and in a third, while it runs, move load-000 from cell-1 to cell-2:
+  cellctl move --data-dir ./cellar-lab8 --bucket load-000 --to cell-2     # the plan and its id
+  cellctl move --data-dir ./cellar-lab8 --bucket load-000 --to cell-2 --confirm <plan id> --reason "noisy tenant"`},
 }
+
+// lab8Topology is lab 8's cluster: three cells, so that one is neither the source nor
+// the target of the move, and a cell map held by a group of three map nodes.
+const lab8Topology = `# Lab 8: three cells, and the cell map held by a raft group of three map nodes.
+cells: 3
+index_nodes: 3
+placement_nodes: 1
+storage_nodes: 1
+copies: 1
+map_nodes: 3
+`
 
 // Find returns lab n, or an error that lists the labs.
 func Find(n int) (Lab, error) {

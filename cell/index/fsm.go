@@ -38,11 +38,22 @@ func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
 		return &cellarv1.DropBucketResponse{Objects: n}, err
 	case *cellarv1.IndexCommand_Commit:
 		r := op.Commit
-		prev, err := s.CommitIf(r.Location, r.RequireBucket, Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch, IfObjectID: r.IfObjectId})
-		return &cellarv1.CommitResponse{Previous: prev}, err
+		res, err := s.CommitVersioned(r.Location, r.RequireBucket, Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch, IfObjectID: r.IfObjectId}, r.Versioning)
+		return &cellarv1.CommitResponse{Previous: res.Previous, VersionId: res.VersionID, Versioning: res.Versioning}, err
 	case *cellarv1.IndexCommand_Delete:
-		prev, err := s.Delete(op.Delete.Bucket, op.Delete.Key)
-		return &cellarv1.DeleteResponse{Previous: prev}, err
+		r := op.Delete
+		res, err := s.DeleteVersioned(r.Bucket, r.Key, DeleteOptions{VersionID: r.VersionId, Versioning: r.Versioning,
+			MarkerVersionID: r.MarkerVersionId, IfObjectID: r.IfObjectId})
+		return &cellarv1.DeleteResponse{Previous: res.Previous, VersionId: res.VersionID, DeleteMarker: res.DeleteMarker, Versioning: res.Versioning}, err
+	case *cellarv1.IndexCommand_PutBucketConfig:
+		b, err := s.PutBucketConfig(op.PutBucketConfig)
+		return &cellarv1.PutBucketConfigResponse{Bucket: b}, err
+	case *cellarv1.IndexCommand_PutObjectTags:
+		loc, err := s.PutObjectTags(op.PutObjectTags)
+		return &cellarv1.PutObjectTagsResponse{Location: loc}, err
+	case *cellarv1.IndexCommand_SetBucketVersioning:
+		b, err := s.SetBucketVersioning(op.SetBucketVersioning.Name, op.SetBucketVersioning.Versioning)
+		return &cellarv1.SetBucketVersioningResponse{Bucket: b}, err
 	case *cellarv1.IndexCommand_CreateBucket:
 		b, err := s.CreateBucket(op.CreateBucket.Name)
 		return &cellarv1.CreateBucketResponse{Bucket: b}, err
@@ -63,8 +74,9 @@ func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
 		loc, prev, unused, err := s.CompleteUpload(r.Bucket, r.Key, r.UploadId, parts, CompleteOptions{
 			MinPartSize: r.MinPartSize, ModifiedUnixNano: r.ModifiedUnixNano, RequireBucket: r.RequireBucket,
 			Condition: Condition{IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch}, Declared: declaredChecksumsOf(r),
+			Versioning: r.Versioning, VersionID: r.VersionId,
 		})
-		return &cellarv1.CompleteUploadResponse{Location: loc, Previous: prev, Unused: unused}, err
+		return &cellarv1.CompleteUploadResponse{Location: loc, Previous: prev, Unused: unused, Versioning: s.versioningFor(r.Bucket, r.Versioning)}, err
 	case *cellarv1.IndexCommand_AbortUpload:
 		r := op.AbortUpload
 		parts, err := s.AbortUpload(r.Bucket, r.Key, r.UploadId)

@@ -139,8 +139,9 @@ func (s *Store) clearCorrupt(mk []byte) {
 	s.corruptMu.Unlock()
 }
 
-// Lookup returns the location of bucket/key.
-func (s *Store) Lookup(bucket, key string) (*cellarv1.Location, error) {
+// lookupRecord returns the whole record of bucket/key: its current version (a delete
+// marker perhaps) with its older versions.
+func (s *Store) lookupRecord(bucket, key string) (*cellarv1.Location, error) {
 	mk := mapKey(bucket, key)
 	if !s.rb.ready.Load() {
 		return s.lookupRebuilding(mk)
@@ -154,6 +155,10 @@ type ListOptions struct {
 	StartAfter string
 	Delimiter  string
 	Limit      int // 0 means 1000
+	// Versions lists whole records: keys whose current version is a delete marker
+	// too, each with its older versions. Otherwise such keys are left out and the
+	// locations carry no older versions.
+	Versions bool
 }
 
 // ListResult is one page of keys and common prefixes, in key order.
@@ -211,6 +216,12 @@ func (s *Store) List(bucket string, o ListOptions) (ListResult, error) {
 			if err != nil {
 				decodeErr = err
 				return false
+			}
+			if !o.Versions {
+				if loc.DeleteMarker {
+					return true // deleted in a versioned bucket: not listed
+				}
+				loc.Versions = nil
 			}
 			res.Entries = append(res.Entries, loc)
 			res.Next = key

@@ -145,7 +145,7 @@ func (s *server) Lookup(_ context.Context, r *cellarv1.LookupRequest) (*cellarv1
 	if err := st.CheckFence(r.Bucket, false); err != nil {
 		return nil, err
 	}
-	loc, err := st.Lookup(r.Bucket, r.Key)
+	loc, err := st.LookupVersion(r.Bucket, r.Key, LookupOptions{VersionID: r.VersionId, DeleteMarkers: r.DeleteMarkers, Versions: r.Versions})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func (s *server) List(_ context.Context, r *cellarv1.ListRequest) (*cellarv1.Lis
 	if err := st.CheckFence(r.Bucket, false); err != nil {
 		return nil, err
 	}
-	res, err := st.List(r.Bucket, ListOptions{Prefix: r.Prefix, StartAfter: r.StartAfter, Delimiter: r.Delimiter, Limit: int(r.Limit)})
+	res, err := st.List(r.Bucket, ListOptions{Prefix: r.Prefix, StartAfter: r.StartAfter, Delimiter: r.Delimiter, Limit: int(r.Limit), Versions: r.Versions})
 	if err != nil {
 		return nil, err
 	}

@@ -110,16 +110,20 @@ func (s *Store) checkCondition(mk []byte, cond Condition) error {
 		return nil
 	}
 	payload, exists := s.objects.Get(mk)
+	var cur *cellarv1.Location
+	if exists {
+		var err error
+		if cur, err = decodeLocation(mk, payload); err != nil {
+			return err
+		}
+		exists = !cur.DeleteMarker // a key deleted in a versioned bucket does not exist
+	}
 	if cond.IfNoneMatch && exists {
 		return errs.New(errs.PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 	}
 	if cond.IfMatch != "" {
 		if !exists {
 			return errs.New(errs.NoSuchKey, "The specified key does not exist.")
-		}
-		cur, err := decodeLocation(mk, payload)
-		if err != nil {
-			return err
 		}
 		if want := normalizeETag(cond.IfMatch); want != "*" && want != ETag(cur) {
 			return errs.New(errs.PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
@@ -275,6 +279,10 @@ type CompleteOptions struct {
 	// Declared is what the client declares of the checksums; the completion fails,
 	// writing nothing, unless it matches the upload and its parts.
 	Declared DeclaredChecksums
+	// Versioning and VersionID are as for CommitVersioned: the object is a new
+	// version named VersionID under ENABLED, the null version otherwise.
+	Versioning cellarv1.BucketVersioning
+	VersionID  string
 }
 
 // Checksum types of a multipart upload (Upload.ChecksumType): how the object's
@@ -336,9 +344,13 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if prev, err = s.applyCommit(b, mk, payload); err != nil {
+	old, err := s.applyCommit(b, mk, payload)
+	if err != nil {
 		return nil, nil, nil, err
 	}
+	prev = replacedNull(old, loc)
+	loc = proto.Clone(loc).(*cellarv1.Location)
+	loc.Versions = nil
 	return loc, prev, unused, nil
 }
 
@@ -448,6 +460,15 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	if err := s.checkCondition(mk, o.Condition); err != nil {
 		return nil, nil, nil, nil, err
 	}
+	cur, err := s.record(mk)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	enabled := s.versioningFor(bucket, o.Versioning) == cellarv1.BucketVersioning_BUCKET_VERSIONING_ENABLED
+	if loc.VersionId = o.VersionID; enabled && loc.VersionId == "" {
+		loc.VersionId = derivedVersionID(mk, o.ModifiedUnixNano)
+	}
+	loc, _ = stack(cur, loc, enabled)
 	if payload, err = encodeLocation(loc); err != nil {
 		return nil, nil, nil, nil, errs.Wrap(errs.Internal, err, "encode location")
 	}

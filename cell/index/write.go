@@ -23,7 +23,9 @@ import (
 type Condition struct {
 	IfMatch     string // the current ETag must be this one (quoted or not)
 	IfNoneMatch bool   // the key must not exist
-	// IfObjectID: the key's current version must be this one (see checkVersion).
+	// IfObjectID: on a delete or a tagging, the key's current version must be this
+	// one (see checkVersion); on a commit, the version, current or older, whose
+	// replicas the commit moves (see moveReplicas).
 	IfObjectID []byte
 }
 
@@ -60,38 +62,10 @@ func (s *Store) Commit(loc *cellarv1.Location, requireBucket bool) (*cellarv1.Lo
 }
 
 // CommitIf is Commit when cond holds, PreconditionFailed (or NoSuchKey) when not.
+// It follows the bucket's versioning, as CommitVersioned does.
 func (s *Store) CommitIf(loc *cellarv1.Location, requireBucket bool, cond Condition) (*cellarv1.Location, error) {
-	if loc.GetBucket() == "" || loc.GetKey() == "" {
-		return nil, errs.New(errs.InvalidArgument, "a location needs a bucket and a key")
-	}
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	if _, ok := s.buckets[loc.Bucket]; requireBucket && !ok {
-		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
-	}
-	if err := s.fenceErr(loc.Bucket, true); err != nil {
-		return nil, err
-	}
-	payload, err := encodeLocation(loc)
-	if err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "encode location")
-	}
-	mk := mapKey(loc.Bucket, loc.Key)
-	l := s.keyLock(mk)
-	l.Lock()
-	defer l.Unlock()
-	if err := s.checkCondition(mk, cond); err != nil {
-		return nil, err
-	}
-	if err := s.checkVersion(mk, cond.IfObjectID); err != nil {
-		return nil, err
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "index batch")
-	}
-	return s.applyCommit(b, mk, payload)
+	res, err := s.CommitVersioned(loc, requireBucket, cond, cellarv1.BucketVersioning_BUCKET_VERSIONING_OFF)
+	return res.Previous, err
 }
 
 // applyCommit commits b, which writes the record of mk, and puts payload in the map.
@@ -108,31 +82,11 @@ func (s *Store) applyCommit(b *pebble.Batch, mk, payload []byte) (*cellarv1.Loca
 	return decodeLocation(mk, prev)
 }
 
-// Delete removes bucket/key durably and returns what it removed (nil if nothing).
+// Delete removes bucket/key durably and returns what it removed (nil if nothing). In
+// a versioned bucket it adds a delete marker instead; see DeleteVersioned.
 func (s *Store) Delete(bucket, key string) (*cellarv1.Location, error) {
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	if err := s.fenceErr(bucket, true); err != nil {
-		return nil, err
-	}
-	mk := mapKey(bucket, key)
-	l := s.keyLock(mk)
-	l.Lock()
-	defer l.Unlock()
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.Delete(objectKey(mk), nil); err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "index batch")
-	}
-	if err := s.commitBatch(b); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
-	s.clearCorrupt(mk)
-	prev, existed := s.objects.Delete(mk)
-	if !existed {
-		return nil, nil
-	}
-	return decodeLocation(mk, prev)
+	res, err := s.DeleteVersioned(bucket, key, DeleteOptions{})
+	return res.Previous, err
 }
 
 // CreateBucket creates a bucket.

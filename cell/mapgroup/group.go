@@ -130,7 +130,12 @@ func (g *group) apply(ctx context.Context, cmd *cellarv1.MapCommand) (*cellarv1.
 // watch keeps the gossip in step with raft: whether this member leads (once it has
 // applied every entry of earlier terms: a barrier in its term), the map version it
 // holds, and, at most once a second, the log index it has applied.
-func (g *group) watch(ctx context.Context, members *cell.Membership, groupSize int) {
+//
+// ready is called once, the first time the group has a leader this member reaches:
+// the member itself leads (past its barrier), or it is a follower that heard from
+// the leader within leaderContact. A member that says ready before that would send
+// its first callers to a group that cannot change the map yet.
+func (g *group) watch(ctx context.Context, members *cell.Membership, groupSize int, ready func()) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	members.Update(func(n *cell.Node) { n.GroupSize = groupSize })
@@ -153,12 +158,37 @@ func (g *group) watch(ctx context.Context, members *cell.Membership, groupSize i
 			})
 			last, lastPublish = now, time.Now()
 		}
+		if ready != nil && g.hasLeader(serving) {
+			ready()
+			ready = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// leaderContact is how recently a follower must have heard from the leader to count
+// it as reachable.
+const leaderContact = 3 * time.Second
+
+// hasLeader says whether the group has a leader this member reaches: it leads and
+// serves (serving), or it follows a leader it heard from lately.
+func (g *group) hasLeader(serving bool) bool {
+	if serving {
+		return true
+	}
+	_, id := g.r.LeaderWithID()
+	return groupHasLeader(g.r.State(), string(id), g.id, time.Since(g.r.LastContact()))
+}
+
+// groupHasLeader is hasLeader's judgement of a member that does not serve as leader:
+// a follower that knows a leader other than itself and heard from it within
+// leaderContact.
+func groupHasLeader(state raft.RaftState, leaderID, self string, sinceContact time.Duration) bool {
+	return state == raft.Follower && leaderID != "" && leaderID != self && sinceContact < leaderContact
 }
 
 // shutdown leaves the group gracefully: a leader first hands its leadership on.

@@ -24,7 +24,7 @@ var errUnavailable = errs.New(errs.Unavailable, "this map group member is starti
 const maxWait = 30 * time.Second
 
 // Run runs a member of the map group until ctx is done: it joins the group, says
-// "ready" and serves the CellMap API (Get from the map it has applied, Apply on the
+// "ready" once the group has a leader it reaches, and serves the CellMap API (Get from the map it has applied, Apply on the
 // leader).
 func Run(ctx context.Context, cfg Config) error {
 	cfg.EnsureDefaults()
@@ -54,9 +54,11 @@ func Run(ctx context.Context, cfg Config) error {
 	peers, _ := raftpebble.ParsePeers(cfg.Peers) // checked by Validate
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go g.watch(wctx, d.Members, max(1, len(peers)))
+	// Ready only once the group has a leader this member reaches: before that, a
+	// gateway or a load sent here at once would find no one to change the map.
+	d.SetStateWhy(cell.StateStarting, "waiting for the map group to have a leader")
+	go g.watch(wctx, d.Members, max(1, len(peers)), func() { d.SetState(cell.StateReady, 1) })
 	d.Log.Info("map group member", "raft_addr", g.trans.LocalAddr(), "peers", len(peers))
-	d.SetState(cell.StateReady, 1)
 	return d.Wait(ctx, g.shutdown)
 }
 

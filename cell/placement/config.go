@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/cell/repair"
 	"github.com/cellarsim/cellar/internal/daemon"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 type RepairConfig struct {
 	Interval  time.Duration
 	Rate      int64
+	Ops       int64
 	ScrubRate int64
 	Workers   int
 	GCGrace   time.Duration
@@ -46,9 +48,10 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Options.AddFlags(fs)
 	fs.IntVar(&c.Copies, "copies", 2, "storage nodes that receive each object")
 	fs.DurationVar(&c.Repair.Interval, "repair-interval", 30*time.Second, "time between passes of the cell's repair loop")
-	fs.Int64Var(&c.Repair.Rate, "repair-rate", 32<<20, "bytes per second the repair loop may copy (negative: no limit)")
-	fs.Int64Var(&c.Repair.ScrubRate, "scrub-rate", 8<<20, "bytes per second the scrubber may verify (negative: no scrub)")
-	fs.IntVar(&c.Repair.Workers, "repair-workers", 2, "objects the repair loop copies at once")
+	fs.Int64Var(&c.Repair.Rate, "repair-rate", repair.DefaultRepairRate, "bytes per second the repair loop may copy, over all copies in flight (negative: no limit)")
+	fs.Int64Var(&c.Repair.Ops, "repair-ops", repair.DefaultRepairOps, "blobs per second the repair loop may copy, over all copies in flight (negative: no limit)")
+	fs.Int64Var(&c.Repair.ScrubRate, "scrub-rate", repair.DefaultScrubRate, "bytes per second the scrubber may verify (negative: no scrub)")
+	fs.IntVar(&c.Repair.Workers, "repair-workers", repair.DefaultWorkers, "objects the repair loop copies at once (its window)")
 	fs.DurationVar(&c.Repair.GCGrace, "gc-grace", time.Minute, "how long an orphan blob is kept before garbage collection deletes it; at least the gateways' --reclaim-grace")
 	fs.BoolVar(&c.Repair.NoAutoGC, "no-auto-gc", false, "leave orphan blobs to 'cellctl gc --apply' instead of deleting them every pass")
 	fs.BoolVar(&c.Repair.Off, "no-repair", false, "run no repair loop on this node")

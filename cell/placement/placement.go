@@ -12,8 +12,8 @@
 // PUT, unless the topology allows degraded writes.
 //
 // A placement node also runs its cell's repair, scrub and garbage collection loop
-// (package cell/repair; flags --repair-interval, --repair-rate, --scrub-rate,
-// --gc-grace), and serves it as the Repair gRPC service that 'cellctl gc' calls.
+// (package cell/repair; flags --repair-interval, --repair-rate, --repair-ops,
+// --repair-workers, --scrub-rate, --gc-grace, set from the topology's repair section), and serves it as the Repair gRPC service that 'cellctl gc' calls.
 package placement
 
 import (

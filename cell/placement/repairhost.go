@@ -60,7 +60,7 @@ func newRepairer(cfg Config, d *daemon.Daemon, conns *daemon.Conns) (*repairHost
 	}
 	o := repair.Options{
 		Cell: cfg.Cell, Self: cfg.NodeID, Copies: cfg.Copies,
-		Interval: cfg.Repair.Interval, RepairRate: cfg.Repair.Rate, ScrubRate: cfg.Repair.ScrubRate,
+		Interval: cfg.Repair.Interval, RepairRate: cfg.Repair.Rate, RepairOps: cfg.Repair.Ops, ScrubRate: cfg.Repair.ScrubRate,
 		Workers: cfg.Repair.Workers, GCGrace: cfg.Repair.GCGrace, NoAutoGC: cfg.Repair.NoAutoGC,
 		Logger: d.Log,
 	}

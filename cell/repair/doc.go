@@ -61,9 +61,32 @@
 //
 // # Pacing
 //
-// Copies are paced at Options.RepairRate bytes per second over all workers, scrub at
-// ScrubRate, so that foreground requests keep their latency; docs/durability.md has
-// the measured cost.
+// A refill is many small copies: each costs the source a read stream and the target a
+// write stream, a new file, an fsync of it and one of its directory, whatever its
+// bytes. Copied one or two at a time, a refill runs at the speed of one fsync after
+// another (about a hundred objects a second on this project's machines, hours for a
+// node of a hundred thousand). So a pass copies Options.Workers objects at once (the
+// window, 16): the target's disk commits their fsyncs together. The window does not
+// set the rate; one pacer over every copy in flight does: each copy waits for its
+// slot in a schedule of at most Options.RepairOps blobs and Options.RepairRate bytes
+// per second (the first binds for small objects, the second for large ones), so the
+// copies are spread evenly over time rather than sent in bursts that foreground
+// requests would queue behind. The scrubber has its own pacer (ScrubRate, a blob
+// counting as at least 64 KiB).
+//
+// A pass also starts at once, not at the next interval, when a storage node of the
+// cell comes back ready (the gossip shows it ready with a new start time): a wiped or
+// replaced node is refilled from the moment it returns.
+//
+// The pacing is the topology's repair section (cell.RepairPacing), which becomes the
+// placement nodes' flags; docs/durability.md has the measured refill rate and what it
+// costs foreground requests.
+//
+// # Lifecycle expiration
+//
+// The loop also expires the objects that their bucket's lifecycle rules say are due,
+// in the buckets its cell's index holds, through conditional index deletes; see
+// lifecycle.go.
 //
 // # What it exports
 //
@@ -71,7 +94,8 @@
 // cellar_repair_objects_repaired_total, cellar_repair_bytes_total,
 // cellar_repair_corrupt_found_total, cellar_repair_corrupt_repaired_total,
 // cellar_repair_lost_objects, cellar_repair_gc_deleted_blobs_total,
-// cellar_repair_gc_deleted_bytes_total, cellar_repair_passes_total. The same numbers are
+// cellar_repair_gc_deleted_bytes_total, cellar_repair_passes_total,
+// cellar_lifecycle_expired_total. The same numbers are
 // the host's status gauges (repair_*), which the status page shows per cell, and the
 // Repair gRPC service (Status, CollectGarbage) serves them to 'cellctl gc'.
 package repair

@@ -9,6 +9,7 @@ type metrics struct {
 	repaired, bytes, scrubbed     prometheus.Counter
 	corruptFound, corruptRepaired prometheus.Counter
 	gcBlobs, gcBytes, passes      prometheus.Counter
+	expired                       prometheus.Counter // lifecycle expiration (lifecycle.go)
 }
 
 func newMetrics() *metrics {
@@ -33,11 +34,13 @@ func newMetrics() *metrics {
 			Help: "Bytes of orphan blobs deleted by garbage collection."}),
 		passes: prometheus.NewCounter(prometheus.CounterOpts{Name: "cellar_repair_passes_total",
 			Help: "Repair passes completed."}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "cellar_lifecycle_expired_total",
+			Help: "Objects deleted because their bucket's lifecycle rules expired them."}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.under, m.lost, m.repaired, m.bytes, m.scrubbed, m.corruptFound, m.corruptRepaired, m.gcBlobs, m.gcBytes, m.passes}
+	return []prometheus.Collector{m.under, m.lost, m.repaired, m.bytes, m.scrubbed, m.corruptFound, m.corruptRepaired, m.gcBlobs, m.gcBytes, m.passes, m.expired}
 }
 
 func (m *metrics) passDone(res PassResult) {

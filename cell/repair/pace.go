@@ -6,35 +6,61 @@ import (
 	"time"
 )
 
-// minCost is what one object costs a pacer at least: the calls and disk seeks of a
-// small object are not free either.
-const minCost = 64 << 10
-
-// pacer spaces work so that it averages at most rate bytes per second, over every
-// goroutine that shares it. A rate of zero or less does not pace.
+// pacer spaces work so that, over every goroutine that shares it, it averages at most
+// bytes bytes and ops operations per second. It keeps a schedule: each operation
+// reserves the next slot, whose length is the larger of what its bytes and what one
+// operation cost at the two rates, and waits for its slot's start. Work that waited
+// for nothing builds no credit beyond burst: after an idle spell the schedule restarts
+// from now, less burst, so a window of copies can start together but the long-run
+// rates hold. A rate of zero or less is no limit on that dimension; with both, the
+// pacer does not pace.
 type pacer struct {
-	mu   sync.Mutex
-	rate int64
-	next time.Time
+	mu    sync.Mutex
+	bytes float64 // bytes per second; <= 0: no limit
+	ops   float64 // operations per second; <= 0: no limit
+	burst time.Duration
+	next  time.Time
+	now   func() time.Time
 }
 
-func newPacer(rate int64) *pacer { return &pacer{rate: rate} }
+// defaultBurst is how much idle time a pacer turns into work that may start at once.
+const defaultBurst = 50 * time.Millisecond
 
-// wait returns when n more bytes fit the rate (at once for the first).
-func (p *pacer) wait(ctx context.Context, n int64) error {
-	if p == nil || p.rate <= 0 {
-		return ctx.Err()
+func newPacer(bytes, ops int64) *pacer {
+	return &pacer{bytes: float64(bytes), ops: float64(ops), burst: defaultBurst, now: time.Now}
+}
+
+// cost is the length of the slot of one operation of n bytes.
+func (p *pacer) cost(n int64) time.Duration {
+	var s float64
+	if p.bytes > 0 {
+		s = float64(n) / p.bytes
 	}
-	cost := max(n, minCost)
+	if p.ops > 0 {
+		s = max(s, 1/p.ops)
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// reserve books the slot of one operation of n bytes and returns when it starts.
+func (p *pacer) reserve(n int64) time.Time {
 	p.mu.Lock()
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
+	defer p.mu.Unlock()
+	now := p.now()
+	if floor := now.Add(-p.burst); p.next.Before(floor) {
+		p.next = floor
 	}
 	due := p.next
-	p.next = p.next.Add(time.Duration(float64(cost) / float64(p.rate) * float64(time.Second)))
-	p.mu.Unlock()
-	d := time.Until(due)
+	p.next = p.next.Add(p.cost(n))
+	return due
+}
+
+// wait returns when one more operation of n bytes fits the rates.
+func (p *pacer) wait(ctx context.Context, n int64) error {
+	if p == nil || (p.bytes <= 0 && p.ops <= 0) {
+		return ctx.Err()
+	}
+	d := p.reserve(n).Sub(p.now())
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -29,14 +30,22 @@ type Options struct {
 	Copies int
 	// Interval between passes (default 30 s).
 	Interval time.Duration
-	// RepairRate caps the bytes copied per second, over all workers (default 32 MiB/s;
-	// negative: no cap).
+	// RepairRate caps the bytes copied per second, over every copy in flight (default
+	// 64 MiB/s; negative: no cap).
 	RepairRate int64
-	// ScrubRate caps the bytes verified per second (default 8 MiB/s; negative: no
-	// scrub).
-	ScrubRate int64
-	// Workers copy objects in parallel (default 2).
+	// RepairOps caps the blobs copied per second, over every copy in flight (default
+	// 500; negative: no cap). A small blob costs its two storage nodes a stream each,
+	// a file, an fsync of it and of its directory, whatever its bytes: this is the
+	// limit that binds for small objects, RepairRate the one for large ones.
+	RepairOps int64
+	// Workers is the copy window: how many objects are copied at once (default 16).
+	// A copy spends most of its time waiting for the target's fsyncs, which a disk
+	// batches when several come together; the pacing above, not the window, sets the
+	// rate.
 	Workers int
+	// ScrubRate caps the bytes verified per second (default 8 MiB/s; negative: no
+	// scrub). A blob counts as at least 64 KiB.
+	ScrubRate int64
 	// GCGrace is how long an orphan blob waits before it is deleted (default 1 m): it
 	// must be at least the gateway's --reclaim-grace.
 	GCGrace time.Duration
@@ -50,6 +59,14 @@ type Options struct {
 	Now func() time.Time
 }
 
+// The defaults of the repair's pacing (see Options).
+const (
+	DefaultRepairRate = 64 << 20
+	DefaultRepairOps  = 500
+	DefaultWorkers    = 16
+	DefaultScrubRate  = 8 << 20
+)
+
 // EnsureDefaults fills the zero values.
 func (o *Options) EnsureDefaults() {
 	if o.Copies <= 0 {
@@ -59,13 +76,16 @@ func (o *Options) EnsureDefaults() {
 		o.Interval = 30 * time.Second
 	}
 	if o.RepairRate == 0 {
-		o.RepairRate = 32 << 20
+		o.RepairRate = DefaultRepairRate
+	}
+	if o.RepairOps == 0 {
+		o.RepairOps = DefaultRepairOps
 	}
 	if o.ScrubRate == 0 {
-		o.ScrubRate = 8 << 20
+		o.ScrubRate = DefaultScrubRate
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = DefaultWorkers
 	}
 	if o.GCGrace <= 0 {
 		o.GCGrace = time.Minute
@@ -133,8 +153,8 @@ func New(o Options, members Members, conns Dialer) (*Repairer, error) {
 	return &Repairer{
 		o: o, members: members, conns: conns, log: o.Logger.With("component", "repair"),
 		m:         newMetrics(),
-		copyPace:  newPacer(o.RepairRate),
-		scrubPace: newPacer(o.ScrubRate),
+		copyPace:  newPacer(o.RepairRate, o.RepairOps),
+		scrubPace: newPacer(o.ScrubRate, max(1, o.ScrubRate/scrubMinCost)),
 		kick:      make(chan struct{}, 1),
 		firstSeen: map[string]map[blobID]time.Time{},
 	}, nil
@@ -155,11 +175,18 @@ func (r *Repairer) Kick() {
 func (r *Repairer) Leading() bool { return r.leading.Load() }
 
 // Run makes a pass every Interval while this host leads its cell's repair, and scrubs
-// between passes, until ctx is done.
+// between passes, until ctx is done. A storage node of the cell that comes back ready
+// (it started again, or was not ready at the last look) gets a pass at once: a
+// replaced or wiped node starts its refill within a second or two, not an interval.
 func (r *Repairer) Run(ctx context.Context) error {
 	go r.scrubLoop(ctx)
+	go r.lifecycleLoop(ctx)
 	t := time.NewTicker(r.o.Interval)
 	defer t.Stop()
+	look := time.NewTicker(min(r.o.Interval, time.Second))
+	defer look.Stop()
+	seen := map[string]time.Time{}
+	r.storageReturned(seen)
 	for {
 		r.leading.Store(r.isLeader())
 		if r.leading.Load() {
@@ -167,13 +194,42 @@ func (r *Repairer) Run(ctx context.Context) error {
 				r.log.Warn("repair pass did not complete; next one in an interval", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-r.kick:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				break wait
+			case <-r.kick:
+				break wait
+			case <-look.C:
+				if r.storageReturned(seen) {
+					break wait
+				}
+			}
 		}
 	}
+}
+
+// storageReturned reports whether a storage node of the cell is ready now that was
+// not ready, or had another start time, at the last look; seen is what that look saw
+// (node id → start time of the ready ones), and is updated.
+func (r *Repairer) storageReturned(seen map[string]time.Time) bool {
+	back := false
+	now := map[string]time.Time{}
+	for _, n := range r.members.Nodes() {
+		if n.Cell != r.o.Cell || n.Role != cell.RoleStorage || n.State != cell.StateReady {
+			continue
+		}
+		now[n.ID] = n.Started
+		if started, ok := seen[n.ID]; !ok || !started.Equal(n.Started) {
+			back = true
+		}
+	}
+	clear(seen)
+	maps.Copy(seen, now)
+	return back
 }
 
 // isLeader: the ready placement node of the cell with the smallest id runs the loop
@@ -298,7 +354,7 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 	sort.Strings(res.Unknown)
 
 	refs := map[blobID]struct{}{}
-	var work []*cellarv1.Location
+	var suspects, work []*cellarv1.Location
 	var scrub []scrubItem
 	err := r.scan(ctx, func(loc *cellarv1.Location, current bool) {
 		for _, c := range refsOf(loc) {
@@ -311,31 +367,37 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 		if modifiedSince(loc, recent) {
 			return
 		}
-		needs, lost := false, false
 		for _, c := range refsOf(loc) {
-			held, missing := r.count(snap, c)
 			res.Blobs += int64(len(c.replicas))
-			if held == 0 && missing > 0 && missing == len(c.replicas) {
-				lost = true
-			}
-			if held+unknownOf(snap, c) < copies || missing > 0 {
-				needs = true
-			}
 			for _, node := range c.replicas {
 				if inv, ok := snap.inv[node]; ok && inv[c.id] != nil {
 					scrub = append(scrub, scrubItem{bucket: loc.Bucket, key: loc.Key, version: versionID(loc), node: node, id: c.id, size: c.size, replicas: c.replicas})
 				}
 			}
 		}
+		if needs, _ := judge(snap, loc, copies); needs {
+			suspects = append(suspects, loc)
+		}
+	})
+	if err != nil {
+		return res, fmt.Errorf("repair %s: scan the index: %w", r.o.Cell, err)
+	}
+	// A record committed after the nodes were listed may name blobs the listing
+	// missed, whatever its modification time says (a bucket moved in from another
+	// cell keeps its objects' times): the nodes that seem to lack a copy are listed
+	// again, now that the scan is over, before anything is judged missing.
+	judged := snap
+	if len(suspects) > 0 {
+		judged = r.relist(ctx, snap, suspects)
+	}
+	for _, loc := range suspects {
+		needs, lost := judge(judged, loc, copies)
 		if lost {
 			res.Lost++
 		}
 		if needs && !lost {
 			work = append(work, loc)
 		}
-	})
-	if err != nil {
-		return res, fmt.Errorf("repair %s: scan the index: %w", r.o.Cell, err)
 	}
 
 	// Repair, on Workers goroutines.
@@ -347,7 +409,7 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 		go func() {
 			defer wg.Done()
 			for loc := range ch {
-				n, ok := r.repairObject(ctx, snap, loc, copies)
+				n, ok := r.repairObject(ctx, judged, loc, copies)
 				if n > 0 {
 					repaired.Add(1)
 					repairedBytes.Add(n)
@@ -409,6 +471,49 @@ func modifiedSince(loc *cellarv1.Location, t int64) bool {
 	return false
 }
 
+// judge says whether loc needs a copy written (a replica listed without it, or fewer
+// copies than copies), and whether it is lost: no copy left on any of its replicas,
+// every one of them listed.
+func judge(snap *snapshot, loc *cellarv1.Location, copies int) (needs, lost bool) {
+	for _, c := range refsOf(loc) {
+		held, missing := count(snap, c)
+		if held == 0 && missing > 0 && missing == len(c.replicas) {
+			lost = true
+		}
+		if held+unknownOf(snap, c) < copies || missing > 0 {
+			needs = true
+		}
+	}
+	return needs, lost
+}
+
+// relist returns snap with the nodes that lack a copy of one of locs listed again:
+// each such node's inventory is what either listing found (a node that cannot be
+// listed again keeps its first listing). The inventories of snap are not changed:
+// garbage collection judges orphans by the first listing only.
+func (r *Repairer) relist(ctx context.Context, snap *snapshot, locs []*cellarv1.Location) *snapshot {
+	again := map[string]bool{}
+	for _, loc := range locs {
+		for _, c := range refsOf(loc) {
+			for _, node := range c.replicas {
+				if inv, ok := snap.inv[node]; ok && inv[c.id] == nil {
+					again[node] = true
+				}
+			}
+		}
+	}
+	out := &snapshot{nodes: snap.nodes, inv: maps.Clone(snap.inv), listErrs: snap.listErrs}
+	for node := range again {
+		inv, err := r.list(ctx, snap.nodes[node])
+		if err != nil {
+			continue
+		}
+		maps.Copy(inv, snap.inv[node])
+		out.inv[node] = inv
+	}
+	return out
+}
+
 // copies is the copy count repair keeps: Options.Copies, but no more than the storage
 // nodes the cell has shown (a cell of one storage node keeps one copy).
 func (r *Repairer) copies() int {
@@ -422,7 +527,7 @@ func (r *Repairer) copies() int {
 
 // count returns how many of c's replicas are held and how many are missing on nodes
 // that were listed.
-func (r *Repairer) count(snap *snapshot, c copyRef) (held, missing int) {
+func count(snap *snapshot, c copyRef) (held, missing int) {
 	for _, node := range c.replicas {
 		inv, ok := snap.inv[node]
 		switch {
@@ -543,9 +648,10 @@ func (r *Repairer) indexCall(ctx context.Context, fn func(ctx context.Context, c
 	return last
 }
 
-// scan calls fn with every object version of the cell's index (current true), and
-// every part of every multipart upload in progress (as a Location whose Parts hold
-// it, current false).
+// scan calls fn with the current version of every object of the cell's index
+// (current true), and with the older versions of versioned keys and every part of
+// every multipart upload in progress (as a Location whose Parts hold it), current
+// false: their blobs are referenced, not repaired.
 func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, current bool)) error {
 	var buckets []*cellarv1.Bucket
 	if err := r.indexCall(ctx, func(ctx context.Context, c cellarv1.IndexClient) error {
@@ -561,7 +667,7 @@ func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, cur
 			var page *cellarv1.ListResponse
 			err := r.indexCall(ctx, func(ctx context.Context, c cellarv1.IndexClient) error {
 				var err error
-				page, err = c.List(ctx, &cellarv1.ListRequest{Bucket: b.Name, StartAfter: after, Limit: 1000})
+				page, err = c.List(ctx, &cellarv1.ListRequest{Bucket: b.Name, StartAfter: after, Limit: 1000, Versions: true})
 				return err
 			})
 			if errs.KindOf(err) == errs.NoSuchBucket {
@@ -571,7 +677,17 @@ func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, cur
 				return err
 			}
 			for _, loc := range page.Entries {
-				fn(loc, true)
+				// The older versions of a versioned key (and those under a delete
+				// marker) keep their blobs: referenced, not repaired.
+				older := loc.Versions
+				loc.Versions = nil
+				if !loc.DeleteMarker {
+					fn(loc, true)
+				}
+				for _, v := range older {
+					v.Bucket, v.Key = loc.Bucket, loc.Key
+					fn(v, false)
+				}
 			}
 			if !page.Truncated || page.Next == "" {
 				break

@@ -9,6 +9,10 @@ import (
 	"github.com/cellarsim/cellar/internal/errs"
 )
 
+// scrubMinCost is what one verified blob costs the scrub's pacing at least: the calls
+// and disk seeks of a small blob are not free either.
+const scrubMinCost = 64 << 10
+
 // scrubItem is one copy for the scrubber to verify.
 type scrubItem struct {
 	bucket, key string

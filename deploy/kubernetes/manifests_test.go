@@ -1,7 +1,8 @@
 // Package kubernetes holds cellar's Kubernetes manifests (written by 'cellctl compose'
-// from deploy/topology.yaml) and the check that they are valid: every document is
-// decoded strictly into the Kubernetes API types, so a misspelt or misplaced field
-// fails here, with no cluster needed. It is a module of its own so that the Kubernetes
+// from deploy/topology.yaml) and the check that they are valid, and those of the
+// sharded example (deploy/sharded/kubernetes: front routers before the gateways):
+// every document is decoded strictly into the Kubernetes API types, so a misspelt or
+// misplaced field fails here, with no cluster needed. It is a module of its own so that the Kubernetes
 // API packages stay out of cellar's.
 package kubernetes
 
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +26,17 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// manifestSets are the sets of manifests checked here, by name: deploy/kubernetes for
+// deploy/topology.yaml, and the sharded example's.
+var manifestSets = []struct{ name, dir string }{{"default", "."}, {"sharded", "../sharded/kubernetes"}}
+
+// forEachSet runs f on every set of manifests, as a subtest.
+func forEachSet(t *testing.T, f func(t *testing.T, m manifests)) {
+	for _, set := range manifestSets {
+		t.Run(set.name, func(t *testing.T) { f(t, load(t, set.dir)) })
+	}
+}
+
 type manifests struct {
 	statefulSets []*appsv1.StatefulSet
 	deployments  []*appsv1.Deployment
@@ -33,10 +47,10 @@ type manifests struct {
 	policies     []*networkingv1.NetworkPolicy
 }
 
-// load decodes every document of every .yaml file here strictly into its API type.
-func load(t *testing.T) manifests {
+// load decodes every document of every .yaml file in dir strictly into its API type.
+func load(t *testing.T, dir string) manifests {
 	t.Helper()
-	files, err := filepath.Glob("*.yaml")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
@@ -101,10 +115,11 @@ func stripComments(doc string) string {
 	return strings.Join(out, "\n")
 }
 
-func TestManifestsDecodeStrictly(t *testing.T) {
-	m := load(t)
-	if len(m.statefulSets) == 0 || len(m.pdbs) == 0 || len(m.deployments) == 0 {
-		t.Fatalf("found %d StatefulSets, %d PodDisruptionBudgets, %d Deployments", len(m.statefulSets), len(m.pdbs), len(m.deployments))
+func TestManifestsDecodeStrictly(t *testing.T) { forEachSet(t, testManifestsDecodeStrictly) }
+
+func testManifestsDecodeStrictly(t *testing.T, m manifests) {
+	if len(m.statefulSets) == 0 || len(m.pdbs) == 0 || len(m.policies) == 0 {
+		t.Fatalf("found %d StatefulSets, %d PodDisruptionBudgets, %d NetworkPolicies", len(m.statefulSets), len(m.pdbs), len(m.policies))
 	}
 	for _, s := range m.services {
 		checkName(t, "Service", s.Name, true)
@@ -125,12 +140,15 @@ func checkName(t *testing.T, kind, name string, label bool) {
 	}
 }
 
-// Every StatefulSet is governed by a headless Service that publishes pods before they
-// are ready (gossip and raft need their peers' names while they start), its selector
-// matches its pods, its pods run as a non-root user, and a PodDisruptionBudget covers
-// it and keeps its floor: a majority of an index group, at least one of any other tier.
-func TestStatefulSets(t *testing.T) {
-	m := load(t)
+// Every StatefulSet is governed by a headless Service, its selector matches its pods,
+// its pods run as a non-root user, and a PodDisruptionBudget covers it and keeps its
+// floor: a majority of an index group, at least one of any other tier. A cell's tier
+// publishes its pods before they are ready (gossip and raft need their peers' names
+// while they start); the gateways' Service lists a gateway only once it is ready, so
+// that a router sends no tenant's request to one that is not.
+func TestStatefulSets(t *testing.T) { forEachSet(t, testStatefulSets) }
+
+func testStatefulSets(t *testing.T, m manifests) {
 	services := map[string]*corev1.Service{}
 	for _, s := range m.services {
 		services[s.Name] = s
@@ -140,8 +158,10 @@ func TestStatefulSets(t *testing.T) {
 		switch {
 		case svc == nil:
 			t.Errorf("StatefulSet %s: no Service %q", s.Name, s.Spec.ServiceName)
-		case svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses:
-			t.Errorf("Service %s: want headless, publishing pods that are not ready", svc.Name)
+		case svc.Spec.ClusterIP != corev1.ClusterIPNone:
+			t.Errorf("Service %s: want headless", svc.Name)
+		case svc.Spec.PublishNotReadyAddresses != (s.Spec.Template.Labels["app.kubernetes.io/component"] != "gateway"):
+			t.Errorf("Service %s: publishes pods that are not ready: %v; want it for a cell's tier only", svc.Name, svc.Spec.PublishNotReadyAddresses)
 		case !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(s.Spec.Template.Labels)):
 			t.Errorf("Service %s does not select the pods of StatefulSet %s", svc.Name, s.Name)
 		}
@@ -262,11 +282,22 @@ func admits(t *testing.T, p *networkingv1.NetworkPolicy, from map[string]string,
 }
 
 // Every pod is covered by exactly one NetworkPolicy, which admits what its tier must
-// receive and nothing else: gossip from every cellar pod, gRPC from the gateways only,
-// raft from its own cell's index group only, S3 from anyone.
-func TestNetworkPolicies(t *testing.T) {
-	m := load(t)
+// receive and nothing else: gossip from every cellar pod, gRPC from the roles that may
+// call the tier (none for gateways and routers), raft from its own cell's index group
+// only, S3 from anyone at the front (the routers when there are, else the gateways),
+// and behind routers the gateways' S3 from the routers and operator pods only.
+func TestNetworkPolicies(t *testing.T) { forEachSet(t, testNetworkPolicies) }
+
+func testNetworkPolicies(t *testing.T, m manifests) {
 	pods := m.pods()
+	routers := len(m.deployments) > 0 && slices.ContainsFunc(m.deployments, func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Labels["app.kubernetes.io/component"] == "router"
+	})
+	front := "gateway"
+	if routers {
+		front = "router"
+	}
+	operator := map[string]string{"cellar.dev/operator": "true"}
 	labelsOf := func(component, cellID string) map[string]string {
 		l := map[string]string{"app.kubernetes.io/part-of": "cellar", "app.kubernetes.io/component": component}
 		if cellID != "" {
@@ -306,15 +337,18 @@ func TestNetworkPolicies(t *testing.T) {
 			{labelsOf("storage", other), 7946, corev1.ProtocolUDP, true},
 			{labelsOf("index", other), 7946, corev1.ProtocolTCP, true},
 			{labelsOf("storage", cellID), 7001, corev1.ProtocolTCP, true},
-			{labelsOf("gateway", ""), 7000, corev1.ProtocolTCP, tier != "gateway"},
+			{labelsOf("gateway", ""), 7000, corev1.ProtocolTCP, tier != "gateway" && tier != "router"},
+			{labelsOf("router", ""), 7000, corev1.ProtocolTCP, false},
+			{labelsOf("router", ""), 9000, corev1.ProtocolTCP, tier == "router" || tier == "gateway"},
+			{operator, 9000, corev1.ProtocolTCP, tier == "router" || tier == "gateway"},
 			// Placement waits for its cell's index and repairs its cell's storage.
 			{labelsOf("placement", cellID), 7000, corev1.ProtocolTCP, tier == "index" || tier == "storage"},
 			{labelsOf("placement", other), 7000, corev1.ProtocolTCP, false},
 			{labelsOf("storage", cellID), 7000, corev1.ProtocolTCP, false},
-			{map[string]string{"cellar.dev/operator": "true"}, 7000, corev1.ProtocolTCP, tier != "gateway"},
+			{operator, 7000, corev1.ProtocolTCP, tier != "gateway" && tier != "router"},
 			{labelsOf("index", cellID), 7100, corev1.ProtocolTCP, tier == "index"},
 			{labelsOf("index", other), 7100, corev1.ProtocolTCP, false},
-			{map[string]string{"app": "anything"}, 9000, corev1.ProtocolTCP, tier == "gateway"},
+			{map[string]string{"app": "anything"}, 9000, corev1.ProtocolTCP, tier == front},
 			{map[string]string{"app": "anything"}, 7000, corev1.ProtocolTCP, false},
 			{map[string]string{"app": "anything"}, 7946, corev1.ProtocolTCP, false},
 		} {
@@ -325,9 +359,11 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 }
 
-// The S3 credentials are in no manifest: the gateways read them from a Secret.
-func TestCredentialsComeFromASecret(t *testing.T) {
-	m := load(t)
+// The S3 credentials are in no manifest: the gateways (and the routers) read them from
+// a Secret, and behind routers the tenants' keys from another.
+func TestCredentialsComeFromASecret(t *testing.T) { forEachSet(t, testCredentialsComeFromASecret) }
+
+func testCredentialsComeFromASecret(t *testing.T, m manifests) {
 	for _, cm := range m.configMaps {
 		for k, v := range cm.Data {
 			if strings.Contains(v, "access_key") || strings.Contains(v, "secret_key") {
@@ -346,12 +382,83 @@ func TestCredentialsComeFromASecret(t *testing.T) {
 					t.Errorf("%s: %s is written in the manifest", what, e.Name)
 				}
 			}
-			if c.Name != "gateway" {
+			if c.Name != "gateway" && c.Name != "router" {
 				continue
 			}
 			if refs["CELLAR_ACCESS_KEY"] != "cellar-credentials/access_key" || refs["CELLAR_SECRET_KEY"] != "cellar-credentials/secret_key" {
-				t.Errorf("%s: gateway credentials from %v, want the Secret cellar-credentials", what, refs)
+				t.Errorf("%s: %s credentials from %v, want the Secret cellar-credentials", what, c.Name, refs)
+			}
+			if c.Name == "router" && refs["CELLAR_TENANTS"] != "cellar-tenants/tenants.json" {
+				t.Errorf("%s: router tenants from %q, want the Secret cellar-tenants", what, refs["CELLAR_TENANTS"])
 			}
 		}
 	}
+}
+
+// Behind front routers, the S3 Service is the routers', and every router forwards to
+// every gateway of the gateway StatefulSet by its stable name (gateway-N.SERVICE), in
+// order: the order the tenants' shards are computed over, as many as the topology the
+// routers read says, each gateway reading the tenants from the same Secret.
+func TestRoutersForwardToEveryGatewayInOrder(t *testing.T) {
+	m := load(t, "../sharded/kubernetes")
+	var router *appsv1.Deployment
+	for _, d := range m.deployments {
+		if d.Spec.Template.Labels["app.kubernetes.io/component"] == "router" {
+			router = d
+		}
+	}
+	var gateways *appsv1.StatefulSet
+	for _, s := range m.statefulSets {
+		if s.Spec.Template.Labels["app.kubernetes.io/component"] == "gateway" {
+			gateways = s
+		}
+	}
+	if router == nil || gateways == nil || gateways.Spec.Replicas == nil {
+		t.Fatalf("want a router Deployment and a gateway StatefulSet: %v, %v", router, gateways)
+	}
+	var backends []string
+	for _, a := range router.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--backends="); ok {
+			backends = strings.Split(v, ",")
+		}
+	}
+	n := int(*gateways.Spec.Replicas)
+	if len(backends) != n {
+		t.Fatalf("router backends %v, want the %d gateways", backends, n)
+	}
+	for i, b := range backends {
+		if want := "gateway-" + strconv.Itoa(i) + "." + gateways.Spec.ServiceName + ":9000"; b != want {
+			t.Errorf("backend %d is %s, want %s: the gateway of that place in the fleet", i, b, want)
+		}
+	}
+	for _, svc := range m.services {
+		if svc.Name != "cellar-s3" {
+			continue
+		}
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(router.Spec.Template.Labels)) ||
+			labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(gateways.Spec.Template.Labels)) {
+			t.Errorf("Service cellar-s3 selects %v: want the routers, not the gateways", svc.Spec.Selector)
+		}
+	}
+	var topo struct {
+		Gateways int    `json:"gateways"`
+		Routers  int    `json:"routers"`
+		Sharding string `json:"sharding"`
+	}
+	for _, cm := range m.configMaps {
+		if cm.Name == "cellar-topology" {
+			if err := yaml.Unmarshal([]byte(cm.Data["topology.yaml"]), &topo); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if topo.Gateways != n || topo.Routers != int(*router.Spec.Replicas) || topo.Sharding == "" {
+		t.Errorf("topology the routers read: %+v, want %d gateways, %d routers and the sharding", topo, n, *router.Spec.Replicas)
+	}
+	for _, e := range gateways.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "CELLAR_TENANTS" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "cellar-tenants" {
+			return
+		}
+	}
+	t.Errorf("the gateways do not read the tenants from the Secret cellar-tenants")
 }

@@ -20,11 +20,14 @@
 //  6. Reclaim: S drops B and its object records in one command, and B's blobs in S
 //     are deleted.
 //
-// Cancelled (or failed) before 5, the move is undone: S's fence is lifted, the map
-// entry goes back to normal in S, and what was copied to T is dropped there. From 5
-// on it goes to the end whatever happens to its context. A move that stopped part way
-// (its process died) is resumed by running the same move again: the map entry says
-// where it was.
+// A step that fails (a node of S or T away, the map group changing leader) is tried
+// again, for up to RetryFor (a step of an undo five times as long). Cancelled, or
+// still failing, before the map flips, the move is undone: S's fence is lifted, the
+// map entry goes back to normal in S, and what was copied to T is dropped there. From the seal (5) on, a cancel no longer
+// stops it. A move that stopped part way (its process died) is resumed by running the
+// same move again: the map entry says where it was, and a move that had flipped the
+// map has the source's records dropped. Its metrics (NewMetrics) count the copies,
+// the moves by outcome and their write pause.
 package mover
 
 import (
@@ -34,6 +37,9 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
@@ -63,6 +69,12 @@ type Mover struct {
 	// CatchUpPasses bounds the catch-up passes before the write fence (default 3);
 	// a pass that copies at most CatchUpEnough objects (default 16) ends them earlier.
 	CatchUpPasses, CatchUpEnough int
+	// RetryFor bounds how long a step that fails (a node of either cell away, the map
+	// group changing leader) is tried again before the move gives up: undone before
+	// its cutover, left to be run again after (default 1 minute).
+	RetryFor time.Duration
+	// Metrics, if not nil, counts what the moves do (NewMetrics).
+	Metrics *Metrics
 
 	// Moved is what each bucket's move did, in order, as Execute moved them.
 	Moved []Stats
@@ -155,6 +167,11 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 	}
 	for _, b := range d.Buckets {
 		n, size, err := m.count(ctx, d.Source, b)
+		if err != nil && cm.GetBuckets()[b].GetState() != cellarv1.BucketState_BUCKET_STATE_NORMAL {
+			// A move that stopped in its cutover left the source sealed: its objects
+			// are not counted, and running the move again resumes it.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("count the objects of %s in %s: %w", b, d.Source, err)
 		}
@@ -252,6 +269,8 @@ type run struct {
 	total   int64
 	step    string
 	last    time.Time
+	// fenced is when the bucket's writes were fenced: the start of the write pause.
+	fenced time.Time
 }
 
 // versionOf names the version of an object at loc.
@@ -262,13 +281,23 @@ func versionOf(loc *cellarv1.Location) string {
 	return string(loc.ObjectId)
 }
 
+// inTarget marks, in run.copied, a key the target held when the run began: a copy
+// of some version from an earlier run of the same move, copied again if the source
+// still has the key and deleted if not.
+const inTarget = "\x00in-target"
+
 // MoveBucket moves bucket from cell src to cell dst (see the package doc). It resumes
-// a move of the same bucket to the same cell that stopped part way.
+// a move of the same bucket to the same cell that stopped part way: one whose process
+// died before its cutover goes on from the map entry's state (moving or fenced), and
+// one that died after the map's flip has the source's records dropped.
 func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats, error) {
 	r := &run{m: m, cp: gateway.NewCopier(m.Router, m.Topology, m.log()), bucket: bucket, src: src, dst: dst,
 		copied: map[string]string{}, start: time.Now(), stats: Stats{Bucket: bucket}}
-	cm, err := m.cellMap(ctx)
-	if err != nil {
+	m.Metrics.started()
+	outcome := "failed"
+	defer func() { m.Metrics.ended(outcome, time.Since(r.start).Seconds()) }()
+	var cm *cellarv1.Map
+	if err := r.retry(ctx, "read the cell map", func() (err error) { cm, err = m.cellMap(ctx); return err }); err != nil {
 		return r.stats, fmt.Errorf("read the cell map: %w", err)
 	}
 	e, ok := cm.GetBuckets()[bucket]
@@ -276,49 +305,138 @@ func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats,
 	case !ok:
 		return r.stats, fmt.Errorf("bucket %s is not in the cell map", bucket)
 	case e.Cell == dst && e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL:
-		return r.stats, nil // moved already
+		// Moved already. A move that stopped between the map's flip and its reclaim
+		// left the source's records behind, fenced: drop them now.
+		if src != dst {
+			if err := r.reclaim(context.WithoutCancel(ctx), false); err != nil {
+				return r.stats, err
+			}
+		}
+		outcome = "done"
+		r.stats.Took = time.Since(r.start)
+		return r.stats, nil
 	case e.Cell != src:
 		return r.stats, fmt.Errorf("bucket %s is in %s, not %s", bucket, e.Cell, src)
 	case e.State != cellarv1.BucketState_BUCKET_STATE_NORMAL && e.MoveTo != dst:
 		return r.stats, fmt.Errorf("bucket %s is moving to %s already", bucket, e.MoveTo)
 	}
-	if err := r.prepare(ctx, cm.GetVersion(), e); err != nil {
-		return r.stats, r.undo(err)
-	}
-	if err := r.copyAndFence(ctx); err != nil {
-		return r.stats, r.undo(err)
-	}
-	// Past the point of no return: the cutover and the reclaim go to the end.
-	if err := r.cutover(context.WithoutCancel(ctx)); err != nil {
+	undo := func(err error) (Stats, error) {
+		err, clean := r.undo(err)
+		if clean {
+			outcome = "undone"
+		}
 		return r.stats, err
 	}
+	if e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL {
+		// Nothing is done yet: a move that cannot mark its bucket has nothing to undo
+		// (and must not touch an entry something else changed).
+		if err := r.markMoving(ctx, cm.GetVersion()); err != nil {
+			return r.stats, err
+		}
+	}
+	if err := r.prepare(ctx, e); err != nil {
+		return undo(err)
+	}
+	if err := r.copyAndFence(ctx); err != nil {
+		return undo(err)
+	}
+	// From here on the move goes on whatever happens to its context: the source is
+	// fenced, and only a flip of the map or an undo serves the bucket again.
+	cctx := context.WithoutCancel(ctx)
+	flipped, err := r.cutover(cctx)
+	switch {
+	case err != nil && flipped == flipNot:
+		return undo(err)
+	case err != nil && flipped == flipUnknown:
+		return r.stats, fmt.Errorf("%w; %s is fenced in %s until the same move is run again", err, bucket, src)
+	case err != nil:
+		return r.stats, err
+	}
+	r.report("reclaim", true)
+	if err := r.reclaim(cctx, true); err != nil {
+		return r.stats, fmt.Errorf("%s is moved to %s, but %w; run the same move again to drop them", bucket, dst, err)
+	}
+	outcome = "done"
 	r.stats.Took = time.Since(r.start)
 	r.report("done", true)
 	return r.stats, nil
 }
 
-// prepare marks the bucket moving in the map and creates it in the target.
-func (r *run) prepare(ctx context.Context, version uint64, e *cellarv1.BucketEntry) error {
-	if e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL {
-		if _, err := r.m.changeMap(ctx, &cellarv1.MapCommand{ExpectVersion: version, Op: &cellarv1.MapCommand_SetState{SetState: &cellarv1.SetBucketState{
-			Name: r.bucket, State: cellarv1.BucketState_BUCKET_STATE_MOVING, MoveTo: r.dst}}}); err != nil {
-			return fmt.Errorf("mark %s moving in the cell map: %w", r.bucket, err)
+// markMoving marks the bucket moving to the target in the map, if the map is still
+// at version.
+func (r *run) markMoving(ctx context.Context, version uint64) error {
+	err := r.retry(ctx, "mark moving", func() error {
+		_, err := r.m.changeMap(ctx, &cellarv1.MapCommand{ExpectVersion: version, Op: &cellarv1.MapCommand_SetState{SetState: &cellarv1.SetBucketState{
+			Name: r.bucket, State: cellarv1.BucketState_BUCKET_STATE_MOVING, MoveTo: r.dst}}})
+		if !errs.Is(err, errs.PreconditionFailed) {
+			return err
+		}
+		// The map changed since it was read: by this very change, applied by a try
+		// that answered late, or by something else.
+		cm, gerr := r.m.cellMap(ctx)
+		if gerr != nil {
+			return gerr
+		}
+		now := cm.GetBuckets()[r.bucket]
+		switch {
+		case now.GetCell() == r.src && now.GetState() == cellarv1.BucketState_BUCKET_STATE_MOVING && now.GetMoveTo() == r.dst:
+			return nil
+		case now.GetCell() == r.src && now.GetState() == cellarv1.BucketState_BUCKET_STATE_NORMAL:
+			version = cm.GetVersion()
+			return err
+		}
+		return permanent{fmt.Errorf("%w (the entry is now %v)", err, now)}
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s moving in the cell map: %w", r.bucket, err)
+	}
+	return nil
+}
+
+// prepare creates the bucket in the target, marked moving there in the map. A move
+// that resumes finds the entry moving or fenced already, and what an earlier run
+// copied in the target.
+func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
+	if e.State == cellarv1.BucketState_BUCKET_STATE_FENCED {
+		// A run that stopped in its cutover may have sealed the source (FENCE_ALL)
+		// without flipping the map: nothing was served by the target yet, so the
+		// source goes back to refusing writes only, and its final pass reads it.
+		if err := r.retry(ctx, "fence", func() error { return r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_WRITES) }); err != nil {
+			return err
 		}
 	}
-	ix, err := r.m.Router.Index(r.dst)
+	err := r.retry(ctx, "create in the target", func() error {
+		ix, err := r.m.Router.Index(r.dst)
+		if err != nil {
+			return err
+		}
+		if _, err := ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: r.bucket}); err != nil && !errs.Is(err, errs.BucketExists) {
+			return fmt.Errorf("create %s in %s: %w", r.bucket, r.dst, err)
+		}
+		// A target left fenced by an earlier, undone move serves again.
+		if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket}); err != nil {
+			return fmt.Errorf("unfence %s in %s: %w", r.bucket, r.dst, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if _, err := ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: r.bucket}); err != nil && !errs.Is(err, errs.BucketExists) {
-		return fmt.Errorf("create %s in %s: %w", r.bucket, r.dst, err)
-	}
-	// A target left fenced by an earlier, undone move serves again.
-	if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket}); err != nil {
-		return fmt.Errorf("unfence %s in %s: %w", r.bucket, r.dst, err)
-	}
-	n, _, err := r.m.count(ctx, r.src, r.bucket)
-	r.total = n
-	return err
+	// What an earlier run of this move copied: copied again or deleted by the first pass.
+	return r.retry(ctx, "list the target", func() error {
+		r.total = 0
+		clear(r.copied)
+		err := r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error {
+			r.copied[loc.Key] = inTarget
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n, _, err := r.m.count(ctx, r.src, r.bucket)
+		r.total = n
+		return err
+	})
 }
 
 // pass copies what changed in the source since the last pass, and deletes in the
@@ -341,6 +459,7 @@ func (r *run) pass(ctx context.Context) (int, error) {
 		r.copied[loc.Key] = v
 		r.stats.Objects++
 		r.stats.Bytes += loc.Size
+		r.m.Metrics.copied(loc.Size)
 		changed++
 		r.report(r.step, false)
 		return nil
@@ -369,11 +488,23 @@ func (r *run) pass(ctx context.Context) (int, error) {
 	return changed, nil
 }
 
+// passes runs a pass, tried again while it fails (a node of either cell away); it
+// returns how many objects the tries changed.
+func (r *run) passes(ctx context.Context) (int, error) {
+	total := 0
+	err := r.retry(ctx, r.step, func() error {
+		n, err := r.pass(ctx)
+		total += n
+		return err
+	})
+	return total, err
+}
+
 // copyAndFence copies the bucket, catches up, fences its writes in the source and
 // copies the last changes.
 func (r *run) copyAndFence(ctx context.Context) error {
 	r.step = "copy"
-	if _, err := r.pass(ctx); err != nil {
+	if _, err := r.passes(ctx); err != nil {
 		return err
 	}
 	r.step = "catch-up"
@@ -385,7 +516,7 @@ func (r *run) copyAndFence(ctx context.Context) error {
 		enough = 16
 	}
 	for i := 0; i < passes; i++ {
-		n, err := r.pass(ctx)
+		n, err := r.passes(ctx)
 		if err != nil {
 			return err
 		}
@@ -394,18 +525,17 @@ func (r *run) copyAndFence(ctx context.Context) error {
 		}
 	}
 	r.report("fence", true)
-	fenced := time.Now()
-	if err := r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_FENCED, ""); err != nil {
+	r.fenced = time.Now()
+	if err := r.retry(ctx, "fence", func() error { return r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_FENCED, "") }); err != nil {
 		return err
 	}
-	if err := r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_WRITES); err != nil {
+	if err := r.retry(ctx, "fence", func() error { return r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_WRITES) }); err != nil {
 		return err
 	}
 	r.step = "final"
-	if _, err := r.pass(ctx); err != nil {
+	if _, err := r.passes(ctx); err != nil {
 		return err
 	}
-	r.stats.WritePause = time.Since(fenced) // completed in cutover
 	return nil
 }
 
@@ -434,70 +564,188 @@ func (r *run) fence(ctx context.Context, f cellarv1.BucketFence) error {
 	return nil
 }
 
-// cutover seals the source, flips the map and reclaims the source's copy. Each step
-// is retried until it succeeds: the bucket is unavailable until the map flips.
-func (r *run) cutover(ctx context.Context) error {
+// flip says where a cutover left the map.
+type flip int
+
+const (
+	flipNot     flip = iota // the map still routes the bucket to the source
+	flipUnknown             // the map could not be read: it may have flipped
+	flipDone                // the map routes the bucket to the target
+)
+
+// cutover seals the source and flips the map. Each step is tried again while it
+// fails; the bucket is unavailable from the seal until the map flips. A cutover that
+// cannot seal, or whose flip the map group refused, can still be undone: no gateway
+// was sent to the target.
+func (r *run) cutover(ctx context.Context) (flip, error) {
 	r.report("cutover", true)
-	start := time.Now().Add(-r.stats.WritePause)
-	if err := retry(ctx, func() error { return r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_ALL) }); err != nil {
-		return err
+	if r.fenced.IsZero() {
+		r.fenced = time.Now()
 	}
-	if err := retry(ctx, func() error { return r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_NORMAL, r.dst) }); err != nil {
-		return err
+	if err := r.retry(ctx, "cutover", func() error { return r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_ALL) }); err != nil {
+		return flipNot, err
 	}
-	r.stats.WritePause = time.Since(start)
+	err := r.retry(ctx, "cutover", func() error { return r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_NORMAL, r.dst) })
+	if err != nil {
+		// A change that timed out may have been applied: the map says.
+		var cm *cellarv1.Map
+		if rerr := r.retry(ctx, "cutover", func() (err error) { cm, err = r.m.cellMap(ctx); return err }); rerr != nil {
+			return flipUnknown, err
+		}
+		if cm.GetBuckets()[r.bucket].GetCell() != r.dst {
+			return flipNot, err
+		}
+	}
+	r.stats.WritePause = time.Since(r.fenced)
+	r.m.Metrics.paused(r.stats.WritePause.Seconds())
 	r.m.log().Info("bucket moved", "bucket", r.bucket, "from", r.src, "to", r.dst, "objects", r.stats.Objects, "write_pause", r.stats.WritePause)
-	r.report("reclaim", true)
-	// The records go with the bucket, in one command; the blobs are those the final
-	// pass listed (nothing could change them since the write fence).
-	return retry(ctx, func() error {
+	return flipDone, nil
+}
+
+// reclaim drops the bucket's records in the source, in one command (the bucket's
+// record stays, fenced, as a tombstone), and, when blobs, deletes the blobs the final
+// pass listed: nothing could change them since the write fence. A run that resumes
+// after the flip has no such list: the blobs are left to the source cell's garbage
+// collection, which deletes blobs no record names.
+func (r *run) reclaim(ctx context.Context, blobs bool) error {
+	err := r.retry(ctx, "reclaim", func() error {
 		ix, err := r.m.Router.Index(r.src)
 		if err != nil {
 			return err
 		}
 		resp, err := ix.DropBucket(ctx, &cellarv1.DropBucketRequest{Name: r.bucket})
-		if err == nil {
-			r.stats.Reclaimed = resp.Objects
-			for _, loc := range r.srcLocs {
-				r.cp.DeleteBlobs(r.src, loc)
+		if err != nil {
+			if errs.Is(err, errs.InvalidRequest) {
+				// Not fenced in the source: it never held the bucket's copy.
+				return permanent{err}
 			}
+			return err
 		}
-		return err
+		r.stats.Reclaimed += resp.Objects
+		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("the records of %s in %s were not dropped: %w", r.bucket, r.src, err)
+	}
+	if blobs {
+		for _, loc := range r.srcLocs {
+			r.cp.DeleteBlobs(r.src, loc)
+		}
+	}
+	return nil
 }
 
 // undo takes back a move stopped before its cutover: the source serves the bucket
-// again, and what was copied to the target is dropped.
-func (r *run) undo(cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// again, and what was copied to the target is dropped. Each step is tried again while
+// it fails; clean says every step was done.
+func (r *run) undo(cause error) (err error, clean bool) {
+	ctx := context.Background()
 	var errsOut []error
-	if err := r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_NONE); err != nil {
+	if err := r.retry(ctx, "undo", func() error { return r.fence(ctx, cellarv1.BucketFence_BUCKET_FENCE_NONE) }); err != nil {
 		errsOut = append(errsOut, err)
 	}
-	if err := r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_NORMAL, ""); err != nil {
+	if err := r.retry(ctx, "undo", func() error { return r.setState(ctx, cellarv1.BucketState_BUCKET_STATE_NORMAL, "") }); err != nil {
 		errsOut = append(errsOut, err)
 	}
-	if ix, err := r.m.Router.Index(r.dst); err != nil {
-		errsOut = append(errsOut, err)
-	} else {
-		var locs []*cellarv1.Location
-		_ = r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error { locs = append(locs, loc); return nil })
-		if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: cellarv1.BucketFence_BUCKET_FENCE_ALL, MovedTo: r.src}); err != nil {
-			errsOut = append(errsOut, err)
-		} else if _, err := ix.DropBucket(ctx, &cellarv1.DropBucketRequest{Name: r.bucket}); err != nil {
-			errsOut = append(errsOut, err)
-		} else {
-			for _, loc := range locs {
-				r.cp.DeleteBlobs(r.dst, loc)
+	// The target's copy: its records listed, the bucket fenced there and dropped,
+	// then its blobs deleted.
+	var locs []*cellarv1.Location
+	err = r.retry(ctx, "undo", func() error {
+		locs = locs[:0]
+		return r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error { locs = append(locs, loc); return nil })
+	})
+	if err == nil || errs.Is(err, errs.NoSuchBucket) {
+		err = r.retry(ctx, "undo", func() error {
+			ix, err := r.m.Router.Index(r.dst)
+			if err != nil {
+				return err
 			}
+			if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: cellarv1.BucketFence_BUCKET_FENCE_ALL, MovedTo: r.src}); err != nil {
+				if errs.Is(err, errs.NoSuchBucket) {
+					return nil // never created there
+				}
+				return err
+			}
+			_, err = ix.DropBucket(ctx, &cellarv1.DropBucketRequest{Name: r.bucket})
+			return err
+		})
+	}
+	if err != nil {
+		errsOut = append(errsOut, fmt.Errorf("drop the copy in %s: %w", r.dst, err))
+	} else {
+		for _, loc := range locs {
+			r.cp.DeleteBlobs(r.dst, loc)
 		}
 	}
 	r.report("undone", true)
 	if len(errsOut) > 0 {
-		return fmt.Errorf("%w; undoing it: %w", cause, errors.Join(errsOut...))
+		return fmt.Errorf("%w; undoing it: %w", cause, errors.Join(errsOut...)), false
 	}
-	return fmt.Errorf("%w (undone: %s serves %s)", cause, r.src, r.bucket)
+	return fmt.Errorf("%w (undone: %s serves %s)", cause, r.src, r.bucket), true
+}
+
+// undoPatience is how many times RetryFor a step of an undo is tried.
+const undoPatience = 5
+
+// permanent marks an error that trying again cannot mend.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// isPermanent says whether err is a refusal that no retry changes: a missing bucket,
+// a caller the node does not let in, a request it judges wrong.
+func isPermanent(err error) bool {
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument:
+		return true
+	}
+	for _, k := range []errs.Kind{errs.NoSuchBucket, errs.AccessDenied, errs.InvalidArgument, errs.InvalidRequest} {
+		if errs.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// retry calls f until it succeeds, with a growing pause (up to a second) between
+// tries, for up to the Mover's RetryFor; it gives up at once when ctx is done or f
+// fails with a permanent error.
+func (r *run) retry(ctx context.Context, step string, f func() error) error {
+	limit := r.m.RetryFor
+	if limit <= 0 {
+		limit = time.Minute
+	}
+	if step == "undo" {
+		// An undo given up leaves the bucket fenced in its source, or its copy in
+		// the target: it is given longer.
+		limit *= undoPatience
+	}
+	deadline := time.Now().Add(limit)
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p.error
+		}
+		if isPermanent(err) {
+			return err
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		r.m.Metrics.retried()
+		r.m.log().Warn("a step of a move failed; trying again", "bucket", r.bucket, "step", step, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // report gives the move's progress to the Mover's Progress, at most every
@@ -522,20 +770,4 @@ func (r *run) report(step string, now bool) {
 		p.ETA = time.Duration(float64(p.Total-p.Objects) / p.ObjectsPerSec * float64(time.Second))
 	}
 	r.m.Progress(p)
-}
-
-// retry calls f until it succeeds, a second apart, for up to a minute.
-func retry(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

@@ -14,11 +14,14 @@
 // use: buckets (create, head, delete, list, location, versioning status, ACL); objects (PUT
 // with metadata and standard headers, GET and HEAD with single ranges and conditional
 // headers, conditional PUT with If-Match and If-None-Match: *, DELETE, DeleteObjects,
-// CopyObject, GetObjectTagging, which finds no tags, ACL); ListObjects v1 and v2 and
-// ListObjectVersions (one "null" version per key); multipart uploads (create, upload
+// CopyObject, ACL, tagging); ListObjects v1 and v2 and
+// ListObjectVersions (one "null" version per key, or S3 versioning from a Backend that
+// implements VersioningBackend: see versioning.go); multipart uploads (create, upload
 // part, upload part copy, complete, abort, list uploads, list parts; GET and HEAD of
-// one part with ?partNumber). Anything else is refused with NotImplemented, never
-// served as something it is not.
+// one part with ?partNumber); bucket tagging, CORS (with preflight) and lifecycle
+// expiration rules, from a Backend that is also a ConfigBackend (see tagging.go,
+// cors.go and lifecycle.go for what each accepts). Anything else is refused with
+// NotImplemented, never served as something it is not.
 //
 // Where S3's answer depends on its region, the handler answers as its region
 // (HandlerOptions.Region, us-east-1 by default) would: CreateBucket of a bucket that
@@ -63,8 +66,8 @@
 // feature that is merely not configured).
 //
 // Object writes (PutObject, CopyObject, CreateMultipartUpload) that ask for a feature
-// cellar does not have are refused the same way, before anything is stored: tags
-// (x-amz-tagging), object lock, a website redirect, a storage class other than
+// cellar does not have are refused the same way, before anything is stored: object
+// lock, a website redirect, a storage class other than
 // STANDARD (one S3 does not know is 400 InvalidStorageClass, as from S3).
 // docs/s3-compatibility.md lists the behaviours checked against S3's, and the
 // differences.
@@ -121,6 +124,8 @@ type ObjectMeta struct {
 	// multipart object's composite checksum).
 	ChecksumAlgorithm string
 	Checksum          string
+	// Tags are the object's tags (x-amz-tagging), in the order given.
+	Tags []Tag
 	// ChecksumType is, for a multipart upload, how its object's checksum will be made
 	// from the parts' checksums: ChecksumFullObject or ChecksumComposite. An object's
 	// type follows from its Checksum (composite values end in "-<parts>").
@@ -145,6 +150,9 @@ type ObjectInfo struct {
 	LastModified time.Time
 	PartsCount   int     // parts of a multipart object; 0 for a single-part one
 	PartSizes    []int64 // their sizes, in order (GET ?partNumber=N reads part N)
+	// VersionID is the object's version (x-amz-version-id): "" in a bucket never
+	// versioned, "null" for the null version of a versioned one (VersioningBackend).
+	VersionID string
 	ObjectMeta
 }
 
@@ -197,6 +205,9 @@ type PutInput struct {
 type GetInput struct {
 	Bucket, Key string
 	Choose      func(ObjectInfo) (offset, length int64, err error)
+	// VersionID reads that version ("null" for the null version) rather than the
+	// current one; only a VersioningBackend is given one.
+	VersionID string
 }
 
 // UploadInfo describes a multipart upload in progress.

@@ -581,14 +581,14 @@ func TestConformancePutObject(t *testing.T) {
 		}{
 			{"GLACIER", func(in *awss3.PutObjectInput) { in.StorageClass = types.StorageClassGlacier }, 501, "NotImplemented"},
 			{"unknown class", func(in *awss3.PutObjectInput) { in.StorageClass = "FAST_AND_CHEAP" }, 400, "InvalidStorageClass"},
-			{"tagging", func(in *awss3.PutObjectInput) { in.Tagging = b("a=b") }, 501, "NotImplemented"},
+			{"eleven tags", func(in *awss3.PutObjectInput) { in.Tagging = b("a=1&b=1&c=1&d=1&e=1&f=1&g=1&h=1&i=1&j=1&k=1") }, 400, "BadRequest"},
 			{"object lock", func(in *awss3.PutObjectInput) { in.ObjectLockLegalHoldStatus = types.ObjectLockLegalHoldStatusOn }, 501, "NotImplemented"},
 			{"website redirect", func(in *awss3.PutObjectInput) { in.WebsiteRedirectLocation = b("/other") }, 501, "NotImplemented"},
 		} {
 			_, err := put("refused", "x", tc.f)
 			wantAPIError(t, err, tc.status, tc.code)
 		}
-		_, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b("puts"), Key: b("refused"), Tagging: b("a=b")})
+		_, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b("puts"), Key: b("refused"), WebsiteRedirectLocation: b("/other")})
 		wantAPIError(t, err, http.StatusNotImplemented, "NotImplemented")
 		_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b("puts"), Key: b("refused"), CopySource: b("puts/classy"), StorageClass: types.StorageClassDeepArchive})
 		wantAPIError(t, err, http.StatusNotImplemented, "NotImplemented")

@@ -149,12 +149,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.req = req
 	if herr := checkHeaderSize(r); herr != nil {
 		err = herr
+	} else if req.op == opPreflight {
+		// A CORS preflight is unsigned (browsers send no credentials with it); it
+		// only reads the bucket's CORS rules.
 	} else if auth, aerr := authenticate(r, h.creds, h.now()); aerr != nil {
 		err = aerr // a request that is not authentic learns nothing else
 	} else {
 		x.auth = auth
 	}
 	if err == nil {
+		h.corsForRequest(x)
 		err = h.serve(x)
 	}
 	if err != nil {
@@ -177,6 +181,12 @@ func (h *handler) serve(x *exchange) error {
 		if err := refuseUnsupportedWrite(x.r.Header); err != nil {
 			return err
 		}
+	}
+	if ok, err := h.serveConfig(x); ok {
+		return err
+	}
+	if ok, err := h.serveVersioning(x); ok {
+		return err
 	}
 	switch x.req.op {
 	case opListBuckets:
@@ -267,13 +277,14 @@ func (h *handler) fail(x *exchange, err error) {
 	// Drop headers set for a success that did not happen (ETag, Content-Range...).
 	hdr := x.w.Header()
 	for k := range hdr {
-		if k != http.CanonicalHeaderKey(hdrRequestID) && k != http.CanonicalHeaderKey(hdrID2) {
+		if k != http.CanonicalHeaderKey(hdrRequestID) && k != http.CanonicalHeaderKey(hdrID2) && !isCORSHeader(k) {
 			delete(hdr, k)
 		}
 	}
 	if status == http.StatusServiceUnavailable {
 		hdr.Set("Retry-After", "1")
 	}
+	setDeleteMarkerHeaders(hdr, err)
 	if status == http.StatusRequestedRangeNotSatisfiable {
 		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", x.rangeSize))
 	}
@@ -623,6 +634,7 @@ func (h *handler) putObject(x *exchange) error {
 		return err
 	}
 	x.w.Header().Set("ETag", quoteETag(info.ETag))
+	setVersionHeaders(x.w.Header(), info.VersionID, false)
 	setChecksumHeader(x.w.Header(), payload.ckAlg, payload.checksum())
 	x.w.Header().Set("Content-Length", "0")
 	x.writeHeader(http.StatusOK)
@@ -710,13 +722,14 @@ func (h *handler) getObject(x *exchange, head bool) error {
 		body io.ReadCloser
 		err  error
 	)
+	versionID := h.requestVersion(x)
 	if head {
-		cell, info, err = h.b.HeadObject(ctx, x.req.bucket, x.req.key)
+		cell, info, err = h.headObject(ctx, x.req.bucket, x.req.key, versionID)
 		if err == nil {
 			_, _, err = choose(info)
 		}
 	} else {
-		cell, info, body, err = h.b.GetObject(ctx, GetInput{Bucket: x.req.bucket, Key: x.req.key, Choose: choose})
+		cell, info, body, err = h.b.GetObject(ctx, GetInput{Bucket: x.req.bucket, Key: x.req.key, Choose: choose, VersionID: versionID})
 	}
 	x.setCell(cell)
 	if err == errNotModified {
@@ -814,6 +827,8 @@ func setObjectHeaders(hdr http.Header, info ObjectInfo) {
 	if info.PartsCount > 0 {
 		hdr.Set("x-amz-mp-parts-count", strconv.Itoa(info.PartsCount))
 	}
+	setTaggingCount(hdr, info)
+	setVersionHeaders(hdr, info.VersionID, false)
 }
 
 // responseOverrides are the GetObject query parameters that set response headers.

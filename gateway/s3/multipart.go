@@ -288,6 +288,7 @@ func (h *handler) completeUpload(x *exchange) error {
 			&res.ChecksumCRC64NVME, &res.ChecksumSHA1, &res.ChecksumSHA256)
 		res.ChecksumType = checksumTypeOfValue(info.Checksum)
 	}
+	setVersionHeaders(x.w.Header(), info.VersionID, false)
 	return x.writeXML(http.StatusOK, res)
 }
 

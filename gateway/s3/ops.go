@@ -36,7 +36,10 @@ type deleteRequestXML struct {
 }
 
 type deletedXML struct {
-	Key xmlText `xml:"Key"`
+	Key                   xmlText `xml:"Key"`
+	VersionID             string  `xml:"VersionId,omitempty"`
+	DeleteMarker          bool    `xml:"DeleteMarker,omitempty"`
+	DeleteMarkerVersionID string  `xml:"DeleteMarkerVersionId,omitempty"`
 }
 
 type deleteErrorXML struct {
@@ -124,6 +127,8 @@ func (h *handler) deleteObjects(x *exchange) error {
 	}
 	results := make([]error, len(req.Objects))
 	cells := make([]string, len(req.Objects))
+	infos := make([]DeleteInfo, len(req.Objects))
+	vb, versioned := h.versioned()
 	sem := make(chan struct{}, deleteParallelism)
 	var wg sync.WaitGroup
 	for i, o := range req.Objects {
@@ -134,7 +139,7 @@ func (h *handler) deleteObjects(x *exchange) error {
 			results[i] = err
 			continue
 		}
-		if o.VersionID != nil && *o.VersionID != versionNull {
+		if o.VersionID != nil && (*o.VersionID == "" || !versioned && *o.VersionID != versionNull) {
 			results[i] = errs.New(errs.InvalidArgument, "Invalid version id specified")
 			continue
 		}
@@ -143,7 +148,17 @@ func (h *handler) deleteObjects(x *exchange) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := h.b.DeleteObject(x.r.Context(), x.req.bucket, o.Key)
+			var c string
+			var err error
+			if versioned {
+				vid := ""
+				if o.VersionID != nil {
+					vid = *o.VersionID
+				}
+				c, infos[i], err = vb.DeleteObjectVersion(x.r.Context(), x.req.bucket, o.Key, vid)
+			} else {
+				c, err = h.b.DeleteObject(x.r.Context(), x.req.bucket, o.Key)
+			}
 			if errs.Is(err, errs.NoSuchKey) {
 				err = nil
 			}
@@ -161,7 +176,14 @@ func (h *handler) deleteObjects(x *exchange) error {
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, deletedXML{Key: xmlText(o.Key)})
+			d := deletedXML{Key: xmlText(o.Key)}
+			if o.VersionID != nil {
+				d.VersionID = *o.VersionID
+			}
+			if in := infos[i]; in.DeleteMarker {
+				d.DeleteMarker, d.DeleteMarkerVersionID = true, versionLabel(in.VersionID)
+			}
+			res.Deleted = append(res.Deleted, d)
 		}
 	}
 	return x.writeXML(http.StatusOK, res)
@@ -341,6 +363,10 @@ func (h *handler) copyObject(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	replaceTags, newTags, err := copyTagging(hdr)
+	if err != nil {
+		return err
+	}
 	var newMeta ObjectMeta
 	if directive == copyMetadataReplace {
 		if newMeta, err = metaFromHeaders(hdr); err != nil {
@@ -367,6 +393,10 @@ func (h *handler) copyObject(x *exchange) error {
 	if directive == copyMetadataReplace {
 		meta = newMeta
 	}
+	meta.Tags = src.Tags // x-amz-tagging-directive COPY, the default
+	if replaceTags {
+		meta.Tags = newTags
+	}
 	// A full-object checksum of the source still holds for the copy, and is verified
 	// on the way; a composite one (of parts) does not.
 	var cr checksumRequest
@@ -391,22 +421,6 @@ func (h *handler) copyObject(x *exchange) error {
 	if err := checkConsumed(payload, x); err != nil {
 		return err
 	}
+	setVersionHeaders(x.w.Header(), info.VersionID, false)
 	return x.writeXML(http.StatusOK, copyObjectResultXML{Xmlns: xmlNamespace, LastModified: xmlTime(info.LastModified), ETag: quoteETag(info.ETag)})
-}
-
-type taggingXML struct {
-	XMLName xml.Name `xml:"Tagging"`
-	Xmlns   string   `xml:"xmlns,attr"`
-	TagSet  struct{} `xml:"TagSet"`
-}
-
-// getObjectTagging answers that an object has no tags (cellar stores none), as the aws
-// CLI asks before it copies an object in parts.
-func (h *handler) getObjectTagging(x *exchange) error {
-	cell, _, err := h.b.HeadObject(x.r.Context(), x.req.bucket, x.req.key)
-	x.setCell(cell)
-	if err != nil {
-		return err
-	}
-	return x.writeXML(http.StatusOK, taggingXML{Xmlns: xmlNamespace})
 }

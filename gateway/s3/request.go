@@ -82,6 +82,9 @@ var opNames = [...]string{
 }
 
 func (o operation) String() string {
+	if name, ok := configOpNames[o]; ok {
+		return name
+	}
 	if o < 0 || int(o) >= len(opNames) {
 		return opNames[opUnknown]
 	}
@@ -121,7 +124,7 @@ var (
 	versioningParams = paramSet("versioning")
 	encryptionParams = paramSet("encryption")
 	aclParams        = paramSet("acl")
-	versionIDParam   = "versionId" // accepted as "null" only: buckets are unversioned
+	versionIDParam   = "versionId" // "null" only, unless the backend has versioning (versioning.go)
 )
 
 // v2QueryAuth are the parameters of a Signature V2 presigned URL, accepted everywhere.
@@ -254,6 +257,12 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 			}
 		}
 	}
+	if op, params, ok := configOp(method, req.bucket, req.key, q); ok {
+		req.op, allowed = op, params // tagging, CORS and lifecycle: bucketconfig.go
+	}
+	if method == http.MethodPut && req.bucket != "" && req.key == "" && q.Has("versioning") {
+		req.op, allowed = opPutBucketVersioning, versioningParams // versioning.go
+	}
 	if req.op == opUnknown {
 		return req, errs.New(errs.NotImplemented, "cellar does not implement %s on this resource.", safeMethod(method))
 	}
@@ -266,9 +275,6 @@ func parseRequest(method string, u *url.URL, hdr http.Header) (request, error) {
 	}
 	if req.op == opListObjectsV2 && q.Get("list-type") != "2" {
 		return req, errs.New(errs.InvalidArgument, "Invalid list-type; only 2 is supported.")
-	}
-	if q.Has(versionIDParam) && q.Get(versionIDParam) != "null" {
-		return req, errs.New(errs.InvalidArgument, "Invalid version id specified: buckets of this gateway are not versioned.")
 	}
 	if req.op == opUploadPart && hdr.Get("x-amz-copy-source") != "" {
 		req.op = opUploadPartCopy

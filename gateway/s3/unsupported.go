@@ -9,7 +9,7 @@ import (
 
 // Object write headers of features cellar does not have. An object written with one
 // of them and stored without it would leave the client believing what is not so (that
-// the object is tagged, locked against deletion, kept in a cheaper storage class, or
+// the object is locked against deletion, kept in a cheaper storage class, or
 // redirects), so such a write is refused with NotImplemented, naming the feature,
 // before any byte is read; a storage class S3 does not know is refused as S3 refuses
 // it, with 400 InvalidStorageClass. x-amz-storage-class: STANDARD, the class of every
@@ -28,7 +28,6 @@ var s3StorageClasses = map[string]bool{
 // unsupportedWriteHeaders maps the headers of an object write that cellar refuses
 // to the feature each asks for.
 var unsupportedWriteHeaders = []struct{ header, feature string }{
-	{"x-amz-tagging", "object tagging"},
 	{"x-amz-object-lock-mode", "object lock"},
 	{"x-amz-object-lock-retain-until-date", "object lock"},
 	{"x-amz-object-lock-legal-hold", "object lock legal holds"},

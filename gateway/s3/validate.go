@@ -262,6 +262,11 @@ func metaFromHeaders(h http.Header) (ObjectMeta, error) {
 	if size > maxUserMetaBytes {
 		return m, errs.New(errs.MetadataTooLarge, "Your metadata headers are %d bytes; the maximum is %d.", size, maxUserMetaBytes)
 	}
+	tags, err := tagsFromHeader(h)
+	if err != nil {
+		return m, err
+	}
+	m.Tags = tags
 	return m, nil
 }
 

@@ -62,6 +62,17 @@ const (
 	InvalidPartNumber      // a GET or HEAD ?partNumber past the object's parts
 	InvalidStorageClass    // an x-amz-storage-class S3 does not know
 	IllegalLocation        // a CreateBucket for another region than the gateway's
+
+	// Tagging, CORS and lifecycle configuration.
+	InvalidTag                   // a tag S3 refuses (too long, a duplicate key, "aws:" prefix)
+	BadRequest                   // S3's catch-all 400 (more tags than S3 allows)
+	NoSuchTagSet                 // GetBucketTagging of a bucket without tags
+	NoSuchCORSConfiguration      // GetBucketCors of a bucket without CORS rules
+	NoSuchLifecycleConfiguration // GetBucketLifecycleConfiguration of a bucket without rules
+	CORSForbidden                // a CORS preflight that no rule of the bucket allows
+
+	// Versioning.
+	NoSuchVersion // a version id the key does not have
 )
 
 var kindNames = map[Kind]string{
@@ -81,6 +92,10 @@ var kindNames = map[Kind]string{
 	RequestTimeout: "request timeout", ACLNotSupported: "acl not supported",
 	InvalidPartNumber: "invalid part number", InvalidStorageClass: "invalid storage class",
 	IllegalLocation: "illegal location constraint",
+	InvalidTag:      "invalid tag", BadRequest: "bad request", NoSuchTagSet: "no such tag set",
+	NoSuchCORSConfiguration: "no such cors configuration", NoSuchLifecycleConfiguration: "no such lifecycle configuration",
+	CORSForbidden: "cors forbidden",
+	NoSuchVersion: "no such version",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -194,6 +209,14 @@ var table = map[Kind]mapping{
 	InvalidPartNumber:      {codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable"},
 	InvalidStorageClass:    {codes.InvalidArgument, http.StatusBadRequest, "InvalidStorageClass", "The storage class you specified is not valid."},
 	IllegalLocation:        {codes.InvalidArgument, http.StatusBadRequest, "IllegalLocationConstraintException", "The location constraint is incompatible for the region specific endpoint this request was sent to."},
+
+	InvalidTag:                   {codes.InvalidArgument, http.StatusBadRequest, "InvalidTag", "The tag provided was not a valid tag."},
+	BadRequest:                   {codes.InvalidArgument, http.StatusBadRequest, "BadRequest", "Bad Request"},
+	NoSuchTagSet:                 {codes.NotFound, http.StatusNotFound, "NoSuchTagSet", "The TagSet does not exist"},
+	NoSuchCORSConfiguration:      {codes.NotFound, http.StatusNotFound, "NoSuchCORSConfiguration", "The CORS configuration does not exist"},
+	NoSuchLifecycleConfiguration: {codes.NotFound, http.StatusNotFound, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"},
+	NoSuchVersion:                {codes.NotFound, http.StatusNotFound, "NoSuchVersion", "The specified version does not exist."},
+	CORSForbidden:                {codes.PermissionDenied, http.StatusForbidden, "AccessForbidden", "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."},
 }
 
 // kindPrefix starts the message of a status error made by ToGRPC, which carries the

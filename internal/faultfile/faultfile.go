@@ -12,6 +12,7 @@
 package faultfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,14 +75,32 @@ func Read(path string) (Faults, error) {
 	return f, nil
 }
 
-// Watch keeps the faults file's current content, read again when its modification
-// time changes.
+// Watch keeps the faults file's current content, read again when it changes.
+//
+// A change is told by the file's content, not by its modification time alone: file
+// systems stamp that time from a coarse clock (on Linux, the kernel's tick of a few
+// milliseconds), so a rewrite a moment after the last one, such as a pill armed right
+// after another was disarmed, can carry the same time and the same size. Load compares
+// the bytes whenever the time might lie: while the file's modification time is within
+// racyWindow of the last read. Once the file is older than that, any later write
+// stamps a later time (unless the clock is set back by more than the window), and a
+// stat is enough: the "racily clean" rule of git's index.
 type Watch struct {
 	path string
 	cur  atomic.Pointer[Faults]
-	mu   sync.Mutex // serialises Load
-	mod  time.Time
+	mu   sync.Mutex // serialises Load and guards what follows
+	// raw is the file's content at the last read (nil: no file, or drills halted);
+	// mod and size its stat then, and readAt when the read started.
+	raw    []byte
+	mod    time.Time
+	size   int64
+	readAt time.Time
 }
+
+// racyWindow is how close to the last read a file's modification time must be for
+// the stat not to be trusted. It is larger than the coarsest time stamps of the file
+// systems a cluster's data directory is likely on (FAT's 2 s).
+const racyWindow = 3 * time.Second
 
 // NewWatch watches the faults file at path, read at once.
 func NewWatch(path string) *Watch {
@@ -98,8 +117,9 @@ func (w *Watch) Current() *Faults {
 	return &Faults{}
 }
 
-// Load reads the file again if it changed, and returns what is armed now (never nil)
-// and whether that changed. An unreadable file keeps what was armed, and is reported.
+// Load reads the file again if it may have changed, and returns what is armed now
+// (never nil) and whether that changed. An unreadable file keeps what was armed, and
+// is reported.
 func (w *Watch) Load() (f *Faults, changed bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -110,27 +130,55 @@ func (w *Watch) Load() (f *Faults, changed bool, err error) {
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		changed = w.cur.Load() != nil
+		changed = !w.Current().Empty()
 		w.cur.Store(nil)
-		w.mod = time.Time{}
+		w.raw, w.mod, w.size, w.readAt = nil, time.Time{}, 0, time.Time{}
 		return w.Current(), changed, nil
 	}
-	if err != nil || fi.ModTime().Equal(w.mod) {
+	if err != nil {
 		return w.Current(), false, nil
 	}
-	next, err := Read(w.path)
-	if err != nil {
-		return w.Current(), false, err
+	if w.raw != nil && fi.Size() == w.size && fi.ModTime().Equal(w.mod) && fi.ModTime().Before(w.readAt.Add(-racyWindow)) {
+		return w.Current(), false, nil // unchanged: any write since the last read would stamp a later time
 	}
-	w.mod = fi.ModTime()
+	readAt := time.Now()
+	b, err := os.ReadFile(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed since the stat: nothing is armed.
+		b, err = []byte{}, nil
+	}
+	if err != nil {
+		return w.Current(), false, fmt.Errorf("read faults file: %w", err)
+	}
+	if w.raw != nil && bytes.Equal(b, w.raw) {
+		w.mod, w.size, w.readAt = fi.ModTime(), fi.Size(), readAt
+		return w.Current(), false, nil
+	}
+	var next Faults
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &next); err != nil {
+			return w.Current(), false, fmt.Errorf("read faults file %s: %w", w.path, err)
+		}
+	}
+	// The stat may be of an older version of the file than the bytes: the next Load
+	// then sees another stat and reads again, which costs a read and misses nothing.
+	w.raw, w.mod, w.size, w.readAt = b, fi.ModTime(), fi.Size(), readAt
 	if next.Poison != nil && next.Poison.Key == "" {
 		next.Poison = nil
 	}
 	if next.Index != nil && (next.Index.Bucket == "" || next.Index.Key == "") {
 		next.Index = nil
 	}
+	prev := w.Current()
 	w.cur.Store(&next)
-	return &next, true, nil
+	return &next, !sameFaults(*prev, next), nil
+}
+
+// sameFaults reports whether a and b arm the same pills.
+func sameFaults(a, b Faults) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
 }
 
 // Empty reports whether nothing is armed.

@@ -1,6 +1,7 @@
 package faultfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,5 +58,59 @@ func TestWatch(t *testing.T) {
 	}
 	if f, _, _ := w.Load(); !f.Empty() {
 		t.Fatalf("file removed: %+v armed", f)
+	}
+}
+
+// A change is seen however quickly it follows the last one: file systems stamp
+// modification times from a coarse clock, so two writes a few milliseconds apart (an
+// arm right after a disarm, a pill re-armed with another key of the same length) carry
+// the same time and the same size.
+func TestWatchSeesEveryChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "faults.json")
+	w := NewWatch(path)
+	for i := range 200 {
+		key := fmt.Sprintf("pill-%03d", i) // the same length every time
+		if err := Update(path, func(f *Faults) { f.Poison = &PoisonPill{Key: key} }); err != nil {
+			t.Fatal(err)
+		}
+		if f, changed, err := w.Load(); err != nil || !changed || f.Poison == nil || f.Poison.Key != key {
+			t.Fatalf("write %d: armed %+v, changed %v, %v; want the pill %s", i, f.Poison, changed, err, key)
+		}
+		if f, changed, _ := w.Load(); changed || f.Poison.Key != key {
+			t.Fatalf("write %d, loaded again: %+v, changed %v; want no change", i, f.Poison, changed)
+		}
+	}
+}
+
+// A rewrite that keeps the file's modification time and size is seen: the content
+// decides, not the time.
+func TestWatchSameTimeAndSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "faults.json")
+	w := NewWatch(path)
+	stamp := time.Now().Truncate(time.Second)
+	write := func(key string) {
+		t.Helper()
+		if err := Update(path, func(f *Faults) { f.Poison = &PoisonPill{Key: key} }); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("aaaa")
+	if f, _, _ := w.Load(); f.Poison == nil || f.Poison.Key != "aaaa" {
+		t.Fatalf("armed: %+v", f.Poison)
+	}
+	write("bbbb")
+	if f, changed, _ := w.Load(); !changed || f.Poison == nil || f.Poison.Key != "bbbb" {
+		t.Fatalf("rewritten with the same time and size: %+v, changed %v; want bbbb", f.Poison, changed)
+	}
+	// Disarmed and armed again between two loads, at the same time stamp.
+	if err := Update(path, func(f *Faults) { f.Poison = nil }); err != nil {
+		t.Fatal(err)
+	}
+	write("cccc")
+	if f, changed, _ := w.Load(); !changed || f.Poison == nil || f.Poison.Key != "cccc" {
+		t.Fatalf("disarmed and armed again: %+v, changed %v; want cccc", f.Poison, changed)
 	}
 }

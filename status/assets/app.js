@@ -158,6 +158,51 @@
       '<span class="kind" data-kind="' + esc(e.kind) + '">' + esc(e.kind) + '</span><span class="msg">' + esc(e.message) + "</span></li>";
   }
 
+  // moveHTML is one bucket move as the supervisor recorded it (DATA_DIR/moves.json).
+  function moveHTML(m) {
+    const pct = m.objects_planned > 0 ? Math.min(100, Math.round(100 * m.objects_copied / m.objects_planned)) : 0;
+    let state = m.phase;
+    if (m.in_progress && m.silent) state += " — no word for " + secs(m.silent_seconds);
+    // Catch-up passes copy again what changed: the copies can outnumber the objects.
+    const parts = [m.objects_copied.toLocaleString() + " objects copied (" + m.objects_planned.toLocaleString() + " in the bucket when it began)"];
+    if (m.in_progress && m.objects_per_s > 0) parts.push(Math.round(m.objects_per_s).toLocaleString() + " objects/s");
+    if (m.in_progress && m.eta_ns > 0) parts.push("ETA " + secs(m.eta_ns / 1e9));
+    if (m.write_pause_ns > 0) parts.push("writes paused " + secs(m.write_pause_ns / 1e9));
+    parts.push("plan " + m.plan_id + ", map v" + m.map_version + " when planned");
+    parts.push(m.in_progress ? "started " + hms(m.started) : "ended " + hms(m.ended));
+    if (m.error) parts.push(m.error);
+    let html = '<div class="move" data-bucket="' + esc(m.bucket) + '" data-phase="' + esc(m.phase) + '" data-in-progress="' + m.in_progress + '">' +
+      '<span class="what">' + (m.in_progress ? "moving " : "moved ") + "<b>" + esc(m.bucket) + "</b> " + esc(m.source) + " → " + esc(m.target) + "</span>" +
+      '<span class="phase">' + esc(state) + "</span>";
+    if (m.in_progress) html += '<div class="progress"><div style="width:' + pct + '%"></div></div>';
+    return html + '<div class="detail">' + esc(parts.join(" · ")) + "</div></div>";
+  }
+
+  function renderMoves(s) {
+    const moves = s.moves || [];
+    const running = moves.filter((m) => m.in_progress);
+    const done = moves.filter((m) => !m.in_progress).slice(0, 3);
+    const el = $("moves");
+    el.hidden = moves.length === 0;
+    el.dataset.inProgress = String(running.length > 0);
+    el.innerHTML = moves.length ? "<h2>" + (running.length ? "Bucket move in progress" : "Bucket moves") + "</h2>" +
+      running.concat(done).map(moveHTML).join("") : "";
+  }
+
+  function renderCellMap(s) {
+    const m = s.cell_map;
+    const el = $("cellmap");
+    el.hidden = !m;
+    if (!m) { el.innerHTML = ""; return; }
+    const holder = (h) => '<span class="holder" data-node="' + esc(h.id) + '" data-version="' + h.version + '" data-state="' + esc(h.state) + '">' +
+      esc(h.id) + " v" + h.version + (h.leader ? " (leader)" : "") + "</span>";
+    el.dataset.version = String(m.version);
+    el.innerHTML = '<h3>Cell map <span class="version">version ' + m.version + "</span></h3>" +
+      '<div class="holders">map group: ' + m.members.map(holder).join(" ") + "</div>" +
+      '<div class="holders">gateways: ' + (m.gateways.length ? m.gateways.map(holder).join(" ") : "none known") + "</div>" +
+      (m.behind && m.behind.length ? '<div class="behind">on an older map: ' + esc(m.behind.join(", ")) + "</div>" : "");
+  }
+
   function render(s) {
     const sum = s.summary;
     $("summary").textContent = sum.cells_serving + " of " + sum.cells + " cells serving · " +
@@ -170,12 +215,15 @@
     $("gateways").innerHTML = s.gateways.length ? s.gateways.map((n) => nodeHTML(n, "")).join("") :
       '<p class="muted">no gateway known</p>';
     $("events").innerHTML = s.events.map(eventHTML).join("");
+    renderMoves(s);
+    renderCellMap(s);
     const src = s.source || {};
     if (src.down_after_missed_probes) $("down-after").textContent = src.down_after_missed_probes;
     $("source").textContent = "Built from gossip (observer " + (src.observer || "—") + ", " + src.gossip_members +
       " members alive) and direct probes of every node" + (src.cluster_file ? "; nodes also from " + src.cluster_file : "") +
       "; cells judged against the shape declared by " + (src.topology === "gossip" ? "the index group sizes the nodes gossip" : "the " + (src.topology || "gossip")) +
       (src.audit_log ? "; drill events from " + src.audit_log : "") +
+      (src.moves_file ? "; bucket moves from " + src.moves_file : "") +
       ". Served by the status server itself: it needs no gateway, index or storage node.";
   }
 

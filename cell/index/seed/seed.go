@@ -66,8 +66,34 @@ type Options struct {
 	First   int
 	// TableObjects is the number of objects per sstable (default 64 Ki).
 	TableObjects int
+	// Versions gives every object this many older versions besides its current
+	// one, as S3 versioning keeps them (each with its own blob and version id, in
+	// the object's record); 0 seeds the objects of a bucket never versioned.
+	Versions int
 	// Progress, if set, is called after each sstable with the objects written so far.
 	Progress func(done int)
+}
+
+// versioned is location(i) with a version id and older versions.
+func versioned(i, versions int) *cellarv1.Location {
+	loc := location(i)
+	if versions == 0 {
+		return loc
+	}
+	loc.VersionId = versionID(i, versions)
+	for v := versions - 1; v >= 0; v-- {
+		old := location(i)
+		binary.BigEndian.PutUint32(old.ObjectId[12:], uint32(v+1)) // a blob of its own
+		old.VersionId = versionID(i, v)
+		old.ModifiedUnixNano -= int64(versions-v) * int64(time.Hour)
+		loc.Versions = append(loc.Versions, old)
+	}
+	return loc
+}
+
+// versionID is the id of version v of object i: 32 hex digits, as the gateway makes.
+func versionID(i, v int) string {
+	return fmt.Sprintf("%016x%016x", uint64(1_763_000_000_000_000_000+v), uint64(i)*0x9E3779B97F4A7C15)
 }
 
 // Seed adds o.Objects synthetic objects to the index database in dir (created if
@@ -103,7 +129,7 @@ func Seed(dir string, o Options) error {
 	for n := 0; n < o.Objects; n += o.TableObjects {
 		count := min(o.TableObjects, o.Objects-n)
 		path := filepath.Join(tmp, fmt.Sprintf("%09d.sst", n/o.TableObjects))
-		if err := writeTable(path, wopts, o.Bucket, o.First+n, count); err != nil {
+		if err := writeTable(path, wopts, o.Bucket, o.First+n, count, o.Versions); err != nil {
 			return err
 		}
 		if err := db.Ingest(context.Background(), []string{path}); err != nil {
@@ -116,14 +142,14 @@ func Seed(dir string, o Options) error {
 	return db.Flush()
 }
 
-func writeTable(path string, wopts sstable.WriterOptions, bucket string, first, count int) error {
+func writeTable(path string, wopts sstable.WriterOptions, bucket string, first, count, versions int) error {
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), wopts)
 	for i := first; i < first+count; i++ {
-		k, v, err := index.ObjectRecordFor(bucket, Key(i), location(i))
+		k, v, err := index.ObjectRecordFor(bucket, Key(i), versioned(i, versions))
 		if err == nil {
 			err = w.Set(k, v)
 		}

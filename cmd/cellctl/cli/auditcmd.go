@@ -80,8 +80,9 @@ func newDrillCommand() *cobra.Command {
 list shows the built-in scenarios.
 
 drill halt sets the kill switch in the data directory: a drill, drain or undrain in
-progress stops before its next step, and new ones are refused (exit code 4) until
-'cellctl drill resume' clears it. drill status says whether it is set; with --output
+progress stops before its next step, new ones are refused (exit code 4) until
+'cellctl drill resume' clears it, and the supervisor disarms every poison pill (each
+disarm is in the audit log); resume arms none of them again. drill status says whether it is set; with --output
 json, halt, resume and status all print the kill switch as it is afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
@@ -103,7 +104,7 @@ json, halt, resume and status all print the kill switch as it is afterwards.`,
 	}
 	halt := &cobra.Command{
 		Use:     "halt",
-		Short:   "Stop every running drill and refuse new ones until resumed",
+		Short:   "Stop every running drill, disarm every pill, and refuse new drills until resumed",
 		Example: `  cellctl drill halt --reason "customer traffic spike"`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -20,7 +20,7 @@ func TestDrillRunRefusals(t *testing.T) {
 		want string
 	}{
 		{[]string{"drill", "run"}, ExitUsage, "one scenario"},
-		{[]string{"drill", "run", "no-such-drill", "--data-dir", dir}, ExitUsage, "not a built-in (index-partition, index-pill, lose-a-disk, poison-pill, s3-2017, smoke, storage-copies"},
+		{[]string{"drill", "run", "no-such-drill", "--data-dir", dir}, ExitUsage, "not a built-in (index-partition, index-pill, lose-a-disk, move-noisy-tenant, poison-pill, s3-2017, smoke, storage-copies"},
 		{[]string{"drill", "run", "smoke", "--output", "yaml", "--data-dir", dir}, ExitUsage, "--output"},
 		{[]string{"drill", "run", "smoke", "--data-dir", dir}, ExitError, "no cluster"},
 	} {

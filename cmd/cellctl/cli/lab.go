@@ -3,6 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -19,7 +22,9 @@ func newLabCommand() *cobra.Command {
 		Short: "Start what a workshop lab needs and say what to look at",
 		Long: `lab starts what lab N of the workshop (docs/workshop) needs, prints what to look at
 and the first commands, and keeps the cluster running until Ctrl-C, like 'cellctl up'.
-A lab that needs no cluster (3 and 5 start their own) only prints its commands. Each
+A lab that needs no cluster (3, 5 and 7 start their own) only prints its commands. A
+lab whose cluster is described by a topology file (lab 8: ./cellar-lab8.yaml) writes
+that file first, unless it is there already: then it is used as it is. Each
 lab keeps its data in ./cellar-labN; every lab serves S3 on 127.0.0.1:9000, so stop one
 lab (Ctrl-C) before starting the next. The pages work with plain commands as well:
 'cellctl lab N' is a shortcut for the 'cellctl up' line at the top of each page.`,
@@ -62,6 +67,11 @@ lab (Ctrl-C) before starting the next. The pages work with plain commands as wel
 			if len(lab.Up) == 0 {
 				return nil
 			}
+			if lab.TopologyFile != "" {
+				if err := writeLabTopology(out, lab); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(out, "Starting: cellctl up %s\n", strings.Join(lab.Up, " "))
 			up := newUpCommand()
 			up.SetArgs(lab.Up)
@@ -80,4 +90,25 @@ lab (Ctrl-C) before starting the next. The pages work with plain commands as wel
 	}
 	cmd.Flags().BoolVar(&list, "list", false, "list the labs")
 	return cmd
+}
+
+// writeLabTopology writes lab's topology file unless one is there, and says which it
+// uses.
+func writeLabTopology(out io.Writer, lab workshop.Lab) error {
+	have, err := os.ReadFile(lab.TopologyFile)
+	switch {
+	case err == nil && string(have) == lab.Topology:
+		fmt.Fprintf(out, "Topology: %s (the lab's)\n", lab.TopologyFile)
+		return nil
+	case err == nil:
+		fmt.Fprintf(out, "Topology: %s, as you left it (remove it to get the lab's again)\n", lab.TopologyFile)
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("lab %d's topology file: %w", lab.N, err)
+	}
+	if err := os.WriteFile(lab.TopologyFile, []byte(lab.Topology), 0o644); err != nil {
+		return fmt.Errorf("write lab %d's topology file: %w", lab.N, err)
+	}
+	fmt.Fprintf(out, "Topology: wrote %s\n", lab.TopologyFile)
+	return nil
 }

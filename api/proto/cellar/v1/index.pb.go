@@ -22,9 +22,19 @@ const (
 )
 
 type LookupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bucket        string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bucket string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// version_id asks for one version ("null" for the null version) rather than the
+	// current one: NotFound (NoSuchVersion) when the key has no such version. The
+	// version found may be a delete marker.
+	VersionId string `protobuf:"bytes,60,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	// delete_markers returns a current delete marker as a location (delete_marker set)
+	// rather than answering NoSuchKey.
+	DeleteMarkers bool `protobuf:"varint,61,opt,name=delete_markers,json=deleteMarkers,proto3" json:"delete_markers,omitempty"`
+	// versions returns the key's whole record: the current version (a delete marker
+	// too) with its older versions.
+	Versions      bool `protobuf:"varint,62,opt,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -71,6 +81,27 @@ func (x *LookupRequest) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *LookupRequest) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *LookupRequest) GetDeleteMarkers() bool {
+	if x != nil {
+		return x.DeleteMarkers
+	}
+	return false
+}
+
+func (x *LookupRequest) GetVersions() bool {
+	if x != nil {
+		return x.Versions
+	}
+	return false
 }
 
 type LookupResponse struct {
@@ -128,11 +159,17 @@ type CommitRequest struct {
 	IfMatch string `protobuf:"bytes,3,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
 	// if_none_match makes the commit fail with PreconditionFailed if the key exists.
 	IfNoneMatch bool `protobuf:"varint,4,opt,name=if_none_match,json=ifNoneMatch,proto3" json:"if_none_match,omitempty"`
-	// if_object_id makes the commit fail with PreconditionFailed unless the key's
-	// current version is this one: its object_id, or its first part's object_id for a
-	// multipart object (NoSuchKey if the key does not exist). Repair uses it to change a
-	// version's replicas without undoing an overwrite that came in meanwhile.
-	IfObjectId    []byte `protobuf:"bytes,5,opt,name=if_object_id,json=ifObjectId,proto3" json:"if_object_id,omitempty"`
+	// if_object_id makes the commit a repair's: it changes only the replica lists of
+	// the key's version, current or older, with this id (its object_id, or its first
+	// part's object_id for a multipart object), keeping the version's id, place and tags;
+	// PreconditionFailed if the key has no such version any more, NoSuchKey if the key
+	// does not exist. So a repair never undoes a write or a delete that came in meanwhile.
+	IfObjectId []byte `protobuf:"bytes,5,opt,name=if_object_id,json=ifObjectId,proto3" json:"if_object_id,omitempty"`
+	// the bucket's versioning, for an index that does not hold the bucket (one that
+	// does follows its own record). With ENABLED the location's version_id (chosen by
+	// the caller) names the new version; otherwise the location becomes the null
+	// version.
+	Versioning    BucketVersioning `protobuf:"varint,60,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,10 +239,21 @@ func (x *CommitRequest) GetIfObjectId() []byte {
 	return nil
 }
 
+func (x *CommitRequest) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
 type CommitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// the location this commit replaced, so the caller can reclaim its blob.
-	Previous      *Location `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	// the location this commit replaced, so the caller can reclaim its blob: the
+	// version (null) it overwrote, none in a versioned bucket.
+	Previous *Location `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	// the version id the object got ("" for null) and the versioning it was written under.
+	VersionId     string           `protobuf:"bytes,60,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	Versioning    BucketVersioning `protobuf:"varint,61,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,12 +295,38 @@ func (x *CommitResponse) GetPrevious() *Location {
 	return nil
 }
 
+func (x *CommitResponse) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *CommitResponse) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bucket        string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bucket string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// if_object_id makes the delete fail with PreconditionFailed unless the key's
+	// current version is this one (see CommitRequest.if_object_id): lifecycle
+	// expiration never deletes an object written after it judged the key.
+	IfObjectId []byte `protobuf:"bytes,20,opt,name=if_object_id,json=ifObjectId,proto3" json:"if_object_id,omitempty"`
+	// version_id deletes that version ("null" for the null version) for good, rather
+	// than the key.
+	VersionId string `protobuf:"bytes,60,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	// as in CommitRequest: in a bucket with versioning (ENABLED or SUSPENDED) a delete
+	// without version_id adds a delete marker, whose id under ENABLED is
+	// marker_version_id (chosen by the caller).
+	Versioning      BucketVersioning `protobuf:"varint,61,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
+	MarkerVersionId string           `protobuf:"bytes,62,opt,name=marker_version_id,json=markerVersionId,proto3" json:"marker_version_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeleteRequest) Reset() {
@@ -299,10 +373,43 @@ func (x *DeleteRequest) GetKey() string {
 	return ""
 }
 
+func (x *DeleteRequest) GetIfObjectId() []byte {
+	if x != nil {
+		return x.IfObjectId
+	}
+	return nil
+}
+
+func (x *DeleteRequest) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
+func (x *DeleteRequest) GetMarkerVersionId() string {
+	if x != nil {
+		return x.MarkerVersionId
+	}
+	return ""
+}
+
 type DeleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// the location removed, if the key existed.
-	Previous      *Location `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	// the location removed, if the key existed: its blobs are the caller's to reclaim.
+	Previous *Location `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	// the version the delete removed or made ("" for null), and whether it is a
+	// delete marker (one made, or one removed by version_id).
+	VersionId     string           `protobuf:"bytes,60,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	DeleteMarker  bool             `protobuf:"varint,61,opt,name=delete_marker,json=deleteMarker,proto3" json:"delete_marker,omitempty"`
+	Versioning    BucketVersioning `protobuf:"varint,62,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -344,6 +451,27 @@ func (x *DeleteResponse) GetPrevious() *Location {
 	return nil
 }
 
+func (x *DeleteResponse) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *DeleteResponse) GetDeleteMarker() bool {
+	if x != nil {
+		return x.DeleteMarker
+	}
+	return false
+}
+
+func (x *DeleteResponse) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
 type ListRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Bucket string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
@@ -352,7 +480,10 @@ type ListRequest struct {
 	StartAfter string `protobuf:"bytes,3,opt,name=start_after,json=startAfter,proto3" json:"start_after,omitempty"`
 	Delimiter  string `protobuf:"bytes,4,opt,name=delimiter,proto3" json:"delimiter,omitempty"`
 	// at most limit keys plus common prefixes; 0 means 1000.
-	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// versions lists every key's whole record: keys whose current version is a delete
+	// marker too, each location with its older versions (ListObjectVersions).
+	Versions      bool `protobuf:"varint,60,opt,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -420,6 +551,13 @@ func (x *ListRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListRequest) GetVersions() bool {
+	if x != nil {
+		return x.Versions
+	}
+	return false
 }
 
 type ListResponse struct {
@@ -843,6 +981,9 @@ type IndexCommand struct {
 	//	*IndexCommand_AbortUpload
 	//	*IndexCommand_FenceBucket
 	//	*IndexCommand_DropBucket
+	//	*IndexCommand_PutBucketConfig
+	//	*IndexCommand_PutObjectTags
+	//	*IndexCommand_SetBucketVersioning
 	Op isIndexCommand_Op `protobuf_oneof:"op"`
 	// when the leader accepted the command; applied the same on every node.
 	UnixNano      int64 `protobuf:"varint,10,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
@@ -977,6 +1118,33 @@ func (x *IndexCommand) GetDropBucket() *DropBucketRequest {
 	return nil
 }
 
+func (x *IndexCommand) GetPutBucketConfig() *PutBucketConfigRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_PutBucketConfig); ok {
+			return x.PutBucketConfig
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetPutObjectTags() *PutObjectTagsRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_PutObjectTags); ok {
+			return x.PutObjectTags
+		}
+	}
+	return nil
+}
+
+func (x *IndexCommand) GetSetBucketVersioning() *SetBucketVersioningRequest {
+	if x != nil {
+		if x, ok := x.Op.(*IndexCommand_SetBucketVersioning); ok {
+			return x.SetBucketVersioning
+		}
+	}
+	return nil
+}
+
 func (x *IndexCommand) GetUnixNano() int64 {
 	if x != nil {
 		return x.UnixNano
@@ -1028,6 +1196,18 @@ type IndexCommand_DropBucket struct {
 	DropBucket *DropBucketRequest `protobuf:"bytes,11,opt,name=drop_bucket,json=dropBucket,proto3,oneof"`
 }
 
+type IndexCommand_PutBucketConfig struct {
+	PutBucketConfig *PutBucketConfigRequest `protobuf:"bytes,20,opt,name=put_bucket_config,json=putBucketConfig,proto3,oneof"`
+}
+
+type IndexCommand_PutObjectTags struct {
+	PutObjectTags *PutObjectTagsRequest `protobuf:"bytes,21,opt,name=put_object_tags,json=putObjectTags,proto3,oneof"`
+}
+
+type IndexCommand_SetBucketVersioning struct {
+	SetBucketVersioning *SetBucketVersioningRequest `protobuf:"bytes,60,opt,name=set_bucket_versioning,json=setBucketVersioning,proto3,oneof"`
+}
+
 func (*IndexCommand_Commit) isIndexCommand_Op() {}
 
 func (*IndexCommand_Delete) isIndexCommand_Op() {}
@@ -1047,6 +1227,12 @@ func (*IndexCommand_AbortUpload) isIndexCommand_Op() {}
 func (*IndexCommand_FenceBucket) isIndexCommand_Op() {}
 
 func (*IndexCommand_DropBucket) isIndexCommand_Op() {}
+
+func (*IndexCommand_PutBucketConfig) isIndexCommand_Op() {}
+
+func (*IndexCommand_PutObjectTags) isIndexCommand_Op() {}
+
+func (*IndexCommand_SetBucketVersioning) isIndexCommand_Op() {}
 
 type CreateUploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1341,8 +1527,11 @@ type CompleteUploadRequest struct {
 	ChecksumAlgorithm string `protobuf:"bytes,10,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
 	Checksum          string `protobuf:"bytes,11,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	ChecksumType      string `protobuf:"bytes,12,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// as in CommitRequest; version_id names the new version under ENABLED.
+	Versioning    BucketVersioning `protobuf:"varint,60,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
+	VersionId     string           `protobuf:"bytes,61,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteUploadRequest) Reset() {
@@ -1459,13 +1648,29 @@ func (x *CompleteUploadRequest) GetChecksumType() string {
 	return ""
 }
 
+func (x *CompleteUploadRequest) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
+func (x *CompleteUploadRequest) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
 type CompleteUploadResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Location *Location              `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
 	// the location the new object replaced, and the uploaded parts it does not use:
 	// both are for the caller to reclaim.
-	Previous      *Location       `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
-	Unused        []*PartLocation `protobuf:"bytes,3,rep,name=unused,proto3" json:"unused,omitempty"`
+	Previous *Location       `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	Unused   []*PartLocation `protobuf:"bytes,3,rep,name=unused,proto3" json:"unused,omitempty"`
+	// the versioning the object was written under (its version id is the location's).
+	Versioning    BucketVersioning `protobuf:"varint,60,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1724,13 @@ func (x *CompleteUploadResponse) GetUnused() []*PartLocation {
 		return x.Unused
 	}
 	return nil
+}
+
+func (x *CompleteUploadResponse) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
 }
 
 type AbortUploadRequest struct {
@@ -2097,37 +2309,413 @@ func (x *DropBucketResponse) GetObjects() int64 {
 	return 0
 }
 
+type PutBucketConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// which parts this request sets; each set part replaces the bucket's (an empty or
+	// absent value removes it).
+	SetTags       bool                    `protobuf:"varint,2,opt,name=set_tags,json=setTags,proto3" json:"set_tags,omitempty"`
+	Tags          []*Tag                  `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	SetCors       bool                    `protobuf:"varint,4,opt,name=set_cors,json=setCors,proto3" json:"set_cors,omitempty"`
+	Cors          *CorsConfiguration      `protobuf:"bytes,5,opt,name=cors,proto3" json:"cors,omitempty"`
+	SetLifecycle  bool                    `protobuf:"varint,6,opt,name=set_lifecycle,json=setLifecycle,proto3" json:"set_lifecycle,omitempty"`
+	Lifecycle     *LifecycleConfiguration `protobuf:"bytes,7,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBucketConfigRequest) Reset() {
+	*x = PutBucketConfigRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBucketConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBucketConfigRequest) ProtoMessage() {}
+
+func (x *PutBucketConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBucketConfigRequest.ProtoReflect.Descriptor instead.
+func (*PutBucketConfigRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PutBucketConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutBucketConfigRequest) GetSetTags() bool {
+	if x != nil {
+		return x.SetTags
+	}
+	return false
+}
+
+func (x *PutBucketConfigRequest) GetTags() []*Tag {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *PutBucketConfigRequest) GetSetCors() bool {
+	if x != nil {
+		return x.SetCors
+	}
+	return false
+}
+
+func (x *PutBucketConfigRequest) GetCors() *CorsConfiguration {
+	if x != nil {
+		return x.Cors
+	}
+	return nil
+}
+
+func (x *PutBucketConfigRequest) GetSetLifecycle() bool {
+	if x != nil {
+		return x.SetLifecycle
+	}
+	return false
+}
+
+func (x *PutBucketConfigRequest) GetLifecycle() *LifecycleConfiguration {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return nil
+}
+
+type PutBucketConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        *Bucket                `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBucketConfigResponse) Reset() {
+	*x = PutBucketConfigResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBucketConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBucketConfigResponse) ProtoMessage() {}
+
+func (x *PutBucketConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBucketConfigResponse.ProtoReflect.Descriptor instead.
+func (*PutBucketConfigResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PutBucketConfigResponse) GetBucket() *Bucket {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+type PutObjectTagsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bucket string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// the new tag set (empty: no tags).
+	Tags []*Tag `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	// when set, the tags change only if the key's current version is this one.
+	IfObjectId    []byte `protobuf:"bytes,4,opt,name=if_object_id,json=ifObjectId,proto3" json:"if_object_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutObjectTagsRequest) Reset() {
+	*x = PutObjectTagsRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutObjectTagsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutObjectTagsRequest) ProtoMessage() {}
+
+func (x *PutObjectTagsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutObjectTagsRequest.ProtoReflect.Descriptor instead.
+func (*PutObjectTagsRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PutObjectTagsRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *PutObjectTagsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PutObjectTagsRequest) GetTags() []*Tag {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *PutObjectTagsRequest) GetIfObjectId() []byte {
+	if x != nil {
+		return x.IfObjectId
+	}
+	return nil
+}
+
+type PutObjectTagsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Location      *Location              `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutObjectTagsResponse) Reset() {
+	*x = PutObjectTagsResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutObjectTagsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutObjectTagsResponse) ProtoMessage() {}
+
+func (x *PutObjectTagsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutObjectTagsResponse.ProtoReflect.Descriptor instead.
+func (*PutObjectTagsResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PutObjectTagsResponse) GetLocation() *Location {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+type SetBucketVersioningRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ENABLED or SUSPENDED.
+	Versioning    BucketVersioning `protobuf:"varint,2,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBucketVersioningRequest) Reset() {
+	*x = SetBucketVersioningRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBucketVersioningRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBucketVersioningRequest) ProtoMessage() {}
+
+func (x *SetBucketVersioningRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBucketVersioningRequest.ProtoReflect.Descriptor instead.
+func (*SetBucketVersioningRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SetBucketVersioningRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetBucketVersioningRequest) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
+}
+
+type SetBucketVersioningResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        *Bucket                `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBucketVersioningResponse) Reset() {
+	*x = SetBucketVersioningResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBucketVersioningResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBucketVersioningResponse) ProtoMessage() {}
+
+func (x *SetBucketVersioningResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBucketVersioningResponse.ProtoReflect.Descriptor instead.
+func (*SetBucketVersioningResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetBucketVersioningResponse) GetBucket() *Bucket {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
 var File_cellar_v1_index_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_index_proto_rawDesc = "" +
 	"\n" +
-	"\x15cellar/v1/index.proto\x12\tcellar.v1\x1a\x15cellar/v1/types.proto\"9\n" +
+	"\x15cellar/v1/index.proto\x12\tcellar.v1\x1a\x1ccellar/v1/bucketconfig.proto\x1a\x15cellar/v1/types.proto\"\x9b\x01\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"A\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"version_id\x18< \x01(\tR\tversionId\x12%\n" +
+	"\x0edelete_markers\x18= \x01(\bR\rdeleteMarkers\x12\x1a\n" +
+	"\bversions\x18> \x01(\bR\bversions\"A\n" +
 	"\x0eLookupResponse\x12/\n" +
-	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"\xc8\x01\n" +
+	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"\x85\x02\n" +
 	"\rCommitRequest\x12/\n" +
 	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12%\n" +
 	"\x0erequire_bucket\x18\x02 \x01(\bR\rrequireBucket\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\"\n" +
 	"\rif_none_match\x18\x04 \x01(\bR\vifNoneMatch\x12 \n" +
 	"\fif_object_id\x18\x05 \x01(\fR\n" +
-	"ifObjectId\"A\n" +
+	"ifObjectId\x12;\n" +
+	"\n" +
+	"versioning\x18< \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"\x9d\x01\n" +
 	"\x0eCommitResponse\x12/\n" +
-	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\"9\n" +
+	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\x12\x1d\n" +
+	"\n" +
+	"version_id\x18< \x01(\tR\tversionId\x12;\n" +
+	"\n" +
+	"versioning\x18= \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"\xe3\x01\n" +
 	"\rDeleteRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"A\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12 \n" +
+	"\fif_object_id\x18\x14 \x01(\fR\n" +
+	"ifObjectId\x12\x1d\n" +
+	"\n" +
+	"version_id\x18< \x01(\tR\tversionId\x12;\n" +
+	"\n" +
+	"versioning\x18= \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\x12*\n" +
+	"\x11marker_version_id\x18> \x01(\tR\x0fmarkerVersionId\"\xc2\x01\n" +
 	"\x0eDeleteResponse\x12/\n" +
-	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\"\x92\x01\n" +
+	"\bprevious\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\bprevious\x12\x1d\n" +
+	"\n" +
+	"version_id\x18< \x01(\tR\tversionId\x12#\n" +
+	"\rdelete_marker\x18= \x01(\bR\fdeleteMarker\x12;\n" +
+	"\n" +
+	"versioning\x18> \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"\xae\x01\n" +
 	"\vListRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x1f\n" +
 	"\vstart_after\x18\x03 \x01(\tR\n" +
 	"startAfter\x12\x1c\n" +
 	"\tdelimiter\x18\x04 \x01(\tR\tdelimiter\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\x98\x01\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x1a\n" +
+	"\bversions\x18< \x01(\bR\bversions\"\x98\x01\n" +
 	"\fListResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.cellar.v1.LocationR\aentries\x12'\n" +
 	"\x0fcommon_prefixes\x18\x02 \x03(\tR\x0ecommonPrefixes\x12\x1c\n" +
@@ -2146,7 +2734,7 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"\x14\n" +
 	"\x12ListBucketsRequest\"B\n" +
 	"\x13ListBucketsResponse\x12+\n" +
-	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xbc\x05\n" +
+	"\abuckets\x18\x01 \x03(\v2\x11.cellar.v1.BucketR\abuckets\"\xb5\a\n" +
 	"\fIndexCommand\x122\n" +
 	"\x06commit\x18\x01 \x01(\v2\x18.cellar.v1.CommitRequestH\x00R\x06commit\x122\n" +
 	"\x06delete\x18\x02 \x01(\v2\x18.cellar.v1.DeleteRequestH\x00R\x06delete\x12E\n" +
@@ -2158,7 +2746,10 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\fabort_upload\x18\b \x01(\v2\x1d.cellar.v1.AbortUploadRequestH\x00R\vabortUpload\x12B\n" +
 	"\ffence_bucket\x18\t \x01(\v2\x1d.cellar.v1.FenceBucketRequestH\x00R\vfenceBucket\x12?\n" +
 	"\vdrop_bucket\x18\v \x01(\v2\x1c.cellar.v1.DropBucketRequestH\x00R\n" +
-	"dropBucket\x12\x1b\n" +
+	"dropBucket\x12O\n" +
+	"\x11put_bucket_config\x18\x14 \x01(\v2!.cellar.v1.PutBucketConfigRequestH\x00R\x0fputBucketConfig\x12I\n" +
+	"\x0fput_object_tags\x18\x15 \x01(\v2\x1f.cellar.v1.PutObjectTagsRequestH\x00R\rputObjectTags\x12[\n" +
+	"\x15set_bucket_versioning\x18< \x01(\v2%.cellar.v1.SetBucketVersioningRequestH\x00R\x13setBucketVersioning\x12\x1b\n" +
 	"\tunix_nano\x18\n" +
 	" \x01(\x03R\bunixNanoB\x04\n" +
 	"\x02op\"g\n" +
@@ -2177,7 +2768,7 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12-\n" +
 	"\x12checksum_algorithm\x18\x03 \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
-	"\bchecksum\x18\x04 \x01(\tR\bchecksum\"\xb6\x03\n" +
+	"\bchecksum\x18\x04 \x01(\tR\bchecksum\"\x92\x04\n" +
 	"\x15CompleteUploadRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
@@ -2191,11 +2782,19 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x12checksum_algorithm\x18\n" +
 	" \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
 	"\bchecksum\x18\v \x01(\tR\bchecksum\x12#\n" +
-	"\rchecksum_type\x18\f \x01(\tR\fchecksumType\"\xab\x01\n" +
+	"\rchecksum_type\x18\f \x01(\tR\fchecksumType\x12;\n" +
+	"\n" +
+	"versioning\x18< \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\x12\x1d\n" +
+	"\n" +
+	"version_id\x18= \x01(\tR\tversionId\"\xe8\x01\n" +
 	"\x16CompleteUploadResponse\x12/\n" +
 	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\x12/\n" +
 	"\bprevious\x18\x02 \x01(\v2\x13.cellar.v1.LocationR\bprevious\x12/\n" +
-	"\x06unused\x18\x03 \x03(\v2\x17.cellar.v1.PartLocationR\x06unused\"[\n" +
+	"\x06unused\x18\x03 \x03(\v2\x17.cellar.v1.PartLocationR\x06unused\x12;\n" +
+	"\n" +
+	"versioning\x18< \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"[\n" +
 	"\x12AbortUploadRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
@@ -2232,7 +2831,32 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x11DropBucketRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\".\n" +
 	"\x12DropBucketResponse\x12\x18\n" +
-	"\aobjects\x18\x01 \x01(\x03R\aobjects2\x9c\t\n" +
+	"\aobjects\x18\x01 \x01(\x03R\aobjects\"\x9e\x02\n" +
+	"\x16PutBucketConfigRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bset_tags\x18\x02 \x01(\bR\asetTags\x12\"\n" +
+	"\x04tags\x18\x03 \x03(\v2\x0e.cellar.v1.TagR\x04tags\x12\x19\n" +
+	"\bset_cors\x18\x04 \x01(\bR\asetCors\x120\n" +
+	"\x04cors\x18\x05 \x01(\v2\x1c.cellar.v1.CorsConfigurationR\x04cors\x12#\n" +
+	"\rset_lifecycle\x18\x06 \x01(\bR\fsetLifecycle\x12?\n" +
+	"\tlifecycle\x18\a \x01(\v2!.cellar.v1.LifecycleConfigurationR\tlifecycle\"D\n" +
+	"\x17PutBucketConfigResponse\x12)\n" +
+	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"\x86\x01\n" +
+	"\x14PutObjectTagsRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\"\n" +
+	"\x04tags\x18\x03 \x03(\v2\x0e.cellar.v1.TagR\x04tags\x12 \n" +
+	"\fif_object_id\x18\x04 \x01(\fR\n" +
+	"ifObjectId\"H\n" +
+	"\x15PutObjectTagsResponse\x12/\n" +
+	"\blocation\x18\x01 \x01(\v2\x13.cellar.v1.LocationR\blocation\"m\n" +
+	"\x1aSetBucketVersioningRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
+	"\n" +
+	"versioning\x18\x02 \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"H\n" +
+	"\x1bSetBucketVersioningResponse\x12)\n" +
+	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket2\xb0\v\n" +
 	"\x05Index\x12=\n" +
 	"\x06Lookup\x12\x18.cellar.v1.LookupRequest\x1a\x19.cellar.v1.LookupResponse\x12=\n" +
 	"\x06Commit\x12\x18.cellar.v1.CommitRequest\x1a\x19.cellar.v1.CommitResponse\x12=\n" +
@@ -2244,7 +2868,10 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponse\x12L\n" +
 	"\vFenceBucket\x12\x1d.cellar.v1.FenceBucketRequest\x1a\x1e.cellar.v1.FenceBucketResponse\x12I\n" +
 	"\n" +
-	"DropBucket\x12\x1c.cellar.v1.DropBucketRequest\x1a\x1d.cellar.v1.DropBucketResponse\x12O\n" +
+	"DropBucket\x12\x1c.cellar.v1.DropBucketRequest\x1a\x1d.cellar.v1.DropBucketResponse\x12X\n" +
+	"\x0fPutBucketConfig\x12!.cellar.v1.PutBucketConfigRequest\x1a\".cellar.v1.PutBucketConfigResponse\x12R\n" +
+	"\rPutObjectTags\x12\x1f.cellar.v1.PutObjectTagsRequest\x1a .cellar.v1.PutObjectTagsResponse\x12d\n" +
+	"\x13SetBucketVersioning\x12%.cellar.v1.SetBucketVersioningRequest\x1a&.cellar.v1.SetBucketVersioningResponse\x12O\n" +
 	"\fCreateUpload\x12\x1e.cellar.v1.CreateUploadRequest\x1a\x1f.cellar.v1.CreateUploadResponse\x12@\n" +
 	"\aPutPart\x12\x19.cellar.v1.PutPartRequest\x1a\x1a.cellar.v1.PutPartResponse\x12U\n" +
 	"\x0eCompleteUpload\x12 .cellar.v1.CompleteUploadRequest\x1a!.cellar.v1.CompleteUploadResponse\x12L\n" +
@@ -2264,117 +2891,150 @@ func file_cellar_v1_index_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_index_proto_rawDescData
 }
 
-var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_cellar_v1_index_proto_goTypes = []any{
-	(*LookupRequest)(nil),          // 0: cellar.v1.LookupRequest
-	(*LookupResponse)(nil),         // 1: cellar.v1.LookupResponse
-	(*CommitRequest)(nil),          // 2: cellar.v1.CommitRequest
-	(*CommitResponse)(nil),         // 3: cellar.v1.CommitResponse
-	(*DeleteRequest)(nil),          // 4: cellar.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 5: cellar.v1.DeleteResponse
-	(*ListRequest)(nil),            // 6: cellar.v1.ListRequest
-	(*ListResponse)(nil),           // 7: cellar.v1.ListResponse
-	(*CreateBucketRequest)(nil),    // 8: cellar.v1.CreateBucketRequest
-	(*CreateBucketResponse)(nil),   // 9: cellar.v1.CreateBucketResponse
-	(*DeleteBucketRequest)(nil),    // 10: cellar.v1.DeleteBucketRequest
-	(*DeleteBucketResponse)(nil),   // 11: cellar.v1.DeleteBucketResponse
-	(*GetBucketRequest)(nil),       // 12: cellar.v1.GetBucketRequest
-	(*GetBucketResponse)(nil),      // 13: cellar.v1.GetBucketResponse
-	(*ListBucketsRequest)(nil),     // 14: cellar.v1.ListBucketsRequest
-	(*ListBucketsResponse)(nil),    // 15: cellar.v1.ListBucketsResponse
-	(*IndexCommand)(nil),           // 16: cellar.v1.IndexCommand
-	(*CreateUploadRequest)(nil),    // 17: cellar.v1.CreateUploadRequest
-	(*CreateUploadResponse)(nil),   // 18: cellar.v1.CreateUploadResponse
-	(*PutPartRequest)(nil),         // 19: cellar.v1.PutPartRequest
-	(*PutPartResponse)(nil),        // 20: cellar.v1.PutPartResponse
-	(*CompletedPart)(nil),          // 21: cellar.v1.CompletedPart
-	(*CompleteUploadRequest)(nil),  // 22: cellar.v1.CompleteUploadRequest
-	(*CompleteUploadResponse)(nil), // 23: cellar.v1.CompleteUploadResponse
-	(*AbortUploadRequest)(nil),     // 24: cellar.v1.AbortUploadRequest
-	(*AbortUploadResponse)(nil),    // 25: cellar.v1.AbortUploadResponse
-	(*ListUploadsRequest)(nil),     // 26: cellar.v1.ListUploadsRequest
-	(*ListUploadsResponse)(nil),    // 27: cellar.v1.ListUploadsResponse
-	(*ListPartsRequest)(nil),       // 28: cellar.v1.ListPartsRequest
-	(*ListPartsResponse)(nil),      // 29: cellar.v1.ListPartsResponse
-	(*FenceBucketRequest)(nil),     // 30: cellar.v1.FenceBucketRequest
-	(*FenceBucketResponse)(nil),    // 31: cellar.v1.FenceBucketResponse
-	(*DropBucketRequest)(nil),      // 32: cellar.v1.DropBucketRequest
-	(*DropBucketResponse)(nil),     // 33: cellar.v1.DropBucketResponse
-	(*Location)(nil),               // 34: cellar.v1.Location
-	(*Bucket)(nil),                 // 35: cellar.v1.Bucket
-	(*Upload)(nil),                 // 36: cellar.v1.Upload
-	(*PartLocation)(nil),           // 37: cellar.v1.PartLocation
-	(BucketFence)(0),               // 38: cellar.v1.BucketFence
+	(*LookupRequest)(nil),               // 0: cellar.v1.LookupRequest
+	(*LookupResponse)(nil),              // 1: cellar.v1.LookupResponse
+	(*CommitRequest)(nil),               // 2: cellar.v1.CommitRequest
+	(*CommitResponse)(nil),              // 3: cellar.v1.CommitResponse
+	(*DeleteRequest)(nil),               // 4: cellar.v1.DeleteRequest
+	(*DeleteResponse)(nil),              // 5: cellar.v1.DeleteResponse
+	(*ListRequest)(nil),                 // 6: cellar.v1.ListRequest
+	(*ListResponse)(nil),                // 7: cellar.v1.ListResponse
+	(*CreateBucketRequest)(nil),         // 8: cellar.v1.CreateBucketRequest
+	(*CreateBucketResponse)(nil),        // 9: cellar.v1.CreateBucketResponse
+	(*DeleteBucketRequest)(nil),         // 10: cellar.v1.DeleteBucketRequest
+	(*DeleteBucketResponse)(nil),        // 11: cellar.v1.DeleteBucketResponse
+	(*GetBucketRequest)(nil),            // 12: cellar.v1.GetBucketRequest
+	(*GetBucketResponse)(nil),           // 13: cellar.v1.GetBucketResponse
+	(*ListBucketsRequest)(nil),          // 14: cellar.v1.ListBucketsRequest
+	(*ListBucketsResponse)(nil),         // 15: cellar.v1.ListBucketsResponse
+	(*IndexCommand)(nil),                // 16: cellar.v1.IndexCommand
+	(*CreateUploadRequest)(nil),         // 17: cellar.v1.CreateUploadRequest
+	(*CreateUploadResponse)(nil),        // 18: cellar.v1.CreateUploadResponse
+	(*PutPartRequest)(nil),              // 19: cellar.v1.PutPartRequest
+	(*PutPartResponse)(nil),             // 20: cellar.v1.PutPartResponse
+	(*CompletedPart)(nil),               // 21: cellar.v1.CompletedPart
+	(*CompleteUploadRequest)(nil),       // 22: cellar.v1.CompleteUploadRequest
+	(*CompleteUploadResponse)(nil),      // 23: cellar.v1.CompleteUploadResponse
+	(*AbortUploadRequest)(nil),          // 24: cellar.v1.AbortUploadRequest
+	(*AbortUploadResponse)(nil),         // 25: cellar.v1.AbortUploadResponse
+	(*ListUploadsRequest)(nil),          // 26: cellar.v1.ListUploadsRequest
+	(*ListUploadsResponse)(nil),         // 27: cellar.v1.ListUploadsResponse
+	(*ListPartsRequest)(nil),            // 28: cellar.v1.ListPartsRequest
+	(*ListPartsResponse)(nil),           // 29: cellar.v1.ListPartsResponse
+	(*FenceBucketRequest)(nil),          // 30: cellar.v1.FenceBucketRequest
+	(*FenceBucketResponse)(nil),         // 31: cellar.v1.FenceBucketResponse
+	(*DropBucketRequest)(nil),           // 32: cellar.v1.DropBucketRequest
+	(*DropBucketResponse)(nil),          // 33: cellar.v1.DropBucketResponse
+	(*PutBucketConfigRequest)(nil),      // 34: cellar.v1.PutBucketConfigRequest
+	(*PutBucketConfigResponse)(nil),     // 35: cellar.v1.PutBucketConfigResponse
+	(*PutObjectTagsRequest)(nil),        // 36: cellar.v1.PutObjectTagsRequest
+	(*PutObjectTagsResponse)(nil),       // 37: cellar.v1.PutObjectTagsResponse
+	(*SetBucketVersioningRequest)(nil),  // 38: cellar.v1.SetBucketVersioningRequest
+	(*SetBucketVersioningResponse)(nil), // 39: cellar.v1.SetBucketVersioningResponse
+	(*Location)(nil),                    // 40: cellar.v1.Location
+	(BucketVersioning)(0),               // 41: cellar.v1.BucketVersioning
+	(*Bucket)(nil),                      // 42: cellar.v1.Bucket
+	(*Upload)(nil),                      // 43: cellar.v1.Upload
+	(*PartLocation)(nil),                // 44: cellar.v1.PartLocation
+	(BucketFence)(0),                    // 45: cellar.v1.BucketFence
+	(*Tag)(nil),                         // 46: cellar.v1.Tag
+	(*CorsConfiguration)(nil),           // 47: cellar.v1.CorsConfiguration
+	(*LifecycleConfiguration)(nil),      // 48: cellar.v1.LifecycleConfiguration
 }
 var file_cellar_v1_index_proto_depIdxs = []int32{
-	34, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
-	34, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
-	34, // 2: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
-	34, // 3: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
-	34, // 4: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
-	35, // 5: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	35, // 6: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	35, // 7: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
-	2,  // 8: cellar.v1.IndexCommand.commit:type_name -> cellar.v1.CommitRequest
-	4,  // 9: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
-	8,  // 10: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
-	10, // 11: cellar.v1.IndexCommand.delete_bucket:type_name -> cellar.v1.DeleteBucketRequest
-	17, // 12: cellar.v1.IndexCommand.create_upload:type_name -> cellar.v1.CreateUploadRequest
-	19, // 13: cellar.v1.IndexCommand.put_part:type_name -> cellar.v1.PutPartRequest
-	22, // 14: cellar.v1.IndexCommand.complete_upload:type_name -> cellar.v1.CompleteUploadRequest
-	24, // 15: cellar.v1.IndexCommand.abort_upload:type_name -> cellar.v1.AbortUploadRequest
-	30, // 16: cellar.v1.IndexCommand.fence_bucket:type_name -> cellar.v1.FenceBucketRequest
-	32, // 17: cellar.v1.IndexCommand.drop_bucket:type_name -> cellar.v1.DropBucketRequest
-	36, // 18: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
-	37, // 19: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
-	37, // 20: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
-	21, // 21: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
-	34, // 22: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
-	34, // 23: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
-	37, // 24: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
-	37, // 25: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
-	36, // 26: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
-	36, // 27: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
-	37, // 28: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
-	38, // 29: cellar.v1.FenceBucketRequest.fence:type_name -> cellar.v1.BucketFence
-	35, // 30: cellar.v1.FenceBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	0,  // 31: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
-	2,  // 32: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
-	4,  // 33: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
-	6,  // 34: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
-	8,  // 35: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
-	10, // 36: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
-	12, // 37: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
-	14, // 38: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
-	30, // 39: cellar.v1.Index.FenceBucket:input_type -> cellar.v1.FenceBucketRequest
-	32, // 40: cellar.v1.Index.DropBucket:input_type -> cellar.v1.DropBucketRequest
-	17, // 41: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
-	19, // 42: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
-	22, // 43: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
-	24, // 44: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
-	26, // 45: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
-	28, // 46: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
-	1,  // 47: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
-	3,  // 48: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
-	5,  // 49: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
-	7,  // 50: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
-	9,  // 51: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
-	11, // 52: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
-	13, // 53: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
-	15, // 54: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
-	31, // 55: cellar.v1.Index.FenceBucket:output_type -> cellar.v1.FenceBucketResponse
-	33, // 56: cellar.v1.Index.DropBucket:output_type -> cellar.v1.DropBucketResponse
-	18, // 57: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
-	20, // 58: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
-	23, // 59: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
-	25, // 60: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
-	27, // 61: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
-	29, // 62: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
-	47, // [47:63] is the sub-list for method output_type
-	31, // [31:47] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	40, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
+	40, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
+	41, // 2: cellar.v1.CommitRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	40, // 3: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
+	41, // 4: cellar.v1.CommitResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	41, // 5: cellar.v1.DeleteRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	40, // 6: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
+	41, // 7: cellar.v1.DeleteResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	40, // 8: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
+	42, // 9: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	42, // 10: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	42, // 11: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
+	2,  // 12: cellar.v1.IndexCommand.commit:type_name -> cellar.v1.CommitRequest
+	4,  // 13: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
+	8,  // 14: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
+	10, // 15: cellar.v1.IndexCommand.delete_bucket:type_name -> cellar.v1.DeleteBucketRequest
+	17, // 16: cellar.v1.IndexCommand.create_upload:type_name -> cellar.v1.CreateUploadRequest
+	19, // 17: cellar.v1.IndexCommand.put_part:type_name -> cellar.v1.PutPartRequest
+	22, // 18: cellar.v1.IndexCommand.complete_upload:type_name -> cellar.v1.CompleteUploadRequest
+	24, // 19: cellar.v1.IndexCommand.abort_upload:type_name -> cellar.v1.AbortUploadRequest
+	30, // 20: cellar.v1.IndexCommand.fence_bucket:type_name -> cellar.v1.FenceBucketRequest
+	32, // 21: cellar.v1.IndexCommand.drop_bucket:type_name -> cellar.v1.DropBucketRequest
+	34, // 22: cellar.v1.IndexCommand.put_bucket_config:type_name -> cellar.v1.PutBucketConfigRequest
+	36, // 23: cellar.v1.IndexCommand.put_object_tags:type_name -> cellar.v1.PutObjectTagsRequest
+	38, // 24: cellar.v1.IndexCommand.set_bucket_versioning:type_name -> cellar.v1.SetBucketVersioningRequest
+	43, // 25: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
+	44, // 26: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
+	44, // 27: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
+	21, // 28: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
+	41, // 29: cellar.v1.CompleteUploadRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	40, // 30: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
+	40, // 31: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
+	44, // 32: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
+	41, // 33: cellar.v1.CompleteUploadResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	44, // 34: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
+	43, // 35: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
+	43, // 36: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
+	44, // 37: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
+	45, // 38: cellar.v1.FenceBucketRequest.fence:type_name -> cellar.v1.BucketFence
+	42, // 39: cellar.v1.FenceBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	46, // 40: cellar.v1.PutBucketConfigRequest.tags:type_name -> cellar.v1.Tag
+	47, // 41: cellar.v1.PutBucketConfigRequest.cors:type_name -> cellar.v1.CorsConfiguration
+	48, // 42: cellar.v1.PutBucketConfigRequest.lifecycle:type_name -> cellar.v1.LifecycleConfiguration
+	42, // 43: cellar.v1.PutBucketConfigResponse.bucket:type_name -> cellar.v1.Bucket
+	46, // 44: cellar.v1.PutObjectTagsRequest.tags:type_name -> cellar.v1.Tag
+	40, // 45: cellar.v1.PutObjectTagsResponse.location:type_name -> cellar.v1.Location
+	41, // 46: cellar.v1.SetBucketVersioningRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	42, // 47: cellar.v1.SetBucketVersioningResponse.bucket:type_name -> cellar.v1.Bucket
+	0,  // 48: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
+	2,  // 49: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
+	4,  // 50: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
+	6,  // 51: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
+	8,  // 52: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
+	10, // 53: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
+	12, // 54: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
+	14, // 55: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
+	30, // 56: cellar.v1.Index.FenceBucket:input_type -> cellar.v1.FenceBucketRequest
+	32, // 57: cellar.v1.Index.DropBucket:input_type -> cellar.v1.DropBucketRequest
+	34, // 58: cellar.v1.Index.PutBucketConfig:input_type -> cellar.v1.PutBucketConfigRequest
+	36, // 59: cellar.v1.Index.PutObjectTags:input_type -> cellar.v1.PutObjectTagsRequest
+	38, // 60: cellar.v1.Index.SetBucketVersioning:input_type -> cellar.v1.SetBucketVersioningRequest
+	17, // 61: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
+	19, // 62: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
+	22, // 63: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
+	24, // 64: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
+	26, // 65: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
+	28, // 66: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
+	1,  // 67: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
+	3,  // 68: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
+	5,  // 69: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
+	7,  // 70: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
+	9,  // 71: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
+	11, // 72: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
+	13, // 73: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
+	15, // 74: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
+	31, // 75: cellar.v1.Index.FenceBucket:output_type -> cellar.v1.FenceBucketResponse
+	33, // 76: cellar.v1.Index.DropBucket:output_type -> cellar.v1.DropBucketResponse
+	35, // 77: cellar.v1.Index.PutBucketConfig:output_type -> cellar.v1.PutBucketConfigResponse
+	37, // 78: cellar.v1.Index.PutObjectTags:output_type -> cellar.v1.PutObjectTagsResponse
+	39, // 79: cellar.v1.Index.SetBucketVersioning:output_type -> cellar.v1.SetBucketVersioningResponse
+	18, // 80: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
+	20, // 81: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
+	23, // 82: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
+	25, // 83: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
+	27, // 84: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
+	29, // 85: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
+	67, // [67:86] is the sub-list for method output_type
+	48, // [48:67] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_index_proto_init() }
@@ -2382,6 +3042,7 @@ func file_cellar_v1_index_proto_init() {
 	if File_cellar_v1_index_proto != nil {
 		return
 	}
+	file_cellar_v1_bucketconfig_proto_init()
 	file_cellar_v1_types_proto_init()
 	file_cellar_v1_index_proto_msgTypes[16].OneofWrappers = []any{
 		(*IndexCommand_Commit)(nil),
@@ -2394,6 +3055,9 @@ func file_cellar_v1_index_proto_init() {
 		(*IndexCommand_AbortUpload)(nil),
 		(*IndexCommand_FenceBucket)(nil),
 		(*IndexCommand_DropBucket)(nil),
+		(*IndexCommand_PutBucketConfig)(nil),
+		(*IndexCommand_PutObjectTags)(nil),
+		(*IndexCommand_SetBucketVersioning)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2401,7 +3065,7 @@ func file_cellar_v1_index_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_index_proto_rawDesc), len(file_cellar_v1_index_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

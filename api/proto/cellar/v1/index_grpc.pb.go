@@ -19,22 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Index_Lookup_FullMethodName         = "/cellar.v1.Index/Lookup"
-	Index_Commit_FullMethodName         = "/cellar.v1.Index/Commit"
-	Index_Delete_FullMethodName         = "/cellar.v1.Index/Delete"
-	Index_List_FullMethodName           = "/cellar.v1.Index/List"
-	Index_CreateBucket_FullMethodName   = "/cellar.v1.Index/CreateBucket"
-	Index_DeleteBucket_FullMethodName   = "/cellar.v1.Index/DeleteBucket"
-	Index_GetBucket_FullMethodName      = "/cellar.v1.Index/GetBucket"
-	Index_ListBuckets_FullMethodName    = "/cellar.v1.Index/ListBuckets"
-	Index_FenceBucket_FullMethodName    = "/cellar.v1.Index/FenceBucket"
-	Index_DropBucket_FullMethodName     = "/cellar.v1.Index/DropBucket"
-	Index_CreateUpload_FullMethodName   = "/cellar.v1.Index/CreateUpload"
-	Index_PutPart_FullMethodName        = "/cellar.v1.Index/PutPart"
-	Index_CompleteUpload_FullMethodName = "/cellar.v1.Index/CompleteUpload"
-	Index_AbortUpload_FullMethodName    = "/cellar.v1.Index/AbortUpload"
-	Index_ListUploads_FullMethodName    = "/cellar.v1.Index/ListUploads"
-	Index_ListParts_FullMethodName      = "/cellar.v1.Index/ListParts"
+	Index_Lookup_FullMethodName              = "/cellar.v1.Index/Lookup"
+	Index_Commit_FullMethodName              = "/cellar.v1.Index/Commit"
+	Index_Delete_FullMethodName              = "/cellar.v1.Index/Delete"
+	Index_List_FullMethodName                = "/cellar.v1.Index/List"
+	Index_CreateBucket_FullMethodName        = "/cellar.v1.Index/CreateBucket"
+	Index_DeleteBucket_FullMethodName        = "/cellar.v1.Index/DeleteBucket"
+	Index_GetBucket_FullMethodName           = "/cellar.v1.Index/GetBucket"
+	Index_ListBuckets_FullMethodName         = "/cellar.v1.Index/ListBuckets"
+	Index_FenceBucket_FullMethodName         = "/cellar.v1.Index/FenceBucket"
+	Index_DropBucket_FullMethodName          = "/cellar.v1.Index/DropBucket"
+	Index_PutBucketConfig_FullMethodName     = "/cellar.v1.Index/PutBucketConfig"
+	Index_PutObjectTags_FullMethodName       = "/cellar.v1.Index/PutObjectTags"
+	Index_SetBucketVersioning_FullMethodName = "/cellar.v1.Index/SetBucketVersioning"
+	Index_CreateUpload_FullMethodName        = "/cellar.v1.Index/CreateUpload"
+	Index_PutPart_FullMethodName             = "/cellar.v1.Index/PutPart"
+	Index_CompleteUpload_FullMethodName      = "/cellar.v1.Index/CompleteUpload"
+	Index_AbortUpload_FullMethodName         = "/cellar.v1.Index/AbortUpload"
+	Index_ListUploads_FullMethodName         = "/cellar.v1.Index/ListUploads"
+	Index_ListParts_FullMethodName           = "/cellar.v1.Index/ListParts"
 )
 
 // IndexClient is the client API for Index service.
@@ -57,6 +60,13 @@ type IndexClient interface {
 	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
 	// command; the blobs are the caller's to delete.
 	DropBucket(ctx context.Context, in *DropBucketRequest, opts ...grpc.CallOption) (*DropBucketResponse, error)
+	// Sets one part of a bucket's configuration (tags, CORS, lifecycle), leaving the
+	// others as they are.
+	PutBucketConfig(ctx context.Context, in *PutBucketConfigRequest, opts ...grpc.CallOption) (*PutBucketConfigResponse, error)
+	// Replaces the tags of an object, leaving the rest of its record as it is.
+	PutObjectTags(ctx context.Context, in *PutObjectTagsRequest, opts ...grpc.CallOption) (*PutObjectTagsResponse, error)
+	// Sets a bucket's S3 versioning state (ENABLED or SUSPENDED).
+	SetBucketVersioning(ctx context.Context, in *SetBucketVersioningRequest, opts ...grpc.CallOption) (*SetBucketVersioningResponse, error)
 	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
 	// the upload and its parts until the upload is completed (one commit makes the
 	// object, listing its parts, visible) or aborted.
@@ -176,6 +186,36 @@ func (c *indexClient) DropBucket(ctx context.Context, in *DropBucketRequest, opt
 	return out, nil
 }
 
+func (c *indexClient) PutBucketConfig(ctx context.Context, in *PutBucketConfigRequest, opts ...grpc.CallOption) (*PutBucketConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutBucketConfigResponse)
+	err := c.cc.Invoke(ctx, Index_PutBucketConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) PutObjectTags(ctx context.Context, in *PutObjectTagsRequest, opts ...grpc.CallOption) (*PutObjectTagsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutObjectTagsResponse)
+	err := c.cc.Invoke(ctx, Index_PutObjectTags_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *indexClient) SetBucketVersioning(ctx context.Context, in *SetBucketVersioningRequest, opts ...grpc.CallOption) (*SetBucketVersioningResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBucketVersioningResponse)
+	err := c.cc.Invoke(ctx, Index_SetBucketVersioning_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *indexClient) CreateUpload(ctx context.Context, in *CreateUploadRequest, opts ...grpc.CallOption) (*CreateUploadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateUploadResponse)
@@ -256,6 +296,13 @@ type IndexServer interface {
 	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
 	// command; the blobs are the caller's to delete.
 	DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error)
+	// Sets one part of a bucket's configuration (tags, CORS, lifecycle), leaving the
+	// others as they are.
+	PutBucketConfig(context.Context, *PutBucketConfigRequest) (*PutBucketConfigResponse, error)
+	// Replaces the tags of an object, leaving the rest of its record as it is.
+	PutObjectTags(context.Context, *PutObjectTagsRequest) (*PutObjectTagsResponse, error)
+	// Sets a bucket's S3 versioning state (ENABLED or SUSPENDED).
+	SetBucketVersioning(context.Context, *SetBucketVersioningRequest) (*SetBucketVersioningResponse, error)
 	// Multipart uploads. Parts are blobs on the cell's storage nodes; the index keeps
 	// the upload and its parts until the upload is completed (one commit makes the
 	// object, listing its parts, visible) or aborted.
@@ -304,6 +351,15 @@ func (UnimplementedIndexServer) FenceBucket(context.Context, *FenceBucketRequest
 }
 func (UnimplementedIndexServer) DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropBucket not implemented")
+}
+func (UnimplementedIndexServer) PutBucketConfig(context.Context, *PutBucketConfigRequest) (*PutBucketConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutBucketConfig not implemented")
+}
+func (UnimplementedIndexServer) PutObjectTags(context.Context, *PutObjectTagsRequest) (*PutObjectTagsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutObjectTags not implemented")
+}
+func (UnimplementedIndexServer) SetBucketVersioning(context.Context, *SetBucketVersioningRequest) (*SetBucketVersioningResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBucketVersioning not implemented")
 }
 func (UnimplementedIndexServer) CreateUpload(context.Context, *CreateUploadRequest) (*CreateUploadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUpload not implemented")
@@ -524,6 +580,60 @@ func _Index_DropBucket_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Index_PutBucketConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutBucketConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).PutBucketConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_PutBucketConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).PutBucketConfig(ctx, req.(*PutBucketConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_PutObjectTags_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutObjectTagsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).PutObjectTags(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_PutObjectTags_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).PutObjectTags(ctx, req.(*PutObjectTagsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Index_SetBucketVersioning_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBucketVersioningRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).SetBucketVersioning(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_SetBucketVersioning_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).SetBucketVersioning(ctx, req.(*SetBucketVersioningRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Index_CreateUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateUploadRequest)
 	if err := dec(in); err != nil {
@@ -678,6 +788,18 @@ var Index_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropBucket",
 			Handler:    _Index_DropBucket_Handler,
+		},
+		{
+			MethodName: "PutBucketConfig",
+			Handler:    _Index_PutBucketConfig_Handler,
+		},
+		{
+			MethodName: "PutObjectTags",
+			Handler:    _Index_PutObjectTags_Handler,
+		},
+		{
+			MethodName: "SetBucketVersioning",
+			Handler:    _Index_SetBucketVersioning_Handler,
 		},
 		{
 			MethodName: "CreateUpload",

@@ -21,6 +21,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// BucketVersioning is a bucket's S3 versioning state. A bucket never versioned is
+// OFF; once enabled it is ENABLED or SUSPENDED, never OFF again.
+type BucketVersioning int32
+
+const (
+	BucketVersioning_BUCKET_VERSIONING_OFF BucketVersioning = 0
+	// every write makes a new version with its own id; a DELETE adds a delete marker.
+	BucketVersioning_BUCKET_VERSIONING_ENABLED BucketVersioning = 1
+	// writes make the "null" version, replacing the previous null version; older
+	// versions are kept.
+	BucketVersioning_BUCKET_VERSIONING_SUSPENDED BucketVersioning = 2
+)
+
+// Enum value maps for BucketVersioning.
+var (
+	BucketVersioning_name = map[int32]string{
+		0: "BUCKET_VERSIONING_OFF",
+		1: "BUCKET_VERSIONING_ENABLED",
+		2: "BUCKET_VERSIONING_SUSPENDED",
+	}
+	BucketVersioning_value = map[string]int32{
+		"BUCKET_VERSIONING_OFF":       0,
+		"BUCKET_VERSIONING_ENABLED":   1,
+		"BUCKET_VERSIONING_SUSPENDED": 2,
+	}
+)
+
+func (x BucketVersioning) Enum() *BucketVersioning {
+	p := new(BucketVersioning)
+	*p = x
+	return p
+}
+
+func (x BucketVersioning) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BucketVersioning) Descriptor() protoreflect.EnumDescriptor {
+	return file_cellar_v1_types_proto_enumTypes[0].Descriptor()
+}
+
+func (BucketVersioning) Type() protoreflect.EnumType {
+	return &file_cellar_v1_types_proto_enumTypes[0]
+}
+
+func (x BucketVersioning) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BucketVersioning.Descriptor instead.
+func (BucketVersioning) EnumDescriptor() ([]byte, []int) {
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{0}
+}
+
 // BucketFence is how an index refuses a bucket that moves out of its cell.
 type BucketFence int32
 
@@ -57,11 +111,11 @@ func (x BucketFence) String() string {
 }
 
 func (BucketFence) Descriptor() protoreflect.EnumDescriptor {
-	return file_cellar_v1_types_proto_enumTypes[0].Descriptor()
+	return file_cellar_v1_types_proto_enumTypes[1].Descriptor()
 }
 
 func (BucketFence) Type() protoreflect.EnumType {
-	return &file_cellar_v1_types_proto_enumTypes[0]
+	return &file_cellar_v1_types_proto_enumTypes[1]
 }
 
 func (x BucketFence) Number() protoreflect.EnumNumber {
@@ -70,7 +124,7 @@ func (x BucketFence) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BucketFence.Descriptor instead.
 func (BucketFence) EnumDescriptor() ([]byte, []int) {
-	return file_cellar_v1_types_proto_rawDescGZIP(), []int{0}
+	return file_cellar_v1_types_proto_rawDescGZIP(), []int{1}
 }
 
 // Location says where one object's bytes live. It is the index's record: the key
@@ -105,7 +159,18 @@ type Location struct {
 	ChecksumAlgorithm string `protobuf:"bytes,16,opt,name=checksum_algorithm,json=checksumAlgorithm,proto3" json:"checksum_algorithm,omitempty"`
 	Checksum          string `protobuf:"bytes,17,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	// the parts of a multipart object, in order; object_id and replicas are then empty.
-	Parts         []*PartLocation `protobuf:"bytes,18,rep,name=parts,proto3" json:"parts,omitempty"`
+	Parts []*PartLocation `protobuf:"bytes,18,rep,name=parts,proto3" json:"parts,omitempty"`
+	// the object's tags (S3 object tagging); numbered apart from the fields above.
+	Tags []*Tag `protobuf:"bytes,40,rep,name=tags,proto3" json:"tags,omitempty"`
+	// S3 versioning; numbered apart from the fields above. version_id is the version's
+	// id ("" is S3's "null" version: the only one of a bucket never versioned).
+	VersionId string `protobuf:"bytes,60,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	// a delete marker: a version with no data, made by a DELETE in a versioned bucket.
+	DeleteMarker bool `protobuf:"varint,61,opt,name=delete_marker,json=deleteMarker,proto3" json:"delete_marker,omitempty"`
+	// the key's older (noncurrent) versions, newest first, each without bucket, key
+	// and versions of its own; the record above is the current version. Kept in the
+	// same record so that the rebuild loads and checks them with the key.
+	Versions      []*Location `protobuf:"bytes,62,rep,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +327,34 @@ func (x *Location) GetChecksum() string {
 func (x *Location) GetParts() []*PartLocation {
 	if x != nil {
 		return x.Parts
+	}
+	return nil
+}
+
+func (x *Location) GetTags() []*Tag {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *Location) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *Location) GetDeleteMarker() bool {
+	if x != nil {
+		return x.DeleteMarker
+	}
+	return false
+}
+
+func (x *Location) GetVersions() []*Location {
+	if x != nil {
+		return x.Versions
 	}
 	return nil
 }
@@ -456,8 +549,15 @@ type Bucket struct {
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	CreatedUnixNano int64                  `protobuf:"varint,2,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	// How the bucket is fenced while it moves to another cell (moved_to).
-	Fence         BucketFence `protobuf:"varint,3,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
-	MovedTo       string      `protobuf:"bytes,4,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	Fence   BucketFence `protobuf:"varint,3,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
+	MovedTo string      `protobuf:"bytes,4,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	// the bucket's tags, CORS rules and lifecycle rules (nil: none); numbered apart
+	// from the fields above.
+	Tags      []*Tag                  `protobuf:"bytes,40,rep,name=tags,proto3" json:"tags,omitempty"`
+	Cors      *CorsConfiguration      `protobuf:"bytes,41,opt,name=cors,proto3" json:"cors,omitempty"`
+	Lifecycle *LifecycleConfiguration `protobuf:"bytes,42,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	// S3 versioning of the bucket's objects; numbered apart from the fields above.
+	Versioning    BucketVersioning `protobuf:"varint,60,opt,name=versioning,proto3,enum=cellar.v1.BucketVersioning" json:"versioning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -518,6 +618,34 @@ func (x *Bucket) GetMovedTo() string {
 		return x.MovedTo
 	}
 	return ""
+}
+
+func (x *Bucket) GetTags() []*Tag {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *Bucket) GetCors() *CorsConfiguration {
+	if x != nil {
+		return x.Cors
+	}
+	return nil
+}
+
+func (x *Bucket) GetLifecycle() *LifecycleConfiguration {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return nil
+}
+
+func (x *Bucket) GetVersioning() BucketVersioning {
+	if x != nil {
+		return x.Versioning
+	}
+	return BucketVersioning_BUCKET_VERSIONING_OFF
 }
 
 // NodeMeta is what every daemon gossips about itself through memberlist.
@@ -674,7 +802,7 @@ var File_cellar_v1_types_proto protoreflect.FileDescriptor
 
 const file_cellar_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x15cellar/v1/types.proto\x12\tcellar.v1\"\xc5\x05\n" +
+	"\x15cellar/v1/types.proto\x12\tcellar.v1\x1a\x1ccellar/v1/bucketconfig.proto\"\xde\x06\n" +
 	"\bLocation\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
@@ -694,7 +822,12 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\aexpires\x18\x0f \x01(\tR\aexpires\x12-\n" +
 	"\x12checksum_algorithm\x18\x10 \x01(\tR\x11checksumAlgorithm\x12\x1a\n" +
 	"\bchecksum\x18\x11 \x01(\tR\bchecksum\x12-\n" +
-	"\x05parts\x18\x12 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x1a?\n" +
+	"\x05parts\x18\x12 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x12\"\n" +
+	"\x04tags\x18( \x03(\v2\x0e.cellar.v1.TagR\x04tags\x12\x1d\n" +
+	"\n" +
+	"version_id\x18< \x01(\tR\tversionId\x12#\n" +
+	"\rdelete_marker\x18= \x01(\bR\fdeleteMarker\x12/\n" +
+	"\bversions\x18> \x03(\v2\x13.cellar.v1.LocationR\bversions\x1a?\n" +
 	"\x11UserMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
@@ -712,12 +845,18 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
 	"\x13initiated_unix_nano\x18\x04 \x01(\x03R\x11initiatedUnixNano\x12'\n" +
 	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\x12#\n" +
-	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"\x91\x01\n" +
+	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"\xe5\x02\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x05fence\x18\x03 \x01(\x0e2\x16.cellar.v1.BucketFenceR\x05fence\x12\x19\n" +
-	"\bmoved_to\x18\x04 \x01(\tR\amovedTo\"\xf4\x02\n" +
+	"\bmoved_to\x18\x04 \x01(\tR\amovedTo\x12\"\n" +
+	"\x04tags\x18( \x03(\v2\x0e.cellar.v1.TagR\x04tags\x120\n" +
+	"\x04cors\x18) \x01(\v2\x1c.cellar.v1.CorsConfigurationR\x04cors\x12?\n" +
+	"\tlifecycle\x18* \x01(\v2!.cellar.v1.LifecycleConfigurationR\tlifecycle\x12;\n" +
+	"\n" +
+	"versioning\x18< \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
+	"versioning\"\xf4\x02\n" +
 	"\bNodeMeta\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -735,7 +874,11 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"group_size\x18\f \x01(\x05R\tgroupSize\x12\x1f\n" +
 	"\vmap_version\x18\r \x01(\x04R\n" +
-	"mapVersion*S\n" +
+	"mapVersion*m\n" +
+	"\x10BucketVersioning\x12\x19\n" +
+	"\x15BUCKET_VERSIONING_OFF\x10\x00\x12\x1d\n" +
+	"\x19BUCKET_VERSIONING_ENABLED\x10\x01\x12\x1f\n" +
+	"\x1bBUCKET_VERSIONING_SUSPENDED\x10\x02*S\n" +
 	"\vBucketFence\x12\x15\n" +
 	"\x11BUCKET_FENCE_NONE\x10\x00\x12\x17\n" +
 	"\x13BUCKET_FENCE_WRITES\x10\x01\x12\x14\n" +
@@ -753,27 +896,37 @@ func file_cellar_v1_types_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_types_proto_rawDescData
 }
 
-var file_cellar_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_cellar_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_cellar_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cellar_v1_types_proto_goTypes = []any{
-	(BucketFence)(0),     // 0: cellar.v1.BucketFence
-	(*Location)(nil),     // 1: cellar.v1.Location
-	(*PartLocation)(nil), // 2: cellar.v1.PartLocation
-	(*Upload)(nil),       // 3: cellar.v1.Upload
-	(*Bucket)(nil),       // 4: cellar.v1.Bucket
-	(*NodeMeta)(nil),     // 5: cellar.v1.NodeMeta
-	nil,                  // 6: cellar.v1.Location.UserMetadataEntry
+	(BucketVersioning)(0),          // 0: cellar.v1.BucketVersioning
+	(BucketFence)(0),               // 1: cellar.v1.BucketFence
+	(*Location)(nil),               // 2: cellar.v1.Location
+	(*PartLocation)(nil),           // 3: cellar.v1.PartLocation
+	(*Upload)(nil),                 // 4: cellar.v1.Upload
+	(*Bucket)(nil),                 // 5: cellar.v1.Bucket
+	(*NodeMeta)(nil),               // 6: cellar.v1.NodeMeta
+	nil,                            // 7: cellar.v1.Location.UserMetadataEntry
+	(*Tag)(nil),                    // 8: cellar.v1.Tag
+	(*CorsConfiguration)(nil),      // 9: cellar.v1.CorsConfiguration
+	(*LifecycleConfiguration)(nil), // 10: cellar.v1.LifecycleConfiguration
 }
 var file_cellar_v1_types_proto_depIdxs = []int32{
-	6, // 0: cellar.v1.Location.user_metadata:type_name -> cellar.v1.Location.UserMetadataEntry
-	2, // 1: cellar.v1.Location.parts:type_name -> cellar.v1.PartLocation
-	1, // 2: cellar.v1.Upload.meta:type_name -> cellar.v1.Location
-	0, // 3: cellar.v1.Bucket.fence:type_name -> cellar.v1.BucketFence
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7,  // 0: cellar.v1.Location.user_metadata:type_name -> cellar.v1.Location.UserMetadataEntry
+	3,  // 1: cellar.v1.Location.parts:type_name -> cellar.v1.PartLocation
+	8,  // 2: cellar.v1.Location.tags:type_name -> cellar.v1.Tag
+	2,  // 3: cellar.v1.Location.versions:type_name -> cellar.v1.Location
+	2,  // 4: cellar.v1.Upload.meta:type_name -> cellar.v1.Location
+	1,  // 5: cellar.v1.Bucket.fence:type_name -> cellar.v1.BucketFence
+	8,  // 6: cellar.v1.Bucket.tags:type_name -> cellar.v1.Tag
+	9,  // 7: cellar.v1.Bucket.cors:type_name -> cellar.v1.CorsConfiguration
+	10, // 8: cellar.v1.Bucket.lifecycle:type_name -> cellar.v1.LifecycleConfiguration
+	0,  // 9: cellar.v1.Bucket.versioning:type_name -> cellar.v1.BucketVersioning
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_types_proto_init() }
@@ -781,12 +934,13 @@ func file_cellar_v1_types_proto_init() {
 	if File_cellar_v1_types_proto != nil {
 		return
 	}
+	file_cellar_v1_bucketconfig_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_types_proto_rawDesc), len(file_cellar_v1_types_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
