@@ -105,9 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	return d.Wait(wctx, func() error {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		return srv.Shutdown(sctx)
+		return d.ShutdownHTTP(srv, "s3", 5*time.Second)
 	})
 }
 

@@ -113,9 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	return d.Wait(wctx, func() error {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		err := srv.Shutdown(sctx)
+		err := d.ShutdownHTTP(srv, "s3", 5*time.Second)
 		conns.Close()
 		return err
 	})

@@ -443,15 +443,30 @@ func (d *Daemon) Stop(cleanup func() error) error {
 		d.Log.Warn("graceful stop timed out; cutting calls in flight")
 		d.GRPC.Stop()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), d.opts.StopTimeout)
-	defer cancel()
-	err := d.adminSrv.Shutdown(sctx)
+	err := d.ShutdownHTTP(d.adminSrv, "admin", d.opts.StopTimeout)
 	d.grpcLn.Close()
 	d.adminLn.Close()
 	if cleanup != nil {
 		err = errors.Join(err, cleanup())
 	}
 	d.Log.Info("daemon stopped")
+	return err
+}
+
+// ShutdownHTTP stops srv gracefully, giving the requests in flight up to timeout to
+// finish, then closes whatever connections are left. A stop that had to cut
+// connections is still a stop: it is logged, not returned as an error. (A connection
+// accepted a moment ago that has sent nothing yet counts as busy for net/http's
+// Shutdown for its first five seconds, so a server stopped just after it was started
+// would otherwise fail to stop.)
+func (d *Daemon) ShutdownHTTP(srv *http.Server, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.Log.Warn("graceful stop of an HTTP server timed out; cutting its connections", "server", name, "after", timeout)
+		return srv.Close()
+	}
 	return err
 }
 
