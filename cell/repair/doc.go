@@ -33,7 +33,9 @@
 //  2. It reads the cell's whole index (every bucket, every key, page by page, and the
 //     parts of multipart uploads in progress). A pass whose scan fails does nothing
 //     more: an incomplete scan would make every blob look like garbage.
-//  3. For every object version (and every part of a multipart object) written at least
+//  3. For every object version, current or older (the older versions of a versioned
+//     key, those under a delete marker too, keep their copies as the current one does),
+//     and every part of a multipart object, written at least
 //     RecentMargin before the pass began (a newer one may have blobs the listing
 //     missed: the next pass judges it, and this pass's counts leave it out) it counts the
 //     copies: a replica the index lists on a node whose listing holds the blob is held;
@@ -41,9 +43,12 @@
 //     never reached it). A missing copy on a ready node is written back to that node
 //     from a held copy (a wiped or replaced node refills this way); an object with
 //     fewer replicas than the cell's copies (a degraded write) gets a copy on another
-//     ready node, and the new replica list is committed through the index, on the
-//     condition that the version is still the current one. If that condition fails the
-//     new copy is deleted at once: no index record ever pointed to it.
+//     ready node, and the new replica list is committed through the index for that
+//     version (CommitRequest.if_object_id names it by its blob): the index changes the
+//     replica lists of that version alone, wherever it stands among the key's versions,
+//     and only if the key still has it. If the version is gone the new copy is deleted
+//     at once: no index record ever pointed to it. The scrubber's list is every held
+//     copy of every version.
 //  4. Garbage: a blob of a listed node that no index record references (an object, a
 //     part, or a part of an upload in progress) is an orphan. It is deleted once it is
 //     older than Options.GCGrace and was first seen orphaned at least GCGrace ago: the

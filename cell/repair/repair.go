@@ -356,11 +356,11 @@ func (r *Repairer) Pass(ctx context.Context) (PassResult, error) {
 	refs := map[blobID]struct{}{}
 	var suspects, work []*cellarv1.Location
 	var scrub []scrubItem
-	err := r.scan(ctx, func(loc *cellarv1.Location, current bool) {
+	err := r.scan(ctx, func(loc *cellarv1.Location, version bool) {
 		for _, c := range refsOf(loc) {
 			refs[c.id] = struct{}{}
 		}
-		if !current {
+		if !version {
 			return // a part of an upload in progress: referenced, not repaired
 		}
 		res.Objects++
@@ -648,11 +648,12 @@ func (r *Repairer) indexCall(ctx context.Context, fn func(ctx context.Context, c
 	return last
 }
 
-// scan calls fn with the current version of every object of the cell's index
-// (current true), and with the older versions of versioned keys and every part of
-// every multipart upload in progress (as a Location whose Parts hold it), current
-// false: their blobs are referenced, not repaired.
-func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, current bool)) error {
+// scan calls fn with every version of every object of the cell's index, current or
+// older (version true: an acknowledged older version keeps its copies as the current
+// one does), and with every part of every multipart upload in progress (as a
+// Location whose Parts hold it), version false: its blobs are referenced, not
+// repaired. Delete markers have no blobs and are not passed.
+func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, version bool)) error {
 	var buckets []*cellarv1.Bucket
 	if err := r.indexCall(ctx, func(ctx context.Context, c cellarv1.IndexClient) error {
 		resp, err := c.ListBuckets(ctx, &cellarv1.ListBucketsRequest{})
@@ -678,15 +679,18 @@ func (r *Repairer) scan(ctx context.Context, fn func(loc *cellarv1.Location, cur
 			}
 			for _, loc := range page.Entries {
 				// The older versions of a versioned key (and those under a delete
-				// marker) keep their blobs: referenced, not repaired.
+				// marker) are versions like the current one: kept and repaired.
 				older := loc.Versions
 				loc.Versions = nil
 				if !loc.DeleteMarker {
 					fn(loc, true)
 				}
 				for _, v := range older {
+					if v.DeleteMarker {
+						continue
+					}
 					v.Bucket, v.Key = loc.Bucket, loc.Key
-					fn(v, false)
+					fn(v, true)
 				}
 			}
 			if !page.Truncated || page.Next == "" {
@@ -820,7 +824,8 @@ func (r *Repairer) repairObject(ctx context.Context, snap *snapshot, loc *cellar
 		switch k := errs.KindOf(err); {
 		case err == nil:
 		case k == errs.PreconditionFailed || k == errs.NoSuchKey:
-			// Overwritten or deleted meanwhile: no record points to the new copies.
+			// The version is gone (deleted, or overwritten in a bucket that keeps
+			// no versions): no record points to the new copies.
 			for _, a := range added {
 				r.deleteBlob(ctx, snap, a.node, a.id)
 			}
