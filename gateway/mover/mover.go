@@ -7,7 +7,9 @@
 //
 //  1. B's entry in the cell map becomes moving(T); B is created in T's index.
 //  2. Copy: every object of B is copied from S to T (gateway.Copier: the bytes as a GET
-//     reads them, written as a PUT writes them), while B keeps serving from S.
+//     reads them, written as a PUT writes them; the object's tags and times kept), and
+//     B's configuration (tags, CORS and lifecycle rules) with it, while B keeps
+//     serving from S.
 //  3. Catch-up passes copy what changed since (a new version, a deleted key), until a
 //     pass finds little to do.
 //  4. Write fence: B's entry becomes fenced and S's index refuses writes to B
@@ -26,7 +28,13 @@
 // map entry goes back to normal in S, and what was copied to T is dropped there. From the seal (5) on, a cancel no longer
 // stops it. A move that stopped part way (its process died) is resumed by running the
 // same move again: the map entry says where it was, and a move that had flipped the
-// map has the source's records dropped. Its metrics (NewMetrics) count the copies,
+// map has the source's records dropped.
+//
+// A bucket with S3 versioning (enabled or suspended) is not moved: the copy carries
+// the current version of each key only. Its plan is refused, and a move whose bucket
+// gets versioning while it copies is undone.
+//
+// Its metrics (NewMetrics) count the copies,
 // the moves by outcome and their write pause.
 package mover
 
@@ -36,6 +44,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -165,6 +174,19 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 			}
 		}
 	}
+	var versioned []string
+	for _, b := range d.Buckets {
+		v, err := m.versioning(ctx, d.Source, b)
+		if err != nil && cm.GetBuckets()[b].GetState() == cellarv1.BucketState_BUCKET_STATE_NORMAL {
+			return nil, fmt.Errorf("read bucket %s in %s: %w", b, d.Source, err)
+		}
+		if v != cellarv1.BucketVersioning_BUCKET_VERSIONING_OFF {
+			versioned = append(versioned, b)
+		}
+	}
+	if len(versioned) > 0 {
+		return nil, fmt.Errorf("%w: %s", guard.ErrBadRequest, refuseVersioned(versioned))
+	}
 	for _, b := range d.Buckets {
 		n, size, err := m.count(ctx, d.Source, b)
 		if err != nil && cm.GetBuckets()[b].GetState() != cellarv1.BucketState_BUCKET_STATE_NORMAL {
@@ -189,6 +211,29 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 	}
 	d.TargetWritableNodes = h.Ready[cell.RoleStorage]
 	return guard.PlanMove(d, m.Topology.GuardrailsOff()), nil
+}
+
+// refuseVersioned says why the buckets named cannot move.
+func refuseVersioned(buckets []string) string {
+	what := "bucket " + buckets[0] + " has"
+	if len(buckets) > 1 {
+		what = fmt.Sprintf("buckets %s have", strings.Join(buckets, ", "))
+	}
+	return what + " S3 versioning enabled or suspended, and a move carries only the current version of each key, " +
+		"so it would lose the older versions and delete markers: cellar does not move a versioned bucket"
+}
+
+// versioning is bucket's S3 versioning in cellID.
+func (m *Mover) versioning(ctx context.Context, cellID, bucket string) (cellarv1.BucketVersioning, error) {
+	ix, err := m.Router.Index(cellID)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := ix.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: bucket})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetBucket().GetVersioning(), nil
 }
 
 // count is how many objects, and bytes, bucket holds in cellID.
@@ -443,6 +488,9 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 // target what the source no longer has. It returns how many objects it changed.
 func (r *run) pass(ctx context.Context) (int, error) {
 	r.stats.Passes++
+	if err := r.copyConfig(ctx); err != nil {
+		return 0, err
+	}
 	seen := map[string]bool{}
 	changed := 0
 	r.srcLocs = r.srcLocs[:0]
@@ -486,6 +534,35 @@ func (r *run) pass(ctx context.Context) (int, error) {
 		changed++
 	}
 	return changed, nil
+}
+
+// copyConfig gives the bucket in the target the configuration it has in the source
+// (its tags, CORS rules and lifecycle rules), as every pass reads it: the final pass,
+// after the write fence, copies the last of it. A bucket whose versioning was turned
+// on since the move was planned stops the move (see refuseVersioned).
+func (r *run) copyConfig(ctx context.Context) error {
+	src, err := r.m.Router.Index(r.src)
+	if err != nil {
+		return err
+	}
+	resp, err := src.GetBucket(ctx, &cellarv1.GetBucketRequest{Name: r.bucket})
+	if err != nil {
+		return fmt.Errorf("read %s in %s: %w", r.bucket, r.src, err)
+	}
+	b := resp.GetBucket()
+	if b.GetVersioning() != cellarv1.BucketVersioning_BUCKET_VERSIONING_OFF {
+		return permanent{errs.New(errs.InvalidRequest, "%s", refuseVersioned([]string{r.bucket}))}
+	}
+	dst, err := r.m.Router.Index(r.dst)
+	if err != nil {
+		return err
+	}
+	_, err = dst.PutBucketConfig(ctx, &cellarv1.PutBucketConfigRequest{Name: r.bucket,
+		SetTags: true, Tags: b.GetTags(), SetCors: true, Cors: b.GetCors(), SetLifecycle: true, Lifecycle: b.GetLifecycle()})
+	if err != nil {
+		return fmt.Errorf("copy the configuration of %s to %s: %w", r.bucket, r.dst, err)
+	}
+	return nil
 }
 
 // passes runs a pass, tried again while it fails (a node of either cell away); it
