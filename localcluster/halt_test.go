@@ -82,6 +82,8 @@ func TestHaltDisarmsEveryPillAndResumeArmsNothing(t *testing.T) {
 		_, err := os.Stat(faults)
 		return errors.Is(err, os.ErrNotExist)
 	})
+	// The file goes first, then each pill's audit entry is written.
+	waitFor(t, "both disarms are audited", func() bool { return len(haltAudits(t, dir)) >= 2 })
 	audits := haltAudits(t, dir)
 	if len(audits) != 2 || !strings.HasPrefix(audits[0].Outcome+audits[1].Outcome, "poison pill "+disarmedByHalt) ||
 		!strings.Contains(audits[1].Outcome, "index pill "+disarmedByHalt) || !strings.Contains(audits[1].Outcome, "b/k") ||
