@@ -22,55 +22,16 @@ import (
 	"github.com/cellarsim/cellar/cell/repair"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/gateway/mover"
-	"github.com/cellarsim/cellar/internal/daemon"
 	"github.com/cellarsim/cellar/internal/errs"
-	"github.com/cellarsim/cellar/internal/pki"
 	"github.com/cellarsim/cellar/internal/testwait"
 	"github.com/cellarsim/cellar/router"
 )
 
 // newMover returns a mover that reaches the cluster as a 'cellctl up' supervisor's
-// does: its own gossip view, and the supervisor's certificate (issued here from the
-// cluster's CA), the only one allowed to fence a bucket and change its map entry.
+// does (see Cluster.Mover), and the router it reaches the cluster through.
 func newMover(t *testing.T, c *Cluster) (*mover.Mover, *router.Router) {
 	t.Helper()
-	members, err := cell.JoinCluster(cell.MembershipConfig{
-		Self:     cell.Node{ID: "mover", Role: cell.RoleObserver, State: cell.StateReady, Started: time.Now()},
-		BindAddr: "127.0.0.1:0", Join: c.join, Fast: true, SecretKey: c.GossipKey(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { members.Leave(time.Second) })
-	conns := daemon.NewConns(router.CallDeadline(5 * time.Second))
-	if dir := c.PKIDir(); dir != "" {
-		if _, err := pki.Init(dir, pki.InitOptions{Cluster: "clustertest", Members: []pki.Member{
-			{Identity: pki.Identity{Role: pki.RoleSupervisor, Node: pki.RoleSupervisor}}}}); err != nil {
-			t.Fatal(err)
-		}
-		conns = daemon.NewTLSConns(c.Creds(pki.RoleSupervisor).ClientTLS(), router.CallDeadline(5*time.Second))
-	}
-	t.Cleanup(conns.Close)
-	rt := router.New(c.Topology, members, conns)
-	testwait.Succeeds(t, patience, "the mover sees the map group's leader and every cell's index", func() error {
-		if _, err := rt.MapGroup(true); err != nil {
-			return err
-		}
-		for _, id := range c.Topology.CellIDs() {
-			if _, err := rt.Index(id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	nodes := func(context.Context) ([]cell.NodeStatus, error) {
-		var out []cell.NodeStatus
-		for _, n := range members.Nodes() {
-			out = append(out, cell.NodeStatus{ID: n.ID, Role: n.Role, Cell: n.Cell, Running: true, State: n.State, Leader: n.Leader})
-		}
-		return out, nil
-	}
-	return &mover.Mover{Router: rt, Topology: c.Topology, Nodes: nodes, Log: c.logs.logger("mover")}, rt
+	return c.moverAs(t, "mover")
 }
 
 // retryPut puts until the cluster acknowledges it (a fenced bucket answers 503 for a

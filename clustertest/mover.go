@@ -21,8 +21,15 @@ import (
 // cluster's topology needs a map group (MapNodes).
 func (c *Cluster) Mover(tb testing.TB) *mover.Mover {
 	tb.Helper()
+	m, _ := c.moverAs(tb, "supervisor-mover")
+	return m
+}
+
+// moverAs is Mover with its gossip id, and the router it reaches the cluster through.
+func (c *Cluster) moverAs(tb testing.TB, id string) (*mover.Mover, *router.Router) {
+	tb.Helper()
 	members, err := cell.JoinCluster(cell.MembershipConfig{
-		Self:     cell.Node{ID: "supervisor-mover", Role: cell.RoleObserver, State: cell.StateReady, Started: time.Now()},
+		Self:     cell.Node{ID: id, Role: cell.RoleObserver, State: cell.StateReady, Started: time.Now()},
 		BindAddr: "127.0.0.1:0", Join: c.join, Fast: true, SecretKey: c.GossipKey(),
 	})
 	if err != nil {
@@ -39,7 +46,7 @@ func (c *Cluster) Mover(tb testing.TB) *mover.Mover {
 	}
 	tb.Cleanup(conns.Close)
 	rt := router.New(c.Topology, members, conns)
-	testwait.Succeeds(tb, time.Minute, "the mover sees the map group's leader and every cell's index", func() error {
+	testwait.Succeeds(tb, patience, "the mover sees the map group's leader and every cell's index", func() error {
 		if _, err := rt.MapGroup(true); err != nil {
 			return err
 		}
@@ -57,5 +64,5 @@ func (c *Cluster) Mover(tb testing.TB) *mover.Mover {
 		}
 		return out, nil
 	}
-	return &mover.Mover{Router: rt, Topology: c.Topology, Nodes: nodes, Log: c.logs.logger("mover")}
+	return &mover.Mover{Router: rt, Topology: c.Topology, Nodes: nodes, Log: c.logs.logger("mover")}, rt
 }
