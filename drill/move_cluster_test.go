@@ -103,12 +103,15 @@ func TestMoveNoisyTenantDrill(t *testing.T) {
 	if m.Moved == nil || m.Moved.Requests == 0 {
 		t.Errorf("no request of the moved bucket during the move: %+v", m.Moved)
 	}
-	// The moved bucket's load leaves the source for the target.
+	// The moved bucket's load leaves the source for the target. A request sent just
+	// before the map flipped, by a gateway whose map was a moment old, is answered by
+	// the fenced source (503, and the gateway fetches the new map): a straggler or two
+	// may land in the source's "after", never its load.
 	load := map[string]MoveCellLoad{}
 	for _, c := range m.PerCell {
 		load[c.Cell] = c
 	}
-	if load[src].MovedBefore == 0 || load[src].MovedAfter != 0 || load[dst].MovedBefore != 0 || load[dst].MovedAfter == 0 {
+	if load[src].MovedBefore == 0 || load[src].MovedAfter > load[src].MovedBefore/20 || load[dst].MovedBefore != 0 || load[dst].MovedAfter == 0 {
 		t.Errorf("the moved bucket's load per cell: %+v, want it in %s before and in %s after", m.PerCell, src, dst)
 	}
 	var kinds []string
