@@ -12,6 +12,7 @@ import (
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/internal/faultfile"
+	"github.com/cellarsim/cellar/internal/testwait"
 )
 
 // haltAudits returns the audit entries that record a pill disarmed by the kill switch.
@@ -28,18 +29,6 @@ func haltAudits(t *testing.T, dir string) []guard.Entry {
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, or fails the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // 'cellctl drill halt' disarms every pill for good: the supervisor that serves the
@@ -78,12 +67,12 @@ func TestHaltDisarmsEveryPillAndResumeArmsNothing(t *testing.T) {
 	if err := guard.OpenAudit(dir).Append(guard.Entry{Command: "cellctl drill halt", Decision: guard.DecisionHalt, Outcome: "drills halted"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the faults file is gone", func() bool {
+	testwait.Until(t, time.Minute, "the faults file is gone", func() bool {
 		_, err := os.Stat(faults)
 		return errors.Is(err, os.ErrNotExist)
 	})
 	// The file goes first, then each pill's audit entry is written.
-	waitFor(t, "both disarms are audited", func() bool { return len(haltAudits(t, dir)) >= 2 })
+	testwait.Until(t, time.Minute, "both disarms are audited", func() bool { return len(haltAudits(t, dir)) >= 2 })
 	audits := haltAudits(t, dir)
 	if len(audits) != 2 || !strings.HasPrefix(audits[0].Outcome+audits[1].Outcome, "poison pill "+disarmedByHalt) ||
 		!strings.Contains(audits[1].Outcome, "index pill "+disarmedByHalt) || !strings.Contains(audits[1].Outcome, "b/k") ||
