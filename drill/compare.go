@@ -218,6 +218,19 @@ func (s CompareSide) Figures() SideFigures {
 	return f
 }
 
+// Severity is the colour class of a side's verdict on the page: "bad" when the whole
+// region went down, "warn" when part of it did, "" when no request failed.
+func (f SideFigures) Severity() string {
+	switch {
+	case f.Failed == 0:
+		return ""
+	case f.Cells > 0 && len(f.CellsHit) < f.Cells:
+		return "warn"
+	default:
+		return "bad"
+	}
+}
+
 func (f SideFigures) verdict() string {
 	var b strings.Builder
 	if p := f.Poison; p != nil {

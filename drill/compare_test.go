@@ -178,6 +178,20 @@ func TestComparePageInBrowser(t *testing.T) {
 			t.Errorf("side %s has %s strips", side, got)
 		}
 	}
+	// The whole region down is red, one cell of four amber.
+	for side, want := range map[string]string{"A": "bad", "B": "warn"} {
+		if got := eval(`document.querySelector('section[data-side="` + side + `"] [data-verdict]').className`); got != "verdict "+want {
+			t.Errorf("side %s verdict class %q, want %q", side, got, "verdict "+want)
+		}
+	}
+	// Every event's label is drawn, and no two of them overlap (events a few seconds
+	// apart used to print over one another).
+	overlap := `(function(s){var ts=Array.from(document.querySelectorAll('svg[data-side="'+s+'"] text')).filter(t=>/quorum|restart|restored/.test(t.textContent)).map(t=>t.getBoundingClientRect());
+		for (var i=0;i<ts.length;i++) for (var j=i+1;j<ts.length;j++) { var a=ts[i], b=ts[j]; if (a.left<b.right && b.left<a.right && a.top<b.bottom && b.top<a.bottom) return "overlap"; }
+		return String(ts.length)})`
+	if got := eval(overlap + `("A")`); got != "3" {
+		t.Errorf("side A's event labels: %s, want 3 apart", got)
+	}
 	if got := eval(`document.querySelector('section[data-side="A"] .off') ? "shown" : "missing"`); got != "shown" {
 		t.Errorf("the no-guardrails mark on side A is %s", got)
 	}

@@ -17,7 +17,7 @@ const (
 	cmpRightW = 20
 	cmpStripH = 38
 	cmpGap    = 8
-	cmpMarkH  = 30 // the row of event labels above the strips
+	cmpMarkH  = 56 // the two rows of event labels above the strips
 	cmpAxisH  = 44
 	cmpFont   = 22
 	cmpServed = "#37474f" // the share of a second's requests served
@@ -73,9 +73,11 @@ func (s CompareSide) strips(span float64) template.HTML {
 		}
 		b.WriteString(`</g>`)
 	}
-	// The moments a room looks for, across the strips.
+	// The moments a room looks for, across the strips. A label goes on the upper row
+	// unless it would run into the last one there, then on the lower row; a label that
+	// fits on neither is left out (its dashed line stays).
 	bottom := top(len(r.PerCell)) - cmpGap
-	lastX := -1000.0
+	rowEnd := [2]float64{-1e9, -1e9}
 	for _, e := range r.Timeline {
 		var label string
 		switch e.Kind {
@@ -93,14 +95,24 @@ func (s CompareSide) strips(span float64) template.HTML {
 			continue
 		}
 		xe := x(t)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2" stroke-dasharray="6 5"/>`, xe, cmpMarkH-6, xe, bottom)
-		if xe-lastX > 120 {
-			anchor := "start"
-			if xe > cmpW-320 {
-				anchor = "end"
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2" stroke-dasharray="6 5"/>`, xe, 4, xe, bottom)
+		// Text of this size is about 0.55 of its font size wide per character.
+		w := float64(len(label))*float64(cmpFont-2)*0.55 + 12
+		x0, x1, anchor := xe+4, xe+4+w, "start"
+		if x1 > cmpW {
+			x0, x1, anchor = xe-4-w, xe, "end"
+		}
+		for row := range rowEnd {
+			if x0 < rowEnd[row] {
+				continue
 			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="%d" text-anchor="%s">%s</text>`, xe+4, cmpMarkH-10, cmpFont-2, anchor, label)
-			lastX = xe
+			tx := xe + 4
+			if anchor == "end" {
+				tx = xe - 4
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="%d" text-anchor="%s">%s</text>`, tx, 20+row*26, cmpFont-2, anchor, label)
+			rowEnd[row] = x1
+			break
 		}
 	}
 	// The shared time axis.
@@ -160,7 +172,7 @@ h1{font-size:40px;margin:0 0 16px}h2{font-size:30px;margin:30px 0 8px}
 .verdict{font-size:28px;font-weight:700;margin:6px 0 12px}
 .fig{display:grid;grid-template-columns:auto 1fr;gap:4px 18px;align-items:baseline}
 .fig .k{color:#37474f}.fig .v{font-size:32px;font-weight:700}
-.bad{color:#c62828}.off{background:#c62828;color:#fff;font-weight:800;padding:2px 10px;border-radius:4px}
+.bad{color:#c62828}.warn{color:#b45309}.off{background:#c62828;color:#fff;font-weight:800;padding:2px 10px;border-radius:4px;white-space:nowrap}
 ul{margin:4px 0 0 0;padding-left:24px;font-size:20px}
 .key{font-size:20px;color:#37474f}.sw{display:inline-block;width:20px;height:20px;vertical-align:-3px;margin:0 6px 0 14px}
 a{color:#0d47a1}
@@ -169,9 +181,9 @@ a{color:#0d47a1}
 <div class="cols">{{range .Sides}}
 <section class="side" data-side="{{.F.Name}}">
 <h2>{{.F.Name}}: {{.F.Setup}}{{if .F.GuardrailsOff}} <span class="off">NO GUARDRAILS</span>{{end}}</h2>
-<p class="verdict{{if .F.Failed}} bad{{end}}" data-verdict>{{.F.Verdict}}</p>
+<p class="verdict {{.F.Severity}}" data-verdict>{{.F.Verdict}}</p>
 <div class="fig">
-<span class="k">requests failed</span><span class="v{{if .F.Failed}} bad{{end}}" data-failed-share>{{pct .F.FailedShare}}</span>
+<span class="k">requests failed</span><span class="v {{.F.Severity}}" data-failed-share>{{pct .F.FailedShare}}</span>
 <span class="k">cells hit</span><span class="v" data-cells-hit>{{len .F.CellsHit}} of {{.F.Cells}}{{if .F.CellsHit}} ({{join .F.CellsHit ", "}}){{end}}</span>
 <span class="k">time to recover</span><span class="v" data-recovery>{{if .F.Recovery}}{{span .F.Recovery}}{{if not .F.Restored}} (not back){{end}}{{else}}—{{end}}</span>
 <span class="k">refused</span><span class="v" data-refused>{{len .F.Refused}}</span>

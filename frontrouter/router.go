@@ -136,6 +136,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 		return
 	}
+	for _, h := range hopHeaders {
+		r.Header.Del(h)
+	}
 	body := newSharedBody(r.Body)
 	defer body.close()
 	now := time.Now().UnixNano()
@@ -199,7 +202,11 @@ func shardNames(rt *Router, shard []int) string {
 // outgoing is r as sent to gateway b: the same method, Host, path (byte for byte as
 // the client sent it), query, headers but the hop-by-hop ones, and body.
 func (rt *Router) outgoing(r *http.Request, b *backend, body io.ReadCloser) *http.Request {
-	out := r.Clone(r.Context())
+	// A shallow copy: the incoming request is the router's own, so its header map
+	// (hop-by-hop headers already gone, see ServeHTTP) is forwarded as it is, not
+	// copied per attempt; no attempt writes to it.
+	out := new(http.Request)
+	*out = *r
 	out.RequestURI = ""
 	u := &url.URL{Scheme: "http", Host: b.addr, RawQuery: r.URL.RawQuery}
 	path, _, _ := strings.Cut(r.RequestURI, "?")
@@ -211,9 +218,6 @@ func (rt *Router) outgoing(r *http.Request, b *backend, body io.ReadCloser) *htt
 	out.URL = u
 	out.Host = r.Host
 	out.Close = false
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
 	if r.Body == nil || r.Body == http.NoBody {
 		out.Body = nil
 	} else {
