@@ -170,6 +170,12 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
+	if f, err := ReadClusterFile(abs); err == nil {
+		if err := sameLayout(f.Topology.Topology, topo); err != nil {
+			unlockDir(lock)
+			return nil, err
+		}
+	}
 	made, err := clusterCredentials(abs, &topo)
 	if err == nil {
 		err = clusterTenants(abs, &topo, opts.Tenants)
@@ -212,6 +218,31 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 		return nil, err
 	}
 	return s, nil
+}
+
+// sameLayout refuses to start a cluster over a data directory that ran with another
+// layout of buckets, where the change would answer 404 for buckets that exist:
+//   - a map group started over a cluster that had none would not know its buckets
+//     (ListBuckets and bucket lookups would miss them);
+//   - a cluster that drops its map group would look for a moved bucket in its slot's
+//     cell, where it no longer is;
+//   - without a map group, other cells, slots or partitioning would send the keys of
+//     the buckets to other cells than those that hold them.
+func sameLayout(was, now cell.Topology) error {
+	const fresh = "or use a new --data-dir"
+	switch {
+	case was.MapNodes == 0 && now.MapNodes > 0:
+		return fmt.Errorf("this data directory holds a cluster without a map group: starting one now (map_nodes: %d) would leave its buckets out of the map; start it with --map-nodes 0, %s", now.MapNodes, fresh)
+	case was.MapNodes > 0 && now.MapNodes == 0:
+		return fmt.Errorf("this data directory holds a cluster with a map group of %d: without it, moved buckets would be looked for in the wrong cell; start it with --map-nodes %d, %s", was.MapNodes, was.MapNodes, fresh)
+	case was.MapNodes > 0:
+		return nil // the map says where each slot and bucket is
+	case was.Cells != now.Cells:
+		return fmt.Errorf("this data directory holds a cluster of %d cell%s: with %d, buckets would be looked for in other cells than those that hold them; start it with --cells %d, %s", was.Cells, plural(was.Cells), now.Cells, was.Cells, fresh)
+	case was.Slots != now.Slots || was.Partition != now.Partition:
+		return fmt.Errorf("this data directory holds a cluster of %d slots partitioned by %s: with %d by %s, keys would be looked for in other cells than those that hold them; keep its topology, %s", was.Slots, was.Partition, now.Slots, now.Partition, fresh)
+	}
+	return nil
 }
 
 // plan gives every node of the topology its addresses, directories and log file.

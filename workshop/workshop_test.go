@@ -174,6 +174,7 @@ func TestLabsOneFourSix(t *testing.T) {
 
 	t.Run("lab 1", func(t *testing.T) {
 		def := cell.DefaultTopology()
+		def.MapNodes = cli.UpMapNodes // what cellctl up starts for a new cluster
 		got := observed{
 			"nodes in the default cluster":     strconv.Itoa(len(def.Nodes())),
 			"cells in the default cluster":     strconv.Itoa(def.Cells),

@@ -44,7 +44,13 @@ type upOptions struct {
 	stopTimeout  time.Duration
 	output       string
 	tenancy      tenantFlags
+	mapNodes     int
 }
+
+// UpMapNodes is the map group a new cluster of up gets when neither a topology file
+// nor --map-nodes says: three members, so that the cell map (and ListBuckets, and
+// moving buckets) survives the loss of one.
+const UpMapNodes = 3
 
 func newUpCommand() *cobra.Command {
 	var o upOptions
@@ -60,7 +66,9 @@ keeps it running until Ctrl-C (SIGINT) or SIGTERM.
 The cluster is the embedded default topology, or --topology FILE over it; a flag that
 is given overrides both, one that is not keeps the file's value. The defaults:
 
-  ` + topologySummary(def) + `; S3 on ` + def.S3Addr + `
+  ` + topologySummary(def) + `, and a map group of 3
+  nodes (the cell map: ListBuckets whichever cell is down, and 'cellctl move'); S3 on
+  ` + def.S3Addr + `
 
 Index nodes start first, then storage, placement and the gateways, each tier once the
 one before it is ready. Every node keeps its data in DATA_DIR/<node-id> and writes its
@@ -96,6 +104,7 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f.IntVar(&o.placement, "placement-nodes", def.PlacementNodes, "placement nodes per cell")
 	f.IntVar(&o.storage, "storage-nodes", def.StorageNodes, "storage nodes per cell")
 	f.IntVar(&o.gateways, "gateways", def.Gateways, "number of gateways")
+	f.IntVar(&o.mapNodes, "map-nodes", UpMapNodes, "members of the map group, the raft group holding the cell map (ListBuckets whichever cell is down, bucket moves); 0: none. A new cluster without a topology file gets 3; a topology file's map_nodes, or an existing cluster's, is kept unless this is set")
 	f.StringVar(&o.partition, "partition", def.Partition,
 		fmt.Sprintf("what picks a key's cell: %q or %q", cell.PartitionByBucket, cell.PartitionByKey))
 	f.StringVar(&o.s3Addr, "s3-addr", def.S3Addr, "address of the first gateway's S3 API")
@@ -147,6 +156,17 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 	if set("gateways") {
 		topo.Gateways = o.gateways
 	}
+	switch {
+	case set("map-nodes"):
+		topo.MapNodes = o.mapNodes
+	case o.topology == "":
+		// A cluster started before keeps its own (the supervisor refuses a change);
+		// a new one gets the map group.
+		topo.MapNodes = UpMapNodes
+		if f, err := localcluster.ReadClusterFile(o.dataDir); err == nil {
+			topo.MapNodes = f.Topology.MapNodes
+		}
+	}
 	if set("partition") {
 		topo.Partition = o.partition
 	}
@@ -191,7 +211,7 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 // a topology file.
 var upTopologyFlags = map[string]string{
 	"cells": "cells", "index_nodes": "index-nodes", "placement_nodes": "placement-nodes",
-	"storage_nodes": "storage-nodes", "gateways": "gateways", "partition": "partition", "auth": "auth",
+	"storage_nodes": "storage-nodes", "gateways": "gateways", "map_nodes": "map-nodes", "partition": "partition", "auth": "auth",
 	"guardrails": "guardrails", "sharding": "sharding", "shard_size": "shard-size", "routers": "routers",
 }
 
