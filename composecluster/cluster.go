@@ -280,7 +280,7 @@ func (c *Cluster) inspect(ctx context.Context) (map[string]container, error) {
 	}
 	c.mu.Lock()
 	var ids []string
-	for _, n := range c.allNodes() {
+	for _, n := range c.containers() {
 		if id, ok := c.ids[n.ID]; ok {
 			ids = append(ids, id)
 		}
@@ -314,6 +314,12 @@ func (c *Cluster) inspect(ctx context.Context) (map[string]container, error) {
 
 // allNodes is every node of the topology, the gateways included.
 func (c *Cluster) allNodes() []cell.NodeSpec { return c.topo.Nodes() }
+
+// containers is every container inspect looks at: the nodes, and the front routers
+// (one of which publishes the S3 port when the topology has them).
+func (c *Cluster) containers() []cell.NodeSpec {
+	return append(c.topo.Nodes(), c.topo.RouterNodes()...)
+}
 
 func (c *Cluster) frontNetwork() string { return c.network(deploy.FrontNetwork) }
 
@@ -408,48 +414,69 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Access is how S3 clients reach the cluster: the first gateway's published port and
-// the credentials the gateways were started with.
+// Access is how S3 clients reach the cluster: the port the S3 front publishes on the
+// host (the first front router when the topology has routers, else the first gateway;
+// deploy.Compose publishes that one) and the credentials it was started with.
 type Access struct {
 	Endpoint             string
 	AccessKey, SecretKey string
 	Region               string
 }
 
-// Access reads the S3 endpoint and credentials from the first gateway's container.
+// Access reads the S3 endpoint and credentials from the container that publishes the
+// S3 port: a front router's, else a gateway's.
 func (c *Cluster) Access(ctx context.Context) (Access, error) {
 	ks, err := c.inspect(ctx)
 	if err != nil {
 		return Access{}, err
 	}
-	a := Access{Region: c.topo.Region}
+	front := c.topo.RouterNodes()
 	for _, n := range c.allNodes() {
+		if n.Role == cell.RoleGateway {
+			front = append(front, n)
+		}
+	}
+	for _, n := range front {
 		k, ok := ks[n.ID]
-		if n.Role != cell.RoleGateway || !ok {
+		if !ok {
 			continue
 		}
-		for _, b := range k.NetworkSettings.Ports[fmt.Sprintf("%d/tcp", deploy.S3Port)] {
-			if b.HostPort != "" && a.Endpoint == "" {
-				host := b.HostIP
-				if host == "" || host == "0.0.0.0" {
-					host = "127.0.0.1"
-				}
-				a.Endpoint = "http://" + net.JoinHostPort(host, b.HostPort)
-			}
-		}
-		for _, e := range k.Config.Env {
-			if v, ok := strings.CutPrefix(e, cell.EnvAccessKey+"="); ok {
-				a.AccessKey = v
-			}
-			if v, ok := strings.CutPrefix(e, cell.EnvSecretKey+"="); ok {
-				a.SecretKey = v
-			}
-		}
-		if a.Endpoint != "" {
+		if a, ok := accessOf(k, c.topo.Region); ok {
 			return a, nil
 		}
 	}
-	return a, fmt.Errorf("%w: no gateway of compose project %q publishes its S3 port", ErrNotRunning, c.project)
+	what := "gateway"
+	if c.topo.Routers > 0 {
+		what = "front router or gateway"
+	}
+	return Access{Region: c.topo.Region}, fmt.Errorf("%w: no %s of compose project %q publishes its S3 port", ErrNotRunning, what, c.project)
+}
+
+// accessOf is the S3 endpoint container k publishes on the host, with the credentials
+// of its environment; false if it publishes none.
+func accessOf(k container, region string) (Access, bool) {
+	a := Access{Region: region}
+	for _, b := range k.NetworkSettings.Ports[fmt.Sprintf("%d/tcp", deploy.S3Port)] {
+		if b.HostPort != "" && a.Endpoint == "" {
+			host := b.HostIP
+			if host == "" || host == "0.0.0.0" {
+				host = "127.0.0.1"
+			}
+			a.Endpoint = "http://" + net.JoinHostPort(host, b.HostPort)
+		}
+	}
+	if a.Endpoint == "" {
+		return a, false
+	}
+	for _, e := range k.Config.Env {
+		if v, ok := strings.CutPrefix(e, cell.EnvAccessKey+"="); ok {
+			a.AccessKey = v
+		}
+		if v, ok := strings.CutPrefix(e, cell.EnvSecretKey+"="); ok {
+			a.SecretKey = v
+		}
+	}
+	return a, true
 }
 
 // node returns the container id of a node, or an error naming the nodes there are.

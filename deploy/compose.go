@@ -4,11 +4,11 @@
 // flags and their scrape targets stay in one place; and the Kubernetes manifests. A
 // node's command line is its node.Spec rendered by Args, as for a local cluster.
 //
-// The checked-in files under deploy/ are its output for deploy/topology.yaml, and
-// those under deploy/sharded/ for deploy/sharded/topology.yaml (front routers before
-// the gateways, shuffle sharding);
-// 'cellctl compose' writes them again after the topology changes (a test fails when
-// they are out of date).
+// The checked-in files under deploy/ are its output for deploy/topology.yaml, those
+// under deploy/sharded/ for deploy/sharded/topology.yaml (front routers before the
+// gateways, shuffle sharding), and those under deploy/cellmap/ for
+// deploy/cellmap/topology.yaml (a map group); 'cellctl compose' writes them again
+// after the topology changes (a test fails when they are out of date).
 package deploy
 
 import (
@@ -162,6 +162,11 @@ func containerSpec(t cell.Topology, id string, role cell.Role, cellID string, ra
 	case cell.RoleGateway:
 		spec.S3Addr = hostPort("0.0.0.0", S3Port)
 		spec.TopologyFile = TopologyPath
+		if t.MapNodes > 0 {
+			// The last cell map it had, kept on its volume: it serves with it across
+			// restarts while the map group is away.
+			spec.StateDir = DataDir
+		}
 	}
 	return spec
 }
@@ -286,6 +291,9 @@ func Compose(t cell.Topology) ([]byte, error) {
 			env()
 			p("    volumes:")
 			p("      - ./topology.yaml:%s:ro", TopologyPath)
+			if t.MapNodes > 0 {
+				p("      - %s:%s", n.ID, DataDir)
+			}
 			pkiMount()
 			if n.ID == s3Front(t) {
 				p("    ports:")
@@ -300,7 +308,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 				p("    ports:")
 				p("      - \"127.0.0.1:${CELLAR_S3_PORT:-9000}:%d\"", S3Port)
 			}
-		case cell.RoleIndex, cell.RoleStorage:
+		case cell.RoleIndex, cell.RoleStorage, cell.RoleMap:
 			p("    volumes:")
 			p("      - %s:%s", n.ID, DataDir)
 			pkiMount()
@@ -408,7 +416,7 @@ func Compose(t cell.Topology) ([]byte, error) {
 		p("  %s: {}", NodePKIVolume(pki.ObserverDir))
 	}
 	for _, n := range nodes {
-		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage {
+		if n.Role == cell.RoleIndex || n.Role == cell.RoleStorage || n.Role == cell.RoleMap || (n.Role == cell.RoleGateway && t.MapNodes > 0) {
 			p("  %s: {}", n.ID)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 // The checked-in files are what 'cellctl compose' writes: under deploy/ for
 // deploy/topology.yaml, under deploy/sharded/ for deploy/sharded/topology.yaml.
 func TestGeneratedFilesUpToDate(t *testing.T) {
-	for _, dir := range []string{".", "sharded"} {
+	for _, dir := range []string{".", "sharded", "cellmap"} {
 		topo, err := cell.LoadTopology(filepath.Join(dir, "topology.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -284,8 +284,8 @@ func TestComposeRouter(t *testing.T) {
 	}
 }
 
-// A topology with front routers runs them in Kubernetes too: the gateways are a
-// StatefulSet under a headless Service, so each has its name (gateway-0, ...), and
+// A topology with front routers runs them in Kubernetes too: each gateway is a
+// StatefulSet under a headless Service of its name (gateway-0, ...), and
 // every router forwards to those names in the fleet's order, the order its shards are
 // computed over; the S3 Service is the routers'; the routers and the gateways read
 // the tenants from their Secret and the sharding from the topology; a router holds
@@ -326,12 +326,15 @@ func TestKubernetesRouter(t *testing.T) {
 		}
 		return v
 	}
-	gw := docs["StatefulSet/gateway"]
-	if gw == nil || get(gw, "spec", "serviceName") != "gateway" || get(gw, "spec", "replicas") != 4 {
-		t.Fatalf("gateways: %v, want a StatefulSet of 4 under the Service gateway", gw)
-	}
-	if svc := docs["Service/gateway"]; get(svc, "spec", "clusterIP") != "None" {
-		t.Errorf("Service gateway %v, want headless", svc)
+	for i := range topo.Gateways {
+		name := cell.NodeID("", cell.RoleGateway, i)
+		gw := docs["StatefulSet/"+name]
+		if gw == nil || get(gw, "spec", "serviceName") != name || get(gw, "spec", "replicas") != 1 {
+			t.Fatalf("gateways: %v, want a StatefulSet of 1 under the Service %s", gw, name)
+		}
+		if svc := docs["Service/"+name]; get(svc, "spec", "clusterIP") != "None" {
+			t.Errorf("Service %s %v, want headless", name, svc)
+		}
 	}
 	rt := docs["Deployment/router"]
 	if rt == nil || get(rt, "spec", "replicas") != 2 {
@@ -342,7 +345,7 @@ func TestKubernetesRouter(t *testing.T) {
 		args = append(args, a.(string))
 	}
 	cmd := strings.Join(args, " ")
-	want := "--backends=gateway-0.gateway:9000,gateway-1.gateway:9000,gateway-2.gateway:9000,gateway-3.gateway:9000"
+	want := "--backends=gateway-0:9000,gateway-1:9000,gateway-2:9000,gateway-3:9000"
 	if !strings.HasPrefix(cmd, "daemon router --id=$(POD_NAME)") || !strings.Contains(cmd, want) ||
 		!strings.Contains(cmd, "--topology="+TopologyPath) || !strings.Contains(cmd, "--gossip-key="+PKIDir+"/gossip.key") ||
 		strings.Contains(cmd, "--tls-cert") || !strings.Contains(cmd, "--s3-addr=0.0.0.0:9000") {
@@ -357,14 +360,14 @@ func TestKubernetesRouter(t *testing.T) {
 	}
 	cellar := string(files["cellar.yaml"])
 	for _, who := range []string{"gateway", "router"} {
-		env := fmt.Sprint(get(docs[map[string]string{"gateway": "StatefulSet/gateway", "router": "Deployment/router"}[who]],
+		env := fmt.Sprint(get(docs[map[string]string{"gateway": "StatefulSet/gateway-0", "router": "Deployment/router"}[who]],
 			"spec", "template", "spec", "containers", 0, "env"))
 		if !strings.Contains(env, "name:CELLAR_TENANTS") || !strings.Contains(env, "key:tenants.json name:cellar-tenants") {
 			t.Errorf("%s environment %s: want CELLAR_TENANTS from the Secret cellar-tenants", who, env)
 		}
 	}
 	if vols := fmt.Sprint(get(rt, "spec", "template", "spec", "volumes")); !strings.Contains(vols, "items:[map[key:gossip.key path:gossip.key]]") {
-		t.Errorf("router volumes %s: want the gossip key alone from the Secret %s", vols, PKISecret)
+		t.Errorf("router volumes %s: want the gossip key alone from the Secret %s", vols, PKISecret(pki.ObserverDir))
 	}
 	// The gateways' S3 port answers the routers and operator pods only; the routers'
 	// answers anyone.

@@ -9,8 +9,9 @@ import (
 // node a certificate of the cluster's own CA and the gossip key, made by 'cellctl pki
 // init'. In compose a one-shot service (PKIService) makes them in its volume and gives
 // each node a copy of only its own files in a volume that node alone mounts, read-only,
-// at PKIDir (NodePKIVolume). In Kubernetes they come from the Secret cellar-pki (made
-// from a directory that 'cellctl pki init' wrote; see docs/docker.md).
+// at PKIDir (NodePKIVolume). In Kubernetes each node's pod mounts a Secret of its own
+// (PKISecret), made from the directory 'cellctl pki init --node-dirs' gives that node
+// (see docs/docker.md and docs/security.md).
 const (
 	// PKIDir is where a container finds the cluster's certificates and gossip key.
 	PKIDir = "/etc/cellar/pki"
@@ -23,8 +24,6 @@ const (
 	PKINodeDirs = "/pki-nodes"
 	// ImageUser is the user the image's processes run as (deploy/Dockerfile).
 	ImageUser = "65532:65532"
-	// PKISecret is the Kubernetes Secret that holds them.
-	PKISecret = "cellar-pki"
 )
 
 // withPKI gives spec its certificate files under PKIDir when t runs with TLS.

@@ -19,8 +19,9 @@ func newComposeCommand() *cobra.Command {
 		Long: `compose writes, from a topology file, what runs that cluster in containers:
 OUT/docker-compose.yml (one service per node, each with its own volume, and a
 the status page, and Prometheus and Grafana under the profile 'monitoring'), OUT/prometheus.yml (every node and the status page as a
-scrape target) and OUT/kubernetes/*.yaml (a StatefulSet, headless Service and
-PodDisruptionBudget per tier of each cell, and the gateways). The gateway container of
+scrape target) and OUT/kubernetes/*.yaml (a StatefulSet of one pod and a headless
+Service per node, so that each pod mounts only its own key, a PodDisruptionBudget and
+a NetworkPolicy per tier of each cell, the gateways, the routers and the map group). The gateway container of
 docker-compose.yml reads the same topology file, so keep it in OUT as topology.yaml.
 See docs/docker.md. It prints the path of every file it wrote; with --output json, as
 {"files": [...]}.`,

@@ -55,18 +55,21 @@ With --node-dirs DIR, each node also gets a directory of its own, DIR/<node-id>,
 only what it needs: ca.pem, gossip.key and its own certificate and key; DIR/observer
 gets ca.pem and gossip.key alone (for a status view). A container that mounts its own
 directory then holds neither the CA's key nor any other node's key. The compose file
-gives each node such a directory in a volume of its own.
+gives each node such a directory in a volume of its own; the Kubernetes manifests
+mount in each node's pod a Secret of its own made from it, cellar-pki-<node-id> (and
+give the front routers the gossip key of cellar-pki-observer): see docs/docker.md.
 
 What is there already is kept: the CA and the gossip key always, a node's certificate
 while it is the same node's and has more than 30 days left. Running it again after
 adding nodes to the topology issues only theirs.
 
 A node is given its files with --tls-cert, --tls-key, --tls-ca and --gossip-key; the
-compose and Kubernetes generators ('cellctl compose', deploy/) mount the directory
+compose and Kubernetes generators ('cellctl compose', deploy/) mount its own directory
 read-only. Certificates carry the node's id, localhost and 127.0.0.1 as host names,
 and those of --host; cellar's own clients check the CA and the role, not the host.`,
 		Example: `  cellctl pki init --dir deploy/pki
-  cellctl pki init --dir ./pki --topology my-topology.yaml --host cellar.example.internal`,
+  cellctl pki init --dir ./pki --topology my-topology.yaml --host cellar.example.internal
+  cellctl pki init --dir cellar-pki --topology deploy/topology.yaml --node-dirs cellar-pki-nodes`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(&output); err != nil {
