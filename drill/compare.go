@@ -219,8 +219,19 @@ func (s CompareSide) Figures() SideFigures {
 }
 
 // Severity is the colour class of a side's verdict on the page: "bad" when the whole
-// region went down, "warn" when part of it did, "" when no request failed.
+// region went down, "warn" when part of it did, "" when no request failed. For a
+// poison pill it goes by the tenants: "bad" when half or more were fully down, "warn"
+// when some were.
 func (f SideFigures) Severity() string {
+	if p := f.Poison; p != nil {
+		switch {
+		case p.FullyDown >= 0.5:
+			return "bad"
+		case p.FullyDown > 0 || p.PartlyAffected > 0:
+			return "warn"
+		}
+		return ""
+	}
 	switch {
 	case f.Failed == 0:
 		return ""

@@ -269,6 +269,10 @@ func TestComparePoison(t *testing.T) {
 	if want := "the poison pill crashed 2 of 8 gateways: 8.3% of tenants fully down (formula 3.6%), 0.0% partly affected, back in 1.4s"; b.Verdict != want {
 		t.Errorf("verdict B %q, want %q", b.Verdict, want)
 	}
+	// Every tenant down is red; a few of them, amber: shuffle sharding is the good side.
+	if a.Severity() != "bad" || b.Severity() != "warn" {
+		t.Errorf("severities A %q B %q, want bad and warn", a.Severity(), b.Severity())
+	}
 	var page bytes.Buffer
 	if err := c.HTML(&page); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,8 @@ func (s CompareSide) strips(span float64) template.HTML {
 			continue
 		}
 		xe := x(t)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2" stroke-dasharray="6 5"/>`, xe, 4, xe, bottom)
+		// The line starts below both rows of labels, so that it crosses none.
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2" stroke-dasharray="6 5"/>`, xe, cmpMarkH-6, xe, bottom)
 		// Text of this size is about 0.55 of its font size wide per character.
 		w := float64(len(label))*float64(cmpFont-2)*0.55 + 12
 		x0, x1, anchor := xe+4, xe+4+w, "start"

@@ -204,7 +204,10 @@ func shardNames(rt *Router, shard []int) string {
 func (rt *Router) outgoing(r *http.Request, b *backend, body io.ReadCloser) *http.Request {
 	// A shallow copy: the incoming request is the router's own, so its header map
 	// (hop-by-hop headers already gone, see ServeHTTP) is forwarded as it is, not
-	// copied per attempt; no attempt writes to it.
+	// copied per attempt; no attempt writes to it. (ServeHTTP deleting those headers
+	// from the request it was given goes against http.Handler's advice; the server
+	// has read what it needs of them before the handler runs, and the request is not
+	// used after it.)
 	out := new(http.Request)
 	*out = *r
 	out.RequestURI = ""

@@ -170,11 +170,17 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
-	if f, err := ReadClusterFile(abs); err == nil {
+	switch f, err := ReadClusterFile(abs); {
+	case err == nil:
 		if err := sameLayout(f.Topology.Topology, topo); err != nil {
 			unlockDir(lock)
 			return nil, err
 		}
+	case !errors.Is(err, ErrNoClusterFile):
+		// A cluster.json that cannot be read says nothing of the layout the data
+		// directory holds: starting over it could send requests to the wrong place.
+		unlockDir(lock)
+		return nil, fmt.Errorf("%w (fix or remove it to start this data directory)", err)
 	}
 	made, err := clusterCredentials(abs, &topo)
 	if err == nil {
@@ -221,13 +227,17 @@ func Start(ctx context.Context, topo cell.Topology, dir string, opts Options) (*
 }
 
 // sameLayout refuses to start a cluster over a data directory that ran with another
-// layout of buckets, where the change would answer 404 for buckets that exist:
+// layout, where the change would answer 404 (or 503) for buckets that exist, or split
+// a raft group:
 //   - a map group started over a cluster that had none would not know its buckets
-//     (ListBuckets and bucket lookups would miss them);
-//   - a cluster that drops its map group would look for a moved bucket in its slot's
-//     cell, where it no longer is;
-//   - without a map group, other cells, slots or partitioning would send the keys of
-//     the buckets to other cells than those that hold them.
+//     (ListBuckets and bucket lookups would miss them); a cluster that drops its map
+//     group would look for a moved bucket in its slot's cell, where it no longer is;
+//   - a raft group (the map group, a cell's index group) of another size: new members
+//     would bootstrap a group of their own, and nothing adds them to the running one;
+//   - other slots or partitioning send keys to other cells than those that hold them;
+//   - without a map group, other cells do too; with one, the map says where each slot
+//     and bucket is, so cells may be added (they get no slots until buckets are moved
+//     to them) but not removed.
 func sameLayout(was, now cell.Topology) error {
 	const fresh = "or use a new --data-dir"
 	switch {
@@ -235,12 +245,16 @@ func sameLayout(was, now cell.Topology) error {
 		return fmt.Errorf("this data directory holds a cluster without a map group: starting one now (map_nodes: %d) would leave its buckets out of the map; start it with --map-nodes 0, %s", now.MapNodes, fresh)
 	case was.MapNodes > 0 && now.MapNodes == 0:
 		return fmt.Errorf("this data directory holds a cluster with a map group of %d: without it, moved buckets would be looked for in the wrong cell; start it with --map-nodes %d, %s", was.MapNodes, was.MapNodes, fresh)
-	case was.MapNodes > 0:
-		return nil // the map says where each slot and bucket is
-	case was.Cells != now.Cells:
-		return fmt.Errorf("this data directory holds a cluster of %d cell%s: with %d, buckets would be looked for in other cells than those that hold them; start it with --cells %d, %s", was.Cells, plural(was.Cells), now.Cells, was.Cells, fresh)
+	case was.MapNodes != now.MapNodes:
+		return fmt.Errorf("this data directory holds a cluster with a map group of %d: a group of %d would not be the same raft group (new members would start one of their own); start it with --map-nodes %d, %s", was.MapNodes, now.MapNodes, was.MapNodes, fresh)
+	case was.IndexNodes != now.IndexNodes:
+		return fmt.Errorf("this data directory holds a cluster of %d index nodes per cell: with %d, each cell's index group would not be the same raft group; start it with --index-nodes %d, %s", was.IndexNodes, now.IndexNodes, was.IndexNodes, fresh)
 	case was.Slots != now.Slots || was.Partition != now.Partition:
 		return fmt.Errorf("this data directory holds a cluster of %d slots partitioned by %s: with %d by %s, keys would be looked for in other cells than those that hold them; keep its topology, %s", was.Slots, was.Partition, now.Slots, now.Partition, fresh)
+	case was.MapNodes == 0 && was.Cells != now.Cells:
+		return fmt.Errorf("this data directory holds a cluster of %d cell%s: with %d, buckets would be looked for in other cells than those that hold them; start it with --cells %d, %s", was.Cells, plural(was.Cells), now.Cells, was.Cells, fresh)
+	case now.Cells < was.Cells:
+		return fmt.Errorf("this data directory holds a cluster of %d cells: with %d, the buckets and slots its map gives the cells left out would be unreachable; move them first (cellctl move), or start it with --cells %d", was.Cells, now.Cells, was.Cells)
 	}
 	return nil
 }

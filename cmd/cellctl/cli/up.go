@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/drill/guard"
@@ -104,7 +105,7 @@ gateways, then storage, placement and index nodes; a second Ctrl-C kills what is
 	f.IntVar(&o.placement, "placement-nodes", def.PlacementNodes, "placement nodes per cell")
 	f.IntVar(&o.storage, "storage-nodes", def.StorageNodes, "storage nodes per cell")
 	f.IntVar(&o.gateways, "gateways", def.Gateways, "number of gateways")
-	f.IntVar(&o.mapNodes, "map-nodes", UpMapNodes, "members of the map group, the raft group holding the cell map (ListBuckets whichever cell is down, bucket moves); 0: none. A new cluster without a topology file gets 3; a topology file's map_nodes, or an existing cluster's, is kept unless this is set")
+	f.IntVar(&o.mapNodes, "map-nodes", UpMapNodes, "members of the map group, the raft group holding the cell map (ListBuckets whichever cell is down, bucket moves); 0: none. Unset: the topology file's map_nodes, else the cluster's in --data-dir, else 3 for a new cluster without a topology file. A cluster's map group cannot change size")
 	f.StringVar(&o.partition, "partition", def.Partition,
 		fmt.Sprintf("what picks a key's cell: %q or %q", cell.PartitionByBucket, cell.PartitionByKey))
 	f.StringVar(&o.s3Addr, "s3-addr", def.S3Addr, "address of the first gateway's S3 API")
@@ -156,15 +157,18 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 	if set("gateways") {
 		topo.Gateways = o.gateways
 	}
+	// The map group: the flag's; else the topology file's, when it says; else the
+	// one of the cluster already in the data directory (the supervisor refuses a
+	// change); else, for a new cluster, UpMapNodes.
 	switch {
 	case set("map-nodes"):
 		topo.MapNodes = o.mapNodes
-	case o.topology == "":
-		// A cluster started before keeps its own (the supervisor refuses a change);
-		// a new one gets the map group.
-		topo.MapNodes = UpMapNodes
+	case o.topology != "" && topologyFileSets(o.topology, "map_nodes"):
+	default:
 		if f, err := localcluster.ReadClusterFile(o.dataDir); err == nil {
 			topo.MapNodes = f.Topology.MapNodes
+		} else if o.topology == "" {
+			topo.MapNodes = UpMapNodes
 		}
 	}
 	if set("partition") {
@@ -205,6 +209,21 @@ func upTopology(cmd *cobra.Command, o upOptions) (cell.Topology, error) {
 		return topo, usageErrorf("%s", msg)
 	}
 	return topo, nil
+}
+
+// topologyFileSets reports whether the topology file at path gives key itself (the
+// file was read once already; a file that cannot be read again says nothing).
+func topologyFileSets(path, key string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var m map[string]any
+	if yaml.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
 }
 
 // upTopologyFlags names the flag of up that sets each topology setting, by its key in

@@ -21,6 +21,17 @@ func TestUpMapGroupDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeClusterFile(t, old, cell.DefaultTopology(), "http://127.0.0.1:1")
+	mapped := filepath.Join(dir, "mapped")
+	if err := os.MkdirAll(mapped, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	withMap := cell.DefaultTopology()
+	withMap.MapNodes = 3
+	writeClusterFile(t, mapped, withMap, "http://127.0.0.1:1")
+	mapFile := filepath.Join(dir, "map1.yaml")
+	if err := os.WriteFile(mapFile, []byte("map_nodes: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -31,6 +42,8 @@ func TestUpMapGroupDefault(t *testing.T) {
 		{"a new cluster, --map-nodes 5", []string{"--data-dir", filepath.Join(dir, "new"), "--map-nodes", "5"}, 5},
 		{"a topology file without map_nodes", []string{"--data-dir", filepath.Join(dir, "new"), "--topology", topoFile}, 0},
 		{"a cluster that ran without a map group", []string{"--data-dir", old}, 0},
+		{"a cluster that ran with a map group, a file that does not say", []string{"--data-dir", mapped, "--topology", topoFile}, 3},
+		{"a file that says", []string{"--data-dir", mapped, "--topology", mapFile}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := newUpCommand()
