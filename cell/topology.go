@@ -81,6 +81,10 @@ type Topology struct {
 	// the cap, a restart against the dependency order), still planning and auditing
 	// every operation and saying so loudly: for teaching the 2017 outage only.
 	Guardrails string `yaml:"guardrails,omitempty"`
+	// ReadLease is "on" (the default, also when empty) or "off". On, an index leader
+	// serves reads under a lease it renews twice a second while reads come in; off,
+	// it asks a majority of its group for every read (to measure what the lease buys).
+	ReadLease string `yaml:"read_lease,omitempty"`
 
 	// Tenants, routers, the sharding of the gateway fleet and fault injection: see
 	// tenants.go.
@@ -99,6 +103,9 @@ const (
 
 // GuardrailsOff reports whether the topology turns the guardrails off (teaching only).
 func (t Topology) GuardrailsOff() bool { return t.Guardrails == GuardrailsOff }
+
+// ReadLeaseOff reports whether the topology turns the index leaders' read lease off.
+func (t Topology) ReadLeaseOff() bool { return t.ReadLease == "off" }
 
 // DefaultCopies is how many copies of every object a cell keeps when the topology does
 // not say.
@@ -191,6 +198,8 @@ func (t Topology) ValidateShape() error {
 		return fmt.Errorf("access_key and secret_key go together: give both or neither")
 	case t.Guardrails != "" && t.Guardrails != GuardrailsOn && t.Guardrails != GuardrailsOff:
 		return fmt.Errorf("guardrails must be %q or %q, not %q", GuardrailsOn, GuardrailsOff, t.Guardrails)
+	case t.ReadLease != "" && t.ReadLease != "on" && t.ReadLease != "off":
+		return fmt.Errorf("read_lease must be \"on\" or \"off\", not %q", t.ReadLease)
 	}
 	if err := t.Repair.Validate(); err != nil {
 		return err

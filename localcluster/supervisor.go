@@ -562,6 +562,9 @@ func (s *Supervisor) specLocked(p *proc) node.Spec {
 	if n.Role == cell.RolePlacement {
 		spec.Repair = s.topo.Repair
 	}
+	if n.Role == cell.RoleIndex {
+		spec.NoReadLease = s.topo.ReadLeaseOff()
+	}
 	if n.Role == cell.RoleGateway {
 		spec.TopologyFile = s.topoFile
 		if s.topo.MapNodes > 0 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -63,6 +64,86 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 		seed = v
 	}
 	t.Logf("seed %d (replay with CELLAR_FAULT_SEED=%d)", seed, seed)
+	checkLinearizableUnder(t, seed, func(fc *faultCluster) {
+		plan := planFaults(rand.New(rand.NewPCG(seed, 0)))
+		var desc []string
+		for _, f := range plan {
+			desc = append(desc, f.String())
+		}
+		t.Logf("fault plan: %s", strings.Join(desc, "; "))
+		faultStart := time.Now()
+		done := fc.runFaults(plan, faultStart.Add(faultPhaseMax))
+		t.Logf("%d of %d faults done in %v", done, len(plan), time.Since(faultStart).Round(time.Millisecond))
+	})
+}
+
+// TestIndexGroupIsLinearizableAcrossLeadershipTransfers hands the leadership from node
+// to node while clients read and write, the way drills and rolling restarts do, and
+// checks the history with porcupine. The leader serves reads under its read lease
+// between transfers, and must drop it before each one.
+func TestIndexGroupIsLinearizableAcrossLeadershipTransfers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("randomized leadership test: skipped with -short")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CELLAR_FAULT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CELLAR_FAULT_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with CELLAR_FAULT_SEED=%d)", seed, seed)
+	var leaseReads float64
+	checkLinearizableUnder(t, seed, func(fc *faultCluster) {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		transfers, failures := 0, 0
+		until := time.Now().Add(faultPhaseMax)
+		for i := 0; i < 12 && time.Now().Before(until); i++ {
+			// Let the leader serve for a while (long enough for some reads under its
+			// lease), then hand over: to a named node or to whichever raft picks; now
+			// and then the leader stops instead (a graceful stop hands over too).
+			before := fc.leaseReads()
+			time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+			for n, v := range fc.leaseReads() {
+				leaseReads += max(0, v-before[n]) // a restarted node counts from 0
+			}
+			l := fc.waitLeader(5 * time.Second)
+			if l < 0 {
+				continue
+			}
+			if rng.IntN(6) == 0 {
+				fc.stop(l)
+				time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+				fc.start(l)
+				fc.t.Logf("transfer %d: stopped and started the leader %d", i, l)
+				continue
+			}
+			to := ""
+			if rng.IntN(2) == 0 {
+				to = fc.nodes[(l+1+rng.IntN(faultNodes-1))%faultNodes].id
+			}
+			err := fc.transfer(l, to)
+			if err != nil {
+				failures++
+			} else {
+				transfers++
+			}
+			fc.t.Logf("transfer %d: from %d to %q: %v", i, l, to, err)
+		}
+		t.Logf("%d transfers, %d failed; %.0f reads served under a lease meanwhile", transfers, failures, leaseReads)
+		if transfers == 0 {
+			t.Errorf("seed %d: no transfer succeeded", seed)
+		}
+	})
+	if leaseReads == 0 {
+		t.Errorf("seed %d: no read was served under a lease: the test did not exercise it", seed)
+	}
+}
+
+// checkLinearizableUnder starts a group, runs clients while disturb does its worst to
+// it, and checks the history with porcupine and the replicas against each other.
+func checkLinearizableUnder(t *testing.T, seed uint64, disturb func(fc *faultCluster)) {
 	start := time.Now()
 
 	fc := newFaultCluster(t)
@@ -101,16 +182,8 @@ func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
 		}()
 	}
 
-	// Faults, from the seed.
-	plan := planFaults(rand.New(rand.NewPCG(seed, 0)))
-	var desc []string
-	for _, f := range plan {
-		desc = append(desc, f.String())
-	}
-	t.Logf("fault plan: %s", strings.Join(desc, "; "))
 	faultStart := time.Now()
-	done := fc.runFaults(plan, faultStart.Add(faultPhaseMax))
-	t.Logf("%d of %d faults done in %v", done, len(plan), time.Since(faultStart).Round(time.Millisecond))
+	disturb(fc)
 	time.Sleep(500 * time.Millisecond) // a little traffic on the healed group
 	stopClients()
 	wg.Wait()
@@ -544,6 +617,39 @@ func (fc *faultCluster) groupStatus(i int) (*cellarv1.GroupStatusResponse, error
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	return cellarv1.NewNodeAdminClient(cc).GroupStatus(ctx, &cellarv1.GroupStatusRequest{})
+}
+
+// transfer asks node i to hand its leadership to the node with id to (any, if empty).
+func (fc *faultCluster) transfer(i int, to string) error {
+	cc, err := fc.conns.Get(fc.nodes[i].grpcAddr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = cellarv1.NewNodeAdminClient(cc).TransferLeadership(ctx, &cellarv1.TransferLeadershipRequest{Id: to})
+	return err
+}
+
+// leaseReads returns how many reads each node served under a read lease (its metrics;
+// 0 for a node that does not answer).
+func (fc *faultCluster) leaseReads() []float64 {
+	sum := make([]float64, len(fc.nodes))
+	for i, n := range fc.nodes {
+		resp, err := http.Get("http://" + n.adminAddr + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, `cellar_index_leader_reads_total{by="lease"`) {
+				f, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+				sum[i] += f
+			}
+		}
+	}
+	return sum
 }
 
 // findLeader returns the node that says it leads, or -1.

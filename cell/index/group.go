@@ -25,8 +25,9 @@ import (
 // A cell's index is a replication group of index nodes, kept consistent by
 // hashicorp/raft: every write is a command in the group's log, acknowledged once a
 // majority has it on disk and the leader has applied it; reads are served by the
-// leader after it confirms it still leads. A group that loses its majority stops
-// serving, exactly as the 2017 index did when too many of its servers were removed.
+// leader while it holds a read lease (lease.go), or after it confirms it still leads.
+// A group that loses its majority stops serving, exactly as the 2017 index did when
+// too many of its servers were removed.
 
 // applyTimeout bounds how long a write waits for the group; a group without a
 // majority fails writes after it, and the gateway answers 503.
@@ -43,8 +44,17 @@ type group struct {
 	// gossiped so that any observer can tell how many make a majority.
 	size int
 	// serving is true while this node leads and has applied every entry of earlier
-	// terms (a barrier in its own term), so reads from its map are up to date.
-	serving atomic.Bool
+	// terms (a barrier in its own term), so reads from its map are up to date;
+	// servingTerm is that term: serving means nothing in any other.
+	serving     atomic.Bool
+	servingTerm atomic.Uint64
+	// lease lets the leader serve reads without asking its followers each time; nil
+	// when the node was started with lease reads off.
+	lease *readLease
+	// holdStop ends the transport's vote hold (votehold.go).
+	holdStop chan struct{}
+	// reads counts the reads let through, by how: "lease" or "verify".
+	reads *prometheus.CounterVec
 	// leaderChanges counts the times this node started to lead; summed over a
 	// cell's nodes it is the number of leader changes the cell went through.
 	leaderChanges prometheus.Counter
@@ -68,6 +78,9 @@ type groupConfig struct {
 	// TLS, when set, puts raft on mutual TLS between the index nodes of Cell.
 	TLS  *pki.Creds
 	Cell string
+	// NoReadLease makes the leader verify its leadership with a majority for every
+	// read, instead of once per lease (lease.go).
+	NoReadLease bool
 }
 
 func openGroup(cfg groupConfig, store *Store) (*group, error) {
@@ -109,16 +122,33 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		trans.Close()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, fsm{s: store}, logs, logs, snaps, trans)
+	// Votes wait for HeartbeatTimeout after the start: a restarted follower keeps the
+	// promise the read lease rests on (votehold.go).
+	holdStop := make(chan struct{})
+	r, err := raft.NewRaft(rc, fsm{s: store}, logs, logs, snaps, newVoteHoldTransport(trans, rc.HeartbeatTimeout, holdStop))
 	if err != nil {
+		close(holdStop)
 		trans.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	g := &group{id: cfg.NodeID, r: r, store: store, trans: trans, log: cfg.Logger, size: max(1, len(cfg.Peers)),
+		holdStop: holdStop,
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cellar_index_raft_leader_changes_total",
 			Help: "Times this node became the leader of its cell's index group and started serving.",
-		})}
+		}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cellar_index_leader_reads_total",
+			Help: "Reads this node let through as its group's leader, by how it knew it still led: lease (no round trip) or verify (a majority asked).",
+		}, []string{"by"}),
+	}
+	if !cfg.NoReadLease {
+		g.lease = &readLease{
+			length: rc.HeartbeatTimeout / 2, renewAfter: rc.HeartbeatTimeout / 4, now: time.Now,
+			leading: g.leadingTerm,
+			renew:   func() error { return r.Barrier(applyTimeout).Error() },
+		}
+	}
 	if !hasState {
 		if err := raftpebble.Bootstrap(r, cfg.NodeID, trans.LocalAddr(), cfg.Peers); err != nil {
 			g.shutdown()
@@ -154,15 +184,50 @@ func (g *group) apply(ctx context.Context, cmd *cellarv1.IndexCommand) (proto.Me
 }
 
 // verifyRead returns nil when this node may serve a linearizable read: it leads, it
-// has applied everything from earlier terms, and a majority still follows it.
+// has applied everything from earlier terms, and either it holds a read lease, or a
+// majority answered that it still follows it.
 func (g *group) verifyRead() error {
-	if !g.serving.Load() {
+	if _, ok := g.leadingTerm(); !ok {
 		return g.notLeader()
+	}
+	if g.lease != nil {
+		switch err := g.lease.check(); {
+		case err == nil:
+			g.reads.WithLabelValues("lease").Inc()
+			return nil
+		case !errors.Is(err, errNoLease):
+			return g.raftErr(err)
+		}
 	}
 	if err := g.r.VerifyLeader().Error(); err != nil {
 		return g.raftErr(err)
 	}
+	g.reads.WithLabelValues("verify").Inc()
 	return nil
+}
+
+// leadingTerm returns raft's current term and whether this node leads in it and
+// serves (its barrier in that very term is applied).
+func (g *group) leadingTerm() (uint64, bool) {
+	term := g.r.CurrentTerm()
+	return term, g.r.State() == raft.Leader && g.serving.Load() && g.servingTerm.Load() == term
+}
+
+// dropLease ends the read lease, if lease reads are on.
+func (g *group) dropLease() {
+	if g.lease != nil {
+		g.lease.drop()
+	}
+}
+
+// transferring brackets a leadership transfer: the lease is dropped before it starts,
+// and no lease is taken in the terms it ran in (lease.go).
+func (g *group) transferring() (done func()) {
+	if g.lease == nil {
+		return func() {}
+	}
+	g.lease.beginTransfer(g.r.CurrentTerm())
+	return func() { g.lease.endTransfer(g.r.CurrentTerm()) }
 }
 
 func (g *group) notLeader() error {
@@ -203,7 +268,9 @@ func (g *group) watch(ctx context.Context, members *cell.Membership) {
 		term := g.r.CurrentTerm()
 		if leader && (!g.serving.Load() || term != servingTerm) {
 			g.serving.Store(false)
+			g.dropLease()
 			if err := g.r.Barrier(applyTimeout).Error(); err == nil && g.r.State() == raft.Leader && g.r.CurrentTerm() == term {
+				g.servingTerm.Store(term)
 				g.serving.Store(true)
 				servingTerm = term
 				g.leaderChanges.Inc()
@@ -212,6 +279,7 @@ func (g *group) watch(ctx context.Context, members *cell.Membership) {
 		}
 		if !leader {
 			g.serving.Store(false)
+			g.dropLease()
 		}
 		serving := g.serving.Load()
 		appliedIdx := g.store.AppliedIndex()
@@ -245,6 +313,7 @@ func (g *group) registerMetrics(reg prometheus.Registerer) {
 	}
 	reg.MustRegister(
 		g.leaderChanges,
+		g.reads,
 		gauge("cellar_index_raft_term", "The raft term this node is in: it grows by one with every election in the cell's index group.", func() float64 {
 			return float64(g.r.CurrentTerm())
 		}),
@@ -300,6 +369,7 @@ func (g *group) addVoter(id, addr string) error {
 	if id == "" || addr == "" {
 		return errs.New(errs.InvalidArgument, "adding a voter needs its id and raft address")
 	}
+	g.dropLease() // the next lease is won in the new configuration
 	if err := g.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error(); err != nil {
 		return g.raftErr(err)
 	}
@@ -310,6 +380,7 @@ func (g *group) removeServer(id string) error {
 	if id == "" {
 		return errs.New(errs.InvalidArgument, "removing a node needs its id")
 	}
+	g.dropLease() // the next lease is won in the new configuration
 	if err := g.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
 		return g.raftErr(err)
 	}
@@ -317,6 +388,7 @@ func (g *group) removeServer(id string) error {
 }
 
 func (g *group) transferLeadership(id string) error {
+	defer g.transferring()()
 	var f raft.Future
 	if id == "" {
 		f = g.r.LeadershipTransfer()
@@ -344,12 +416,16 @@ func (g *group) serverAddr(id string) raft.ServerAddress {
 // another voter, so a rolling restart costs one election at most, not a timeout.
 func (g *group) shutdown() error {
 	g.serving.Store(false)
+	g.dropLease()
 	if g.r.State() == raft.Leader {
+		done := g.transferring()
 		if err := g.r.LeadershipTransfer().Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) {
 			g.log.Debug("leadership transfer before stop", "err", err)
 		}
+		done()
 	}
 	err := g.r.Shutdown().Error()
+	close(g.holdStop)
 	g.trans.Close()
 	return err
 }
