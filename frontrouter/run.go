@@ -62,20 +62,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ln := cfg.S3Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.S3Addr); err != nil {
-			return fmt.Errorf("router: S3 listener: %w", err)
-		}
-	}
-	d, err := daemon.New(cfg.Options)
+	d, ln, err := daemon.StartWithListener(cfg.Options, cfg.S3Listener, cfg.S3Addr, "router")
 	if err != nil {
-		ln.Close()
-		return err
-	}
-	if err := d.Start(); err != nil {
-		ln.Close()
 		return err
 	}
 	rt, err := New(Options{Topology: cfg.Topology, Backends: cfg.Backends, Logger: d.Log, Registerer: d.Metrics})

@@ -3,9 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -24,20 +22,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ln := cfg.S3Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.S3Addr); err != nil {
-			return fmt.Errorf("gateway: S3 listener: %w", err)
-		}
-	}
-	d, err := daemon.New(cfg.Options)
+	d, ln, err := daemon.StartWithListener(cfg.Options, cfg.S3Listener, cfg.S3Addr, "gateway")
 	if err != nil {
-		ln.Close()
-		return err
-	}
-	if err := d.Start(); err != nil {
-		ln.Close()
 		return err
 	}
 	conns := d.Conns(router.CallDeadline(callTimeout))

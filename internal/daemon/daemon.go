@@ -290,6 +290,28 @@ func resolveIP(host string) (net.IP, error) {
 	}
 }
 
+// StartWithListener makes the daemon of opts and starts it, for a daemon that serves
+// an API of its own beside gRPC (the gateway's and the router's S3): ln is that API's
+// listener, or, when nil, a new one on addr. On an error nothing is left open; the
+// error names what (e.g. "gateway").
+func StartWithListener(opts Options, ln net.Listener, addr, what string) (*Daemon, net.Listener, error) {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, fmt.Errorf("%s: S3 listener: %w", what, err)
+		}
+	}
+	d, err := New(opts)
+	if err == nil {
+		err = d.Start()
+	}
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return d, ln, nil
+}
+
 // Start serves gRPC and admin HTTP and joins the gossip in state starting.
 func (d *Daemon) Start() error {
 	bind, err := d.gossipBind()
