@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,6 +46,8 @@ import (
 //	CELLAR_MOVE_BENCH_SIZE     bytes per object (default 1024)
 //	CELLAR_MOVE_BENCH_RATE     requests/s to the moved bucket (default 200)
 //	CELLAR_MOVE_BENCH_INDEX_NODES, CELLAR_MOVE_BENCH_MAP_NODES  group sizes (default 1)
+//	CELLAR_MOVE_BENCH_COPIES   the mover's CopyConcurrency (default 0: the mover's
+//	                           default, 16; 1 copies one object at a time)
 //
 //	go test -run '^$' -bench BenchmarkMoveBucket -benchtime 1x ./clustertest/
 //	CELLAR_MOVE_BENCH_OBJECTS=100000 go test -run '^$' -bench BenchmarkMoveBucket -benchtime 1x -timeout 2h ./clustertest/
@@ -52,6 +56,7 @@ func BenchmarkMoveBucket(b *testing.B) {
 	objects := envInt(b, "CELLAR_MOVE_BENCH_OBJECTS", 2000)
 	size := envInt(b, "CELLAR_MOVE_BENCH_SIZE", 1024)
 	rate := envInt(b, "CELLAR_MOVE_BENCH_RATE", 200)
+	copies := envInt(b, "CELLAR_MOVE_BENCH_COPIES", 0)
 	// One index node per cell and one map node by default: on a busy two-core machine
 	// a group of three loses its leader now and then, which is not what this measures.
 	topo := withMapGroup()
@@ -73,10 +78,11 @@ func BenchmarkMoveBucket(b *testing.B) {
 		seedStart := time.Now()
 		putMany(b, ctx, c, moved, objects, body)
 		putMany(b, ctx, c, other, 100, body)
-		b.Logf("seeded %d objects of %d bytes in %v (%.0f PUTs/s, 64 at once)", objects, size,
-			time.Since(seedStart).Round(time.Millisecond), float64(objects)/time.Since(seedStart).Seconds())
+		b.Logf("seeded %d objects of %d bytes in %v (%.0f PUTs/s, %d at once)", objects, size,
+			time.Since(seedStart).Round(time.Millisecond), float64(objects)/time.Since(seedStart).Seconds(), seedWorkers)
 
 		m := cl.Mover(b)
+		m.CopyConcurrency = copies
 		var phaseMu sync.Mutex
 		phases := map[string]time.Time{}
 		m.ProgressEvery = 5 * time.Second
@@ -86,8 +92,9 @@ func BenchmarkMoveBucket(b *testing.B) {
 				phases[p.Step] = time.Now()
 			}
 			phaseMu.Unlock()
+			// On stderr as it goes: a benchmark's log keeps its first lines only.
 			if p.Step == "copy" || p.Step == "catch-up" {
-				b.Logf("%s %d/%d objects, %.0f objects/s", p.Step, p.Objects, p.Total, p.ObjectsPerSec)
+				fmt.Fprintf(os.Stderr, "%s %d/%d objects, %.0f objects/s\n", p.Step, p.Objects, p.Total, p.ObjectsPerSec)
 			}
 		}
 		x := &guard.Executor{Dir: b.TempDir()}
@@ -128,7 +135,16 @@ func BenchmarkMoveBucket(b *testing.B) {
 
 		phaseMu.Lock()
 		fence, flipped := phases["fence"], phases["reclaim"]
+		var steps []string
+		from, fromStep := start, "copy"
+		for _, step := range []string{"catch-up", "fence", "cutover", "reclaim", "done"} {
+			if at, ok := phases[step]; ok {
+				steps = append(steps, fmt.Sprintf("%s %v", fromStep, at.Sub(from).Round(time.Millisecond)))
+				from, fromStep = at, step
+			}
+		}
 		phaseMu.Unlock()
+		b.Logf("steps: %s (fence: the final pass)", strings.Join(steps, ", "))
 		var cut []time.Duration
 		for _, s := range movedLoad.samples() {
 			if !s.due.Before(fence) && s.due.Before(flipped.Add(500*time.Millisecond)) {
@@ -157,6 +173,25 @@ func BenchmarkMoveBucket(b *testing.B) {
 		mn, mf, mcodes := during(movedLoad)
 		on, of, ocodes := during(otherLoad)
 		lost := movedLoad.lost(b, ctx)
+		// The target holds every seeded object and every acknowledged write (and
+		// perhaps writes whose answer did not come).
+		listed := 0
+		testwait.Succeeds(b, patience, "list the moved bucket in the target", func() error {
+			listed = 0
+			p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(moved)})
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				listed += len(page.Contents)
+			}
+			return nil
+		})
+		if want := objects + len(movedLoad.acked()); listed < want {
+			b.Errorf("the target lists %d objects of %s, fewer than the %d seeded and acknowledged", listed, moved, want)
+		}
+		b.Logf("the target lists %d objects (%d seeded, %d acknowledged writes)", listed, objects, len(movedLoad.acked()))
 		b.ReportMetric(float64(st.Objects)/took.Seconds(), "objects/s")
 		b.ReportMetric(ms(p50), "cutover_p50_ms")
 		b.ReportMetric(ms(worst), "cutover_max_ms")
@@ -164,9 +199,9 @@ func BenchmarkMoveBucket(b *testing.B) {
 		b.ReportMetric(float64(mf), "moved_errors")
 		b.ReportMetric(float64(of), "other_errors")
 		b.ReportMetric(float64(lost), "lost_writes")
-		b.Logf("moved %d objects (%d copies in %d passes) in %v: %.0f objects/s; writes paused %v; cutover: %d requests, p50 %v, max %v; "+
+		b.Logf("moved %d objects (%d copies in %d passes, CopyConcurrency %d) in %v: %.0f objects/s; writes paused %v; cutover: %d requests, p50 %v, max %v; "+
 			"moved bucket %d of %d failed %v; other bucket %d of %d failed %v; %d acknowledged writes, %d lost",
-			objects, st.Objects, st.Passes, took.Round(time.Millisecond), float64(st.Objects)/took.Seconds(), st.WritePause.Round(time.Millisecond),
+			objects, st.Objects, st.Passes, copies, took.Round(time.Millisecond), float64(st.Objects)/took.Seconds(), st.WritePause.Round(time.Millisecond),
 			len(cut), p50.Round(time.Millisecond), worst.Round(time.Millisecond), mf, mn, mcodes, of, on, ocodes, len(movedLoad.acked()), lost)
 	}
 }
@@ -174,7 +209,7 @@ func BenchmarkMoveBucket(b *testing.B) {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // createBuckets creates the buckets, again while the map group settles.
-func createBuckets(b *testing.B, ctx context.Context, c *s3.Client, names ...string) {
+func createBuckets(b testing.TB, ctx context.Context, c *s3.Client, names ...string) {
 	b.Helper()
 	for _, name := range names {
 		testwait.Succeeds(b, patience, "create "+name, func() error {
@@ -189,9 +224,9 @@ func createBuckets(b *testing.B, ctx context.Context, c *s3.Client, names ...str
 
 // putMany PUTs keys o0000000... of bucket with body, 64 at once, each again while
 // the cluster answers 503.
-func putMany(b *testing.B, ctx context.Context, c *s3.Client, bucket string, n int, body []byte) {
+func putMany(b testing.TB, ctx context.Context, c *s3.Client, bucket string, n int, body []byte) {
 	b.Helper()
-	const workers = 64
+	const workers = seedWorkers
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -217,6 +252,9 @@ func putMany(b *testing.B, ctx context.Context, c *s3.Client, bucket string, n i
 		b.Fatal(err)
 	}
 }
+
+// seedWorkers is how many PUTs putMany has under way at once.
+const seedWorkers = 64
 
 func benchKey(i int) string { return fmt.Sprintf("o%07d", i) }
 

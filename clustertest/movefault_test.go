@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/gateway/mover"
 	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/internal/linearkv"
@@ -450,5 +452,103 @@ func TestMoveResumesAfterTheMoverDies(t *testing.T) {
 			}
 			mc.check(t)
 		})
+	}
+}
+
+// A move whose process stopped right after the map's flip, before the source dropped
+// the bucket's records, is finished by the plan of the same move: the map names the
+// source until then, the dry run plans no copy but the drop in the source, and the
+// confirmed plan, run through the guardrail workflow and audited, leaves no record of
+// the bucket in the source and the map naming no source any more.
+func TestMoveStoppedAfterTheFlipIsFinishedByItsPlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster with faults")
+	}
+	topo := withMapGroup()
+	cl := Start(t, topo)
+	cl.waitMap()
+	src, dst := cell.ID(0), cell.ID(1)
+	bucket := BucketsPerCell(topo, cellOf(topo), 1)[src][0]
+	ctx := context.Background()
+	m, rt := newMover(t, cl)
+	m.ProgressEvery = time.Nanosecond
+	mc := newMoveCase(t, cl, rt, bucket, src, dst)
+	mc.load(t)
+	died := make(chan struct{})
+	m.Progress = crashHook("reclaim", runtime.Goexit)
+	go func() {
+		defer close(died)
+		if _, err := m.MoveBucket(ctx, bucket, src, dst); err != nil {
+			t.Errorf("the first run ended with %v before its crash", err)
+		}
+	}()
+	<-died
+	entry := func() *cellarv1.BucketEntry {
+		t.Helper()
+		var e *cellarv1.BucketEntry
+		testwait.Succeeds(t, patience, "read the cell map", func() error {
+			mg, err := rt.MapGroup(true)
+			if err != nil {
+				return err
+			}
+			cm, err := mg.Get(ctx, &cellarv1.GetMapRequest{})
+			e = cm.GetBuckets()[bucket]
+			return err
+		})
+		return e
+	}
+	if e := entry(); e.GetCell() != dst || e.GetMovedFrom() != src {
+		t.Fatalf("after the flip the entry of %s is %v, want in %s, moved from %s", bucket, e, dst, src)
+	}
+
+	again, _ := newMover(t, cl)
+	x := &guard.Executor{Dir: t.TempDir()}
+	x.Audit = guard.OpenAudit(x.Dir)
+	req := mover.Request{Bucket: bucket, Slot: -1, To: dst}
+	op := guard.Op{Command: "move --bucket " + bucket + " --to " + dst, Reason: "finish the move",
+		Plan:    func(ctx context.Context) (*guard.Plan, error) { return again.Plan(ctx, req) },
+		Execute: again.Execute}
+	preview, err := x.Run(ctx, guard.Op{Command: op.Command, Plan: op.Plan})
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if d := preview.Plan.MoveDetail; d.Source != src || d.Target != dst || d.Objects != 0 || len(d.Buckets) != 1 || !preview.Plan.Allowed() {
+		t.Fatalf("the plan of the stopped move: %+v (allowed %v), want %s to %s with nothing to copy", d, preview.Plan.Allowed(), src, dst)
+	}
+	if preview.Executed {
+		t.Fatal("a dry run ran")
+	}
+	op.Confirm = preview.Plan.ID
+	res, err := x.Run(ctx, op)
+	if err != nil {
+		t.Fatalf("finish the move: %v", err)
+	}
+	mc.stopLoad()
+	if !res.Executed || len(again.Moved) != 1 {
+		t.Fatalf("result %+v, moved %+v", res, again.Moved)
+	}
+	st := again.Moved[0]
+	t.Logf("%s: the finishing run dropped %d records in %s", bucket, st.Reclaimed, src)
+	if !st.ReclaimOnly || st.Objects != 0 || st.Reclaimed < moveSeeds {
+		t.Errorf("the finishing run: %+v, want only a drop of at least the %d records seeded", st, moveSeeds)
+	}
+	if e := entry(); e.GetCell() != dst || e.GetMovedFrom() != "" {
+		t.Errorf("after the reclaim the entry of %s is %v, want in %s, moved from nowhere", bucket, e, dst)
+	}
+	entries, err := guard.ReadAudit(x.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions []string
+	for _, e := range entries {
+		decisions = append(decisions, e.Decision)
+	}
+	if want := []string{guard.DecisionPlanned, guard.DecisionConfirmed, guard.DecisionDone}; !slices.Equal(decisions, want) {
+		t.Errorf("audit %v, want %v", decisions, want)
+	}
+	mc.check(t) // the source refuses the bucket, and a drop there finds no record left
+	// Nothing is left to finish: the same request now plans a move to where the bucket is.
+	if p, err := again.Plan(ctx, req); err == nil && p.Allowed() {
+		t.Errorf("after the reclaim a move of %s to %s is planned: %+v", bucket, dst, p.MoveDetail)
 	}
 }

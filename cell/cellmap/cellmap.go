@@ -8,8 +8,9 @@
 // across restarts too (static stability).
 //
 // A bucket's entry overrides the cell of its slot: that is how a bucket moves to
-// another cell (its entry goes normal → moving → fenced → normal in the target cell)
-// and how ListBuckets is answered from the map alone, whichever cell is down.
+// another cell (its entry goes normal → moving → fenced → normal in the target cell,
+// which names the source in moved_from until the source has dropped the bucket's
+// records) and how ListBuckets is answered from the map alone, whichever cell is down.
 //
 //	m := cellmap.Seed(topo.CellIDs(), topo.Slots, topo.Partition)
 //	next, changed, err := cellmap.Apply(m, cmd)
@@ -135,13 +136,22 @@ func Apply(m *cellarv1.Map, cmd *cellarv1.MapCommand) (*cellarv1.Map, bool, erro
 		} else if s.MoveTo == "" {
 			return m, false, errs.New(errs.InvalidArgument, "a bucket that moves needs a target cell")
 		}
-		if s.Cell != "" {
-			e.Cell = s.Cell
+		if s.Cell != "" && s.Cell != e.Cell {
+			// The cutover: the old cell holds the bucket's records until the move
+			// reclaims them (BucketReclaimed).
+			e.Cell, e.MovedFrom = s.Cell, e.Cell
 		}
 		e.State, e.MoveTo = s.State, s.MoveTo
 		if proto.Equal(e, m.Buckets[s.Name]) {
 			return m, false, nil
 		}
+	case *cellarv1.MapCommand_Reclaimed:
+		r := op.Reclaimed
+		e, ok := next.Buckets[r.GetName()]
+		if !ok || r.GetCell() == "" || e.MovedFrom != r.Cell {
+			return m, false, nil
+		}
+		e.MovedFrom = ""
 	case *cellarv1.MapCommand_SetSlot:
 		s := op.SetSlot
 		if int(s.GetSlot()) < 0 || int(s.GetSlot()) >= len(next.Slots) || s.GetCell() == "" {

@@ -23,9 +23,17 @@ func setState(name string, st cellarv1.BucketState, to, cellID string) *cellarv1
 	return &cellarv1.MapCommand{Op: &cellarv1.MapCommand_SetState{SetState: &cellarv1.SetBucketState{Name: name, State: st, MoveTo: to, Cell: cellID}}}
 }
 
+func reclaimed(name, cellID string) *cellarv1.MapCommand {
+	return &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Reclaimed{Reclaimed: &cellarv1.BucketReclaimed{Name: name, Cell: cellID}}}
+}
+
 func TestApply(t *testing.T) {
 	seeded := Seed([]string{"cell-0", "cell-1"}, 4, "bucket")
 	withB, _, err := Apply(seeded, register("b", "cell-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, _, err := Apply(withB, setState("b", cellarv1.BucketState_BUCKET_STATE_NORMAL, "", "cell-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +80,19 @@ func TestApply(t *testing.T) {
 		{name: "state of a missing bucket", from: seeded, cmd: setState("b", cellarv1.BucketState_BUCKET_STATE_NORMAL, "", ""), wantErr: true, kind: errs.NoSuchBucket},
 		{name: "cutover", from: withB, cmd: setState("b", cellarv1.BucketState_BUCKET_STATE_NORMAL, "", "cell-1"), changed: true,
 			check: func(t *testing.T, m *cellarv1.Map) {
-				if e := m.Buckets["b"]; e.Cell != "cell-1" || e.MoveTo != "" || e.State != cellarv1.BucketState_BUCKET_STATE_NORMAL {
-					t.Errorf("entry %v", e)
+				if e := m.Buckets["b"]; e.Cell != "cell-1" || e.MoveTo != "" || e.State != cellarv1.BucketState_BUCKET_STATE_NORMAL || e.MovedFrom != "cell-0" {
+					t.Errorf("entry %v, want normal in cell-1, moved from cell-0", e)
 				}
 			}},
+		{name: "cutover again does nothing", from: moved, cmd: setState("b", cellarv1.BucketState_BUCKET_STATE_NORMAL, "", "cell-1")},
+		{name: "reclaimed", from: moved, cmd: reclaimed("b", "cell-0"), changed: true,
+			check: func(t *testing.T, m *cellarv1.Map) {
+				if e := m.Buckets["b"]; e.Cell != "cell-1" || e.MovedFrom != "" {
+					t.Errorf("entry %v, want in cell-1, moved from nowhere", e)
+				}
+			}},
+		{name: "reclaimed in another cell does nothing", from: moved, cmd: reclaimed("b", "cell-1")},
+		{name: "reclaimed of a missing bucket does nothing", from: seeded, cmd: reclaimed("b", "cell-0")},
 		{name: "set slot", from: seeded, cmd: &cellarv1.MapCommand{Op: &cellarv1.MapCommand_SetSlot{SetSlot: &cellarv1.SetSlot{Slot: 0, Cell: "cell-1"}}}, changed: true,
 			check: func(t *testing.T, m *cellarv1.Map) {
 				if m.Slots[0] != "cell-1" {

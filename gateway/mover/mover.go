@@ -9,7 +9,9 @@
 //  2. Copy: every object of B is copied from S to T (gateway.Copier: the bytes as a GET
 //     reads them, written as a PUT writes them; the object's tags and times kept), and
 //     B's configuration (tags, CORS and lifecycle rules) with it, while B keeps
-//     serving from S.
+//     serving from S. A pass lists S in key order and copies CopyConcurrency objects
+//     at once (16 by default); the first copy that fails stops the pass, whose next
+//     try copies only what is not copied yet.
 //  3. Catch-up passes copy what changed since (a new version, a deleted key), until a
 //     pass finds little to do.
 //  4. Write fence: B's entry becomes fenced and S's index refuses writes to B
@@ -20,7 +22,7 @@
 //     from 4 to here; reads pause only from 5 until the gateways have the new map,
 //     which the map group pushes to them at once.
 //  6. Reclaim: S drops B and its object records in one command, and B's blobs in S
-//     are deleted.
+//     are deleted. Until then B's entry names S as the cell it moved from.
 //
 // A step that fails (a node of S or T away, the map group changing leader) is tried
 // again, for up to RetryFor (a step of an undo five times as long). Cancelled, or
@@ -28,7 +30,9 @@
 // map entry goes back to normal in S, and what was copied to T is dropped there. From the seal (5) on, a cancel no longer
 // stops it. A move that stopped part way (its process died) is resumed by running the
 // same move again: the map entry says where it was, and a move that had flipped the
-// map has the source's records dropped.
+// map has the source's records dropped. The entry of such a bucket names the source
+// (moved_from) until they are, so Plan of a move of it to the cell that holds it
+// plans that reclaim, and Execute runs it; a move of it elsewhere finishes it first.
 //
 // A bucket with S3 versioning (enabled or suspended) is not moved: the copy carries
 // the current version of each key only. Its plan is refused, and a move whose bucket
@@ -44,7 +48,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -84,6 +91,10 @@ type Mover struct {
 	RetryFor time.Duration
 	// Metrics, if not nil, counts what the moves do (NewMetrics).
 	Metrics *Metrics
+	// CopyConcurrency is how many objects a pass copies at once (default 16; 1
+	// copies one object at a time). The pass lists the source in key order and hands
+	// what changed to that many copies; the first copy that fails stops the pass.
+	CopyConcurrency int
 
 	// Moved is what each bucket's move did, in order, as Execute moved them.
 	Moved []Stats
@@ -120,6 +131,9 @@ type Stats struct {
 	WritePause time.Duration `json:"write_pause_ns"`
 	Took       time.Duration `json:"took_ns"`
 	Reclaimed  int64         `json:"source_records_dropped"`
+	// ReclaimOnly says the bucket had moved already (its move had stopped between
+	// the map's flip and the reclaim): this run only dropped the source's records.
+	ReclaimOnly bool `json:"reclaim_only,omitempty"`
 }
 
 func (m *Mover) log() *slog.Logger {
@@ -157,25 +171,41 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 		return nil, fmt.Errorf("read the cell map: %w", err)
 	}
 	d := guard.MoveDetail{Bucket: req.Bucket, Slot: -1, Target: req.To, MapVersion: cm.GetVersion(), TargetCopies: m.Topology.PromisedCopies()}
+	// unfinished are the buckets in the target already whose move from the source
+	// stopped between the map's flip and its reclaim: the plan finishes them (the
+	// source drops their records), and copies nothing of them.
+	unfinished := map[string]bool{}
 	if req.Bucket != "" {
 		e, ok := cm.GetBuckets()[req.Bucket]
 		if !ok {
 			return nil, fmt.Errorf("%w: bucket %s is not in the cell map", guard.ErrBadRequest, req.Bucket)
 		}
 		d.Source, d.Buckets = e.Cell, []string{req.Bucket}
+		if reclaimPending(e, req.To) {
+			d.Source, unfinished[req.Bucket] = e.MovedFrom, true
+		}
 	} else {
 		if req.Slot < 0 || req.Slot >= len(cm.GetSlots()) {
 			return nil, fmt.Errorf("%w: no slot %d (the map has %d)", guard.ErrBadRequest, req.Slot, len(cm.GetSlots()))
 		}
 		d.Slot, d.Source = req.Slot, cm.Slots[req.Slot]
 		for _, b := range cellmap.Buckets(cm) {
-			if cellmap.Slot(b.Name, len(cm.Slots)) == req.Slot && b.Cell == d.Source {
+			if cellmap.Slot(b.Name, len(cm.Slots)) != req.Slot {
+				continue
+			}
+			switch {
+			case b.Cell == d.Source:
 				d.Buckets = append(d.Buckets, b.Name)
+			case reclaimPending(b.BucketEntry, req.To) && b.MovedFrom == d.Source:
+				d.Buckets, unfinished[b.Name] = append(d.Buckets, b.Name), true
 			}
 		}
 	}
 	var versioned []string
 	for _, b := range d.Buckets {
+		if unfinished[b] {
+			continue
+		}
 		v, err := m.versioning(ctx, d.Source, b)
 		if err != nil && cm.GetBuckets()[b].GetState() == cellarv1.BucketState_BUCKET_STATE_NORMAL {
 			return nil, fmt.Errorf("read bucket %s in %s: %w", b, d.Source, err)
@@ -188,6 +218,9 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 		return nil, fmt.Errorf("%w: %s", guard.ErrBadRequest, refuseVersioned(versioned))
 	}
 	for _, b := range d.Buckets {
+		if unfinished[b] {
+			continue // the source refuses it: nothing is copied
+		}
 		n, size, err := m.count(ctx, d.Source, b)
 		if err != nil && cm.GetBuckets()[b].GetState() != cellarv1.BucketState_BUCKET_STATE_NORMAL {
 			// A move that stopped in its cutover left the source sealed: its objects
@@ -211,6 +244,12 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 	}
 	d.TargetWritableNodes = h.Ready[cell.RoleStorage]
 	return guard.PlanMove(d, m.Topology.GuardrailsOff()), nil
+}
+
+// reclaimPending says whether e is a bucket in cell to already whose move there
+// stopped between the map's flip and its reclaim: its source still holds its records.
+func reclaimPending(e *cellarv1.BucketEntry, to string) bool {
+	return e.GetCell() == to && e.GetState() == cellarv1.BucketState_BUCKET_STATE_NORMAL && e.GetMovedFrom() != "" && e.GetMovedFrom() != to
 }
 
 // refuseVersioned says why the buckets named cannot move.
@@ -297,25 +336,47 @@ func (m *Mover) Execute(ctx context.Context, p *guard.Plan) ([]guard.StepResult,
 	return steps, nil
 }
 
+// defaultCopyConcurrency is the copies a pass makes at once when the Mover does not
+// say.
+const defaultCopyConcurrency = 16
+
+func (m *Mover) copyConcurrency() int {
+	if m.CopyConcurrency <= 0 {
+		return defaultCopyConcurrency
+	}
+	return m.CopyConcurrency
+}
+
 // run is one bucket's move in progress.
 type run struct {
 	m        *Mover
 	cp       *gateway.Copier
 	bucket   string
 	src, dst string
-	// copied is, per key, the source version last copied (its object id, or its
-	// first part's).
-	copied map[string]string
-	// srcLocs are the source's objects as the last pass listed them: after the final
-	// pass, what the reclaim deletes.
+	// copied is, per key, the source version last copied and the last pass that
+	// listed the key in the source.
+	copied map[string]copyMark
+	// srcLocs are the source's objects as the final pass listed them: what the
+	// reclaim deletes. The other passes keep no listing.
 	srcLocs []*cellarv1.Location
-	stats   Stats
-	start   time.Time
-	total   int64
-	step    string
-	last    time.Time
+	// splits are keys that cut the source's listing into ranges of about equal
+	// size, as the last pass found them: the next pass lists the ranges at once.
+	splits []string
+	stats  Stats
+	start  time.Time
+	total  int64
+	step   string
+	last   time.Time
 	// fenced is when the bucket's writes were fenced: the start of the write pause.
 	fenced time.Time
+}
+
+// copyMark is what a run knows of a key: the version of it in the target (the
+// source's object id, or its first part's; inTarget for a copy an earlier run made)
+// and the last pass that saw the key in the source.
+type copyMark struct {
+	version string
+	pass    int
 }
 
 // versionOf names the version of an object at loc.
@@ -337,7 +398,7 @@ const inTarget = "\x00in-target"
 // one that died after the map's flip has the source's records dropped.
 func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats, error) {
 	r := &run{m: m, cp: gateway.NewCopier(m.Router, m.Topology, m.log()), bucket: bucket, src: src, dst: dst,
-		copied: map[string]string{}, start: time.Now(), stats: Stats{Bucket: bucket}}
+		copied: map[string]copyMark{}, start: time.Now(), stats: Stats{Bucket: bucket}}
 	m.Metrics.started()
 	outcome := "failed"
 	defer func() { m.Metrics.ended(outcome, time.Since(r.start).Seconds()) }()
@@ -351,14 +412,18 @@ func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats,
 		return r.stats, fmt.Errorf("bucket %s is not in the cell map", bucket)
 	case e.Cell == dst && e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL:
 		// Moved already. A move that stopped between the map's flip and its reclaim
-		// left the source's records behind, fenced: drop them now.
+		// left the source's records behind, fenced (the entry names the source in
+		// moved_from until they are dropped): drop them now.
 		if src != dst {
-			if err := r.reclaim(context.WithoutCancel(ctx), false); err != nil {
+			r.stats.ReclaimOnly = true
+			r.report("reclaim", true)
+			if err := r.reclaim(context.WithoutCancel(ctx), src, false); err != nil {
 				return r.stats, err
 			}
 		}
 		outcome = "done"
 		r.stats.Took = time.Since(r.start)
+		r.report("done", true)
 		return r.stats, nil
 	case e.Cell != src:
 		return r.stats, fmt.Errorf("bucket %s is in %s, not %s", bucket, e.Cell, src)
@@ -371,6 +436,14 @@ func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats,
 			outcome = "undone"
 		}
 		return r.stats, err
+	}
+	if e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL && e.MovedFrom != "" {
+		// An earlier move brought the bucket here and did not reclaim its source:
+		// that is finished first, so that no cell keeps records the map no longer
+		// names (and a move back there does not find them).
+		if err := r.reclaim(ctx, e.MovedFrom, false); err != nil {
+			return r.stats, fmt.Errorf("finish the earlier move of %s from %s: %w", bucket, e.MovedFrom, err)
+		}
 	}
 	if e.State == cellarv1.BucketState_BUCKET_STATE_NORMAL {
 		// Nothing is done yet: a move that cannot mark its bucket has nothing to undo
@@ -398,7 +471,7 @@ func (m *Mover) MoveBucket(ctx context.Context, bucket, src, dst string) (Stats,
 		return r.stats, err
 	}
 	r.report("reclaim", true)
-	if err := r.reclaim(cctx, true); err != nil {
+	if err := r.reclaim(cctx, src, true); err != nil {
 		return r.stats, fmt.Errorf("%s is moved to %s, but %w; run the same move again to drop them", bucket, dst, err)
 	}
 	outcome = "done"
@@ -472,7 +545,7 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 		r.total = 0
 		clear(r.copied)
 		err := r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error {
-			r.copied[loc.Key] = inTarget
+			r.copied[loc.Key] = copyMark{version: inTarget}
 			return nil
 		})
 		if err != nil {
@@ -488,30 +561,11 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 // target what the source no longer has. It returns how many objects it changed.
 func (r *run) pass(ctx context.Context) (int, error) {
 	r.stats.Passes++
+	pass := r.stats.Passes
 	if err := r.copyConfig(ctx); err != nil {
 		return 0, err
 	}
-	seen := map[string]bool{}
-	changed := 0
-	r.srcLocs = r.srcLocs[:0]
-	err := r.m.eachObject(ctx, r.src, r.bucket, func(loc *cellarv1.Location) error {
-		seen[loc.Key] = true
-		r.srcLocs = append(r.srcLocs, loc)
-		v := versionOf(loc)
-		if r.copied[loc.Key] == v {
-			return nil
-		}
-		if _, err := r.cp.CopyObject(ctx, r.src, r.dst, loc); err != nil {
-			return fmt.Errorf("copy %s/%s: %w", r.bucket, loc.Key, err)
-		}
-		r.copied[loc.Key] = v
-		r.stats.Objects++
-		r.stats.Bytes += loc.Size
-		r.m.Metrics.copied(loc.Size)
-		changed++
-		r.report(r.step, false)
-		return nil
-	})
+	changed, err := r.copyChanged(ctx, pass, r.step == "final")
 	if err != nil {
 		return changed, err
 	}
@@ -519,8 +573,8 @@ func (r *run) pass(ctx context.Context) (int, error) {
 	if err != nil {
 		return changed, err
 	}
-	for key := range r.copied {
-		if seen[key] {
+	for key, mark := range r.copied {
+		if mark.pass == pass {
 			continue
 		}
 		resp, err := ix.Delete(ctx, &cellarv1.DeleteRequest{Bucket: r.bucket, Key: key})
@@ -534,6 +588,212 @@ func (r *run) pass(ctx context.Context) (int, error) {
 		changed++
 	}
 	return changed, nil
+}
+
+// copied is the outcome of one object's copy.
+type copied struct {
+	loc *cellarv1.Location
+	err error
+}
+
+// copyChanged lists the source in key order and copies each object whose version the
+// target does not have, CopyConcurrency at once, marking every key it lists with
+// pass. The run's state (copied, stats, metrics, progress) is changed by the calling
+// goroutine alone, as the copies end. The first copy that fails cancels the others;
+// once they have ended, its error is returned (the copies that succeeded are kept, so
+// the pass tried again copies only the rest). keep keeps the listing in srcLocs.
+func (r *run) copyChanged(ctx context.Context, pass int, keep bool) (int, error) {
+	r.srcLocs = nil
+	n := r.m.copyConcurrency()
+	cctx, cancel := context.WithCancel(ctx)
+	jobs := make(chan *cellarv1.Location)
+	results := make(chan copied, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for loc := range jobs {
+				_, err := r.cp.CopyObject(cctx, r.src, r.dst, loc)
+				results <- copied{loc: loc, err: err}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+	jobsOpen := true
+	closeJobs := func() {
+		if jobsOpen {
+			close(jobs)
+			jobsOpen = false
+		}
+	}
+	// However this returns (or its goroutine ends mid-way), no copy outlives it.
+	defer func() {
+		cancel()
+		closeJobs()
+		for range results {
+		}
+	}()
+	changed := 0
+	var failed error
+	done := func(c copied) {
+		if c.err != nil {
+			if failed == nil {
+				failed = fmt.Errorf("copy %s/%s: %w", r.bucket, c.loc.Key, c.err)
+				cancel()
+			}
+			return
+		}
+		r.copied[c.loc.Key] = copyMark{version: versionOf(c.loc), pass: pass}
+		r.stats.Objects++
+		r.stats.Bytes += c.loc.Size
+		r.m.Metrics.copied(c.loc.Size)
+		changed++
+		r.report(r.step, false)
+	}
+	err := r.eachSource(cctx, func(loc *cellarv1.Location) error {
+		if keep {
+			r.srcLocs = append(r.srcLocs, loc)
+		}
+		v := versionOf(loc)
+		if mark, ok := r.copied[loc.Key]; ok && mark.version == v {
+			r.copied[loc.Key] = copyMark{version: v, pass: pass}
+			return nil
+		}
+		for failed == nil {
+			select {
+			case jobs <- loc:
+				return nil
+			case c := <-results:
+				done(c)
+			}
+		}
+		return failed
+	})
+	// The copies under way end (cancelled if one failed), and count.
+	closeJobs()
+	for c := range results {
+		done(c)
+	}
+	if failed != nil {
+		return changed, failed
+	}
+	return changed, err
+}
+
+// listers is how many key ranges of the source a pass lists at once, once an earlier
+// pass has shown where to cut them (a bucket of fewer than that many pages is listed
+// as one range).
+const listers = 4
+
+// listPage is a page of one range of a listing, or the error that ended it.
+type listPage struct {
+	entries []*cellarv1.Location
+	err     error
+}
+
+// eachSource calls fn, on the calling goroutine, for every object of the bucket in the
+// source: not in key order, but in the ranges r.splits cuts the bucket into, listed at
+// once, each a page ahead of fn. The first error (of a listing, or of fn) ends it.
+// It leaves in r.splits the cuts of the listing it made, for the next pass.
+func (r *run) eachSource(ctx context.Context, fn func(*cellarv1.Location) error) error {
+	ix, err := r.m.Router.Index(r.src)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	splits := r.splits
+	pages := make(chan listPage, len(splits)+1)
+	var wg sync.WaitGroup
+	// Range i holds the keys after splits[i-1] up to splits[i] (the first from the
+	// start, the last to the end).
+	for i := 0; i <= len(splits); i++ {
+		after, upTo, last := "", "", i == len(splits)
+		if i > 0 {
+			after = splits[i-1]
+		}
+		if !last {
+			upTo = splits[i]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var p listPage
+				resp, err := ix.List(lctx, &cellarv1.ListRequest{Bucket: r.bucket, StartAfter: after, Limit: 1000})
+				done := true
+				if err != nil {
+					p.err = err
+				} else {
+					p.entries, done = inRange(resp, upTo, last)
+					if n := len(p.entries); n > 0 {
+						after = p.entries[n-1].Key
+					}
+				}
+				select {
+				case pages <- p:
+				case <-lctx.Done():
+					return
+				}
+				if done {
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(pages) }()
+	defer func() {
+		cancel()
+		for range pages {
+		}
+	}()
+	var ends []string
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		for _, loc := range p.entries {
+			if err := fn(loc); err != nil {
+				return err
+			}
+		}
+		if n := len(p.entries); n > 0 {
+			ends = append(ends, p.entries[n-1].Key)
+		}
+	}
+	r.splits = splitsOf(ends)
+	return nil
+}
+
+// inRange is what of a page of a listing belongs to the range that ends at upTo (at
+// the end of the bucket, when last), and whether the range is listed to its end.
+func inRange(page *cellarv1.ListResponse, upTo string, last bool) ([]*cellarv1.Location, bool) {
+	entries := page.GetEntries()
+	done := !page.GetTruncated() || len(entries) == 0
+	if last {
+		return entries, done
+	}
+	cut := sort.Search(len(entries), func(j int) bool { return entries[j].Key > upTo })
+	if cut < len(entries) {
+		return entries[:cut], true
+	}
+	return entries, done || entries[len(entries)-1].Key == upTo
+}
+
+// splitsOf cuts a bucket into listers ranges of about as many pages each, from the
+// last keys of the pages of a listing of it (in any order); none for a bucket of
+// fewer pages than listers.
+func splitsOf(ends []string) []string {
+	if len(ends) < listers {
+		return nil
+	}
+	ends = slices.Clone(ends)
+	slices.Sort(ends)
+	var splits []string
+	for i := 1; i < listers; i++ {
+		splits = append(splits, ends[i*len(ends)/listers-1])
+	}
+	return slices.Compact(splits)
 }
 
 // copyConfig gives the bucket in the target the configuration it has in the source
@@ -679,14 +939,15 @@ func (r *run) cutover(ctx context.Context) (flip, error) {
 	return flipDone, nil
 }
 
-// reclaim drops the bucket's records in the source, in one command (the bucket's
-// record stays, fenced, as a tombstone), and, when blobs, deletes the blobs the final
-// pass listed: nothing could change them since the write fence. A run that resumes
-// after the flip has no such list: the blobs are left to the source cell's garbage
-// collection, which deletes blobs no record names.
-func (r *run) reclaim(ctx context.Context, blobs bool) error {
+// reclaim drops the bucket's records in from, the source of its move, in one command
+// (the bucket's record stays, fenced, as a tombstone); then the map's entry stops
+// naming from as the cell the bucket moved from; then, when blobs, it deletes the
+// blobs the final pass listed: nothing could change them since the write fence. A
+// run that resumes after the flip has no such list: the blobs are left to the source
+// cell's garbage collection, which deletes blobs no record names.
+func (r *run) reclaim(ctx context.Context, from string, blobs bool) error {
 	err := r.retry(ctx, "reclaim", func() error {
-		ix, err := r.m.Router.Index(r.src)
+		ix, err := r.m.Router.Index(from)
 		if err != nil {
 			return err
 		}
@@ -702,14 +963,67 @@ func (r *run) reclaim(ctx context.Context, blobs bool) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("the records of %s in %s were not dropped: %w", r.bucket, r.src, err)
+		return fmt.Errorf("the records of %s in %s were not dropped: %w", r.bucket, from, err)
+	}
+	err = r.retry(ctx, "reclaim", func() error {
+		_, err := r.m.changeMap(ctx, &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Reclaimed{Reclaimed: &cellarv1.BucketReclaimed{
+			Name: r.bucket, Cell: from}}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the records of %s in %s were dropped, but the cell map still names %s as where it moved from: %w",
+			r.bucket, from, from, err)
 	}
 	if blobs {
-		for _, loc := range r.srcLocs {
-			r.cp.DeleteBlobs(r.src, loc)
-		}
+		r.deleteBlobs(ctx, from, r.srcLocs)
+		r.srcLocs = nil
 	}
 	return nil
+}
+
+// deleteBlobs deletes the blobs of locs in cellID, CopyConcurrency at once, and
+// returns when every delete has been tried: a bucket of a million objects is not a
+// million deletes at once in a cell that serves other buckets. A blob whose delete
+// fails (a storage node away) is left to the cell's garbage collection, which deletes
+// blobs no record names.
+func (r *run) deleteBlobs(ctx context.Context, cellID string, locs []*cellarv1.Location) {
+	jobs := make(chan *cellarv1.Location)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	del := func(objectID []byte, replicas []string) {
+		for _, nodeID := range replicas {
+			st, err := r.m.Router.Storage(cellID, nodeID)
+			if err == nil {
+				_, err = st.Delete(ctx, &cellarv1.DeleteBlobRequest{ObjectId: objectID})
+			}
+			if err != nil {
+				failed.Add(1)
+			}
+		}
+	}
+	for range r.m.copyConcurrency() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for loc := range jobs {
+				if len(loc.GetObjectId()) > 0 {
+					del(loc.ObjectId, loc.Replicas)
+				}
+				for _, p := range loc.GetParts() {
+					del(p.ObjectId, p.Replicas)
+				}
+			}
+		}()
+	}
+	for _, loc := range locs {
+		jobs <- loc
+	}
+	close(jobs)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		r.m.log().Warn("blobs of a moved bucket not deleted in its source; its garbage collection deletes them",
+			"bucket", r.bucket, "cell", cellID, "blobs", n)
+	}
 }
 
 // undo takes back a move stopped before its cutover: the source serves the bucket

@@ -47,6 +47,10 @@ with a map group (topology map_nodes) to another cell (--to CELL), while it serv
     retry), the last changes are copied, the cell map flips the bucket to the target,
     and the source's copy is reclaimed. Progress (objects/s, bytes/s, ETA) is printed
     as it goes. Ctrl-C before the flip undoes the move: the source keeps serving.
+  - A move that stopped after the flip, before the source dropped its copy (its
+    supervisor died), is finished by the same command: the bucket is in the target
+    already, the map still names the source, and the plan (nothing to copy) has the
+    source drop the records it kept.
   - Every plan, refusal, confirmation and outcome is appended to DATA_DIR/audit.log
     ('cellctl audit'); the kill switch ('cellctl drill halt') refuses a move.
 
@@ -141,8 +145,7 @@ func runMove(cmd *cobra.Command, o moveOptions) error {
 		}
 	} else if err == nil && res != nil && res.Executed {
 		for _, st := range moved {
-			fmt.Fprintf(out, "moved %s to %s: %d objects (%s) in %s, writes paused %s\n", st.Bucket, res.Plan.Target,
-				st.Objects, humanBytes(st.Bytes), st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
+			fmt.Fprintln(out, movedLine(st, res.Plan.Source, res.Plan.Target))
 		}
 	}
 	return guardError(err)
@@ -194,6 +197,16 @@ func printMovePlan(out io.Writer, p *guard.Plan, o moveOptions) {
 		fmt.Fprintf(out, "Dry run: nothing done. To run exactly this plan:\n  cellctl move --data-dir %s %s --to %s --confirm %s --reason \"<why>\"\n",
 			o.dataDir, target, o.to, p.ID)
 	}
+}
+
+// movedLine says what one bucket's move did.
+func movedLine(st mover.Stats, source, target string) string {
+	if st.ReclaimOnly {
+		return fmt.Sprintf("finished the move of %s to %s: %s dropped the %d object record%s its stopped move had left there (in %s)",
+			st.Bucket, target, source, st.Reclaimed, plural(int(st.Reclaimed)), st.Took.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("moved %s to %s: %d objects (%s) in %s, writes paused %s", st.Bucket, target,
+		st.Objects, humanBytes(st.Bytes), st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
 }
 
 func printMoveProgress(out io.Writer, p mover.Progress) {

@@ -3,6 +3,9 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cellarsim/cellar/gateway/mover"
 )
 
 // move refuses a request it cannot make sense of before it looks for a cluster.
@@ -35,4 +38,22 @@ func TestMoveRefusesACompose(t *testing.T) {
 		t.Errorf("exit code %d, want %d (stderr %q)", code, ExitError, stderr)
 	}
 	checkOneLine(t, stderr, "moving buckets is not offered on a compose cluster yet")
+}
+
+// The line of a bucket's move says what it did: a copy, or the finish of a move that
+// stopped after its flip.
+func TestMovedLine(t *testing.T) {
+	for _, tc := range []struct {
+		st   mover.Stats
+		want string
+	}{
+		{mover.Stats{Bucket: "b", Objects: 3, Bytes: 2048, Took: 1500 * time.Millisecond, WritePause: 12 * time.Millisecond},
+			"moved b to cell-1: 3 objects (2.0 KiB) in 1.5s, writes paused 12ms"},
+		{mover.Stats{Bucket: "b", ReclaimOnly: true, Reclaimed: 24, Took: 40 * time.Millisecond},
+			"finished the move of b to cell-1: cell-0 dropped the 24 object records its stopped move had left there (in 40ms)"},
+	} {
+		if got := movedLine(tc.st, "cell-0", "cell-1"); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
 }

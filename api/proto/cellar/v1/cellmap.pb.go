@@ -132,7 +132,11 @@ type BucketEntry struct {
 	CreatedUnixNano int64                  `protobuf:"varint,2,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	State           BucketState            `protobuf:"varint,3,opt,name=state,proto3,enum=cellar.v1.BucketState" json:"state,omitempty"`
 	// The cell a move in progress copies the bucket to.
-	MoveTo        string `protobuf:"bytes,4,opt,name=move_to,json=moveTo,proto3" json:"move_to,omitempty"`
+	MoveTo string `protobuf:"bytes,4,opt,name=move_to,json=moveTo,proto3" json:"move_to,omitempty"`
+	// The cell a finished move copied the bucket from, until that cell has dropped the
+	// bucket's records (the move's reclaim); empty otherwise. A move whose process
+	// stopped between the map's flip and its reclaim is finished from it.
+	MovedFrom     string `protobuf:"bytes,5,opt,name=moved_from,json=movedFrom,proto3" json:"moved_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -191,6 +195,13 @@ func (x *BucketEntry) GetState() BucketState {
 func (x *BucketEntry) GetMoveTo() string {
 	if x != nil {
 		return x.MoveTo
+	}
+	return ""
+}
+
+func (x *BucketEntry) GetMovedFrom() string {
+	if x != nil {
+		return x.MovedFrom
 	}
 	return ""
 }
@@ -277,6 +288,7 @@ type MapCommand struct {
 	//	*MapCommand_Unregister
 	//	*MapCommand_SetState
 	//	*MapCommand_SetSlot
+	//	*MapCommand_Reclaimed
 	Op isMapCommand_Op `protobuf_oneof:"op"`
 	// When set, the command applies only to a map of this version (FailedPrecondition
 	// otherwise): a compare-and-set for the mover's steps.
@@ -367,6 +379,15 @@ func (x *MapCommand) GetSetSlot() *SetSlot {
 	return nil
 }
 
+func (x *MapCommand) GetReclaimed() *BucketReclaimed {
+	if x != nil {
+		if x, ok := x.Op.(*MapCommand_Reclaimed); ok {
+			return x.Reclaimed
+		}
+	}
+	return nil
+}
+
 func (x *MapCommand) GetExpectVersion() uint64 {
 	if x != nil {
 		return x.ExpectVersion
@@ -398,6 +419,10 @@ type MapCommand_SetSlot struct {
 	SetSlot *SetSlot `protobuf:"bytes,5,opt,name=set_slot,json=setSlot,proto3,oneof"`
 }
 
+type MapCommand_Reclaimed struct {
+	Reclaimed *BucketReclaimed `protobuf:"bytes,6,opt,name=reclaimed,proto3,oneof"`
+}
+
 func (*MapCommand_Seed) isMapCommand_Op() {}
 
 func (*MapCommand_Register) isMapCommand_Op() {}
@@ -407,6 +432,8 @@ func (*MapCommand_Unregister) isMapCommand_Op() {}
 func (*MapCommand_SetState) isMapCommand_Op() {}
 
 func (*MapCommand_SetSlot) isMapCommand_Op() {}
+
+func (*MapCommand_Reclaimed) isMapCommand_Op() {}
 
 // SeedMap gives an empty map its slot table; on a map that has one it does nothing.
 type SeedMap struct {
@@ -570,6 +597,7 @@ func (x *UnregisterBucket) GetName() string {
 
 // SetBucketState moves a bucket through a move: normal → moving(to) → fenced → its
 // cell set to the target and normal again (cell set), or back to normal (cancel).
+// Setting another cell records the old one in the entry's moved_from.
 type SetBucketState struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -639,6 +667,61 @@ func (x *SetBucketState) GetCell() string {
 	return ""
 }
 
+// BucketReclaimed says that cell has dropped the records of a bucket that moved away
+// from it: the entry's moved_from is cleared when it names cell. A missing entry, or
+// one whose moved_from names another cell, is left as it is.
+type BucketReclaimed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cell          string                 `protobuf:"bytes,2,opt,name=cell,proto3" json:"cell,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BucketReclaimed) Reset() {
+	*x = BucketReclaimed{}
+	mi := &file_cellar_v1_cellmap_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BucketReclaimed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BucketReclaimed) ProtoMessage() {}
+
+func (x *BucketReclaimed) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_cellmap_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BucketReclaimed.ProtoReflect.Descriptor instead.
+func (*BucketReclaimed) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_cellmap_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BucketReclaimed) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BucketReclaimed) GetCell() string {
+	if x != nil {
+		return x.Cell
+	}
+	return ""
+}
+
 // SetSlot gives a slot another cell.
 type SetSlot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -650,7 +733,7 @@ type SetSlot struct {
 
 func (x *SetSlot) Reset() {
 	*x = SetSlot{}
-	mi := &file_cellar_v1_cellmap_proto_msgTypes[8]
+	mi := &file_cellar_v1_cellmap_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +745,7 @@ func (x *SetSlot) String() string {
 func (*SetSlot) ProtoMessage() {}
 
 func (x *SetSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_cellmap_proto_msgTypes[8]
+	mi := &file_cellar_v1_cellmap_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +758,7 @@ func (x *SetSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSlot.ProtoReflect.Descriptor instead.
 func (*SetSlot) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_cellmap_proto_rawDescGZIP(), []int{8}
+	return file_cellar_v1_cellmap_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetSlot) GetSlot() int32 {
@@ -699,12 +782,14 @@ const file_cellar_v1_cellmap_proto_rawDesc = "" +
 	"\x17cellar/v1/cellmap.proto\x12\tcellar.v1\"M\n" +
 	"\rGetMapRequest\x12#\n" +
 	"\rknown_version\x18\x01 \x01(\x04R\fknownVersion\x12\x17\n" +
-	"\await_ms\x18\x02 \x01(\x03R\x06waitMs\"\x94\x01\n" +
+	"\await_ms\x18\x02 \x01(\x03R\x06waitMs\"\xb3\x01\n" +
 	"\vBucketEntry\x12\x12\n" +
 	"\x04cell\x18\x01 \x01(\tR\x04cell\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.cellar.v1.BucketStateR\x05state\x12\x17\n" +
-	"\amove_to\x18\x04 \x01(\tR\x06moveTo\"\xde\x01\n" +
+	"\amove_to\x18\x04 \x01(\tR\x06moveTo\x12\x1d\n" +
+	"\n" +
+	"moved_from\x18\x05 \x01(\tR\tmovedFrom\"\xde\x01\n" +
 	"\x03Map\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05slots\x18\x02 \x03(\tR\x05slots\x125\n" +
@@ -712,7 +797,7 @@ const file_cellar_v1_cellmap_proto_rawDesc = "" +
 	"\tpartition\x18\x04 \x01(\tR\tpartition\x1aR\n" +
 	"\fBucketsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.cellar.v1.BucketEntryR\x05value:\x028\x01\"\xc6\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.cellar.v1.BucketEntryR\x05value:\x028\x01\"\x82\x03\n" +
 	"\n" +
 	"MapCommand\x12(\n" +
 	"\x04seed\x18\x01 \x01(\v2\x12.cellar.v1.SeedMapH\x00R\x04seed\x127\n" +
@@ -721,7 +806,8 @@ const file_cellar_v1_cellmap_proto_rawDesc = "" +
 	"unregister\x18\x03 \x01(\v2\x1b.cellar.v1.UnregisterBucketH\x00R\n" +
 	"unregister\x128\n" +
 	"\tset_state\x18\x04 \x01(\v2\x19.cellar.v1.SetBucketStateH\x00R\bsetState\x12/\n" +
-	"\bset_slot\x18\x05 \x01(\v2\x12.cellar.v1.SetSlotH\x00R\asetSlot\x12%\n" +
+	"\bset_slot\x18\x05 \x01(\v2\x12.cellar.v1.SetSlotH\x00R\asetSlot\x12:\n" +
+	"\treclaimed\x18\x06 \x01(\v2\x1a.cellar.v1.BucketReclaimedH\x00R\treclaimed\x12%\n" +
 	"\x0eexpect_version\x18\x0f \x01(\x04R\rexpectVersionB\x04\n" +
 	"\x02op\"=\n" +
 	"\aSeedMap\x12\x14\n" +
@@ -737,7 +823,10 @@ const file_cellar_v1_cellmap_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.cellar.v1.BucketStateR\x05state\x12\x17\n" +
 	"\amove_to\x18\x03 \x01(\tR\x06moveTo\x12\x12\n" +
-	"\x04cell\x18\x04 \x01(\tR\x04cell\"1\n" +
+	"\x04cell\x18\x04 \x01(\tR\x04cell\"9\n" +
+	"\x0fBucketReclaimed\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cell\x18\x02 \x01(\tR\x04cell\"1\n" +
 	"\aSetSlot\x12\x12\n" +
 	"\x04slot\x18\x01 \x01(\x05R\x04slot\x12\x12\n" +
 	"\x04cell\x18\x02 \x01(\tR\x04cell*X\n" +
@@ -762,7 +851,7 @@ func file_cellar_v1_cellmap_proto_rawDescGZIP() []byte {
 }
 
 var file_cellar_v1_cellmap_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cellar_v1_cellmap_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_cellar_v1_cellmap_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_cellar_v1_cellmap_proto_goTypes = []any{
 	(BucketState)(0),         // 0: cellar.v1.BucketState
 	(*GetMapRequest)(nil),    // 1: cellar.v1.GetMapRequest
@@ -773,28 +862,30 @@ var file_cellar_v1_cellmap_proto_goTypes = []any{
 	(*RegisterBucket)(nil),   // 6: cellar.v1.RegisterBucket
 	(*UnregisterBucket)(nil), // 7: cellar.v1.UnregisterBucket
 	(*SetBucketState)(nil),   // 8: cellar.v1.SetBucketState
-	(*SetSlot)(nil),          // 9: cellar.v1.SetSlot
-	nil,                      // 10: cellar.v1.Map.BucketsEntry
+	(*BucketReclaimed)(nil),  // 9: cellar.v1.BucketReclaimed
+	(*SetSlot)(nil),          // 10: cellar.v1.SetSlot
+	nil,                      // 11: cellar.v1.Map.BucketsEntry
 }
 var file_cellar_v1_cellmap_proto_depIdxs = []int32{
 	0,  // 0: cellar.v1.BucketEntry.state:type_name -> cellar.v1.BucketState
-	10, // 1: cellar.v1.Map.buckets:type_name -> cellar.v1.Map.BucketsEntry
+	11, // 1: cellar.v1.Map.buckets:type_name -> cellar.v1.Map.BucketsEntry
 	5,  // 2: cellar.v1.MapCommand.seed:type_name -> cellar.v1.SeedMap
 	6,  // 3: cellar.v1.MapCommand.register:type_name -> cellar.v1.RegisterBucket
 	7,  // 4: cellar.v1.MapCommand.unregister:type_name -> cellar.v1.UnregisterBucket
 	8,  // 5: cellar.v1.MapCommand.set_state:type_name -> cellar.v1.SetBucketState
-	9,  // 6: cellar.v1.MapCommand.set_slot:type_name -> cellar.v1.SetSlot
-	0,  // 7: cellar.v1.SetBucketState.state:type_name -> cellar.v1.BucketState
-	2,  // 8: cellar.v1.Map.BucketsEntry.value:type_name -> cellar.v1.BucketEntry
-	1,  // 9: cellar.v1.CellMap.Get:input_type -> cellar.v1.GetMapRequest
-	4,  // 10: cellar.v1.CellMap.Apply:input_type -> cellar.v1.MapCommand
-	3,  // 11: cellar.v1.CellMap.Get:output_type -> cellar.v1.Map
-	3,  // 12: cellar.v1.CellMap.Apply:output_type -> cellar.v1.Map
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 6: cellar.v1.MapCommand.set_slot:type_name -> cellar.v1.SetSlot
+	9,  // 7: cellar.v1.MapCommand.reclaimed:type_name -> cellar.v1.BucketReclaimed
+	0,  // 8: cellar.v1.SetBucketState.state:type_name -> cellar.v1.BucketState
+	2,  // 9: cellar.v1.Map.BucketsEntry.value:type_name -> cellar.v1.BucketEntry
+	1,  // 10: cellar.v1.CellMap.Get:input_type -> cellar.v1.GetMapRequest
+	4,  // 11: cellar.v1.CellMap.Apply:input_type -> cellar.v1.MapCommand
+	3,  // 12: cellar.v1.CellMap.Get:output_type -> cellar.v1.Map
+	3,  // 13: cellar.v1.CellMap.Apply:output_type -> cellar.v1.Map
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_cellmap_proto_init() }
@@ -808,6 +899,7 @@ func file_cellar_v1_cellmap_proto_init() {
 		(*MapCommand_Unregister)(nil),
 		(*MapCommand_SetState)(nil),
 		(*MapCommand_SetSlot)(nil),
+		(*MapCommand_Reclaimed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -815,7 +907,7 @@ func file_cellar_v1_cellmap_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_cellmap_proto_rawDesc), len(file_cellar_v1_cellmap_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
