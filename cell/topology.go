@@ -81,9 +81,10 @@ type Topology struct {
 	// the cap, a restart against the dependency order), still planning and auditing
 	// every operation and saying so loudly: for teaching the 2017 outage only.
 	Guardrails string `yaml:"guardrails,omitempty"`
-	// ReadLease is "on" (the default, also when empty) or "off". On, an index leader
+	// ReadLease is "off" (the default, also when empty) or "on". On, an index leader
 	// serves reads under a lease it renews twice a second while reads come in; off,
-	// it asks a majority of its group for every read (to measure what the lease buys).
+	// it asks a majority of its group for every read. Off by default until a leader
+	// that lost its quorum is shown to stop serving within a lease (docs/leaders.md).
 	ReadLease string `yaml:"read_lease,omitempty"`
 
 	// Tenants, routers, the sharding of the gateway fleet and fault injection: see
@@ -104,8 +105,8 @@ const (
 // GuardrailsOff reports whether the topology turns the guardrails off (teaching only).
 func (t Topology) GuardrailsOff() bool { return t.Guardrails == GuardrailsOff }
 
-// ReadLeaseOff reports whether the topology turns the index leaders' read lease off.
-func (t Topology) ReadLeaseOff() bool { return t.ReadLease == "off" }
+// ReadLeaseOn reports whether the topology turns the index leaders' read lease on.
+func (t Topology) ReadLeaseOn() bool { return t.ReadLease == "on" }
 
 // DefaultCopies is how many copies of every object a cell keeps when the topology does
 // not say.

@@ -385,7 +385,12 @@ func (r *Report) Verdict() string {
 		parts = append(parts, fmt.Sprintf("%d of %d checks passed", n-r.failedChecks(), n))
 	}
 	if r.Load != nil {
-		parts = append(parts, r.Blast.sentence())
+		s := r.Blast.sentence()
+		if r.Move != nil && r.Blast.Failed == 0 {
+			// The moved bucket's own load is counted in the move's part.
+			s = "no request of the steady load failed"
+		}
+		parts = append(parts, s)
 	}
 	for _, p := range r.Poison {
 		parts = append(parts, fmt.Sprintf("poison pill: %d of %d gateways crashed, %s of tenants fully down (formula %s)",

@@ -19,6 +19,9 @@ func (m *MoveReport) sentence() string {
 		if m.Others != nil {
 			s += fmt.Sprintf(", %d of %d requests of other buckets failed", m.Others.Errors, m.Others.Requests)
 		}
+		if m.Moved != nil && m.Moved.Errors > 0 {
+			s += fmt.Sprintf(", and %d of %d of the moved bucket's own", m.Moved.Errors, m.Moved.Requests)
+		}
 	}
 	return s
 }

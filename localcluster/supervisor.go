@@ -563,7 +563,7 @@ func (s *Supervisor) specLocked(p *proc) node.Spec {
 		spec.Repair = s.topo.Repair
 	}
 	if n.Role == cell.RoleIndex {
-		spec.NoReadLease = s.topo.ReadLeaseOff()
+		spec.ReadLease = s.topo.ReadLeaseOn()
 	}
 	if n.Role == cell.RoleGateway {
 		spec.TopologyFile = s.topoFile

@@ -74,8 +74,8 @@ type Spec struct {
 	Peers             []string
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
-	// NoReadLease turns the index leader's read lease off (--no-read-lease).
-	NoReadLease bool
+	// ReadLease turns the index leader's read lease on (--read-lease).
+	ReadLease bool
 
 	// A gateway: where its S3 API listens (--s3-addr; default the topology's) and the
 	// topology file it reads (--topology; default the embedded topology).
@@ -137,8 +137,8 @@ func (s Spec) Args() []string {
 	if s.TrailingLogs != 0 {
 		flag("raft-trailing-logs", strconv.FormatUint(s.TrailingLogs, 10))
 	}
-	if s.NoReadLease {
-		a = append(a, "--no-read-lease")
+	if s.ReadLease {
+		a = append(a, "--read-lease")
 	}
 	flag("s3-addr", s.S3Addr)
 	flag("topology", s.TopologyFile)
@@ -187,7 +187,7 @@ func (s Spec) Validate() error {
 		{"state-dir", s.StateDir != "", []cell.Role{gw}},
 		{"raft-snapshot-threshold", s.SnapshotThreshold != 0, []cell.Role{idx}},
 		{"raft-trailing-logs", s.TrailingLogs != 0, []cell.Role{idx}},
-		{"no-read-lease", s.NoReadLease, []cell.Role{idx}},
+		{"read-lease", s.ReadLease, []cell.Role{idx}},
 		{"s3-addr", s.S3Addr != "", []cell.Role{gw, cell.RoleRouter}},
 		{"topology", s.TopologyFile != "", []cell.Role{gw, cell.RoleRouter}},
 		{"backends", len(s.Backends) > 0, []cell.Role{cell.RoleRouter}},
@@ -286,7 +286,7 @@ func runIndex(ctx context.Context, s Spec, o daemon.Options, opts RunOptions) er
 	return index.Run(ctx, index.Config{
 		Options: o, DataDir: s.DataDir,
 		RaftAddr: s.RaftAddr, RaftAdvertise: s.RaftAdvertise, Peers: s.Peers,
-		SnapshotThreshold: s.SnapshotThreshold, TrailingLogs: s.TrailingLogs, NoReadLease: s.NoReadLease,
+		SnapshotThreshold: s.SnapshotThreshold, TrailingLogs: s.TrailingLogs, ReadLease: s.ReadLease,
 		FaultsFile: s.FaultsFile, Crash: opts.Crash,
 	})
 }

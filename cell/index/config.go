@@ -31,9 +31,10 @@ type Config struct {
 	// defaults). A follower further behind than TrailingLogs catches up from a snapshot.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
-	// NoReadLease turns the leader's read lease off (lease.go): every read then waits
-	// for a majority to confirm the leadership, as measured against the lease.
-	NoReadLease bool
+	// ReadLease turns the leader's read lease on (lease.go): reads are then answered
+	// without a round trip to the followers while the lease lasts. Off, every read
+	// waits for a majority to confirm the leadership.
+	ReadLease bool
 
 	// Pending is what a read of a key range still loading gets during the rebuild
 	// of a standalone node: answered from Pebble (the default) or refused with
@@ -65,7 +66,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.Pending, "rebuild-pending", "what a read of a key range still loading gets while the index rebuilds: pebble (answered from Pebble) or slowdown (503 SlowDown)")
 	fs.IntVar(&c.RebuildWorkers, "rebuild-workers", c.RebuildWorkers, "key ranges loaded at once by the rebuild (0: one per core)")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot (0: default)")
-	fs.BoolVar(&c.NoReadLease, "no-read-lease", c.NoReadLease, "the leader confirms its leadership with a majority for every read, instead of once per read lease")
+	fs.BoolVar(&c.ReadLease, "read-lease", c.ReadLease, "the leader answers reads under a read lease, instead of confirming its leadership with a majority for every read")
 	fs.StringVar(&c.FaultsFile, "faults-file", c.FaultsFile, "file in which the drill tooling arms faults (a cluster started with faults on)")
 }
 

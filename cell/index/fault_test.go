@@ -328,6 +328,8 @@ func (fc *faultCluster) start(i int) {
 		},
 		DataDir: n.dir, RaftAddr: n.raftAddr, Peers: fc.peers,
 		SnapshotThreshold: 64, TrailingLogs: 16,
+		// The read lease is off by default; these histories check it.
+		ReadLease: true,
 	}
 	go func() { done <- index.Run(ctx, cfg) }()
 }

@@ -78,9 +78,9 @@ type groupConfig struct {
 	// TLS, when set, puts raft on mutual TLS between the index nodes of Cell.
 	TLS  *pki.Creds
 	Cell string
-	// NoReadLease makes the leader verify its leadership with a majority for every
-	// read, instead of once per lease (lease.go).
-	NoReadLease bool
+	// ReadLease makes the leader answer reads under a lease (lease.go) instead of
+	// verifying its leadership with a majority for every read.
+	ReadLease bool
 }
 
 func openGroup(cfg groupConfig, store *Store) (*group, error) {
@@ -122,10 +122,14 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 		trans.Close()
 		return nil, err
 	}
-	// Votes wait for HeartbeatTimeout after the start: a restarted follower keeps the
-	// promise the read lease rests on (votehold.go).
+	// With the read lease, votes wait for HeartbeatTimeout after the start: a
+	// restarted follower keeps the promise the lease rests on (votehold.go).
+	var hold time.Duration
+	if cfg.ReadLease {
+		hold = rc.HeartbeatTimeout
+	}
 	holdStop := make(chan struct{})
-	r, err := raft.NewRaft(rc, fsm{s: store}, logs, logs, snaps, newVoteHoldTransport(trans, rc.HeartbeatTimeout, holdStop))
+	r, err := raft.NewRaft(rc, fsm{s: store}, logs, logs, snaps, newVoteHoldTransport(trans, hold, holdStop))
 	if err != nil {
 		close(holdStop)
 		trans.Close()
@@ -142,7 +146,7 @@ func openGroup(cfg groupConfig, store *Store) (*group, error) {
 			Help: "Reads this node let through as its group's leader, by how it knew it still led: lease (no round trip) or verify (a majority asked).",
 		}, []string{"by"}),
 	}
-	if !cfg.NoReadLease {
+	if cfg.ReadLease {
 		g.lease = &readLease{
 			length: rc.HeartbeatTimeout / 2, renewAfter: rc.HeartbeatTimeout / 4, now: time.Now,
 			leading: g.leadingTerm,

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 			NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr,
 			Advertise: cfg.RaftAdvertise, Peers: peers, SnapshotThreshold: cfg.SnapshotThreshold,
 			TrailingLogs: cfg.TrailingLogs, Logger: d.Log, TLS: d.TLS(), Cell: cfg.Cell,
-			NoReadLease: cfg.NoReadLease,
+			ReadLease: cfg.ReadLease,
 		}, store)
 		if err != nil {
 			return errors.Join(err, d.Stop(store.Close))
