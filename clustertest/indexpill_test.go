@@ -112,14 +112,40 @@ func TestIndexPillTakesDownOneCellsIndexGroup(t *testing.T) {
 		t.Errorf("%s served a read with its whole index group down", victim)
 	}
 
-	// Started again with the pill armed: the replay crashes them again.
+	// Started again with the pill armed: the replay crashes them again. A node
+	// crashes when it applies the pill, which it does once it learns the entry is
+	// committed; one whose peers crashed before telling it goes on running alone,
+	// without a quorum. What the lesson needs is that the cell cannot come back: a
+	// majority of its group ends.
 	for _, id := range index {
 		c.StartNode(id)
 	}
 	if indexDown() == nil {
 		t.Fatalf("the index nodes of %s did not start", victim)
 	}
-	testwait.Succeeds(t, patience, "every index node of "+victim+" ended again on replay", indexDown)
+	majorityDown := func() error {
+		nodes, err := ctl.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		var running []string
+		for _, n := range nodes {
+			if n.Cell == victim && n.Role == cell.RoleIndex && n.Running {
+				running = append(running, n.ID)
+			}
+		}
+		if len(running) > (len(index)-1)/2 {
+			return fmt.Errorf("%s still run", strings.Join(running, ", "))
+		}
+		return nil
+	}
+	testwait.Succeeds(t, patience, "a majority of the index nodes of "+victim+" ended again on replay", majorityDown)
+	if err := get(vb, "before"); err == nil {
+		t.Errorf("%s served a read with a majority of its index group down on replay", victim)
+	}
+	for _, id := range index {
+		c.StopNode(id) // one left running alone, if any
+	}
 
 	// Disarmed and started again: they apply the entry, and the cell serves.
 	if err := ctl.PoisonIndex(ctx, "", "", true, "test over"); err != nil {
