@@ -100,21 +100,32 @@ func TestIndexGroupIsLinearizableAcrossLeadershipTransfers(t *testing.T) {
 		transfers, failures := 0, 0
 		until := time.Now().Add(faultPhaseMax)
 		for i := 0; i < 12 && time.Now().Before(until); i++ {
-			// Let the leader serve for a while (long enough for some reads under its
-			// lease), then hand over: to a named node or to whichever raft picks; now
-			// and then the leader stops instead (a graceful stop hands over too).
+			// Let the leader serve until it has answered some reads under its lease
+			// (a few seconds at most), then hand over: to a named node or to whichever
+			// raft picks; now and then the leader stops instead (a graceful stop hands
+			// over too).
 			before := fc.leaseReads()
-			time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
-			for n, v := range fc.leaseReads() {
-				leaseReads += max(0, v-before[n]) // a restarted node counts from 0
+			grown := func() float64 {
+				sum := 0.0
+				for n, v := range fc.leaseReads() {
+					sum += max(0, v-before[n]) // a restarted node counts from 0
+				}
+				return sum
 			}
+			want := float64(5 + rng.IntN(50))
+			poll, deadline := time.NewTicker(50*time.Millisecond), time.Now().Add(5*time.Second)
+			for grown() < want && time.Now().Before(deadline) {
+				<-poll.C
+			}
+			poll.Stop()
+			leaseReads += grown()
 			l := fc.waitLeader(5 * time.Second)
 			if l < 0 {
 				continue
 			}
 			if rng.IntN(6) == 0 {
 				fc.stop(l)
-				time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+				fc.waitLeader(10 * time.Second) // the other two elect one of them
 				fc.start(l)
 				fc.t.Logf("transfer %d: stopped and started the leader %d", i, l)
 				continue
