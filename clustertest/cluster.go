@@ -101,8 +101,18 @@ func Start(t testing.TB, topo cell.Topology, options ...func(*Cluster)) *Cluster
 		}
 	})
 	c.initPKI()
+	// The gossip seeds first, so that the other nodes find one when they join rather
+	// than serving alone until their next rejoin.
+	seed := func(id string) bool { r := c.nodes[id].Spec.Role; return r == cell.RoleIndex || r == cell.RoleGateway }
 	for _, id := range c.order {
-		c.StartNode(id)
+		if seed(id) {
+			c.StartNode(id)
+		}
+	}
+	for _, id := range c.order {
+		if !seed(id) {
+			c.StartNode(id)
+		}
 	}
 	c.WaitReady(c.order...)
 	return c
@@ -221,7 +231,10 @@ const patience = 3 * time.Minute
 
 // WaitReady waits until the gateway's gossip view shows the nodes ready and each of
 // their cells settled (cell.CellHealth.Settled): its index group holding quorum, every
-// running node of it ready.
+// running node of it ready, and every running placement node of it seeing the cell's
+// running storage nodes ready too. (Placement allocates from its own gossip view, which
+// can lag the gateway's by seconds on a busy machine: until it has caught up, a PUT can
+// be refused for too few storage nodes.)
 func (c *Cluster) WaitReady(ids ...string) {
 	c.t.Helper()
 	c.waitView(patience, func(view map[string]cell.Node) error {
@@ -237,10 +250,33 @@ func (c *Cluster) WaitReady(ids ...string) {
 				if err := cell.JudgeCell(c.Topology, cellID, nodes).Settled(); err != nil {
 					return err
 				}
+				if err := c.placementSeesStorage(cellID, nodes); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+}
+
+// placementSeesStorage says whether every running placement node of a cell sees each
+// running storage node of the cell ready in its own gossip view.
+func (c *Cluster) placementSeesStorage(cellID string, nodes []cell.NodeStatus) error {
+	for _, p := range nodes {
+		if p.Cell != cellID || p.Role != cell.RolePlacement || !p.Running {
+			continue
+		}
+		view, err := c.memberView(c.Node(p.ID).AdminAddr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.ID, err)
+		}
+		for _, s := range nodes {
+			if s.Cell == cellID && s.Role == cell.RoleStorage && s.Running && view[s.ID].State != cell.StateReady {
+				return fmt.Errorf("%s sees %s as %q", p.ID, s.ID, view[s.ID].State)
+			}
+		}
+	}
+	return nil
 }
 
 // Leader returns the leader of a cell's index group in view ("" if none), as
@@ -279,7 +315,12 @@ func (c *Cluster) waitView(timeout time.Duration, ok func(map[string]cell.Node) 
 
 // GatewayView is the gateway's gossip view, by node id.
 func (c *Cluster) GatewayView() (map[string]cell.Node, error) {
-	resp, err := http.Get("http://" + c.Gateway().AdminAddr + "/members")
+	return c.memberView(c.Gateway().AdminAddr)
+}
+
+// memberView is the gossip view of the node with this admin address, by node id.
+func (c *Cluster) memberView(adminAddr string) (map[string]cell.Node, error) {
+	resp, err := http.Get("http://" + adminAddr + "/members")
 	if err != nil {
 		return nil, err
 	}
