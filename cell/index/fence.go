@@ -7,6 +7,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/internal/errs"
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // A bucket that moves to another cell is fenced in its source cell's index: first its
@@ -91,6 +92,22 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	if bk.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		return 0, errs.New(errs.InvalidRequest, "bucket %s has not moved away (it is not fenced); only a moved bucket is dropped", name)
 	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	keys, err := s.dropRecords(b, name)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.commitBatch(b); err != nil {
+		return 0, errs.Wrap(errs.Unavailable, err, "index write failed")
+	}
+	s.forget(keys)
+	return int64(len(keys)), nil
+}
+
+// dropRecords adds to b the removal of every object record of a bucket and returns
+// their map keys, for forget once b is committed. The caller holds bucketMu.
+func (s *Store) dropRecords(b *pebble.Batch, name string) ([][]byte, error) {
 	prefix := mapKey(name, "")
 	var keys [][]byte
 	s.objects.Ascend(prefix, func(k, _ []byte) bool {
@@ -100,20 +117,19 @@ func (s *Store) DropBucket(name string) (int64, error) {
 		keys = append(keys, bytes.Clone(k))
 		return true
 	})
-	b := s.db.NewBatch()
-	defer b.Close()
 	end := append(mapKey(name, "")[:len(name)], 1)
 	if err := b.DeleteRange(objectKey(prefix), objectKey(end), nil); err != nil {
-		return 0, errs.Wrap(errs.Internal, err, "index batch")
+		return nil, errs.Wrap(errs.Internal, err, "index batch")
 	}
-	if err := s.commitBatch(b); err != nil {
-		return 0, errs.Wrap(errs.Unavailable, err, "index write failed")
-	}
+	return keys, nil
+}
+
+// forget removes from the in-memory map the records dropRecords removed.
+func (s *Store) forget(keys [][]byte) {
 	for _, k := range keys {
 		s.objects.Delete(k)
 		s.clearCorrupt(k)
 	}
-	return int64(len(keys)), nil
 }
 
 // commandBucket is the bucket a write command changes ("" for none).

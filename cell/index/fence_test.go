@@ -77,3 +77,49 @@ func TestFenceAndDropBucket(t *testing.T) {
 		t.Errorf("a bucket created over a tombstone is fenced: %v", err)
 	}
 }
+
+// A bucket that moved away and was deleted at its new cell before this cell dropped its
+// records, then created again here, starts empty: none of the old bucket's objects come
+// back, before or after a restart, and the bucket next to it keeps its own.
+func TestCreateOverAnUndroppedMoveStartsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "ab"} {
+		if _, err := s.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := s.Commit(loc(b, string(rune('k'+i)), int64(i)), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket("a"); err != nil {
+		t.Fatalf("create over a moved bucket whose records are still here: %v", err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 0 {
+			t.Errorf("%s: the new bucket lists %d objects (%v), want none", when, len(res.Entries), err)
+		}
+		if _, err := s.Lookup("a", "k"); !errs.Is(err, errs.NoSuchKey) {
+			t.Errorf("%s: lookup of an object of the old bucket: %v, want NoSuchKey", when, err)
+		}
+		if res, err := s.List("ab", ListOptions{}); err != nil || len(res.Entries) != 3 {
+			t.Errorf("%s: ab lists %d objects (%v), want 3", when, len(res.Entries), err)
+		}
+	}
+	check("at once")
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check("after a restart")
+}

@@ -98,8 +98,11 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	defer s.bucketMu.Unlock()
 	// A bucket that moved away left its record, fenced, so that a gateway with an
 	// older map is refused rather than told it does not exist; a new bucket of the
-	// same name replaces it.
-	if b, ok := s.buckets[name]; ok && b.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+	// same name replaces it, and the old bucket's records (still here when its
+	// reclaim had not run) go with it: the new bucket starts empty. Their blobs are
+	// then referenced by nothing, and garbage collection takes them.
+	old, ok := s.buckets[name]
+	if ok && old.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
 	}
 	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}
@@ -109,12 +112,19 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	var leftover [][]byte
+	if ok {
+		if leftover, err = s.dropRecords(b, name); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.Set(bucketKey(name), seal(payload), nil); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "index batch")
 	}
 	if err := s.commitBatch(b); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
+	s.forget(leftover)
 	s.buckets[name] = bk
 	return bk, nil
 }
