@@ -512,8 +512,8 @@ func TestMoveStoppedAfterTheFlipIsFinishedByItsPlan(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
-	if d := preview.Plan.MoveDetail; d.Source != src || d.Target != dst || d.Objects != 0 || len(d.Buckets) != 1 || !preview.Plan.Allowed() {
-		t.Fatalf("the plan of the stopped move: %+v (allowed %v), want %s to %s with nothing to copy", d, preview.Plan.Allowed(), src, dst)
+	if d := preview.Plan.MoveDetail; d.Source != src || d.Target != dst || d.Objects != 0 || len(d.Buckets) != 1 || !slices.Equal(d.Finish, d.Buckets) || !preview.Plan.Allowed() {
+		t.Fatalf("the plan of the stopped move: %+v (allowed %v), want %s to %s with nothing to copy and the bucket to finish", d, preview.Plan.Allowed(), src, dst)
 	}
 	if preview.Executed {
 		t.Fatal("a dry run ran")

@@ -16,6 +16,10 @@ type MoveDetail struct {
 	Target  string   `json:"target"`
 	Objects int64    `json:"objects"`
 	Bytes   int64    `json:"bytes"`
+	// Finish are the buckets of Buckets whose earlier move to Target stopped after the
+	// map's flip: they are there already, nothing of them is copied, and the plan has
+	// Source drop the records it still holds of them.
+	Finish []string `json:"finish,omitempty"`
 	// The target cell: its health by the one definition of cell health, and its
 	// headroom: storage nodes that take writes against the copies it promises.
 	TargetHealthy       bool   `json:"target_healthy"`

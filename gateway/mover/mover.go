@@ -201,6 +201,11 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*guard.Plan, error) {
 			}
 		}
 	}
+	for _, b := range d.Buckets {
+		if unfinished[b] {
+			d.Finish = append(d.Finish, b)
+		}
+	}
 	var versioned []string
 	for _, b := range d.Buckets {
 		if unfinished[b] {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellarsim/cellar/drill/guard"
 	"github.com/cellarsim/cellar/gateway/mover"
 )
 
@@ -55,5 +56,38 @@ func TestMovedLine(t *testing.T) {
 		if got := movedLine(tc.st, "cell-0", "cell-1"); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}
+	}
+}
+
+// The plan of a move says what it copies, and says so of a bucket whose earlier move
+// it only finishes, rather than "0 objects".
+func TestMovePlanText(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		d       guard.MoveDetail
+		want    []string
+		notWant []string
+	}{
+		{"copy", guard.MoveDetail{Bucket: "b", Slot: -1, Buckets: []string{"b"}, Source: "cell-0", Target: "cell-1", Objects: 3, Bytes: 2048},
+			[]string{"copy:      3 objects, 2.0 KiB"}, []string{"finish:"}},
+		{"finish", guard.MoveDetail{Bucket: "b", Slot: -1, Buckets: []string{"b"}, Finish: []string{"b"}, Source: "cell-0", Target: "cell-1"},
+			[]string{"finish:    b, in cell-1 already", "nothing to copy; cell-0 drops the records it still holds"}, []string{"copy:"}},
+		{"slot with both", guard.MoveDetail{Slot: 7, Buckets: []string{"a", "b"}, Finish: []string{"b"}, Source: "cell-0", Target: "cell-1", Objects: 1, Bytes: 10},
+			[]string{"copy:      1 object, ", "finish:    b, in cell-1 already"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			printMovePlan(&out, guard.PlanMove(tc.d, false), moveOptions{})
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("the plan lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("the plan says %q:\n%s", w, out.String())
+				}
+			}
+		})
 	}
 }
