@@ -49,6 +49,14 @@ const (
 	callTimeout     = time.Second      // one RPC to one node
 	opTimeout       = 2 * time.Second  // one operation, over every node it tries
 	checkTimeout    = 30 * time.Second // porcupine
+	// Writes of unknown outcome are bounded per key: each one may take effect at any
+	// later moment, so it overlaps every later operation on its key, and porcupine's
+	// search grows with them. A put whose value no read saw is dropped before the
+	// check (linearkv.Check), a delete never is: once a key has maxUnknownDeletes,
+	// clients put instead of deleting it, and once it has maxUnknownWrites of either,
+	// they only read it.
+	maxUnknownDeletes = 2
+	maxUnknownWrites  = 30
 )
 
 func TestIndexGroupIsLinearizableUnderFaults(t *testing.T) {
@@ -295,6 +303,8 @@ type faultCluster struct {
 	peers  []string
 	conns  *daemon.Conns
 	leader atomic.Int32 // the node that answered last: tried first
+	// Each key's writes of unknown outcome (see maxUnknownWrites).
+	unknownWrites, unknownDeletes [faultKeys]atomic.Int32
 }
 
 func newFaultCluster(t *testing.T) *faultCluster {
@@ -515,11 +525,12 @@ func minTime(a, b time.Time) time.Time {
 // runClient runs random operations until ctx is done or it has done its share.
 func (fc *faultCluster) runClient(ctx context.Context, id int, rng *rand.Rand, keys []string, h *linearkv.History) {
 	for n := 0; n < maxOpsPerClient && ctx.Err() == nil; n++ {
-		in := linearkv.Input{Key: keys[rng.IntN(len(keys))]}
+		k := rng.IntN(len(keys))
+		in := linearkv.Input{Key: keys[k]}
 		switch p := rng.IntN(10); {
-		case p < 4:
+		case p < 4 || fc.unknownWrites[k].Load() >= maxUnknownWrites:
 			in.Op = linearkv.Get
-		case p < 8:
+		case p < 8 || fc.unknownDeletes[k].Load() >= maxUnknownDeletes:
 			in.Op = linearkv.Put
 			in.Value = fmt.Sprintf("c%d-%d", id, n)
 		default:
@@ -534,6 +545,12 @@ func (fc *faultCluster) runClient(ctx context.Context, id int, rng *rand.Rand, k
 		case res == unknown:
 			// It may take effect at any time after its call, or never.
 			h.AddUnknown(id, in, call)
+			if in.Op != linearkv.Get {
+				fc.unknownWrites[k].Add(1)
+			}
+			if in.Op == linearkv.Delete {
+				fc.unknownDeletes[k].Add(1)
+			}
 		case in.Op == linearkv.Get:
 			failedReads.Add(1) // a failed read tells nothing
 		default:
