@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -48,6 +49,10 @@ type Membership struct {
 	// event callbacks: memberlist rewrites its own node records in place, so they
 	// are not read outside its callbacks.
 	members map[string]Node
+	// view is Nodes' answer, kept until the next change of members or self (nil: to
+	// be made again). A gateway asks for it on every request; it is shared, never
+	// changed once made.
+	view []Node
 	// updateMu makes one broadcast of this node's metadata at a time (memberlist's
 	// UpdateNode is not safe to call concurrently).
 	updateMu sync.Mutex
@@ -166,6 +171,7 @@ func (m *Membership) Update(change func(n *Node)) {
 	defer m.updateMu.Unlock()
 	m.mu.Lock()
 	change(&m.self)
+	m.view = nil
 	m.mu.Unlock()
 	if err := m.encode(); err != nil {
 		m.log.Error("gossip: encode state", "err", err)
@@ -184,8 +190,23 @@ func (m *Membership) Join(addrs []string) error {
 }
 
 // Nodes lists the live members, one per node id (the newest incarnation), sorted by id.
+// The slice is the caller's.
 func (m *Membership) Nodes() []Node {
+	return slices.Clone(m.shared())
+}
+
+// shared is Nodes' list as kept until the next change: not to be changed.
+func (m *Membership) shared() []Node {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.view == nil {
+		m.view = m.makeView()
+	}
+	return m.view
+}
+
+// makeView lists the live members, one per node id, sorted by id. The caller holds mu.
+func (m *Membership) makeView() []Node {
 	byID := map[string]Node{}
 	for name, n := range m.members {
 		if name == m.name {
@@ -196,7 +217,6 @@ func (m *Membership) Nodes() []Node {
 		}
 		byID[n.ID] = n
 	}
-	m.mu.Unlock()
 	out := make([]Node, 0, len(byID))
 	for _, n := range byID {
 		out = append(out, n)
@@ -214,6 +234,7 @@ func (m *Membership) track(mem *memberlist.Node, alive bool) {
 		n.Gossip = mem.Address()
 		m.members[mem.Name] = n
 	}
+	m.view = nil
 	m.mu.Unlock()
 	m.notify()
 }
@@ -221,12 +242,22 @@ func (m *Membership) track(mem *memberlist.Node, alive bool) {
 // Ready lists the ready nodes of a role in a cell.
 func (m *Membership) Ready(cellID string, role Role) []Node {
 	var out []Node
-	for _, n := range m.Nodes() {
+	for _, n := range m.shared() {
 		if n.Cell == cellID && n.Role == role && n.State == StateReady {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// Find returns the live member with this id, if there is one.
+func (m *Membership) Find(id string) (Node, bool) {
+	for _, n := range m.shared() {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Node{}, false
 }
 
 // Changed returns a channel that is closed at the next change in membership or state.

@@ -57,6 +57,15 @@ type readyNodes []cell.Node
 
 func (n readyNodes) Nodes() []cell.Node { return n }
 
+func (n readyNodes) Find(id string) (cell.Node, bool) {
+	for _, node := range n {
+		if node.ID == id {
+			return node, true
+		}
+	}
+	return cell.Node{}, false
+}
+
 func (n readyNodes) Ready(cellID string, role cell.Role) []cell.Node {
 	var out []cell.Node
 	for _, node := range n {

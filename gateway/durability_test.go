@@ -149,6 +149,15 @@ func (g *gossipView) Nodes() []cell.Node {
 	return slices.Clone(g.nodes)
 }
 
+func (g *gossipView) Find(id string) (cell.Node, bool) {
+	for _, node := range g.Nodes() {
+		if node.ID == id {
+			return node, true
+		}
+	}
+	return cell.Node{}, false
+}
+
 func (g *gossipView) Ready(cellID string, role cell.Role) []cell.Node {
 	var out []cell.Node
 	for _, n := range g.Nodes() {

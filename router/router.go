@@ -53,6 +53,7 @@ func (t SlotTable) Cell(partitionKey string) string { return t.Cells[t.Slot(part
 type Membership interface {
 	Nodes() []cell.Node
 	Ready(cellID string, role cell.Role) []cell.Node
+	Find(id string) (cell.Node, bool)
 }
 
 // Router routes requests to cells.
@@ -197,15 +198,13 @@ func (r *Router) Placement(cellID string) (cellarv1.PlacementClient, error) {
 // node that cannot write still serves reads and deletes; placement, which picks the
 // nodes that take writes, leaves it out).
 func (r *Router) Storage(cellID, nodeID string) (cellarv1.StorageClient, error) {
-	for _, n := range r.members.Nodes() {
-		if n.ID == nodeID && n.Cell == cellID && n.Role == cell.RoleStorage &&
-			(n.State == cell.StateReady || n.State == cell.StateReadOnly) {
-			cc, err := r.conns.Get(n.GRPCAddr)
-			if err != nil {
-				return nil, err
-			}
-			return cellarv1.NewStorageClient(cc), nil
+	if n, ok := r.members.Find(nodeID); ok && n.Cell == cellID && n.Role == cell.RoleStorage &&
+		(n.State == cell.StateReady || n.State == cell.StateReadOnly) {
+		cc, err := r.conns.Get(n.GRPCAddr)
+		if err != nil {
+			return nil, err
 		}
+		return cellarv1.NewStorageClient(cc), nil
 	}
 	return nil, errs.New(errs.Unavailable, "storage node %s of %s is not ready", nodeID, cellID)
 }

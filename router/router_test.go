@@ -11,6 +11,15 @@ type members []cell.Node
 
 func (m members) Nodes() []cell.Node { return m }
 
+func (m members) Find(id string) (cell.Node, bool) {
+	for _, node := range m {
+		if node.ID == id {
+			return node, true
+		}
+	}
+	return cell.Node{}, false
+}
+
 func (m members) Ready(cellID string, role cell.Role) []cell.Node {
 	var out []cell.Node
 	for _, n := range m {
