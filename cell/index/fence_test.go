@@ -11,20 +11,8 @@ import (
 // and a bucket fenced ALL is dropped with its objects and nothing else.
 func TestFenceAndDropBucket(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"a", "ab"} {
-		if _, err := s.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 3 {
-			if _, err := s.Commit(loc(b, string(rune('k'+i)), int64(i)), true); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	s := twoBuckets(t, dir)
+	var err error
 	if _, err := s.DropBucket("a"); !errs.Is(err, errs.InvalidRequest) {
 		t.Fatalf("drop of a bucket not fenced: %v, want InvalidRequest", err)
 	}
@@ -83,20 +71,8 @@ func TestFenceAndDropBucket(t *testing.T) {
 // back, before or after a restart, and the bucket next to it keeps its own.
 func TestCreateOverAnUndroppedMoveStartsEmpty(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"a", "ab"} {
-		if _, err := s.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 3 {
-			if _, err := s.Commit(loc(b, string(rune('k'+i)), int64(i)), true); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	s := twoBuckets(t, dir)
+	var err error
 	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,4 +98,25 @@ func TestCreateOverAnUndroppedMoveStartsEmpty(t *testing.T) {
 	}
 	defer s.Close()
 	check("after a restart")
+}
+
+// twoBuckets opens a store in dir holding buckets "a" and "ab" (whose keys follow
+// a's in the map), with objects k, l and m each.
+func twoBuckets(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "ab"} {
+		if _, err := s.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := s.Commit(loc(b, string(rune('k'+i)), int64(i)), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return s
 }
