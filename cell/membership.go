@@ -136,6 +136,7 @@ func JoinCluster(cfg MembershipConfig) (*Membership, error) {
 	addr := ml.LocalNode().Address()
 	m.mu.Lock()
 	m.self.Gossip = addr
+	m.view = nil
 	m.mu.Unlock()
 	_ = m.encode()
 	if len(cfg.Join) > 0 {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -101,14 +102,24 @@ func Start(t testing.TB, topo cell.Topology, options ...func(*Cluster)) *Cluster
 		}
 	})
 	c.initPKI()
-	// The gossip seeds first, so that the other nodes find one when they join rather
-	// than serving alone until their next rejoin.
+	// The gossip seeds first, and the others once a seed listens, so that they find
+	// one when they join rather than serving alone until their next rejoin.
 	seed := func(id string) bool { r := c.nodes[id].Spec.Role; return r == cell.RoleIndex || r == cell.RoleGateway }
 	for _, id := range c.order {
 		if seed(id) {
 			c.StartNode(id)
 		}
 	}
+	testwait.Succeeds(t, patience, "a gossip seed listens", func() error {
+		var err error
+		for _, addr := range c.join {
+			var conn net.Conn
+			if conn, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+				return conn.Close()
+			}
+		}
+		return err
+	})
 	for _, id := range c.order {
 		if !seed(id) {
 			c.StartNode(id)
@@ -318,9 +329,13 @@ func (c *Cluster) GatewayView() (map[string]cell.Node, error) {
 	return c.memberView(c.Gateway().AdminAddr)
 }
 
+// adminClient asks nodes' admin endpoints; a node that does not answer in time is
+// asked again by the wait that called it, rather than holding it past its patience.
+var adminClient = &http.Client{Timeout: 5 * time.Second}
+
 // memberView is the gossip view of the node with this admin address, by node id.
 func (c *Cluster) memberView(adminAddr string) (map[string]cell.Node, error) {
-	resp, err := http.Get("http://" + adminAddr + "/members")
+	resp, err := adminClient.Get("http://" + adminAddr + "/members")
 	if err != nil {
 		return nil, err
 	}

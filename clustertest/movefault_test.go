@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -500,6 +501,16 @@ func TestMoveStoppedAfterTheFlipIsFinishedByItsPlan(t *testing.T) {
 	if e := entry(); e.GetCell() != dst || e.GetMovedFrom() != src {
 		t.Fatalf("after the flip the entry of %s is %v, want in %s, moved from %s", bucket, e, dst, src)
 	}
+	// Until the source's copy is dropped, the bucket cannot be deleted: its entry is
+	// the only trace of that copy. (The gateway refuses once its map shows the flip.)
+	s3c := cl.S3(func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	testwait.Succeeds(t, patience, "the gateway refuses to delete a bucket whose move is not finished", func() error {
+		_, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
+		if err == nil || !strings.Contains(err.Error(), "still holds its old copy") {
+			return fmt.Errorf("delete: %v", err)
+		}
+		return nil
+	})
 
 	again, _ := newMover(t, cl)
 	x := &guard.Executor{Dir: t.TempDir()}

@@ -266,6 +266,14 @@ func (c *cells) HeadBucket(ctx context.Context, bucket string) (string, error) {
 
 func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error) {
 	cellID := c.r.BucketCell(bucket)
+	if e := c.r.Map().GetBuckets()[bucket]; e.GetMovedFrom() != "" {
+		// The cell it moved from still holds the old copy's records: deleted now, the
+		// bucket's entry would go with the only trace of them, and a bucket of the
+		// same name made later in that cell would be refused until they were dropped.
+		return cellID, errs.New(errs.Unavailable,
+			"Bucket %s has just moved to %s and %s still holds its old copy; it can be deleted once that copy is dropped (cellctl move --bucket %s --to %s finishes the move). Retry later.",
+			bucket, e.GetCell(), e.GetMovedFrom(), bucket, e.GetCell())
+	}
 	if !c.r.ObjectsInBucketCell() {
 		// The bucket's objects are in other cells too: it is empty only if each says so
 		// (of its versions and delete markers too).

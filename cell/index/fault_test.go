@@ -49,7 +49,8 @@ const (
 	callTimeout     = time.Second      // one RPC to one node
 	opTimeout       = 2 * time.Second  // one operation, over every node it tries
 	checkTimeout    = 30 * time.Second // porcupine
-	// Writes of unknown outcome are bounded per key: each one may take effect at any
+	// Writes of unknown outcome are bounded per key (about: clients that check the
+	// count at once may each add one more): each one may take effect at any
 	// later moment, so it overlaps every later operation on its key, and porcupine's
 	// search grows with them. A put whose value no read saw is dropped before the
 	// check (linearkv.Check), a delete never is: once a key has maxUnknownDeletes,

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -101,7 +102,7 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	if err := s.commitBatch(b); err != nil {
 		return 0, errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
-	s.forget(keys)
+	s.forget(name, keys)
 	return int64(len(keys)), nil
 }
 
@@ -124,12 +125,21 @@ func (s *Store) dropRecords(b *pebble.Batch, name string) ([][]byte, error) {
 	return keys, nil
 }
 
-// forget removes from the in-memory map the records dropRecords removed.
-func (s *Store) forget(keys [][]byte) {
+// forget removes from the in-memory map the records dropRecords removed from bucket
+// name, and forgets which of its records failed their checksum (those are not in the
+// map, but the range removed them too).
+func (s *Store) forget(name string, keys [][]byte) {
 	for _, k := range keys {
 		s.objects.Delete(k)
-		s.clearCorrupt(k)
 	}
+	prefix := string(mapKey(name, ""))
+	s.corruptMu.Lock()
+	for k := range s.corrupt {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.corrupt, k)
+		}
+	}
+	s.corruptMu.Unlock()
 }
 
 // commandBucket is the bucket a write command changes ("" for none).

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"testing"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
@@ -66,20 +67,44 @@ func TestFenceAndDropBucket(t *testing.T) {
 	}
 }
 
-// A bucket that moved away and was deleted at its new cell before this cell dropped its
-// records, then created again here, starts empty: none of the old bucket's objects come
-// back, before or after a restart, and the bucket next to it keeps its own.
-func TestCreateOverAnUndroppedMoveStartsEmpty(t *testing.T) {
+// A create of a bucket that is moving away (sealed in its cutover, or waiting for its
+// reclaim) is refused as every request of it is, and changes nothing: the fence holds
+// and the records stay, before and after a restart. Once the records are dropped, a
+// new bucket of the name starts empty, and the bucket next to it keeps its own.
+func TestCreateOverAMovingBucket(t *testing.T) {
 	dir := t.TempDir()
 	s := twoBuckets(t, dir)
 	var err error
 	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateBucket("a"); err != nil {
-		t.Fatalf("create over a moved bucket whose records are still here: %v", err)
+	refused := func(when string) {
+		t.Helper()
+		if _, err := s.CreateBucket("a"); !errs.Is(err, errs.Unavailable) {
+			t.Errorf("%s: create over a bucket still holding its records: %v, want Unavailable", when, err)
+		}
+		if err := s.CheckFence("a", false); !errs.Is(err, errs.Unavailable) {
+			t.Errorf("%s: the refused create lifted the fence: %v", when, err)
+		}
+		if n := countObjects(s, "a"); n != 3 {
+			t.Errorf("%s: the bucket holds %d records after the refused create, want 3", when, n)
+		}
 	}
-	check := func(when string) {
+	refused("at once")
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	refused("after a restart")
+
+	if n, err := s.DropBucket("a"); err != nil || n != 3 {
+		t.Fatalf("drop = %d, %v; want 3 records", n, err)
+	}
+	if _, err := s.CreateBucket("a"); err != nil {
+		t.Fatalf("create over a dropped bucket: %v", err)
+	}
+	empty := func(when string) {
 		t.Helper()
 		if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 0 {
 			t.Errorf("%s: the new bucket lists %d objects (%v), want none", when, len(res.Entries), err)
@@ -91,13 +116,26 @@ func TestCreateOverAnUndroppedMoveStartsEmpty(t *testing.T) {
 			t.Errorf("%s: ab lists %d objects (%v), want 3", when, len(res.Entries), err)
 		}
 	}
-	check("at once")
+	empty("at once")
 	s.Close()
 	if s, err = Open(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	check("after a restart")
+	empty("after a restart")
+}
+
+// countObjects counts a bucket's records in the map, fence or not.
+func countObjects(s *Store, bucket string) int {
+	n := 0
+	prefix := mapKey(bucket, "")
+	s.objects.Ascend(prefix, func(k, _ []byte) bool {
+		if !bytes.HasPrefix(k, prefix) {
+			return false
+		}
+		n++
+		return true
+	})
+	return n
 }
 
 // twoBuckets opens a store in dir holding buckets "a" and "ab" (whose keys follow

@@ -97,13 +97,18 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	// A bucket that moved away left its record, fenced, so that a gateway with an
-	// older map is refused rather than told it does not exist; a new bucket of the
-	// same name replaces it, and the old bucket's records (still here when its
-	// reclaim had not run) go with it: the new bucket starts empty. Their blobs are
-	// then referenced by nothing, and garbage collection takes them.
-	old, ok := s.buckets[name]
-	if ok && old.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
-		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
+	// older map is refused rather than told it does not exist; once its records are
+	// dropped (DropBucket), a new bucket of the same name replaces it. Until then it
+	// is a bucket in its move's cutover, or one whose reclaim has not run: a create
+	// is refused as any other request of it is, and never lifts the fence nor brings
+	// the old objects back.
+	if old, ok := s.buckets[name]; ok {
+		if old.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+			return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
+		}
+		if s.hasObjects(name) {
+			return nil, s.fenceErr(name, true)
+		}
 	}
 	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}
 	payload, err := proto.Marshal(bk)
@@ -112,21 +117,25 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	var leftover [][]byte
-	if ok {
-		if leftover, err = s.dropRecords(b, name); err != nil {
-			return nil, err
-		}
-	}
 	if err := b.Set(bucketKey(name), seal(payload), nil); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "index batch")
 	}
 	if err := s.commitBatch(b); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
-	s.forget(leftover)
 	s.buckets[name] = bk
 	return bk, nil
+}
+
+// hasObjects says whether the map holds a record of the bucket.
+func (s *Store) hasObjects(name string) bool {
+	found := false
+	prefix := mapKey(name, "")
+	s.objects.Ascend(prefix, func(k, _ []byte) bool {
+		found = bytes.HasPrefix(k, prefix)
+		return false
+	})
+	return found
 }
 
 // DeleteBucket deletes an empty bucket.
@@ -136,13 +145,7 @@ func (s *Store) DeleteBucket(name string) error {
 	if _, ok := s.buckets[name]; !ok {
 		return errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
-	empty := true
-	prefix := mapKey(name, "")
-	s.objects.Ascend(prefix, func(k, _ []byte) bool {
-		empty = !bytes.HasPrefix(k, prefix)
-		return false
-	})
-	if !empty {
+	if s.hasObjects(name) {
 		return errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")
 	}
 	b := s.db.NewBatch()

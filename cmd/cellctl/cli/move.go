@@ -161,7 +161,7 @@ func printMovePlan(out io.Writer, p *guard.Plan, o moveOptions) {
 		what = fmt.Sprintf("slot %d (%d bucket%s: %s)", d.Slot, len(d.Buckets), plural(len(d.Buckets)), strings.Join(d.Buckets, ", "))
 	}
 	fmt.Fprintf(out, "Plan %s: move %s from %s to %s\n", p.ID, what, d.Source, d.Target)
-	if len(d.Finish) < len(d.Buckets) {
+	if len(d.Finish) == 0 || len(d.Finish) < len(d.Buckets) {
 		fmt.Fprintf(out, "  copy:      %d object%s, %s\n", d.Objects, plural(int(d.Objects)), humanBytes(d.Bytes))
 	}
 	if len(d.Finish) > 0 {

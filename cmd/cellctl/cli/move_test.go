@@ -72,6 +72,8 @@ func TestMovePlanText(t *testing.T) {
 			[]string{"copy:      3 objects, 2.0 KiB"}, []string{"finish:"}},
 		{"finish", guard.MoveDetail{Bucket: "b", Slot: -1, Buckets: []string{"b"}, Finish: []string{"b"}, Source: "cell-0", Target: "cell-1"},
 			[]string{"finish:    b, in cell-1 already", "nothing to copy; cell-0 drops the records it still holds"}, []string{"copy:"}},
+		{"empty slot", guard.MoveDetail{Slot: 3, Source: "cell-0", Target: "cell-1"},
+			[]string{"copy:      0 objects"}, []string{"finish:"}},
 		{"slot with both", guard.MoveDetail{Slot: 7, Buckets: []string{"a", "b"}, Finish: []string{"b"}, Source: "cell-0", Target: "cell-1", Objects: 1, Bytes: 10},
 			[]string{"copy:      1 object, ", "finish:    b, in cell-1 already"}, nil},
 	} {
