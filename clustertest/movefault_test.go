@@ -506,7 +506,7 @@ func TestMoveStoppedAfterTheFlipIsFinishedByItsPlan(t *testing.T) {
 	s3c := cl.S3(func(o *s3.Options) { o.RetryMaxAttempts = 1 })
 	testwait.Succeeds(t, patience, "the gateway refuses to delete a bucket whose move is not finished", func() error {
 		_, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
-		if err == nil || !strings.Contains(err.Error(), "still holds its old copy") {
+		if err == nil || !strings.Contains(err.Error(), "still holds its old copy until the move is finished") {
 			return fmt.Errorf("delete: %v", err)
 		}
 		return nil

@@ -269,9 +269,9 @@ func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error)
 	if e := c.r.Map().GetBuckets()[bucket]; e.GetMovedFrom() != "" {
 		// The cell it moved from still holds the old copy's records: deleted now, the
 		// bucket's entry would go with the only trace of them, and a bucket of the
-		// same name made later in that cell would be refused until they were dropped.
+		// same name made later in that cell would find them again.
 		return cellID, errs.New(errs.Unavailable,
-			"Bucket %s has just moved to %s and %s still holds its old copy; it can be deleted once that copy is dropped (cellctl move --bucket %s --to %s finishes the move). Retry later.",
+			"Bucket %s moved to %s, and %s still holds its old copy until the move is finished; it cannot be deleted before that. An operator finishes the move with: cellctl move --bucket %s --to %s (then again with --confirm and --reason).",
 			bucket, e.GetCell(), e.GetMovedFrom(), bucket, e.GetCell())
 	}
 	if !c.r.ObjectsInBucketCell() {

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"testing"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
@@ -67,77 +66,6 @@ func TestFenceAndDropBucket(t *testing.T) {
 	}
 }
 
-// A create of a bucket that is moving away (sealed in its cutover, or waiting for its
-// reclaim) is refused as every request of it is, and changes nothing: the fence holds
-// and the records stay, before and after a restart. Once the records are dropped, a
-// new bucket of the name starts empty, and the bucket next to it keeps its own.
-func TestCreateOverAMovingBucket(t *testing.T) {
-	dir := t.TempDir()
-	s := twoBuckets(t, dir)
-	var err error
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
-		t.Fatal(err)
-	}
-	refused := func(when string) {
-		t.Helper()
-		if _, err := s.CreateBucket("a"); !errs.Is(err, errs.Unavailable) {
-			t.Errorf("%s: create over a bucket still holding its records: %v, want Unavailable", when, err)
-		}
-		if err := s.CheckFence("a", false); !errs.Is(err, errs.Unavailable) {
-			t.Errorf("%s: the refused create lifted the fence: %v", when, err)
-		}
-		if n := countObjects(s, "a"); n != 3 {
-			t.Errorf("%s: the bucket holds %d records after the refused create, want 3", when, n)
-		}
-	}
-	refused("at once")
-	s.Close()
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.Close() }()
-	refused("after a restart")
-
-	if n, err := s.DropBucket("a"); err != nil || n != 3 {
-		t.Fatalf("drop = %d, %v; want 3 records", n, err)
-	}
-	if _, err := s.CreateBucket("a"); err != nil {
-		t.Fatalf("create over a dropped bucket: %v", err)
-	}
-	empty := func(when string) {
-		t.Helper()
-		if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 0 {
-			t.Errorf("%s: the new bucket lists %d objects (%v), want none", when, len(res.Entries), err)
-		}
-		if _, err := s.Lookup("a", "k"); !errs.Is(err, errs.NoSuchKey) {
-			t.Errorf("%s: lookup of an object of the old bucket: %v, want NoSuchKey", when, err)
-		}
-		if res, err := s.List("ab", ListOptions{}); err != nil || len(res.Entries) != 3 {
-			t.Errorf("%s: ab lists %d objects (%v), want 3", when, len(res.Entries), err)
-		}
-	}
-	empty("at once")
-	s.Close()
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	empty("after a restart")
-}
-
-// countObjects counts a bucket's records in the map, fence or not.
-func countObjects(s *Store, bucket string) int {
-	n := 0
-	prefix := mapKey(bucket, "")
-	s.objects.Ascend(prefix, func(k, _ []byte) bool {
-		if !bytes.HasPrefix(k, prefix) {
-			return false
-		}
-		n++
-		return true
-	})
-	return n
-}
-
 // twoBuckets opens a store in dir holding buckets "a" and "ab" (whose keys follow
 // a's in the map), with objects k, l and m each.
 func twoBuckets(t *testing.T, dir string) *Store {
@@ -157,4 +85,32 @@ func twoBuckets(t *testing.T, dir string) *Store {
 		}
 	}
 	return s
+}
+
+// A dropped bucket's records are forgotten whole, those that failed their checksum
+// too: a bucket made later under the name does not answer Corrupt for one of them.
+func TestDropForgetsCorruptRecords(t *testing.T) {
+	dir := t.TempDir()
+	twoBuckets(t, dir).Close()
+	corruptRecord(t, dir, "a", "l")
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Lookup("a", "l"); !errs.Is(err, errs.Corrupt) {
+		t.Fatalf("lookup of the damaged record: %v, want Corrupt", err)
+	}
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DropBucket("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup("a", "l"); !errs.Is(err, errs.NoSuchKey) {
+		t.Errorf("lookup in the new bucket of a key whose old record was damaged: %v, want NoSuchKey", err)
+	}
 }

@@ -97,18 +97,12 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	// A bucket that moved away left its record, fenced, so that a gateway with an
-	// older map is refused rather than told it does not exist; once its records are
-	// dropped (DropBucket), a new bucket of the same name replaces it. Until then it
-	// is a bucket in its move's cutover, or one whose reclaim has not run: a create
-	// is refused as any other request of it is, and never lifts the fence nor brings
-	// the old objects back.
-	if old, ok := s.buckets[name]; ok {
-		if old.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
-			return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
-		}
-		if s.hasObjects(name) {
-			return nil, s.fenceErr(name, true)
-		}
+	// older map is refused rather than told it does not exist; a new bucket of the
+	// same name replaces it. (What that does not yet tell apart: a record whose
+	// records were dropped, a bucket sealed in its move's cutover, and one waiting
+	// for its reclaim. docs/cellmap.md, "Limits".)
+	if b, ok := s.buckets[name]; ok && b.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
 	}
 	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}
 	payload, err := proto.Marshal(bk)
