@@ -54,6 +54,9 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	if fence == cellarv1.BucketFence_BUCKET_FENCE_NONE {
 		bk.MovedTo = ""
 	}
+	if fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+		bk.Dropped = false // it serves (or takes writes) again: no longer a tombstone
+	}
 	if err := s.putBucket(bk); err != nil {
 		return nil, err
 	}
@@ -81,8 +84,8 @@ func (s *Store) putBucket(bk *cellarv1.Bucket) error {
 // DropBucket removes every object record of a bucket that has moved away (fenced
 // ALL), in one batch, and returns how many it removed. The bucket's record stays,
 // fenced, as a tombstone: a gateway with an older map is refused (Unavailable) rather
-// than told the bucket does not exist; CreateBucket replaces it. The blobs the records
-// pointed to are the caller's to delete.
+// than told the bucket does not exist. It is marked dropped, and only then may
+// CreateBucket replace it. The blobs the records pointed to are the caller's to delete.
 func (s *Store) DropBucket(name string) (int64, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
@@ -93,16 +96,28 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	if bk.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		return 0, errs.New(errs.InvalidRequest, "bucket %s has not moved away (it is not fenced); only a moved bucket is dropped", name)
 	}
+	// The records go, and the record says so, in one batch: from then on it is a
+	// tombstone that a new bucket of the name may replace.
+	tomb := proto.Clone(bk).(*cellarv1.Bucket)
+	tomb.Dropped = true
+	payload, err := proto.Marshal(tomb)
+	if err != nil {
+		return 0, errs.Wrap(errs.Internal, err, "encode bucket")
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	keys, err := s.dropRecords(b, name)
 	if err != nil {
 		return 0, err
 	}
+	if err := b.Set(bucketKey(name), seal(payload), nil); err != nil {
+		return 0, errs.Wrap(errs.Internal, err, "index batch")
+	}
 	if err := s.commitBatch(b); err != nil {
 		return 0, errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
 	s.forget(name, keys)
+	s.buckets[name] = tomb
 	return int64(len(keys)), nil
 }
 

@@ -114,3 +114,106 @@ func TestDropForgetsCorruptRecords(t *testing.T) {
 		t.Errorf("lookup in the new bucket of a key whose old record was damaged: %v, want NoSuchKey", err)
 	}
 }
+
+// A create of a bucket that is moving away, sealed in its cutover or waiting for its
+// reclaim, with records or without, is refused as every request of it is and changes
+// nothing: the fence holds and the records stay, across a restart too; so is a delete.
+// Once the records are dropped, a new bucket of the name starts empty, and the bucket
+// next to it keeps its own.
+func TestCreateOverAMovingBucket(t *testing.T) {
+	dir := t.TempDir()
+	s := twoBuckets(t, dir)
+	if _, err := s.CreateBucket("empty"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket("writes"); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for _, b := range []string{"a", "empty"} {
+		if _, err := s.FenceBucket(b, cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FenceBucket("writes", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(when string) {
+		t.Helper()
+		for _, b := range []string{"a", "empty"} {
+			if _, err := s.CreateBucket(b); !errs.Is(err, errs.Unavailable) {
+				t.Errorf("%s: create over %s, moving away: %v, want Unavailable", when, b, err)
+			}
+			if err := s.DeleteBucket(b); !errs.Is(err, errs.Unavailable) {
+				t.Errorf("%s: delete of %s, moving away: %v, want Unavailable", when, b, err)
+			}
+			if err := s.CheckFence(b, false); !errs.Is(err, errs.Unavailable) {
+				t.Errorf("%s: a refused create or delete lifted %s's fence: %v", when, b, err)
+			}
+		}
+		if _, err := s.CreateBucket("writes"); !errs.Is(err, errs.BucketExists) {
+			t.Errorf("%s: create over a bucket whose writes are fenced: %v, want BucketExists", when, err)
+		}
+		if err := s.DeleteBucket("writes"); !errs.Is(err, errs.Unavailable) {
+			t.Errorf("%s: delete of a bucket whose writes are fenced: %v, want Unavailable", when, err)
+		}
+		if res, err := s.List("ab", ListOptions{}); err != nil || len(res.Entries) != 3 {
+			t.Errorf("%s: ab lists %d objects (%v), want 3", when, len(res.Entries), err)
+		}
+	}
+	refused("at once")
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	refused("after a restart")
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 3 {
+		t.Fatalf("a, unfenced after the refused creates, lists %d objects (%v), want its 3", len(res.Entries), err)
+	}
+
+	// Dropped, the tombstone may be replaced: the new bucket starts empty.
+	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DropBucket("a"); err != nil || n != 3 {
+		t.Fatalf("drop = %d, %v; want 3 records", n, err)
+	}
+	empty := func(when string) {
+		t.Helper()
+		if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 0 {
+			t.Errorf("%s: the new bucket lists %d objects (%v), want none", when, len(res.Entries), err)
+		}
+		if _, err := s.Lookup("a", "k"); !errs.Is(err, errs.NoSuchKey) {
+			t.Errorf("%s: lookup of an object of the old bucket: %v, want NoSuchKey", when, err)
+		}
+	}
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket("a"); err != nil {
+		t.Fatalf("create over a dropped bucket's tombstone, after a restart: %v", err)
+	}
+	empty("at once")
+	// Unfencing a tombstone makes it a bucket again, no longer a tombstone: a later
+	// fence does not let a create replace it.
+	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DropBucket("empty"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_NONE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket("empty"); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("create over a bucket fenced again after it served: %v, want Unavailable", err)
+	}
+}

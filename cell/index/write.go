@@ -97,12 +97,18 @@ func (s *Store) CreateBucket(name string) (*cellarv1.Bucket, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	// A bucket that moved away left its record, fenced, so that a gateway with an
-	// older map is refused rather than told it does not exist; a new bucket of the
-	// same name replaces it. (What that does not yet tell apart: a record whose
-	// records were dropped, a bucket sealed in its move's cutover, and one waiting
-	// for its reclaim. docs/cellmap.md, "Limits".)
-	if b, ok := s.buckets[name]; ok && b.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
-		return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
+	// older map is refused rather than told it does not exist; once its records are
+	// dropped (DropBucket marks it so), a new bucket of the same name replaces it.
+	// Until then it is a bucket in its move's cutover, or one waiting for its
+	// reclaim: a create is refused as every other request of it is, and neither
+	// lifts the fence nor brings the old records back.
+	if old, ok := s.buckets[name]; ok {
+		if old.Fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
+			return nil, errs.New(errs.BucketExists, "Your previous request to create the named bucket succeeded and you already own it.")
+		}
+		if !old.Dropped {
+			return nil, s.fenceErr(name, true)
+		}
 	}
 	bk := &cellarv1.Bucket{Name: name, CreatedUnixNano: s.now()}
 	payload, err := proto.Marshal(bk)
@@ -138,6 +144,11 @@ func (s *Store) DeleteBucket(name string) error {
 	defer s.bucketMu.Unlock()
 	if _, ok := s.buckets[name]; !ok {
 		return errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	}
+	// A bucket moving away (or moved: its tombstone) is not deleted here; the
+	// request belongs to the cell it moves to, which the gateway's next map names.
+	if err := s.fenceErr(name, true); err != nil {
+		return err
 	}
 	if s.hasObjects(name) {
 		return errs.New(errs.BucketNotEmpty, "The bucket you tried to delete is not empty.")

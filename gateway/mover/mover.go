@@ -533,12 +533,18 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 		if err != nil {
 			return err
 		}
+		// A target left fenced by an earlier, undone move (its copy dropped, or not
+		// yet) serves again: what it still holds is listed below and set right by
+		// the first pass. A target without the bucket gets it.
+		_, err = ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket})
+		if !errs.Is(err, errs.NoSuchBucket) {
+			if err != nil {
+				return fmt.Errorf("unfence %s in %s: %w", r.bucket, r.dst, err)
+			}
+			return nil
+		}
 		if _, err := ix.CreateBucket(ctx, &cellarv1.CreateBucketRequest{Name: r.bucket}); err != nil && !errs.Is(err, errs.BucketExists) {
 			return fmt.Errorf("create %s in %s: %w", r.bucket, r.dst, err)
-		}
-		// A target left fenced by an earlier, undone move serves again.
-		if _, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket}); err != nil {
-			return fmt.Errorf("unfence %s in %s: %w", r.bucket, r.dst, err)
 		}
 		return nil
 	})
