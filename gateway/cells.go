@@ -295,7 +295,7 @@ func (c *cells) DeleteBucket(ctx context.Context, bucket string) (string, error)
 	// A failure here leaves an entry for a bucket its cell no longer holds; the
 	// client's retry (which the cell answers NoSuchBucket) removes it.
 	if uerr := c.changeMap(ctx, &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Unregister{
-		Unregister: &cellarv1.UnregisterBucket{Name: bucket}}}); uerr != nil {
+		Unregister: &cellarv1.UnregisterBucket{Name: bucket, Cell: cellID}}}); uerr != nil {
 		return cellID, uerr
 	}
 	return cellID, err

@@ -121,8 +121,12 @@ func Apply(m *cellarv1.Map, cmd *cellarv1.MapCommand) (*cellarv1.Map, bool, erro
 		}
 		next.Buckets[r.Name] = &cellarv1.BucketEntry{Cell: r.Cell, CreatedUnixNano: r.CreatedUnixNano}
 	case *cellarv1.MapCommand_Unregister:
-		if _, ok := m.GetBuckets()[op.Unregister.GetName()]; !ok {
+		e, ok := m.GetBuckets()[op.Unregister.GetName()]
+		if !ok {
 			return m, false, nil
+		}
+		if c := op.Unregister.GetCell(); c != "" && e.GetCell() != c {
+			return m, false, nil // the bucket lives in another cell; its entry stays
 		}
 		delete(next.Buckets, op.Unregister.Name)
 	case *cellarv1.MapCommand_SetState:

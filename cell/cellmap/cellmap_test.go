@@ -69,6 +69,18 @@ func TestApply(t *testing.T) {
 					t.Errorf("buckets left: %v", m.Buckets)
 				}
 			}},
+		{name: "unregister by the cell that holds it", from: withB, cmd: &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Unregister{Unregister: &cellarv1.UnregisterBucket{Name: "b", Cell: "cell-0"}}},
+			changed: true, check: func(t *testing.T, m *cellarv1.Map) {
+				if len(m.Buckets) != 0 {
+					t.Errorf("buckets left: %v", m.Buckets)
+				}
+			}},
+		{name: "unregister by another cell leaves the entry", from: withB, cmd: &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Unregister{Unregister: &cellarv1.UnregisterBucket{Name: "b", Cell: "cell-1"}}},
+			check: func(t *testing.T, m *cellarv1.Map) {
+				if e := m.Buckets["b"]; e.GetCell() != "cell-0" {
+					t.Errorf("entry of b: %v, want it kept in cell-0", e)
+				}
+			}},
 		{name: "unregister a missing bucket does nothing", from: seeded, cmd: &cellarv1.MapCommand{Op: &cellarv1.MapCommand_Unregister{Unregister: &cellarv1.UnregisterBucket{Name: "b"}}}},
 		{name: "moving", from: withB, cmd: setState("b", cellarv1.BucketState_BUCKET_STATE_MOVING, "cell-1", ""), changed: true,
 			check: func(t *testing.T, m *cellarv1.Map) {

@@ -550,10 +550,13 @@ func (x *RegisterBucket) GetCreatedUnixNano() int64 {
 	return 0
 }
 
-// UnregisterBucket removes a bucket's entry; a missing entry is no error.
+// UnregisterBucket removes a bucket's entry; a missing entry is no error. With cell
+// set, only an entry in that cell is removed (the cell that deleted the bucket): an
+// entry that names another cell is left as it is.
 type UnregisterBucket struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cell          string                 `protobuf:"bytes,2,opt,name=cell,proto3" json:"cell,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +594,13 @@ func (*UnregisterBucket) Descriptor() ([]byte, []int) {
 func (x *UnregisterBucket) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *UnregisterBucket) GetCell() string {
+	if x != nil {
+		return x.Cell
 	}
 	return ""
 }
@@ -816,9 +826,10 @@ const file_cellar_v1_cellmap_proto_rawDesc = "" +
 	"\x0eRegisterBucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04cell\x18\x02 \x01(\tR\x04cell\x12*\n" +
-	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\"&\n" +
+	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\":\n" +
 	"\x10UnregisterBucket\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x7f\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cell\x18\x02 \x01(\tR\x04cell\"\x7f\n" +
 	"\x0eSetBucketState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.cellar.v1.BucketStateR\x05state\x12\x17\n" +
