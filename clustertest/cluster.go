@@ -189,6 +189,7 @@ func (c *Cluster) StartNode(id string) {
 	}
 	if n.RaftAddr != "" && spec.Role == cell.RoleIndex {
 		spec.SnapshotThreshold, spec.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
+		spec.ReadLease = c.Topology.ReadLeaseOn()
 		spec.Peers = node.IndexPeers(c.Topology, n.Spec.Cell, func(id string) string { return c.nodes[id].RaftAddr })
 	}
 	if spec.Role == cell.RoleMap {
