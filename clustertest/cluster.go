@@ -254,11 +254,13 @@ func (c *Cluster) WaitReady(ids ...string) {
 		if err != nil {
 			return err
 		}
+		judged := map[string]bool{} // each cell once, however many of its nodes are asked for
 		for _, id := range ids {
 			if view[id].State != cell.StateReady {
 				return fmt.Errorf("%s is %q", id, view[id].State)
 			}
-			if cellID := c.Node(id).Spec.Cell; cellID != "" {
+			if cellID := c.Node(id).Spec.Cell; cellID != "" && !judged[cellID] {
+				judged[cellID] = true
 				if err := cell.JudgeCell(c.Topology, cellID, nodes).Settled(); err != nil {
 					return err
 				}
