@@ -80,17 +80,23 @@ func followMap(cfg Config, d *daemon.Daemon, rt *router.Router) (*cellmap.Follow
 // reports whether bucket's cell changed: a request the old cell refused (the bucket
 // moved away) may then be tried on the new one.
 func (c *cells) refreshMap(ctx context.Context, bucket, cellID string) bool {
-	if c.maps == nil {
+	if c.maps == nil || c.readMap(ctx) != nil {
 		return false
 	}
+	return c.r.BucketCell(bucket) != cellID
+}
+
+// readMap asks the map group's leader for its map now and takes it if it is newer
+// than the one the gateway routes by. It needs a map group (c.maps not nil).
+func (c *cells) readMap(ctx context.Context) error {
 	mc, err := c.r.MapGroup(true)
 	if err != nil {
-		return false
+		return err
 	}
 	m, err := mc.Get(ctx, &cellarv1.GetMapRequest{})
 	if err != nil {
-		return false
+		return err
 	}
 	c.maps.Offer(m)
-	return c.r.BucketCell(bucket) != cellID
+	return nil
 }

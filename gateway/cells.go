@@ -214,7 +214,21 @@ func (c *cells) ListBuckets(ctx context.Context) (string, []s3.BucketInfo, error
 // (when there is a map group). A failure between the two leaves a bucket that its cell
 // holds and the map does not list; the client's retry finds it in the cell (which
 // answers that it exists) and registers it.
+//
+// With a map group, the home cell comes from the map group's map of now, not from the
+// map this gateway holds. That one may be older than a move of the bucket, and would
+// send the create to the cell the bucket moved from: there the records the move
+// dropped do not stop a create, and the cell would hold a new, empty bucket of that
+// name that the map does not list. By the map of now, the create of a bucket the map
+// lists goes to the cell its entry names and no other, which answers that it exists.
+// When the map group cannot be reached the create fails with Unavailable rather than
+// go by an older map: its registration needs the group anyway.
 func (c *cells) CreateBucket(ctx context.Context, bucket string) (string, error) {
+	if c.maps != nil {
+		if err := c.readMap(ctx); err != nil {
+			return mapCell, errs.Wrap(errs.Unavailable, err, "The cell map group cannot be reached to find the home cell of bucket %s; please try again.", bucket)
+		}
+	}
 	cellID := c.r.BucketCell(bucket)
 	ix, err := c.index(cellID)
 	if err != nil {
