@@ -17,12 +17,13 @@ import (
 )
 
 // A pass copies many objects at once. With every copy succeeding, each object is
-// copied exactly once; the bucket spans more pages than the passes' listers, so the
-// passes after the first list it in key ranges at once, and every object is still
-// there afterwards (a key a range missed would be deleted in the target). With the source's storage node crashed part way through the
-// copy, the copies under way fail, the first failure stops the pass, and its next
-// try, once the node is back, copies what was not copied yet: every object reaches
-// the target whole, and none is copied more than once but those that were under way.
+// copied exactly once, and the bucket (5 pages of a listing) is listed once: the
+// passes after the first read the source's change log, which lists nothing here, and
+// so delete nothing in the target. With the source's storage node crashed part way
+// through the copy, the copies under way fail, the first failure stops the pass, and
+// its next try, once the node is back, copies what was not copied yet: every object
+// reaches the target whole, and none is copied more than once but those that were
+// under way.
 func TestMoveCopiesInParallel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a cluster with faults")
@@ -96,8 +97,17 @@ func TestMoveCopiesInParallel(t *testing.T) {
 				cl.WaitReady(victim)
 			}
 			copiedTotal := counter(t, reg, "cellar_move_objects_copied_total")
-			t.Logf("%s: %d objects copied in %d passes (%v copies counted), %d records dropped in the source",
-				bucket, st.Objects, st.Passes, copiedTotal, st.Reclaimed)
+			t.Logf("%s: %d objects copied in %d passes (%v copies counted, %d objects listed, %d changes read), %d records dropped in the source",
+				bucket, st.Objects, st.Passes, copiedTotal, st.Listed, st.Changes, st.Reclaimed)
+			if st.Passes < 3 {
+				t.Errorf("%d passes, want at least the copy, a catch-up and the final pass", st.Passes)
+			}
+			switch {
+			case !tc.crash && (st.Listed != objects || st.Changes != 0):
+				t.Errorf("the source listed %d objects and %d changes, want the bucket listed once (%d) and no change", st.Listed, st.Changes, objects)
+			case tc.crash && st.Listed < objects:
+				t.Errorf("the source listed %d objects, want at least the %d of the bucket", st.Listed, objects)
+			}
 			switch {
 			case !tc.crash && st.Objects != objects:
 				t.Errorf("%d objects copied, want each of the %d exactly once", st.Objects, objects)

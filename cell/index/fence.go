@@ -41,8 +41,10 @@ func (s *Store) CheckFence(bucket string, write bool) error {
 	return s.fenceErr(bucket, write)
 }
 
-// FenceBucket sets the fence of a bucket that moves to movedTo (NONE lifts it).
-func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo string) (*cellarv1.Bucket, error) {
+// FenceBucket sets the fence of a bucket that moves to movedTo (NONE lifts it). With
+// track, the bucket's changes are logged from now on (changes.go), or still are;
+// without it, NONE ends the log and drops it, and the other fences keep it as it is.
+func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo string, track bool) (*cellarv1.Bucket, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	old, ok := s.buckets[name]
@@ -57,14 +59,25 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	if fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		bk.Dropped = false // it serves (or takes writes) again: no longer a tombstone
 	}
-	if err := s.putBucket(bk); err != nil {
+	var dropLog func(*pebble.Batch) error
+	switch {
+	case track:
+		bk.TrackChanges = true
+	case fence == cellarv1.BucketFence_BUCKET_FENCE_NONE && bk.TrackChanges:
+		bk.TrackChanges = false
+		dropLog = func(b *pebble.Batch) error { return dropChanges(b, name) }
+	}
+	if err := s.putBucketWith(bk, dropLog); err != nil {
 		return nil, err
 	}
 	return bk, nil
 }
 
 // putBucket writes a bucket's record. The caller holds bucketMu for writing.
-func (s *Store) putBucket(bk *cellarv1.Bucket) error {
+func (s *Store) putBucket(bk *cellarv1.Bucket) error { return s.putBucketWith(bk, nil) }
+
+// putBucketWith is putBucket with also, if not nil, what more adds to the batch.
+func (s *Store) putBucketWith(bk *cellarv1.Bucket, more func(*pebble.Batch) error) error {
 	payload, err := proto.Marshal(bk)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "encode bucket")
@@ -74,6 +87,11 @@ func (s *Store) putBucket(bk *cellarv1.Bucket) error {
 	if err := b.Set(bucketKey(bk.Name), seal(payload), nil); err != nil {
 		return errs.Wrap(errs.Internal, err, "index batch")
 	}
+	if more != nil {
+		if err := more(b); err != nil {
+			return err
+		}
+	}
 	if err := s.commitBatch(b); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
@@ -82,7 +100,8 @@ func (s *Store) putBucket(bk *cellarv1.Bucket) error {
 }
 
 // DropBucket removes every object record of a bucket that has moved away (fenced
-// ALL), in one batch, and returns how many it removed. The bucket's record stays,
+// ALL), and its multipart uploads in progress with their parts, in one batch, and
+// returns how many object records it removed. The bucket's record stays,
 // fenced, as a tombstone: a gateway with an older map is refused (Unavailable) rather
 // than told the bucket does not exist. It is marked dropped, and only then may
 // CreateBucket replace it. The blobs the records pointed to are the caller's to delete.
@@ -99,7 +118,7 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	// The records go, and the record says so, in one batch: from then on it is a
 	// tombstone that a new bucket of the name may replace.
 	tomb := proto.Clone(bk).(*cellarv1.Bucket)
-	tomb.Dropped = true
+	tomb.Dropped, tomb.TrackChanges = true, false
 	payload, err := proto.Marshal(tomb)
 	if err != nil {
 		return 0, errs.Wrap(errs.Internal, err, "encode bucket")
@@ -108,6 +127,12 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	defer b.Close()
 	keys, err := s.dropRecords(b, name)
 	if err != nil {
+		return 0, err
+	}
+	if err := dropChanges(b, name); err != nil {
+		return 0, err
+	}
+	if err := s.dropUploads(b, name); err != nil {
 		return 0, err
 	}
 	if err := b.Set(bucketKey(name), seal(payload), nil); err != nil {
@@ -138,6 +163,32 @@ func (s *Store) dropRecords(b *pebble.Batch, name string) ([][]byte, error) {
 		return nil, errs.Wrap(errs.Internal, err, "index batch")
 	}
 	return keys, nil
+}
+
+// dropUploads adds to b the removal of the multipart uploads in progress in a bucket
+// and of their parts. Their blobs, named by no record any more, are left to the cell's
+// garbage collection. (A bucket fenced ALL takes no upload writes, so nothing adds
+// to them meanwhile.)
+func (s *Store) dropUploads(b *pebble.Batch, name string) error {
+	lower := uploadKey(name, "")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixSuccessor(lower)})
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "read the bucket's uploads")
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		id := string(it.Key()[len(lower):])
+		if err := b.DeleteRange(partPrefix(id), prefixSuccessor(partPrefix(id)), nil); err != nil {
+			return errs.Wrap(errs.Internal, err, "index batch")
+		}
+	}
+	if err := it.Error(); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "read the bucket's uploads")
+	}
+	if err := b.DeleteRange(lower, prefixSuccessor(lower), nil); err != nil {
+		return errs.Wrap(errs.Internal, err, "index batch")
+	}
+	return nil
 }
 
 // forget removes from the in-memory map the records dropRecords removed from bucket

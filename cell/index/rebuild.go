@@ -172,6 +172,10 @@ func OpenAsync(dir string, o Options) (*Store, error) {
 	if s.rb.workers <= 0 {
 		s.rb.workers = runtime.GOMAXPROCS(0)
 	}
+	if err := s.loadLastChange(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.loadAppliedIndex(); err != nil {
 		db.Close()
 		return nil, err

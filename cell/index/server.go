@@ -260,6 +260,21 @@ func (s *server) FenceBucket(ctx context.Context, r *cellarv1.FenceBucketRequest
 	return writeAs[*cellarv1.FenceBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_FenceBucket{FenceBucket: r}})
 }
 
+func (s *server) Changes(_ context.Context, r *cellarv1.ChangesRequest) (*cellarv1.ChangesResponse, error) {
+	st, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckFence(r.Bucket, false); err != nil {
+		return nil, err
+	}
+	cs, truncated, err := st.Changes(r.Bucket, r.After, int(r.Limit))
+	if err != nil {
+		return nil, err
+	}
+	return changesResponse(cs, truncated), nil
+}
+
 func (s *server) DropBucket(ctx context.Context, r *cellarv1.DropBucketRequest) (*cellarv1.DropBucketResponse, error) {
 	return writeAs[*cellarv1.DropBucketResponse](ctx, s, &cellarv1.IndexCommand{Op: &cellarv1.IndexCommand_DropBucket{DropBucket: r}})
 }

@@ -475,6 +475,9 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
 		return nil, nil, nil, nil, err
 	}
+	if err := s.logChangeUnlocked(b, bucket, key); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	if err := b.Delete(uploadKey(bucket, uploadID), nil); err != nil {
 		return nil, nil, nil, nil, err
 	}

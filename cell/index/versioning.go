@@ -205,6 +205,9 @@ func (s *Store) CommitVersioned(loc *cellarv1.Location, requireBucket bool, cond
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
 		return CommitResult{}, errs.Wrap(errs.Internal, err, "index batch")
 	}
+	if err := s.logChange(b, loc.Bucket, loc.Key); err != nil {
+		return CommitResult{}, err
+	}
 	if _, err := s.applyCommit(b, mk, payload); err != nil {
 		return CommitResult{}, err
 	}
@@ -304,6 +307,9 @@ func (s *Store) DeleteVersioned(bucket, key string, o DeleteOptions) (DeleteResu
 		err = b.Delete(objectKey(mk), nil)
 	} else if payload, err = encodeLocation(rec); err == nil {
 		err = b.Set(objectKey(mk), seal(payload), nil)
+	}
+	if err == nil {
+		err = s.logChange(b, bucket, key)
 	}
 	if err != nil {
 		return DeleteResult{}, errs.Wrap(errs.Internal, err, "index batch")

@@ -158,6 +158,9 @@ func (s *Store) DeleteBucket(name string) error {
 	if err := b.Delete(bucketKey(name), nil); err != nil {
 		return errs.Wrap(errs.Internal, err, "index batch")
 	}
+	if err := dropChanges(b, name); err != nil {
+		return err
+	}
 	if err := s.commitBatch(b); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "index write failed")
 	}

@@ -6,17 +6,19 @@
 // A move of bucket B from cell S to cell T:
 //
 //  1. B's entry in the cell map becomes moving(T); B is created in T's index.
-//  2. Copy: every object of B is copied from S to T (gateway.Copier: the bytes as a GET
-//     reads them, written as a PUT writes them; the object's tags and times kept), and
-//     B's configuration (tags, CORS and lifecycle rules) with it, while B keeps
-//     serving from S. A pass lists S in key order and copies CopyConcurrency objects
-//     at once (16 by default); the first copy that fails stops the pass, whose next
-//     try copies only what is not copied yet.
-//  3. Catch-up passes copy what changed since (a new version, a deleted key), until a
-//     pass finds little to do.
+//  2. Copy: S's index starts logging the keys of B whose records change (its change
+//     log); then every object of B is copied from S to T (gateway.Copier: the bytes
+//     as a GET reads them, written as a PUT writes them; the object's tags and times
+//     kept), and B's configuration (tags, CORS and lifecycle rules) with it, while B
+//     keeps serving from S. This pass lists S in key order and copies
+//     CopyConcurrency objects at once (16 by default); the first copy that fails
+//     stops the pass, whose next try copies only what is not copied yet.
+//  3. Catch-up passes copy what changed since (a new version, a deleted key), as the
+//     change log lists it, until a pass finds little to do.
 //  4. Write fence: B's entry becomes fenced and S's index refuses writes to B
-//     (Unavailable: clients retry). A final pass copies the last changes; nothing
-//     can change B in S any more.
+//     (Unavailable: clients retry). A final pass copies the last changes the log
+//     lists; nothing can change B in S any more. It reads only those changes, so the
+//     write pause does not grow with the bucket.
 //  5. S's index refuses everything of B (a gateway with an older map gets a 503, never
 //     a stale read), and the map flips B to T, in one map change. The write pause is
 //     from 4 to here; reads pause only from 5 until the gateways have the new map,
@@ -48,7 +50,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,10 @@ type Stats struct {
 	Objects int64  `json:"objects_copied"`
 	Bytes   int64  `json:"bytes_copied"`
 	Passes  int    `json:"passes"`
+	// Listed counts the source's objects the passes listed, and Changes the changed
+	// keys they read from the source's change log instead.
+	Listed  int64 `json:"objects_listed"`
+	Changes int64 `json:"changes_read"`
 	// WritePause is how long the bucket's writes were fenced; Took the whole move.
 	WritePause time.Duration `json:"write_pause_ns"`
 	Took       time.Duration `json:"took_ns"`
@@ -358,29 +363,32 @@ type run struct {
 	cp       *gateway.Copier
 	bucket   string
 	src, dst string
-	// copied is, per key, the source version last copied and the last pass that
-	// listed the key in the source.
+	// copied is, per key, the source version last copied, the source's object as
+	// the last pass found it (what the reclaim deletes the blobs of), and the last
+	// pass that found the key in the source.
 	copied map[string]copyMark
-	// srcLocs are the source's objects as the final pass listed them: what the
-	// reclaim deletes. The other passes keep no listing.
-	srcLocs []*cellarv1.Location
-	// splits are keys that cut the source's listing into ranges of about equal
-	// size, as the last pass found them: the next pass lists the ranges at once.
-	splits []string
-	stats  Stats
-	start  time.Time
-	total  int64
-	step   string
-	last   time.Time
+	// srcFence is the fence the run has set on the bucket in the source.
+	srcFence cellarv1.BucketFence
+	// logged says that a pass has listed the whole source since the source began
+	// logging the bucket's changes, at changesFrom; each pass after it reads the log
+	// from where the previous one stopped (see pass).
+	logged      bool
+	changesFrom uint64
+	stats       Stats
+	start       time.Time
+	total       int64
+	step        string
+	last        time.Time
 	// fenced is when the bucket's writes were fenced: the start of the write pause.
 	fenced time.Time
 }
 
 // copyMark is what a run knows of a key: the version of it in the target (the
-// source's object id, or its first part's; inTarget for a copy an earlier run made)
-// and the last pass that saw the key in the source.
+// source's object id, or its first part's; inTarget for a copy an earlier run made),
+// the source's object, and the last pass that saw the key in the source.
 type copyMark struct {
 	version string
+	loc     *cellarv1.Location
 	pass    int
 }
 
@@ -570,63 +578,198 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 
 // pass copies what changed in the source since the last pass, and deletes in the
 // target what the source no longer has. It returns how many objects it changed.
+//
+// The first pass lists the whole source, having asked the source's index to log the
+// bucket's changes from then on (FenceBucket with track_changes). Each pass after it
+// reads only the keys that log lists since the previous pass, and looks each up in
+// the source: so the final pass, behind the write fence, takes as long as the last
+// changes take to copy, whatever the size of the bucket.
 func (r *run) pass(ctx context.Context) (int, error) {
 	r.stats.Passes++
 	pass := r.stats.Passes
 	if err := r.copyConfig(ctx); err != nil {
 		return 0, err
 	}
-	changed, err := r.copyChanged(ctx, pass, r.step == "final")
-	if err != nil {
-		return changed, err
+	if r.logged {
+		changed, err := r.copyLogged(ctx, pass)
+		if !errs.Is(err, errs.InvalidRequest) {
+			return changed, err
+		}
+		// The source no longer logs the bucket's changes (its fence was lifted by
+		// something else): the bucket is listed again, and logged from now on.
+		r.logged = false
 	}
-	ix, err := r.m.Router.Index(r.dst)
+	from, err := r.track(ctx)
+	if err != nil {
+		return 0, err
+	}
+	changed, gone, err := r.copyObjects(ctx, pass, r.eachSource)
 	if err != nil {
 		return changed, err
 	}
 	for key, mark := range r.copied {
-		if mark.pass == pass {
-			continue
+		if mark.pass != pass {
+			gone = append(gone, key)
+		}
+	}
+	n, err := r.deleteInTarget(ctx, gone)
+	if err == nil {
+		r.logged, r.changesFrom = true, from
+	}
+	return changed + n, err
+}
+
+// track asks the source's index to log the bucket's changes, under the fence the run
+// has set there, and returns the change sequence the log starts after.
+func (r *run) track(ctx context.Context) (uint64, error) {
+	ix, err := r.m.Router.Index(r.src)
+	if err != nil {
+		return 0, err
+	}
+	req := &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: r.srcFence, TrackChanges: true}
+	if r.srcFence != cellarv1.BucketFence_BUCKET_FENCE_NONE {
+		req.MovedTo = r.dst
+	}
+	resp, err := ix.FenceBucket(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("log the changes of %s in %s: %w", r.bucket, r.src, err)
+	}
+	return resp.GetChangesFrom(), nil
+}
+
+// copyLogged copies the keys the source's change log lists since the last pass, and
+// deletes in the target those the source no longer has. A pass that fails part way
+// reads the log again from the same place: what it copied is not copied again.
+func (r *run) copyLogged(ctx context.Context, pass int) (int, error) {
+	ix, err := r.m.Router.Index(r.src)
+	if err != nil {
+		return 0, err
+	}
+	after := r.changesFrom
+	var keys []string
+	seen := map[string]bool{}
+	for {
+		resp, err := ix.Changes(ctx, &cellarv1.ChangesRequest{Bucket: r.bucket, After: after, Limit: 1000})
+		if err != nil {
+			return 0, fmt.Errorf("read the changes of %s in %s: %w", r.bucket, r.src, err)
+		}
+		r.stats.Changes += int64(len(resp.GetChanges()))
+		for _, c := range resp.GetChanges() {
+			after = c.Seq
+			if !seen[c.Key] {
+				seen[c.Key] = true
+				keys = append(keys, c.Key)
+			}
+		}
+		if !resp.GetTruncated() {
+			break
+		}
+	}
+	each := func(ctx context.Context, fn func(copyJob) error) error {
+		for _, k := range keys {
+			if err := fn(copyJob{key: k}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	changed, gone, err := r.copyObjects(ctx, pass, each)
+	if err != nil {
+		return changed, err
+	}
+	n, err := r.deleteInTarget(ctx, gone)
+	if err == nil {
+		r.changesFrom = after
+	}
+	return changed + n, err
+}
+
+// deleteInTarget deletes keys in the target, where the run copied them (or found
+// them), and forgets them.
+func (r *run) deleteInTarget(ctx context.Context, keys []string) (int, error) {
+	ix, err := r.m.Router.Index(r.dst)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, key := range keys {
+		if _, ok := r.copied[key]; !ok {
+			continue // never in the target: made and deleted between two passes
 		}
 		resp, err := ix.Delete(ctx, &cellarv1.DeleteRequest{Bucket: r.bucket, Key: key})
 		if err != nil {
-			return changed, fmt.Errorf("delete %s/%s in %s: %w", r.bucket, key, r.dst, err)
+			return n, fmt.Errorf("delete %s/%s in %s: %w", r.bucket, key, r.dst, err)
 		}
 		if resp.Previous != nil {
 			r.cp.DeleteBlobs(r.dst, resp.Previous)
 		}
 		delete(r.copied, key)
-		changed++
+		n++
 	}
-	return changed, nil
+	return n, nil
 }
 
-// copied is the outcome of one object's copy.
-type copied struct {
+// copyJob is one key for a pass's copies: with the source's object as a listing
+// found it, or only its key, to be looked up in the source.
+type copyJob struct {
+	key string
 	loc *cellarv1.Location
-	err error
+	// known is the version the target has of key (a lookup that finds it copies
+	// nothing).
+	known string
 }
 
-// copyChanged lists the source in key order and copies each object whose version the
-// target does not have, CopyConcurrency at once, marking every key it lists with
-// pass. The run's state (copied, stats, metrics, progress) is changed by the calling
-// goroutine alone, as the copies end. The first copy that fails cancels the others;
-// once they have ended, its error is returned (the copies that succeeded are kept, so
-// the pass tried again copies only the rest). keep keeps the listing in srcLocs.
-func (r *run) copyChanged(ctx context.Context, pass int, keep bool) (int, error) {
-	r.srcLocs = nil
+// copied is the outcome of one job.
+type copied struct {
+	job  copyJob
+	loc  *cellarv1.Location // the source's object (nil: the key is gone there)
+	same bool               // the target had loc's version already
+	err  error
+}
+
+// copyOne does one job: the lookup of a key only named, then the copy of a version
+// the target does not have.
+func (r *run) copyOne(ctx context.Context, j copyJob) copied {
+	loc := j.loc
+	if loc == nil {
+		ix, err := r.m.Router.Index(r.src)
+		if err != nil {
+			return copied{job: j, err: err}
+		}
+		resp, err := ix.Lookup(ctx, &cellarv1.LookupRequest{Bucket: r.bucket, Key: j.key})
+		if errs.Is(err, errs.NoSuchKey) {
+			return copied{job: j}
+		}
+		if err != nil {
+			return copied{job: j, err: err}
+		}
+		loc = resp.GetLocation()
+		if versionOf(loc) == j.known {
+			return copied{job: j, loc: loc, same: true}
+		}
+	}
+	_, err := r.cp.CopyObject(ctx, r.src, r.dst, loc)
+	return copied{job: j, loc: loc, err: err}
+}
+
+// copyObjects runs the jobs each gives, CopyConcurrency at once, marking every key
+// found in the source with pass, and returns how many objects it copied and the keys
+// found gone from the source. The run's state (copied, stats, metrics, progress) is
+// changed by the calling goroutine alone, as the jobs end. The first copy that fails
+// cancels the others; once they have ended, its error is returned (the copies that
+// succeeded are kept, so the pass tried again copies only the rest).
+func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Context, func(copyJob) error) error) (int, []string, error) {
 	n := r.m.copyConcurrency()
 	cctx, cancel := context.WithCancel(ctx)
-	jobs := make(chan *cellarv1.Location)
+	jobs := make(chan copyJob)
 	results := make(chan copied, n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for loc := range jobs {
-				_, err := r.cp.CopyObject(cctx, r.src, r.dst, loc)
-				results <- copied{loc: loc, err: err}
+			for j := range jobs {
+				results <- r.copyOne(cctx, j)
 			}
 		}()
 	}
@@ -646,34 +789,38 @@ func (r *run) copyChanged(ctx context.Context, pass int, keep bool) (int, error)
 		}
 	}()
 	changed := 0
+	var gone []string
 	var failed error
 	done := func(c copied) {
-		if c.err != nil {
+		switch {
+		case c.err != nil:
 			if failed == nil {
-				failed = fmt.Errorf("copy %s/%s: %w", r.bucket, c.loc.Key, c.err)
+				failed = fmt.Errorf("copy %s/%s: %w", r.bucket, c.job.key, c.err)
 				cancel()
 			}
-			return
+		case c.loc == nil:
+			gone = append(gone, c.job.key)
+		case c.same:
+			r.copied[c.job.key] = copyMark{version: versionOf(c.loc), loc: c.loc, pass: pass}
+		default:
+			r.copied[c.job.key] = copyMark{version: versionOf(c.loc), loc: c.loc, pass: pass}
+			r.stats.Objects++
+			r.stats.Bytes += c.loc.Size
+			r.m.Metrics.copied(c.loc.Size)
+			changed++
+			r.report(r.step, false)
 		}
-		r.copied[c.loc.Key] = copyMark{version: versionOf(c.loc), pass: pass}
-		r.stats.Objects++
-		r.stats.Bytes += c.loc.Size
-		r.m.Metrics.copied(c.loc.Size)
-		changed++
-		r.report(r.step, false)
 	}
-	err := r.eachSource(cctx, func(loc *cellarv1.Location) error {
-		if keep {
-			r.srcLocs = append(r.srcLocs, loc)
-		}
-		v := versionOf(loc)
-		if mark, ok := r.copied[loc.Key]; ok && mark.version == v {
-			r.copied[loc.Key] = copyMark{version: v, pass: pass}
+	err := each(cctx, func(j copyJob) error {
+		mark, ok := r.copied[j.key]
+		if j.loc != nil && ok && mark.version == versionOf(j.loc) {
+			r.copied[j.key] = copyMark{version: mark.version, loc: j.loc, pass: pass}
 			return nil
 		}
+		j.known = mark.version
 		for failed == nil {
 			select {
-			case jobs <- loc:
+			case jobs <- j:
 				return nil
 			case c := <-results:
 				done(c)
@@ -687,124 +834,35 @@ func (r *run) copyChanged(ctx context.Context, pass int, keep bool) (int, error)
 		done(c)
 	}
 	if failed != nil {
-		return changed, failed
+		return changed, gone, failed
 	}
-	return changed, err
+	return changed, gone, err
 }
 
-// listers is how many key ranges of the source a pass lists at once, once an earlier
-// pass has shown where to cut them (a bucket of fewer than that many pages is listed
-// as one range).
-const listers = 4
-
-// listPage is a page of one range of a listing, or the error that ended it.
-type listPage struct {
-	entries []*cellarv1.Location
-	err     error
-}
-
-// eachSource calls fn, on the calling goroutine, for every object of the bucket in the
-// source: not in key order, but in the ranges r.splits cuts the bucket into, listed at
-// once, each a page ahead of fn. The first error (of a listing, or of fn) ends it.
-// It leaves in r.splits the cuts of the listing it made, for the next pass.
-func (r *run) eachSource(ctx context.Context, fn func(*cellarv1.Location) error) error {
+// eachSource calls fn for every object of the bucket in the source, in key order, a
+// page of the listing at a time. The first error (of the listing, or of fn) ends it.
+func (r *run) eachSource(ctx context.Context, fn func(copyJob) error) error {
 	ix, err := r.m.Router.Index(r.src)
 	if err != nil {
 		return err
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	splits := r.splits
-	pages := make(chan listPage, len(splits)+1)
-	var wg sync.WaitGroup
-	// Range i holds the keys after splits[i-1] up to splits[i] (the first from the
-	// start, the last to the end).
-	for i := 0; i <= len(splits); i++ {
-		after, upTo, last := "", "", i == len(splits)
-		if i > 0 {
-			after = splits[i-1]
+	after := ""
+	for {
+		resp, err := ix.List(ctx, &cellarv1.ListRequest{Bucket: r.bucket, StartAfter: after, Limit: 1000})
+		if err != nil {
+			return err
 		}
-		if !last {
-			upTo = splits[i]
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				var p listPage
-				resp, err := ix.List(lctx, &cellarv1.ListRequest{Bucket: r.bucket, StartAfter: after, Limit: 1000})
-				done := true
-				if err != nil {
-					p.err = err
-				} else {
-					p.entries, done = inRange(resp, upTo, last)
-					if n := len(p.entries); n > 0 {
-						after = p.entries[n-1].Key
-					}
-				}
-				select {
-				case pages <- p:
-				case <-lctx.Done():
-					return
-				}
-				if done {
-					return
-				}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(pages) }()
-	defer func() {
-		cancel()
-		for range pages {
-		}
-	}()
-	var ends []string
-	for p := range pages {
-		if p.err != nil {
-			return p.err
-		}
-		for _, loc := range p.entries {
-			if err := fn(loc); err != nil {
+		r.stats.Listed += int64(len(resp.GetEntries()))
+		for _, loc := range resp.GetEntries() {
+			if err := fn(copyJob{key: loc.Key, loc: loc}); err != nil {
 				return err
 			}
+			after = loc.Key
 		}
-		if n := len(p.entries); n > 0 {
-			ends = append(ends, p.entries[n-1].Key)
+		if !resp.GetTruncated() || len(resp.GetEntries()) == 0 {
+			return nil
 		}
 	}
-	r.splits = splitsOf(ends)
-	return nil
-}
-
-// inRange is what of a page of a listing belongs to the range that ends at upTo (at
-// the end of the bucket, when last), and whether the range is listed to its end.
-func inRange(page *cellarv1.ListResponse, upTo string, last bool) ([]*cellarv1.Location, bool) {
-	entries := page.GetEntries()
-	done := !page.GetTruncated() || len(entries) == 0
-	if last {
-		return entries, done
-	}
-	cut := sort.Search(len(entries), func(j int) bool { return entries[j].Key > upTo })
-	if cut < len(entries) {
-		return entries[:cut], true
-	}
-	return entries, done || entries[len(entries)-1].Key == upTo
-}
-
-// splitsOf cuts a bucket into listers ranges of about as many pages each, from the
-// last keys of the pages of a listing of it (in any order); none for a bucket of
-// fewer pages than listers.
-func splitsOf(ends []string) []string {
-	if len(ends) < listers {
-		return nil
-	}
-	ends = slices.Clone(ends)
-	slices.Sort(ends)
-	var splits []string
-	for i := 1; i < listers; i++ {
-		splits = append(splits, ends[i*len(ends)/listers-1])
-	}
-	return slices.Compact(splits)
 }
 
 // copyConfig gives the bucket in the target the configuration it has in the source
@@ -906,6 +964,9 @@ func (r *run) fence(ctx context.Context, f cellarv1.BucketFence) error {
 	if err == nil {
 		_, err = ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: f, MovedTo: r.dst})
 	}
+	if err == nil {
+		r.srcFence = f
+	}
 	if err != nil {
 		return fmt.Errorf("fence %s in %s (%s): %w", r.bucket, r.src, f, err)
 	}
@@ -986,8 +1047,13 @@ func (r *run) reclaim(ctx context.Context, from string, blobs bool) error {
 			r.bucket, from, from, err)
 	}
 	if blobs {
-		r.deleteBlobs(ctx, from, r.srcLocs)
-		r.srcLocs = nil
+		locs := make([]*cellarv1.Location, 0, len(r.copied))
+		for _, m := range r.copied {
+			if m.loc != nil {
+				locs = append(locs, m.loc)
+			}
+		}
+		r.deleteBlobs(ctx, from, locs)
 	}
 	return nil
 }

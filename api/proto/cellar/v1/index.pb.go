@@ -2117,10 +2117,13 @@ func (x *ListPartsResponse) GetTruncated() bool {
 }
 
 type FenceBucketRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Fence         BucketFence            `protobuf:"varint,2,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
-	MovedTo       string                 `protobuf:"bytes,3,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fence   BucketFence            `protobuf:"varint,2,opt,name=fence,proto3,enum=cellar.v1.BucketFence" json:"fence,omitempty"`
+	MovedTo string                 `protobuf:"bytes,3,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	// Start (or keep) logging the bucket's changes. Without it, a fence of NONE stops
+	// the log and drops it; WRITES and ALL keep it as it is.
+	TrackChanges  bool `protobuf:"varint,4,opt,name=track_changes,json=trackChanges,proto3" json:"track_changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2176,9 +2179,19 @@ func (x *FenceBucketRequest) GetMovedTo() string {
 	return ""
 }
 
+func (x *FenceBucketRequest) GetTrackChanges() bool {
+	if x != nil {
+		return x.TrackChanges
+	}
+	return false
+}
+
 type FenceBucketResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bucket        *Bucket                `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bucket *Bucket                `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// The change sequence this command took place at: Changes after it lists every key
+	// changed since (when the bucket's changes are tracked).
+	ChangesFrom   uint64 `protobuf:"varint,2,opt,name=changes_from,json=changesFrom,proto3" json:"changes_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2220,6 +2233,129 @@ func (x *FenceBucketResponse) GetBucket() *Bucket {
 	return nil
 }
 
+func (x *FenceBucketResponse) GetChangesFrom() uint64 {
+	if x != nil {
+		return x.ChangesFrom
+	}
+	return 0
+}
+
+type ChangesRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bucket string                 `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// list the changes after this sequence (FenceBucketResponse.changes_from, or the
+	// last sequence of a previous page).
+	After uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// at most this many (0 or over 1000: 1000).
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesRequest) Reset() {
+	*x = ChangesRequest{}
+	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesRequest) ProtoMessage() {}
+
+func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesRequest.ProtoReflect.Descriptor instead.
+func (*ChangesRequest) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ChangesRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *ChangesRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ChangesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ChangesResponse struct {
+	state   protoimpl.MessageState    `protogen:"open.v1"`
+	Changes []*ChangesResponse_Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// more changes follow the last one.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesResponse) Reset() {
+	*x = ChangesResponse{}
+	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesResponse) ProtoMessage() {}
+
+func (x *ChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesResponse.ProtoReflect.Descriptor instead.
+func (*ChangesResponse) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ChangesResponse) GetChanges() []*ChangesResponse_Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ChangesResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type DropBucketRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2229,7 +2365,7 @@ type DropBucketRequest struct {
 
 func (x *DropBucketRequest) Reset() {
 	*x = DropBucketRequest{}
-	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	mi := &file_cellar_v1_index_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2377,7 @@ func (x *DropBucketRequest) String() string {
 func (*DropBucketRequest) ProtoMessage() {}
 
 func (x *DropBucketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[32]
+	mi := &file_cellar_v1_index_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2390,7 @@ func (x *DropBucketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropBucketRequest.ProtoReflect.Descriptor instead.
 func (*DropBucketRequest) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{32}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DropBucketRequest) GetName() string {
@@ -2274,7 +2410,7 @@ type DropBucketResponse struct {
 
 func (x *DropBucketResponse) Reset() {
 	*x = DropBucketResponse{}
-	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	mi := &file_cellar_v1_index_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2422,7 @@ func (x *DropBucketResponse) String() string {
 func (*DropBucketResponse) ProtoMessage() {}
 
 func (x *DropBucketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[33]
+	mi := &file_cellar_v1_index_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2435,7 @@ func (x *DropBucketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropBucketResponse.ProtoReflect.Descriptor instead.
 func (*DropBucketResponse) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{33}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DropBucketResponse) GetObjects() int64 {
@@ -2326,7 +2462,7 @@ type PutBucketConfigRequest struct {
 
 func (x *PutBucketConfigRequest) Reset() {
 	*x = PutBucketConfigRequest{}
-	mi := &file_cellar_v1_index_proto_msgTypes[34]
+	mi := &file_cellar_v1_index_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2474,7 @@ func (x *PutBucketConfigRequest) String() string {
 func (*PutBucketConfigRequest) ProtoMessage() {}
 
 func (x *PutBucketConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[34]
+	mi := &file_cellar_v1_index_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2487,7 @@ func (x *PutBucketConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBucketConfigRequest.ProtoReflect.Descriptor instead.
 func (*PutBucketConfigRequest) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{34}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutBucketConfigRequest) GetName() string {
@@ -2412,7 +2548,7 @@ type PutBucketConfigResponse struct {
 
 func (x *PutBucketConfigResponse) Reset() {
 	*x = PutBucketConfigResponse{}
-	mi := &file_cellar_v1_index_proto_msgTypes[35]
+	mi := &file_cellar_v1_index_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2560,7 @@ func (x *PutBucketConfigResponse) String() string {
 func (*PutBucketConfigResponse) ProtoMessage() {}
 
 func (x *PutBucketConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[35]
+	mi := &file_cellar_v1_index_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2573,7 @@ func (x *PutBucketConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBucketConfigResponse.ProtoReflect.Descriptor instead.
 func (*PutBucketConfigResponse) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{35}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PutBucketConfigResponse) GetBucket() *Bucket {
@@ -2461,7 +2597,7 @@ type PutObjectTagsRequest struct {
 
 func (x *PutObjectTagsRequest) Reset() {
 	*x = PutObjectTagsRequest{}
-	mi := &file_cellar_v1_index_proto_msgTypes[36]
+	mi := &file_cellar_v1_index_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2609,7 @@ func (x *PutObjectTagsRequest) String() string {
 func (*PutObjectTagsRequest) ProtoMessage() {}
 
 func (x *PutObjectTagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[36]
+	mi := &file_cellar_v1_index_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2622,7 @@ func (x *PutObjectTagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectTagsRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectTagsRequest) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{36}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PutObjectTagsRequest) GetBucket() string {
@@ -2526,7 +2662,7 @@ type PutObjectTagsResponse struct {
 
 func (x *PutObjectTagsResponse) Reset() {
 	*x = PutObjectTagsResponse{}
-	mi := &file_cellar_v1_index_proto_msgTypes[37]
+	mi := &file_cellar_v1_index_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2674,7 @@ func (x *PutObjectTagsResponse) String() string {
 func (*PutObjectTagsResponse) ProtoMessage() {}
 
 func (x *PutObjectTagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[37]
+	mi := &file_cellar_v1_index_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2687,7 @@ func (x *PutObjectTagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectTagsResponse.ProtoReflect.Descriptor instead.
 func (*PutObjectTagsResponse) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{37}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PutObjectTagsResponse) GetLocation() *Location {
@@ -2572,7 +2708,7 @@ type SetBucketVersioningRequest struct {
 
 func (x *SetBucketVersioningRequest) Reset() {
 	*x = SetBucketVersioningRequest{}
-	mi := &file_cellar_v1_index_proto_msgTypes[38]
+	mi := &file_cellar_v1_index_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2720,7 @@ func (x *SetBucketVersioningRequest) String() string {
 func (*SetBucketVersioningRequest) ProtoMessage() {}
 
 func (x *SetBucketVersioningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[38]
+	mi := &file_cellar_v1_index_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2733,7 @@ func (x *SetBucketVersioningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBucketVersioningRequest.ProtoReflect.Descriptor instead.
 func (*SetBucketVersioningRequest) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{38}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetBucketVersioningRequest) GetName() string {
@@ -2623,7 +2759,7 @@ type SetBucketVersioningResponse struct {
 
 func (x *SetBucketVersioningResponse) Reset() {
 	*x = SetBucketVersioningResponse{}
-	mi := &file_cellar_v1_index_proto_msgTypes[39]
+	mi := &file_cellar_v1_index_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2771,7 @@ func (x *SetBucketVersioningResponse) String() string {
 func (*SetBucketVersioningResponse) ProtoMessage() {}
 
 func (x *SetBucketVersioningResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cellar_v1_index_proto_msgTypes[39]
+	mi := &file_cellar_v1_index_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2784,7 @@ func (x *SetBucketVersioningResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBucketVersioningResponse.ProtoReflect.Descriptor instead.
 func (*SetBucketVersioningResponse) Descriptor() ([]byte, []int) {
-	return file_cellar_v1_index_proto_rawDescGZIP(), []int{39}
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetBucketVersioningResponse) GetBucket() *Bucket {
@@ -2656,6 +2792,58 @@ func (x *SetBucketVersioningResponse) GetBucket() *Bucket {
 		return x.Bucket
 	}
 	return nil
+}
+
+type ChangesResponse_Change struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesResponse_Change) Reset() {
+	*x = ChangesResponse_Change{}
+	mi := &file_cellar_v1_index_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesResponse_Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesResponse_Change) ProtoMessage() {}
+
+func (x *ChangesResponse_Change) ProtoReflect() protoreflect.Message {
+	mi := &file_cellar_v1_index_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesResponse_Change.ProtoReflect.Descriptor instead.
+func (*ChangesResponse_Change) Descriptor() ([]byte, []int) {
+	return file_cellar_v1_index_proto_rawDescGZIP(), []int{33, 0}
+}
+
+func (x *ChangesResponse_Change) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChangesResponse_Change) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 var File_cellar_v1_index_proto protoreflect.FileDescriptor
@@ -2821,13 +3009,25 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\x11ListPartsResponse\x12)\n" +
 	"\x06upload\x18\x01 \x01(\v2\x11.cellar.v1.UploadR\x06upload\x12-\n" +
 	"\x05parts\x18\x02 \x03(\v2\x17.cellar.v1.PartLocationR\x05parts\x12\x1c\n" +
-	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"q\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\x96\x01\n" +
 	"\x12FenceBucketRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05fence\x18\x02 \x01(\x0e2\x16.cellar.v1.BucketFenceR\x05fence\x12\x19\n" +
-	"\bmoved_to\x18\x03 \x01(\tR\amovedTo\"@\n" +
+	"\bmoved_to\x18\x03 \x01(\tR\amovedTo\x12#\n" +
+	"\rtrack_changes\x18\x04 \x01(\bR\ftrackChanges\"c\n" +
 	"\x13FenceBucketResponse\x12)\n" +
-	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\"'\n" +
+	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket\x12!\n" +
+	"\fchanges_from\x18\x02 \x01(\x04R\vchangesFrom\"T\n" +
+	"\x0eChangesRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\x9a\x01\n" +
+	"\x0fChangesResponse\x12;\n" +
+	"\achanges\x18\x01 \x03(\v2!.cellar.v1.ChangesResponse.ChangeR\achanges\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x1a,\n" +
+	"\x06Change\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"'\n" +
 	"\x11DropBucketRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\".\n" +
 	"\x12DropBucketResponse\x12\x18\n" +
@@ -2856,7 +3056,7 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"versioning\x18\x02 \x01(\x0e2\x1b.cellar.v1.BucketVersioningR\n" +
 	"versioning\"H\n" +
 	"\x1bSetBucketVersioningResponse\x12)\n" +
-	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket2\xb0\v\n" +
+	"\x06bucket\x18\x01 \x01(\v2\x11.cellar.v1.BucketR\x06bucket2\xf2\v\n" +
 	"\x05Index\x12=\n" +
 	"\x06Lookup\x12\x18.cellar.v1.LookupRequest\x1a\x19.cellar.v1.LookupResponse\x12=\n" +
 	"\x06Commit\x12\x18.cellar.v1.CommitRequest\x1a\x19.cellar.v1.CommitResponse\x12=\n" +
@@ -2868,7 +3068,8 @@ const file_cellar_v1_index_proto_rawDesc = "" +
 	"\vListBuckets\x12\x1d.cellar.v1.ListBucketsRequest\x1a\x1e.cellar.v1.ListBucketsResponse\x12L\n" +
 	"\vFenceBucket\x12\x1d.cellar.v1.FenceBucketRequest\x1a\x1e.cellar.v1.FenceBucketResponse\x12I\n" +
 	"\n" +
-	"DropBucket\x12\x1c.cellar.v1.DropBucketRequest\x1a\x1d.cellar.v1.DropBucketResponse\x12X\n" +
+	"DropBucket\x12\x1c.cellar.v1.DropBucketRequest\x1a\x1d.cellar.v1.DropBucketResponse\x12@\n" +
+	"\aChanges\x12\x19.cellar.v1.ChangesRequest\x1a\x1a.cellar.v1.ChangesResponse\x12X\n" +
 	"\x0fPutBucketConfig\x12!.cellar.v1.PutBucketConfigRequest\x1a\".cellar.v1.PutBucketConfigResponse\x12R\n" +
 	"\rPutObjectTags\x12\x1f.cellar.v1.PutObjectTagsRequest\x1a .cellar.v1.PutObjectTagsResponse\x12d\n" +
 	"\x13SetBucketVersioning\x12%.cellar.v1.SetBucketVersioningRequest\x1a&.cellar.v1.SetBucketVersioningResponse\x12O\n" +
@@ -2891,7 +3092,7 @@ func file_cellar_v1_index_proto_rawDescGZIP() []byte {
 	return file_cellar_v1_index_proto_rawDescData
 }
 
-var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_cellar_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_cellar_v1_index_proto_goTypes = []any{
 	(*LookupRequest)(nil),               // 0: cellar.v1.LookupRequest
 	(*LookupResponse)(nil),              // 1: cellar.v1.LookupResponse
@@ -2925,37 +3126,40 @@ var file_cellar_v1_index_proto_goTypes = []any{
 	(*ListPartsResponse)(nil),           // 29: cellar.v1.ListPartsResponse
 	(*FenceBucketRequest)(nil),          // 30: cellar.v1.FenceBucketRequest
 	(*FenceBucketResponse)(nil),         // 31: cellar.v1.FenceBucketResponse
-	(*DropBucketRequest)(nil),           // 32: cellar.v1.DropBucketRequest
-	(*DropBucketResponse)(nil),          // 33: cellar.v1.DropBucketResponse
-	(*PutBucketConfigRequest)(nil),      // 34: cellar.v1.PutBucketConfigRequest
-	(*PutBucketConfigResponse)(nil),     // 35: cellar.v1.PutBucketConfigResponse
-	(*PutObjectTagsRequest)(nil),        // 36: cellar.v1.PutObjectTagsRequest
-	(*PutObjectTagsResponse)(nil),       // 37: cellar.v1.PutObjectTagsResponse
-	(*SetBucketVersioningRequest)(nil),  // 38: cellar.v1.SetBucketVersioningRequest
-	(*SetBucketVersioningResponse)(nil), // 39: cellar.v1.SetBucketVersioningResponse
-	(*Location)(nil),                    // 40: cellar.v1.Location
-	(BucketVersioning)(0),               // 41: cellar.v1.BucketVersioning
-	(*Bucket)(nil),                      // 42: cellar.v1.Bucket
-	(*Upload)(nil),                      // 43: cellar.v1.Upload
-	(*PartLocation)(nil),                // 44: cellar.v1.PartLocation
-	(BucketFence)(0),                    // 45: cellar.v1.BucketFence
-	(*Tag)(nil),                         // 46: cellar.v1.Tag
-	(*CorsConfiguration)(nil),           // 47: cellar.v1.CorsConfiguration
-	(*LifecycleConfiguration)(nil),      // 48: cellar.v1.LifecycleConfiguration
+	(*ChangesRequest)(nil),              // 32: cellar.v1.ChangesRequest
+	(*ChangesResponse)(nil),             // 33: cellar.v1.ChangesResponse
+	(*DropBucketRequest)(nil),           // 34: cellar.v1.DropBucketRequest
+	(*DropBucketResponse)(nil),          // 35: cellar.v1.DropBucketResponse
+	(*PutBucketConfigRequest)(nil),      // 36: cellar.v1.PutBucketConfigRequest
+	(*PutBucketConfigResponse)(nil),     // 37: cellar.v1.PutBucketConfigResponse
+	(*PutObjectTagsRequest)(nil),        // 38: cellar.v1.PutObjectTagsRequest
+	(*PutObjectTagsResponse)(nil),       // 39: cellar.v1.PutObjectTagsResponse
+	(*SetBucketVersioningRequest)(nil),  // 40: cellar.v1.SetBucketVersioningRequest
+	(*SetBucketVersioningResponse)(nil), // 41: cellar.v1.SetBucketVersioningResponse
+	(*ChangesResponse_Change)(nil),      // 42: cellar.v1.ChangesResponse.Change
+	(*Location)(nil),                    // 43: cellar.v1.Location
+	(BucketVersioning)(0),               // 44: cellar.v1.BucketVersioning
+	(*Bucket)(nil),                      // 45: cellar.v1.Bucket
+	(*Upload)(nil),                      // 46: cellar.v1.Upload
+	(*PartLocation)(nil),                // 47: cellar.v1.PartLocation
+	(BucketFence)(0),                    // 48: cellar.v1.BucketFence
+	(*Tag)(nil),                         // 49: cellar.v1.Tag
+	(*CorsConfiguration)(nil),           // 50: cellar.v1.CorsConfiguration
+	(*LifecycleConfiguration)(nil),      // 51: cellar.v1.LifecycleConfiguration
 }
 var file_cellar_v1_index_proto_depIdxs = []int32{
-	40, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
-	40, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
-	41, // 2: cellar.v1.CommitRequest.versioning:type_name -> cellar.v1.BucketVersioning
-	40, // 3: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
-	41, // 4: cellar.v1.CommitResponse.versioning:type_name -> cellar.v1.BucketVersioning
-	41, // 5: cellar.v1.DeleteRequest.versioning:type_name -> cellar.v1.BucketVersioning
-	40, // 6: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
-	41, // 7: cellar.v1.DeleteResponse.versioning:type_name -> cellar.v1.BucketVersioning
-	40, // 8: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
-	42, // 9: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	42, // 10: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	42, // 11: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
+	43, // 0: cellar.v1.LookupResponse.location:type_name -> cellar.v1.Location
+	43, // 1: cellar.v1.CommitRequest.location:type_name -> cellar.v1.Location
+	44, // 2: cellar.v1.CommitRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	43, // 3: cellar.v1.CommitResponse.previous:type_name -> cellar.v1.Location
+	44, // 4: cellar.v1.CommitResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	44, // 5: cellar.v1.DeleteRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	43, // 6: cellar.v1.DeleteResponse.previous:type_name -> cellar.v1.Location
+	44, // 7: cellar.v1.DeleteResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	43, // 8: cellar.v1.ListResponse.entries:type_name -> cellar.v1.Location
+	45, // 9: cellar.v1.CreateBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	45, // 10: cellar.v1.GetBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	45, // 11: cellar.v1.ListBucketsResponse.buckets:type_name -> cellar.v1.Bucket
 	2,  // 12: cellar.v1.IndexCommand.commit:type_name -> cellar.v1.CommitRequest
 	4,  // 13: cellar.v1.IndexCommand.delete:type_name -> cellar.v1.DeleteRequest
 	8,  // 14: cellar.v1.IndexCommand.create_bucket:type_name -> cellar.v1.CreateBucketRequest
@@ -2965,76 +3169,79 @@ var file_cellar_v1_index_proto_depIdxs = []int32{
 	22, // 18: cellar.v1.IndexCommand.complete_upload:type_name -> cellar.v1.CompleteUploadRequest
 	24, // 19: cellar.v1.IndexCommand.abort_upload:type_name -> cellar.v1.AbortUploadRequest
 	30, // 20: cellar.v1.IndexCommand.fence_bucket:type_name -> cellar.v1.FenceBucketRequest
-	32, // 21: cellar.v1.IndexCommand.drop_bucket:type_name -> cellar.v1.DropBucketRequest
-	34, // 22: cellar.v1.IndexCommand.put_bucket_config:type_name -> cellar.v1.PutBucketConfigRequest
-	36, // 23: cellar.v1.IndexCommand.put_object_tags:type_name -> cellar.v1.PutObjectTagsRequest
-	38, // 24: cellar.v1.IndexCommand.set_bucket_versioning:type_name -> cellar.v1.SetBucketVersioningRequest
-	43, // 25: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
-	44, // 26: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
-	44, // 27: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
+	34, // 21: cellar.v1.IndexCommand.drop_bucket:type_name -> cellar.v1.DropBucketRequest
+	36, // 22: cellar.v1.IndexCommand.put_bucket_config:type_name -> cellar.v1.PutBucketConfigRequest
+	38, // 23: cellar.v1.IndexCommand.put_object_tags:type_name -> cellar.v1.PutObjectTagsRequest
+	40, // 24: cellar.v1.IndexCommand.set_bucket_versioning:type_name -> cellar.v1.SetBucketVersioningRequest
+	46, // 25: cellar.v1.CreateUploadRequest.upload:type_name -> cellar.v1.Upload
+	47, // 26: cellar.v1.PutPartRequest.part:type_name -> cellar.v1.PartLocation
+	47, // 27: cellar.v1.PutPartResponse.previous:type_name -> cellar.v1.PartLocation
 	21, // 28: cellar.v1.CompleteUploadRequest.parts:type_name -> cellar.v1.CompletedPart
-	41, // 29: cellar.v1.CompleteUploadRequest.versioning:type_name -> cellar.v1.BucketVersioning
-	40, // 30: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
-	40, // 31: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
-	44, // 32: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
-	41, // 33: cellar.v1.CompleteUploadResponse.versioning:type_name -> cellar.v1.BucketVersioning
-	44, // 34: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
-	43, // 35: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
-	43, // 36: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
-	44, // 37: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
-	45, // 38: cellar.v1.FenceBucketRequest.fence:type_name -> cellar.v1.BucketFence
-	42, // 39: cellar.v1.FenceBucketResponse.bucket:type_name -> cellar.v1.Bucket
-	46, // 40: cellar.v1.PutBucketConfigRequest.tags:type_name -> cellar.v1.Tag
-	47, // 41: cellar.v1.PutBucketConfigRequest.cors:type_name -> cellar.v1.CorsConfiguration
-	48, // 42: cellar.v1.PutBucketConfigRequest.lifecycle:type_name -> cellar.v1.LifecycleConfiguration
-	42, // 43: cellar.v1.PutBucketConfigResponse.bucket:type_name -> cellar.v1.Bucket
-	46, // 44: cellar.v1.PutObjectTagsRequest.tags:type_name -> cellar.v1.Tag
-	40, // 45: cellar.v1.PutObjectTagsResponse.location:type_name -> cellar.v1.Location
-	41, // 46: cellar.v1.SetBucketVersioningRequest.versioning:type_name -> cellar.v1.BucketVersioning
-	42, // 47: cellar.v1.SetBucketVersioningResponse.bucket:type_name -> cellar.v1.Bucket
-	0,  // 48: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
-	2,  // 49: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
-	4,  // 50: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
-	6,  // 51: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
-	8,  // 52: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
-	10, // 53: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
-	12, // 54: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
-	14, // 55: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
-	30, // 56: cellar.v1.Index.FenceBucket:input_type -> cellar.v1.FenceBucketRequest
-	32, // 57: cellar.v1.Index.DropBucket:input_type -> cellar.v1.DropBucketRequest
-	34, // 58: cellar.v1.Index.PutBucketConfig:input_type -> cellar.v1.PutBucketConfigRequest
-	36, // 59: cellar.v1.Index.PutObjectTags:input_type -> cellar.v1.PutObjectTagsRequest
-	38, // 60: cellar.v1.Index.SetBucketVersioning:input_type -> cellar.v1.SetBucketVersioningRequest
-	17, // 61: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
-	19, // 62: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
-	22, // 63: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
-	24, // 64: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
-	26, // 65: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
-	28, // 66: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
-	1,  // 67: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
-	3,  // 68: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
-	5,  // 69: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
-	7,  // 70: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
-	9,  // 71: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
-	11, // 72: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
-	13, // 73: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
-	15, // 74: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
-	31, // 75: cellar.v1.Index.FenceBucket:output_type -> cellar.v1.FenceBucketResponse
-	33, // 76: cellar.v1.Index.DropBucket:output_type -> cellar.v1.DropBucketResponse
-	35, // 77: cellar.v1.Index.PutBucketConfig:output_type -> cellar.v1.PutBucketConfigResponse
-	37, // 78: cellar.v1.Index.PutObjectTags:output_type -> cellar.v1.PutObjectTagsResponse
-	39, // 79: cellar.v1.Index.SetBucketVersioning:output_type -> cellar.v1.SetBucketVersioningResponse
-	18, // 80: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
-	20, // 81: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
-	23, // 82: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
-	25, // 83: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
-	27, // 84: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
-	29, // 85: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
-	67, // [67:86] is the sub-list for method output_type
-	48, // [48:67] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	44, // 29: cellar.v1.CompleteUploadRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	43, // 30: cellar.v1.CompleteUploadResponse.location:type_name -> cellar.v1.Location
+	43, // 31: cellar.v1.CompleteUploadResponse.previous:type_name -> cellar.v1.Location
+	47, // 32: cellar.v1.CompleteUploadResponse.unused:type_name -> cellar.v1.PartLocation
+	44, // 33: cellar.v1.CompleteUploadResponse.versioning:type_name -> cellar.v1.BucketVersioning
+	47, // 34: cellar.v1.AbortUploadResponse.parts:type_name -> cellar.v1.PartLocation
+	46, // 35: cellar.v1.ListUploadsResponse.uploads:type_name -> cellar.v1.Upload
+	46, // 36: cellar.v1.ListPartsResponse.upload:type_name -> cellar.v1.Upload
+	47, // 37: cellar.v1.ListPartsResponse.parts:type_name -> cellar.v1.PartLocation
+	48, // 38: cellar.v1.FenceBucketRequest.fence:type_name -> cellar.v1.BucketFence
+	45, // 39: cellar.v1.FenceBucketResponse.bucket:type_name -> cellar.v1.Bucket
+	42, // 40: cellar.v1.ChangesResponse.changes:type_name -> cellar.v1.ChangesResponse.Change
+	49, // 41: cellar.v1.PutBucketConfigRequest.tags:type_name -> cellar.v1.Tag
+	50, // 42: cellar.v1.PutBucketConfigRequest.cors:type_name -> cellar.v1.CorsConfiguration
+	51, // 43: cellar.v1.PutBucketConfigRequest.lifecycle:type_name -> cellar.v1.LifecycleConfiguration
+	45, // 44: cellar.v1.PutBucketConfigResponse.bucket:type_name -> cellar.v1.Bucket
+	49, // 45: cellar.v1.PutObjectTagsRequest.tags:type_name -> cellar.v1.Tag
+	43, // 46: cellar.v1.PutObjectTagsResponse.location:type_name -> cellar.v1.Location
+	44, // 47: cellar.v1.SetBucketVersioningRequest.versioning:type_name -> cellar.v1.BucketVersioning
+	45, // 48: cellar.v1.SetBucketVersioningResponse.bucket:type_name -> cellar.v1.Bucket
+	0,  // 49: cellar.v1.Index.Lookup:input_type -> cellar.v1.LookupRequest
+	2,  // 50: cellar.v1.Index.Commit:input_type -> cellar.v1.CommitRequest
+	4,  // 51: cellar.v1.Index.Delete:input_type -> cellar.v1.DeleteRequest
+	6,  // 52: cellar.v1.Index.List:input_type -> cellar.v1.ListRequest
+	8,  // 53: cellar.v1.Index.CreateBucket:input_type -> cellar.v1.CreateBucketRequest
+	10, // 54: cellar.v1.Index.DeleteBucket:input_type -> cellar.v1.DeleteBucketRequest
+	12, // 55: cellar.v1.Index.GetBucket:input_type -> cellar.v1.GetBucketRequest
+	14, // 56: cellar.v1.Index.ListBuckets:input_type -> cellar.v1.ListBucketsRequest
+	30, // 57: cellar.v1.Index.FenceBucket:input_type -> cellar.v1.FenceBucketRequest
+	34, // 58: cellar.v1.Index.DropBucket:input_type -> cellar.v1.DropBucketRequest
+	32, // 59: cellar.v1.Index.Changes:input_type -> cellar.v1.ChangesRequest
+	36, // 60: cellar.v1.Index.PutBucketConfig:input_type -> cellar.v1.PutBucketConfigRequest
+	38, // 61: cellar.v1.Index.PutObjectTags:input_type -> cellar.v1.PutObjectTagsRequest
+	40, // 62: cellar.v1.Index.SetBucketVersioning:input_type -> cellar.v1.SetBucketVersioningRequest
+	17, // 63: cellar.v1.Index.CreateUpload:input_type -> cellar.v1.CreateUploadRequest
+	19, // 64: cellar.v1.Index.PutPart:input_type -> cellar.v1.PutPartRequest
+	22, // 65: cellar.v1.Index.CompleteUpload:input_type -> cellar.v1.CompleteUploadRequest
+	24, // 66: cellar.v1.Index.AbortUpload:input_type -> cellar.v1.AbortUploadRequest
+	26, // 67: cellar.v1.Index.ListUploads:input_type -> cellar.v1.ListUploadsRequest
+	28, // 68: cellar.v1.Index.ListParts:input_type -> cellar.v1.ListPartsRequest
+	1,  // 69: cellar.v1.Index.Lookup:output_type -> cellar.v1.LookupResponse
+	3,  // 70: cellar.v1.Index.Commit:output_type -> cellar.v1.CommitResponse
+	5,  // 71: cellar.v1.Index.Delete:output_type -> cellar.v1.DeleteResponse
+	7,  // 72: cellar.v1.Index.List:output_type -> cellar.v1.ListResponse
+	9,  // 73: cellar.v1.Index.CreateBucket:output_type -> cellar.v1.CreateBucketResponse
+	11, // 74: cellar.v1.Index.DeleteBucket:output_type -> cellar.v1.DeleteBucketResponse
+	13, // 75: cellar.v1.Index.GetBucket:output_type -> cellar.v1.GetBucketResponse
+	15, // 76: cellar.v1.Index.ListBuckets:output_type -> cellar.v1.ListBucketsResponse
+	31, // 77: cellar.v1.Index.FenceBucket:output_type -> cellar.v1.FenceBucketResponse
+	35, // 78: cellar.v1.Index.DropBucket:output_type -> cellar.v1.DropBucketResponse
+	33, // 79: cellar.v1.Index.Changes:output_type -> cellar.v1.ChangesResponse
+	37, // 80: cellar.v1.Index.PutBucketConfig:output_type -> cellar.v1.PutBucketConfigResponse
+	39, // 81: cellar.v1.Index.PutObjectTags:output_type -> cellar.v1.PutObjectTagsResponse
+	41, // 82: cellar.v1.Index.SetBucketVersioning:output_type -> cellar.v1.SetBucketVersioningResponse
+	18, // 83: cellar.v1.Index.CreateUpload:output_type -> cellar.v1.CreateUploadResponse
+	20, // 84: cellar.v1.Index.PutPart:output_type -> cellar.v1.PutPartResponse
+	23, // 85: cellar.v1.Index.CompleteUpload:output_type -> cellar.v1.CompleteUploadResponse
+	25, // 86: cellar.v1.Index.AbortUpload:output_type -> cellar.v1.AbortUploadResponse
+	27, // 87: cellar.v1.Index.ListUploads:output_type -> cellar.v1.ListUploadsResponse
+	29, // 88: cellar.v1.Index.ListParts:output_type -> cellar.v1.ListPartsResponse
+	69, // [69:89] is the sub-list for method output_type
+	49, // [49:69] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_cellar_v1_index_proto_init() }
@@ -3065,7 +3272,7 @@ func file_cellar_v1_index_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cellar_v1_index_proto_rawDesc), len(file_cellar_v1_index_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

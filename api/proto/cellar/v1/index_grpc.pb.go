@@ -29,6 +29,7 @@ const (
 	Index_ListBuckets_FullMethodName         = "/cellar.v1.Index/ListBuckets"
 	Index_FenceBucket_FullMethodName         = "/cellar.v1.Index/FenceBucket"
 	Index_DropBucket_FullMethodName          = "/cellar.v1.Index/DropBucket"
+	Index_Changes_FullMethodName             = "/cellar.v1.Index/Changes"
 	Index_PutBucketConfig_FullMethodName     = "/cellar.v1.Index/PutBucketConfig"
 	Index_PutObjectTags_FullMethodName       = "/cellar.v1.Index/PutObjectTags"
 	Index_SetBucketVersioning_FullMethodName = "/cellar.v1.Index/SetBucketVersioning"
@@ -60,6 +61,10 @@ type IndexClient interface {
 	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
 	// command; the blobs are the caller's to delete.
 	DropBucket(ctx context.Context, in *DropBucketRequest, opts ...grpc.CallOption) (*DropBucketResponse, error)
+	// Lists the keys of a bucket whose object records changed (written, deleted,
+	// retagged) after a change sequence, in the order they changed: for a bucket whose
+	// changes are tracked (FenceBucketRequest.track_changes).
+	Changes(ctx context.Context, in *ChangesRequest, opts ...grpc.CallOption) (*ChangesResponse, error)
 	// Sets one part of a bucket's configuration (tags, CORS, lifecycle), leaving the
 	// others as they are.
 	PutBucketConfig(ctx context.Context, in *PutBucketConfigRequest, opts ...grpc.CallOption) (*PutBucketConfigResponse, error)
@@ -186,6 +191,16 @@ func (c *indexClient) DropBucket(ctx context.Context, in *DropBucketRequest, opt
 	return out, nil
 }
 
+func (c *indexClient) Changes(ctx context.Context, in *ChangesRequest, opts ...grpc.CallOption) (*ChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangesResponse)
+	err := c.cc.Invoke(ctx, Index_Changes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *indexClient) PutBucketConfig(ctx context.Context, in *PutBucketConfigRequest, opts ...grpc.CallOption) (*PutBucketConfigResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PutBucketConfigResponse)
@@ -296,6 +311,10 @@ type IndexServer interface {
 	// Drops a bucket fenced ALL (moved away) with every object record it holds, in one
 	// command; the blobs are the caller's to delete.
 	DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error)
+	// Lists the keys of a bucket whose object records changed (written, deleted,
+	// retagged) after a change sequence, in the order they changed: for a bucket whose
+	// changes are tracked (FenceBucketRequest.track_changes).
+	Changes(context.Context, *ChangesRequest) (*ChangesResponse, error)
 	// Sets one part of a bucket's configuration (tags, CORS, lifecycle), leaving the
 	// others as they are.
 	PutBucketConfig(context.Context, *PutBucketConfigRequest) (*PutBucketConfigResponse, error)
@@ -351,6 +370,9 @@ func (UnimplementedIndexServer) FenceBucket(context.Context, *FenceBucketRequest
 }
 func (UnimplementedIndexServer) DropBucket(context.Context, *DropBucketRequest) (*DropBucketResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropBucket not implemented")
+}
+func (UnimplementedIndexServer) Changes(context.Context, *ChangesRequest) (*ChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Changes not implemented")
 }
 func (UnimplementedIndexServer) PutBucketConfig(context.Context, *PutBucketConfigRequest) (*PutBucketConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutBucketConfig not implemented")
@@ -580,6 +602,24 @@ func _Index_DropBucket_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Index_Changes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IndexServer).Changes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Index_Changes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IndexServer).Changes(ctx, req.(*ChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Index_PutBucketConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutBucketConfigRequest)
 	if err := dec(in); err != nil {
@@ -788,6 +828,10 @@ var Index_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropBucket",
 			Handler:    _Index_DropBucket_Handler,
+		},
+		{
+			MethodName: "Changes",
+			Handler:    _Index_Changes_Handler,
 		},
 		{
 			MethodName: "PutBucketConfig",
