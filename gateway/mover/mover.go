@@ -83,8 +83,10 @@ type Mover struct {
 	// and at the end of every step.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
-	// CatchUpPasses bounds the catch-up passes before the write fence (default 3);
-	// a pass that copies at most CatchUpEnough objects (default 16) ends them earlier.
+	// Catch-up passes run before the write fence while each changes fewer objects
+	// than the one before: the first that changes at most CatchUpEnough (default 16),
+	// or no fewer than the pass before it (the bucket's writes keep up with the copy),
+	// is the last. CatchUpPasses bounds them (default 10).
 	CatchUpPasses, CatchUpEnough int
 	// RetryFor bounds how long a step that fails (a node of either cell away, the map
 	// group changing leader) is tried again before the move gives up: undone before
@@ -916,19 +918,24 @@ func (r *run) copyAndFence(ctx context.Context) error {
 	r.step = "catch-up"
 	passes, enough := r.m.CatchUpPasses, r.m.CatchUpEnough
 	if passes == 0 {
-		passes = 3
+		passes = 10
 	}
 	if enough == 0 {
 		enough = 16
 	}
+	// Each pass copies what changed while the one before ran, so the passes shrink
+	// as long as the copy outruns the bucket's writes; the final pass, behind the
+	// fence, copies what changed during the last of them.
+	last := -1
 	for i := 0; i < passes; i++ {
 		n, err := r.passes(ctx)
 		if err != nil {
 			return err
 		}
-		if n <= enough {
+		if n <= enough || (last >= 0 && n >= last) {
 			break
 		}
+		last = n
 	}
 	r.report("fence", true)
 	r.fenced = time.Now()
