@@ -3,12 +3,15 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cellarsim/cellar/cell"
@@ -23,7 +26,9 @@ import (
 // through the copy, the copies under way fail, the first failure stops the pass, and
 // its next try, once the node is back, copies what was not copied yet: every object
 // reaches the target whole, and none is copied more than once but those that were
-// under way.
+// under way. With objects retagged, overwritten, deleted and made between the copy
+// pass and the first catch-up pass, the catch-up reads those from the source's change
+// log, and the target ends with each as the source has it.
 func TestMoveCopiesInParallel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a cluster with faults")
@@ -39,9 +44,11 @@ func TestMoveCopiesInParallel(t *testing.T) {
 		name    string
 		objects int
 		crash   bool
+		changes bool
 	}{
-		{"every copy succeeds", 4500, false},
-		{"the source's storage node crashes part way", 300, true},
+		{"every copy succeeds", 4500, false, false},
+		{"the source's storage node crashes part way", 300, true, false},
+		{"objects change between passes", 40, false, true},
 	}
 	buckets := BucketsPerCell(topo, cellOf(topo), len(cases))[src]
 	createBuckets(t, ctx, c, buckets...)
@@ -60,7 +67,7 @@ func TestMoveCopiesInParallel(t *testing.T) {
 			m.CopyConcurrency, m.Metrics, m.ProgressEvery = concurrency, metrics, time.Nanosecond
 			victim := cell.NodeID(src, cell.RoleStorage, 0)
 			crashed := make(chan struct{})
-			var once sync.Once
+			var once, changeOnce sync.Once
 			var last int64
 			m.Progress = func(p mover.Progress) {
 				// Called by the mover's own goroutine, in order: the count never goes back.
@@ -70,6 +77,11 @@ func TestMoveCopiesInParallel(t *testing.T) {
 				last = p.Objects
 				if tc.crash && p.Step == "copy" && p.Objects >= objects/3 {
 					once.Do(func() { cl.crash(victim); close(crashed) })
+				}
+				if tc.changes && p.Step == "catch-up" {
+					// The copy pass is over and the catch-up pass has not read the
+					// log yet: the mover waits for this call.
+					changeOnce.Do(func() { changeBetweenPasses(t, ctx, c, bucket) })
 				}
 			}
 			done := make(chan error, 1)
@@ -103,12 +115,18 @@ func TestMoveCopiesInParallel(t *testing.T) {
 				t.Errorf("%d passes, want at least the copy, a catch-up and the final pass", st.Passes)
 			}
 			switch {
+			case tc.changes && (st.Listed != objects || st.Changes < 4):
+				t.Errorf("the source listed %d objects and %d changes, want the bucket listed once (%d) and the 4 changes read", st.Listed, st.Changes, objects)
+			case tc.changes:
 			case !tc.crash && (st.Listed != objects || st.Changes != 0):
 				t.Errorf("the source listed %d objects and %d changes, want the bucket listed once (%d) and no change", st.Listed, st.Changes, objects)
 			case tc.crash && st.Listed < objects:
 				t.Errorf("the source listed %d objects, want at least the %d of the bucket", st.Listed, objects)
 			}
 			switch {
+			case tc.changes:
+				checkChangedBetweenPasses(t, ctx, c, bucket, dst)
+				return
 			case !tc.crash && st.Objects != objects:
 				t.Errorf("%d objects copied, want each of the %d exactly once", st.Objects, objects)
 			case tc.crash && (st.Objects < objects || st.Objects > objects+concurrency):
@@ -162,4 +180,57 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// changeBetweenPasses retags, overwrites and deletes three objects of bucket and makes
+// a new one.
+func changeBetweenPasses(t *testing.T, ctx context.Context, c *s3.Client, bucket string) {
+	t.Helper()
+	if _, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(benchKey(0)),
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("moved"), Value: aws.String("retagged")}}}}); err != nil {
+		t.Errorf("retag: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(benchKey(1)),
+		Body: bytes.NewReader([]byte("overwritten"))}); err != nil {
+		t.Errorf("overwrite: %v", err)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(benchKey(2))}); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("new"),
+		Body: bytes.NewReader([]byte("new"))}); err != nil {
+		t.Errorf("new object: %v", err)
+	}
+}
+
+// checkChangedBetweenPasses checks that the target serves bucket as
+// changeBetweenPasses left it.
+func checkChangedBetweenPasses(t *testing.T, ctx context.Context, c *s3.Client, bucket, dst string) {
+	t.Helper()
+	var servedBy string
+	cs := s3.New(c.Options(), cellHeader(&servedBy))
+	testwait.Succeeds(t, patience, "the target serves "+bucket, func() error {
+		if _, err := get(ctx, cs, bucket, benchKey(3)); err != nil {
+			return err
+		}
+		if servedBy != dst {
+			return fmt.Errorf("served by %s", servedBy)
+		}
+		return nil
+	})
+	tags, err := cs.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(benchKey(0))})
+	if err != nil {
+		t.Errorf("the retagged object's tags in the target: %v", err)
+	} else if len(tags.TagSet) != 1 || aws.ToString(tags.TagSet[0].Value) != "retagged" {
+		t.Errorf("the retagged object has %d tags in the target, want moved=retagged", len(tags.TagSet))
+	}
+	for key, want := range map[string]string{benchKey(1): "overwritten", "new": "new", benchKey(3): bucket} {
+		if got, err := get(ctx, cs, bucket, key); err != nil || string(got) != want {
+			t.Errorf("%s/%s in the target: %q, %v; want %q", bucket, key, got, err, want)
+		}
+	}
+	var nf *types.NoSuchKey
+	if _, err := get(ctx, cs, bucket, benchKey(2)); !errors.As(err, &nf) {
+		t.Errorf("the deleted %s/%s in the target: %v, want NoSuchKey", bucket, benchKey(2), err)
+	}
 }

@@ -84,9 +84,11 @@ func (s *Store) PutObjectTags(r *cellarv1.PutObjectTagsRequest) (*cellarv1.Locat
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "index batch")
 	}
-	if err := s.logChange(b, r.GetBucket(), r.GetKey()); err != nil {
+	done, err := s.logChange(b, r.GetBucket(), r.GetKey())
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if _, err := s.applyCommit(b, mk, payload); err != nil {
 		return nil, err
 	}

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/internal/errs"
@@ -20,14 +23,30 @@ import (
 // record says track_changes, the key of every change to its object records, in the
 // batch that makes the change, under the change's sequence: the raft log index of
 // the command (every node of the group logs the same), or a counter on a node
-// without a group. Changes(after) lists the keys changed since, so a pass reads only
-// what changed.
+// without a group (kept in the same batches). Changes(after) lists the keys changed
+// since, so a pass reads only what changed.
 //
 // Log keys: 'c' bucket 0x00 seq(8 bytes, big-endian) key -> nothing. They are state
 // like the records (in snapshots, on every node), removed when tracking ends (a fence
 // lifted without it) and when the bucket is dropped or deleted.
 
 const prefixChange = 'c'
+
+// lastChangeKey holds the last sequence a node without a group gave a change, so
+// that the changes after a restart sort after those before it, whatever logs were
+// dropped meanwhile. (A group's sequences are its raft log indexes.)
+var lastChangeKey = []byte("m/last-change")
+
+// changeState is how a Store numbers changes and knows which are visible. A change
+// is numbered as its batch is made and is in flight until the in-memory map holds it
+// too; Changes lists only what comes before the first change in flight, so a reader
+// that looks a listed key up finds the change (and, without a group, where writes
+// run at once, a change numbered later but committed sooner waits for those before).
+type changeState struct {
+	mu       sync.Mutex
+	last     uint64         // the last sequence given
+	inflight map[uint64]int // sequences given to changes not yet in the map
+}
 
 // changePrefix is where bucket's log starts.
 func changePrefix(bucket string) []byte {
@@ -42,45 +61,62 @@ func changeKey(bucket string, seq uint64, key string) []byte {
 	return append(k, key...)
 }
 
-// changeSeq is the sequence of the change being made: the command's log index in a
-// group, or the node's next counter value without one.
-func (s *Store) changeSeq() uint64 {
-	if s.applying != 0 {
-		return s.applying
-	}
-	return s.lastChange.Add(1)
-}
-
-// currentSeq is the sequence a change made now would follow.
-func (s *Store) currentSeq() uint64 {
-	if s.applying != 0 {
-		return s.applying
-	}
-	return s.lastChange.Load()
-}
-
 // logChange adds to b, which changes bucket/key's record, the change's log entry if
-// the bucket's changes are tracked. The caller holds bucketMu.
-//
-// On a node without a group, writes are not serialised with the fence that starts
-// the log: a completed multipart upload checks the bucket just before its batch
-// commits, so a tracking that starts in between misses it. A moved bucket's index is
-// a group in every cluster cellar starts.
-func (s *Store) logChange(b *pebble.Batch, bucket, key string) error {
+// the bucket's changes are tracked. The caller holds bucketMu, and calls done once
+// the change is in the in-memory map, or has failed.
+func (s *Store) logChange(b *pebble.Batch, bucket, key string) (done func(), err error) {
 	if bk, ok := s.buckets[bucket]; !ok || !bk.TrackChanges {
-		return nil
+		return func() {}, nil
 	}
-	if err := b.Set(changeKey(bucket, s.changeSeq(), key), nil, nil); err != nil {
-		return errs.Wrap(errs.Internal, err, "index batch")
+	c := &s.changes
+	c.mu.Lock()
+	seq := s.applying // in a group, the command's log index: the same on every node
+	if seq == 0 {
+		seq = c.last + 1
+		if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+			c.mu.Unlock()
+			return nil, errs.Wrap(errs.Internal, err, "index batch")
+		}
 	}
-	return nil
+	c.last = max(c.last, seq)
+	c.inflight[seq]++
+	c.mu.Unlock()
+	done = func() {
+		c.mu.Lock()
+		if c.inflight[seq]--; c.inflight[seq] == 0 {
+			delete(c.inflight, seq)
+		}
+		c.mu.Unlock()
+	}
+	if err := b.Set(changeKey(bucket, seq, key), nil, nil); err != nil {
+		done()
+		return nil, errs.Wrap(errs.Internal, err, "index batch")
+	}
+	return done, nil
 }
 
-// logChangeUnlocked is logChange for a caller that does not hold bucketMu.
-func (s *Store) logChangeUnlocked(b *pebble.Batch, bucket, key string) error {
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	return s.logChange(b, bucket, key)
+// changesFrom is the sequence a change made from now on comes after. The caller
+// holds bucketMu for writing, so no change is being made.
+func (s *Store) changesFrom() uint64 {
+	if s.applying != 0 {
+		return s.applying
+	}
+	s.changes.mu.Lock()
+	defer s.changes.mu.Unlock()
+	return s.changes.last
+}
+
+// visibleUpTo is the last sequence whose changes, and every one before, are in the
+// in-memory map.
+func (s *Store) visibleUpTo() uint64 {
+	c := &s.changes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	upTo := uint64(math.MaxUint64)
+	for seq := range c.inflight {
+		upTo = min(upTo, seq-1)
+	}
+	return upTo
 }
 
 // dropChanges adds to b the removal of bucket's change log.
@@ -98,39 +134,64 @@ type Change struct {
 	Key string
 }
 
+// errNotLogged is the refusal of Changes for a bucket whose log does not hold every
+// change after the sequence asked for.
+func errNotLogged(bucket string, after uint64) error {
+	return errs.New(errs.InvalidRequest, "the changes of bucket %s after %d are not logged", bucket, after)
+}
+
 // Changes lists, in order, up to limit (at most 1000) changes of bucket logged after
-// seq after, and whether more follow. A bucket whose changes are not tracked is an
-// InvalidRequest: its log would be empty, not complete.
+// seq after, and whether more follow. The bucket's record and its log are read from
+// one snapshot. A bucket whose changes are not tracked, or whose log began after
+// after (it ended and began again since), is an InvalidRequest: its log would not
+// be complete.
 func (s *Store) Changes(bucket string, after uint64, limit int) ([]Change, bool, error) {
-	s.bucketMu.RLock()
-	bk, ok := s.buckets[bucket]
-	s.bucketMu.RUnlock()
-	if !ok {
-		return nil, false, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
-	}
-	if !bk.TrackChanges {
-		return nil, false, errs.New(errs.InvalidRequest, "the changes of bucket %s are not tracked", bucket)
-	}
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
+	upTo := s.visibleUpTo()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	v, closer, err := snap.Get(bucketKey(bucket))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	}
+	if err != nil {
+		return nil, false, errs.Wrap(errs.Unavailable, err, "read the bucket")
+	}
+	var bk cellarv1.Bucket
+	payload, ok := open(v)
+	if ok {
+		ok = proto.Unmarshal(payload, &bk) == nil
+	}
+	closer.Close()
+	if !ok {
+		return nil, false, errs.New(errs.Corrupt, "the record of bucket %s is damaged", bucket)
+	}
+	if !bk.TrackChanges || after < bk.ChangesSince {
+		return nil, false, errNotLogged(bucket, after)
+	}
 	p := changePrefix(bucket)
 	from := binary.BigEndian.AppendUint64(bytes.Clone(p), after+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: prefixSuccessor(p)})
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: prefixSuccessor(p)})
 	if err != nil {
 		return nil, false, errs.Wrap(errs.Unavailable, err, "read the change log")
 	}
 	defer it.Close()
 	var out []Change
 	for ok := it.First(); ok; ok = it.Next() {
-		if len(out) == limit {
-			return out, true, nil
-		}
 		k := it.Key()[len(p):]
 		if len(k) < 8 {
 			continue
 		}
-		out = append(out, Change{Seq: binary.BigEndian.Uint64(k), Key: string(k[8:])})
+		seq := binary.BigEndian.Uint64(k)
+		if seq > upTo {
+			break // not in the map yet: listed by the next call
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, Change{Seq: seq, Key: string(k[8:])})
 	}
 	if err := it.Error(); err != nil {
 		return nil, false, errs.Wrap(errs.Unavailable, err, "read the change log")
@@ -138,25 +199,21 @@ func (s *Store) Changes(bucket string, after uint64, limit int) ([]Change, bool,
 	return out, false, nil
 }
 
-// loadLastChange sets the counter of a node without a group past every sequence its
-// logs hold, so that changes after a restart sort after those before it.
+// loadLastChange reads the last sequence a node without a group gave a change.
 func (s *Store) loadLastChange() error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChange}, UpperBound: []byte{prefixChange + 1}})
+	s.changes.inflight = map[uint64]int{}
+	v, closer, err := s.db.Get(lastChangeKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		return fmt.Errorf("read the change logs: %w", err)
+		return fmt.Errorf("read the last change sequence: %w", err)
 	}
-	defer it.Close()
-	var last uint64
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()[1:]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 || len(k) < i+9 {
-			continue
-		}
-		last = max(last, binary.BigEndian.Uint64(k[i+1:]))
+	defer closer.Close()
+	if len(v) == 8 {
+		s.changes.last = binary.BigEndian.Uint64(v)
 	}
-	s.lastChange.Store(last)
-	return errors.Join(it.Error())
+	return nil
 }
 
 // changesResponse is Changes as the Index API answers it.

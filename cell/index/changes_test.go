@@ -66,11 +66,10 @@ func TestChangeLogOfAMovingBucket(t *testing.T) {
 	if _, _, err := s.Changes("nope", 0, 0); !errs.Is(err, errs.NoSuchBucket) {
 		t.Fatalf("changes of a missing bucket: %v, want NoSuchBucket", err)
 	}
-	bk, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
+	bk, from, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
 	if err != nil || !bk.TrackChanges {
 		t.Fatalf("track a: %v, %v", bk, err)
 	}
-	from := s.currentSeq()
 	if keys, _ := changedKeys(t, s, "a", from, 0); len(keys) != 0 {
 		t.Fatalf("a fresh log lists %v", keys)
 	}
@@ -126,14 +125,14 @@ func TestChangeLogOfAMovingBucket(t *testing.T) {
 	}
 
 	// The write fence keeps the log (the move's last pass reads it).
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := changedKeys(t, s, "a", last, 0); !slices.Equal(keys, []string{"after-restart"}) {
 		t.Fatalf("changes after %d behind the write fence = %v", last, keys)
 	}
 	// Lifted without tracking (a move undone), the log ends and is gone.
-	if bk, err = s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil || bk.TrackChanges {
+	if bk, _, err = s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil || bk.TrackChanges {
 		t.Fatalf("lift a's fence: %v, %v", bk, err)
 	}
 	if _, _, err := s.Changes("a", 0, 0); !errs.Is(err, errs.InvalidRequest) {
@@ -149,14 +148,23 @@ func TestChangeLogOfAMovingBucket(t *testing.T) {
 		t.Fatalf("a write to an untracked bucket was logged")
 	}
 
-	// Tracked again, then moved away and dropped: the log goes with the records.
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true); err != nil {
+	// Tracked again: a reader of the old log is told its log is not complete (the
+	// untracked write above is in neither), a reader of the new one is not.
+	_, again, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := s.Changes("a", last, 0); !errs.Is(err, errs.InvalidRequest) {
+		t.Fatalf("changes after %d, from before the log began again at %d: %v, want InvalidRequest", last, again, err)
+	}
+	if keys, _ := changedKeys(t, s, "a", again, 0); len(keys) != 0 {
+		t.Fatalf("the new log lists %v", keys)
+	}
+	// Then moved away and dropped: the log goes with the records.
 	if _, err := s.Commit(loc("a", "again", 1), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if n := changeLogKeys(t, s, "a"); n != 1 {
@@ -170,5 +178,62 @@ func TestChangeLogOfAMovingBucket(t *testing.T) {
 	}
 	if n := changeLogKeys(t, s, "ab"); n != 0 {
 		t.Fatalf("ab, never tracked, has a log of %d keys", n)
+	}
+}
+
+// A node without a group numbers changes past a restart even when the logs that held
+// the last numbers were dropped, and lists a change only once it is in the map.
+func TestChangeSequenceOfANodeWithoutAGroup(t *testing.T) {
+	dir := t.TempDir()
+	s := twoBuckets(t, dir)
+	if _, _, err := s.FenceBucket("ab", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"x", "y", "z"} {
+		if _, err := s.Commit(loc("ab", k, 1), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ab's log ends and is dropped; a is tracked from here.
+	if _, _, err := s.FenceBucket("ab", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
+		t.Fatal(err)
+	}
+	_, from, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
+	if err != nil || from < 3 {
+		t.Fatalf("track a: from %d, %v; want at least the 3 changes numbered before", from, err)
+	}
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Commit(loc("a", "after", 1), true); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := changedKeys(t, s, "a", from, 0); !slices.Equal(keys, []string{"after"}) {
+		t.Fatalf("changes of a after %d, across a restart = %v, want [after]", from, keys)
+	}
+
+	// A change numbered but not yet in the map is not listed, nor any after it.
+	b := s.db.NewBatch()
+	defer b.Close()
+	s.bucketMu.RLock()
+	done, err := s.logChange(b, "a", "in-flight")
+	s.bucketMu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(loc("a", "later", 1), true); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := changedKeys(t, s, "a", from, 0); !slices.Equal(keys, []string{"after"}) {
+		t.Fatalf("with a change in flight, the log lists %v, want [after]", keys)
+	}
+	done()
+	if keys, _ := changedKeys(t, s, "a", from, 0); !slices.Equal(keys, []string{"after", "in-flight", "later"}) {
+		t.Fatalf("once the change is in, the log lists %v", keys)
 	}
 }

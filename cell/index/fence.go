@@ -44,13 +44,17 @@ func (s *Store) CheckFence(bucket string, write bool) error {
 // FenceBucket sets the fence of a bucket that moves to movedTo (NONE lifts it). With
 // track, the bucket's changes are logged from now on (changes.go), or still are;
 // without it, NONE ends the log and drops it, and the other fences keep it as it is.
-func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo string, track bool) (*cellarv1.Bucket, error) {
+//
+// It also returns the change sequence of this moment: with the bucket's changes
+// tracked, Changes after it lists every change made from now on.
+func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo string, track bool) (*cellarv1.Bucket, uint64, error) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	old, ok := s.buckets[name]
 	if !ok {
-		return nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+		return nil, 0, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
+	from := s.changesFrom()
 	bk := proto.Clone(old).(*cellarv1.Bucket)
 	bk.Fence, bk.MovedTo = fence, movedTo
 	if fence == cellarv1.BucketFence_BUCKET_FENCE_NONE {
@@ -61,16 +65,16 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	}
 	var dropLog func(*pebble.Batch) error
 	switch {
-	case track:
-		bk.TrackChanges = true
-	case fence == cellarv1.BucketFence_BUCKET_FENCE_NONE && bk.TrackChanges:
-		bk.TrackChanges = false
+	case track && !bk.TrackChanges:
+		bk.TrackChanges, bk.ChangesSince = true, from
+	case !track && fence == cellarv1.BucketFence_BUCKET_FENCE_NONE && bk.TrackChanges:
+		bk.TrackChanges, bk.ChangesSince = false, 0
 		dropLog = func(b *pebble.Batch) error { return dropChanges(b, name) }
 	}
 	if err := s.putBucketWith(bk, dropLog); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return bk, nil
+	return bk, from, nil
 }
 
 // putBucket writes a bucket's record. The caller holds bucketMu for writing.
@@ -118,7 +122,7 @@ func (s *Store) DropBucket(name string) (int64, error) {
 	// The records go, and the record says so, in one batch: from then on it is a
 	// tombstone that a new bucket of the name may replace.
 	tomb := proto.Clone(bk).(*cellarv1.Bucket)
-	tomb.Dropped, tomb.TrackChanges = true, false
+	tomb.Dropped, tomb.TrackChanges, tomb.ChangesSince = true, false, 0
 	payload, err := proto.Marshal(tomb)
 	if err != nil {
 		return 0, errs.Wrap(errs.Internal, err, "encode bucket")

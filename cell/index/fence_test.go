@@ -16,7 +16,7 @@ func TestFenceAndDropBucket(t *testing.T) {
 	if _, err := s.DropBucket("a"); !errs.Is(err, errs.InvalidRequest) {
 		t.Fatalf("drop of a bucket not fenced: %v, want InvalidRequest", err)
 	}
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Commit(loc("a", "new", 9), true); !errs.Is(err, errs.Unavailable) {
@@ -31,7 +31,7 @@ func TestFenceAndDropBucket(t *testing.T) {
 	if _, err := s.Commit(loc("ab", "new", 9), true); err != nil {
 		t.Errorf("commit to another bucket: %v", err)
 	}
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -101,7 +101,7 @@ func TestDropForgetsCorruptRecords(t *testing.T) {
 	if _, err := s.Lookup("a", "l"); !errs.Is(err, errs.Corrupt) {
 		t.Fatalf("lookup of the damaged record: %v, want Corrupt", err)
 	}
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DropBucket("a"); err != nil {
@@ -131,11 +131,11 @@ func TestCreateOverAMovingBucket(t *testing.T) {
 	}
 	var err error
 	for _, b := range []string{"a", "empty"} {
-		if _, err := s.FenceBucket(b, cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+		if _, _, err := s.FenceBucket(b, cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.FenceBucket("writes", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("writes", cellarv1.BucketFence_BUCKET_FENCE_WRITES, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	refused := func(when string) {
@@ -168,7 +168,7 @@ func TestCreateOverAMovingBucket(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	refused("after a restart")
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.List("a", ListOptions{}); err != nil || len(res.Entries) != 3 {
@@ -176,7 +176,7 @@ func TestCreateOverAMovingBucket(t *testing.T) {
 	}
 
 	// Dropped, the tombstone may be replaced: the new bucket starts empty.
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.DropBucket("a"); err != nil || n != 3 {
@@ -201,16 +201,16 @@ func TestCreateOverAMovingBucket(t *testing.T) {
 	empty("at once")
 	// Unfencing a tombstone makes it a bucket again, no longer a tombstone: a later
 	// fence does not let a create replace it.
-	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DropBucket("empty"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
+	if _, _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-2", false); err != nil {
+	if _, _, err := s.FenceBucket("empty", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-2", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateBucket("empty"); !errs.Is(err, errs.Unavailable) {
@@ -231,7 +231,7 @@ func TestDropForgetsUploads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_ALL, "cell-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DropBucket("a"); err != nil {

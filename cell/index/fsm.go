@@ -31,8 +31,8 @@ func execute(s *Store, cmd *cellarv1.IndexCommand) (proto.Message, error) {
 	switch op := cmd.GetOp().(type) {
 	case *cellarv1.IndexCommand_FenceBucket:
 		r := op.FenceBucket
-		b, err := s.FenceBucket(r.Name, r.Fence, r.MovedTo, r.TrackChanges)
-		return &cellarv1.FenceBucketResponse{Bucket: b, ChangesFrom: s.currentSeq()}, err
+		b, from, err := s.FenceBucket(r.Name, r.Fence, r.MovedTo, r.TrackChanges)
+		return &cellarv1.FenceBucketResponse{Bucket: b, ChangesFrom: from}, err
 	case *cellarv1.IndexCommand_DropBucket:
 		n, err := s.DropBucket(op.DropBucket.Name)
 		return &cellarv1.DropBucketResponse{Objects: n}, err

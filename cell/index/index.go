@@ -81,8 +81,8 @@ type Store struct {
 	applying   uint64
 	applyingAt int64
 	applied    atomic.Uint64
-	// lastChange is the last change sequence of a node without a group (changes.go).
-	lastChange atomic.Uint64
+	// changes numbers the changes of tracked buckets (changes.go).
+	changes changeState
 
 	rb rebuildState // the rebuild of objects from Pebble (rebuild.go)
 

@@ -47,9 +47,12 @@ const (
 	MaxParts = 10000
 )
 
-// writeAlone runs apply on a fresh batch under uploadsMu and commits it with
-// commitBatch (synced outside a replication group).
+// writeAlone runs apply on a fresh batch under bucketMu (for reading; taken first, as
+// by every object write) and uploadsMu, and commits it with commitBatch (synced
+// outside a replication group).
 func (s *Store) writeAlone(apply func(b *pebble.Batch) error) error {
+	s.bucketMu.RLock()
+	defer s.bucketMu.RUnlock()
 	s.uploadsMu.Lock()
 	defer s.uploadsMu.Unlock()
 	b := s.db.NewIndexedBatch()
@@ -199,13 +202,6 @@ func listParts(r pebble.Reader, uploadID string, after int32, limit int) ([]*cel
 	return out, false, nil
 }
 
-func (s *Store) bucketExists(name string) bool {
-	s.bucketMu.RLock()
-	defer s.bucketMu.RUnlock()
-	_, ok := s.buckets[name]
-	return ok
-}
-
 // CreateUpload records a new multipart upload (write). u carries the bucket, key,
 // upload id, initiation time and the metadata the object will have.
 func (s *Store) CreateUpload(u *cellarv1.Upload, requireBucket bool) error {
@@ -216,7 +212,7 @@ func (s *Store) applyCreateUpload(b *pebble.Batch, u *cellarv1.Upload, requireBu
 	if u.GetBucket() == "" || u.GetKey() == "" || u.GetUploadId() == "" || strings.IndexByte(u.UploadId, 0) >= 0 {
 		return errs.New(errs.InvalidArgument, "an upload needs a bucket, a key and an id")
 	}
-	if requireBucket && !s.bucketExists(u.Bucket) {
+	if _, ok := s.buckets[u.Bucket]; requireBucket && !ok {
 		return errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
 	v, err := sealProto(u)
@@ -327,6 +323,10 @@ func declaredChecksumsOf(r *cellarv1.CompleteUploadRequest) DeclaredChecksums {
 // the object does not use; the caller reclaims the blobs of the last two. On any error
 // nothing is written.
 func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedPart, o CompleteOptions) (loc, prev *cellarv1.Location, unused []*cellarv1.PartLocation, err error) {
+	// bucketMu first, as every object write takes it: the bucket stays as it is
+	// (its versioning, whether its changes are logged) until the object is made.
+	s.bucketMu.RLock()
+	defer s.bucketMu.RUnlock()
 	mk := mapKey(bucket, key)
 	l := s.keyLock(mk)
 	l.Lock()
@@ -335,7 +335,7 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	defer s.uploadsMu.Unlock()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	loc, unused, mk, payload, err := s.applyCompleteUpload(b, bucket, key, uploadID, chosen, o)
+	loc, unused, mk, payload, done, err := s.applyCompleteUpload(b, bucket, key, uploadID, chosen, o)
 	if errs.Is(err, errs.NoSuchUpload) {
 		if done := s.completedAs(mapKey(bucket, key), chosen); done != nil {
 			return done, nil, nil, nil // a replay of the completion that made the object
@@ -344,6 +344,7 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	defer done()
 	old, err := s.applyCommit(b, mk, payload)
 	if err != nil {
 		return nil, nil, nil, err
@@ -386,29 +387,29 @@ func (s *Store) completedAs(mk []byte, chosen []CompletedPart) *cellarv1.Locatio
 
 // applyCompleteUpload adds the completion to b and returns the object's location, the
 // unused parts, and the map key and payload to put in the location map once b commits.
-func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID string, chosen []CompletedPart, o CompleteOptions) (loc *cellarv1.Location, unused []*cellarv1.PartLocation, mk, payload []byte, err error) {
+func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID string, chosen []CompletedPart, o CompleteOptions) (loc *cellarv1.Location, unused []*cellarv1.PartLocation, mk, payload []byte, done func(), err error) {
 	if len(chosen) == 0 {
-		return nil, nil, nil, nil, errs.New(errs.MalformedXML, "You must specify at least one part.")
+		return nil, nil, nil, nil, nil, errs.New(errs.MalformedXML, "You must specify at least one part.")
 	}
 	for i, c := range chosen {
 		if c.Number < 1 || c.Number > MaxParts {
-			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive.", MaxParts)
+			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive.", MaxParts)
 		}
 		if i > 0 && c.Number <= chosen[i-1].Number {
-			return nil, nil, nil, nil, errs.New(errs.InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
+			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
 		}
 	}
-	if o.RequireBucket && !s.bucketExists(bucket) {
-		return nil, nil, nil, nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+	if _, ok := s.buckets[bucket]; o.RequireBucket && !ok {
+		return nil, nil, nil, nil, nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
 	r := s.reader(b)
 	u, err := getUpload(r, bucket, key, uploadID)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	all, _, err := listParts(r, uploadID, 0, 0)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	byNumber := make(map[int32]*cellarv1.PartLocation, len(all))
 	for _, p := range all {
@@ -418,10 +419,10 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	for _, c := range chosen {
 		p := byNumber[c.Number]
 		if p == nil || normalizeETag(c.ETag) != hex.EncodeToString(p.Md5) {
-			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag (part %d).", c.Number)
+			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag (part %d).", c.Number)
 		}
 		if named, ok := o.Declared.Parts[c.Number]; ok && (named.Value != p.Checksum || alg != "" && named.Algorithm != alg) {
-			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified checksum might not have matched the part's checksum (part %d).", c.Number)
+			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified checksum might not have matched the part's checksum (part %d).", c.Number)
 		}
 	}
 	loc = &cellarv1.Location{}
@@ -435,7 +436,7 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	for i, c := range chosen {
 		p := byNumber[c.Number]
 		if i < len(chosen)-1 && p.Size < o.MinPartSize {
-			return nil, nil, nil, nil, errs.New(errs.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes, every part but the last needs %d.", c.Number, p.Size, o.MinPartSize)
+			return nil, nil, nil, nil, nil, errs.New(errs.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes, every part but the last needs %d.", c.Number, p.Size, o.MinPartSize)
 		}
 		md5s.Write(p.Md5)
 		loc.Size += p.Size
@@ -446,7 +447,7 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	typ := checksumTypeOf(u)
 	loc.Checksum = multipartChecksum(loc.ChecksumAlgorithm, typ, loc.Parts)
 	if err := checkDeclared(o.Declared, alg, typ, loc.Checksum); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	if loc.Checksum == "" {
 		loc.ChecksumAlgorithm = "" // a part without a checksum: the object gets none
@@ -458,33 +459,33 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	}
 	mk = mapKey(bucket, key)
 	if err := s.checkCondition(mk, o.Condition); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	cur, err := s.record(mk)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
-	enabled := s.versioningFor(bucket, o.Versioning) == cellarv1.BucketVersioning_BUCKET_VERSIONING_ENABLED
+	enabled := s.versioningOf(bucket, o.Versioning) == cellarv1.BucketVersioning_BUCKET_VERSIONING_ENABLED
 	if loc.VersionId = o.VersionID; enabled && loc.VersionId == "" {
 		loc.VersionId = derivedVersionID(mk, o.ModifiedUnixNano)
 	}
 	loc, _ = stack(cur, loc, enabled)
 	if payload, err = encodeLocation(loc); err != nil {
-		return nil, nil, nil, nil, errs.Wrap(errs.Internal, err, "encode location")
+		return nil, nil, nil, nil, nil, errs.Wrap(errs.Internal, err, "encode location")
 	}
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := s.logChangeUnlocked(b, bucket, key); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	if err := b.Delete(uploadKey(bucket, uploadID), nil); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	if err := b.DeleteRange(partPrefix(uploadID), prefixSuccessor(partPrefix(uploadID)), nil); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
-	return loc, unused, mk, payload, nil
+	if done, err = s.logChange(b, bucket, key); err != nil {
+		return nil, nil, nil, nil, nil, err
+	}
+	return loc, unused, mk, payload, done, nil
 }
 
 // checksumTypeOf returns how an upload's object checksum is made from its parts'.

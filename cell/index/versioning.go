@@ -205,9 +205,11 @@ func (s *Store) CommitVersioned(loc *cellarv1.Location, requireBucket bool, cond
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
 		return CommitResult{}, errs.Wrap(errs.Internal, err, "index batch")
 	}
-	if err := s.logChange(b, loc.Bucket, loc.Key); err != nil {
+	done, err := s.logChange(b, loc.Bucket, loc.Key)
+	if err != nil {
 		return CommitResult{}, err
 	}
+	defer done()
 	if _, err := s.applyCommit(b, mk, payload); err != nil {
 		return CommitResult{}, err
 	}
@@ -308,12 +310,14 @@ func (s *Store) DeleteVersioned(bucket, key string, o DeleteOptions) (DeleteResu
 	} else if payload, err = encodeLocation(rec); err == nil {
 		err = b.Set(objectKey(mk), seal(payload), nil)
 	}
-	if err == nil {
-		err = s.logChange(b, bucket, key)
-	}
 	if err != nil {
 		return DeleteResult{}, errs.Wrap(errs.Internal, err, "index batch")
 	}
+	done, err := s.logChange(b, bucket, key)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	defer done()
 	if err := s.commitBatch(b); err != nil {
 		return DeleteResult{}, errs.Wrap(errs.Unavailable, err, "index write failed")
 	}

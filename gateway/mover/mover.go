@@ -95,8 +95,9 @@ type Mover struct {
 	// Metrics, if not nil, counts what the moves do (NewMetrics).
 	Metrics *Metrics
 	// CopyConcurrency is how many objects a pass copies at once (default 16; 1
-	// copies one object at a time). The pass lists the source in key order and hands
-	// what changed to that many copies; the first copy that fails stops the pass.
+	// copies one object at a time). The first pass lists the source in key order,
+	// the others read its change log, and each hands what changed to that many
+	// copies; the first copy that fails stops the pass.
 	CopyConcurrency int
 
 	// Moved is what each bucket's move did, in order, as Execute moved them.
@@ -394,6 +395,16 @@ type copyMark struct {
 	pass    int
 }
 
+// same says whether the target has loc as it is: its version, with the same tags (a
+// tagging changes them and keeps the version).
+func (m copyMark) same(loc *cellarv1.Location) bool {
+	return m.loc != nil && m.version == versionOf(loc) && tagsEqual(m.loc.GetTags(), loc.GetTags())
+}
+
+func tagsEqual(a, b []*cellarv1.Tag) bool {
+	return slices.EqualFunc(a, b, func(x, y *cellarv1.Tag) bool { return x.GetKey() == y.GetKey() && x.GetValue() == y.GetValue() })
+}
+
 // versionOf names the version of an object at loc.
 func versionOf(loc *cellarv1.Location) string {
 	if len(loc.Parts) > 0 {
@@ -594,7 +605,7 @@ func (r *run) pass(ctx context.Context) (int, error) {
 	}
 	if r.logged {
 		changed, err := r.copyLogged(ctx, pass)
-		if !errs.Is(err, errs.InvalidRequest) {
+		if !errors.Is(err, errNotLogged) {
 			return changed, err
 		}
 		// The source no longer logs the bucket's changes (its fence was lifted by
@@ -639,6 +650,10 @@ func (r *run) track(ctx context.Context) (uint64, error) {
 	return resp.GetChangesFrom(), nil
 }
 
+// errNotLogged says the source's change log does not hold every change since the
+// last pass (its fence was lifted, and the log dropped, by something else).
+var errNotLogged = errors.New("the source no longer logs the bucket's changes")
+
 // copyLogged copies the keys the source's change log lists since the last pass, and
 // deletes in the target those the source no longer has. A pass that fails part way
 // reads the log again from the same place: what it copied is not copied again.
@@ -652,6 +667,9 @@ func (r *run) copyLogged(ctx context.Context, pass int) (int, error) {
 	seen := map[string]bool{}
 	for {
 		resp, err := ix.Changes(ctx, &cellarv1.ChangesRequest{Bucket: r.bucket, After: after, Limit: 1000})
+		if errs.Is(err, errs.InvalidRequest) {
+			return 0, fmt.Errorf("%w: %w", errNotLogged, err)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("read the changes of %s in %s: %w", r.bucket, r.src, err)
 		}
@@ -716,9 +734,9 @@ func (r *run) deleteInTarget(ctx context.Context, keys []string) (int, error) {
 type copyJob struct {
 	key string
 	loc *cellarv1.Location
-	// known is the version the target has of key (a lookup that finds it copies
+	// known is what the target has of key (a lookup that finds the same copies
 	// nothing).
-	known string
+	known copyMark
 }
 
 // copied is the outcome of one job.
@@ -746,7 +764,7 @@ func (r *run) copyOne(ctx context.Context, j copyJob) copied {
 			return copied{job: j, err: err}
 		}
 		loc = resp.GetLocation()
-		if versionOf(loc) == j.known {
+		if j.known.same(loc) {
 			return copied{job: j, loc: loc, same: true}
 		}
 	}
@@ -815,11 +833,11 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 	}
 	err := each(cctx, func(j copyJob) error {
 		mark, ok := r.copied[j.key]
-		if j.loc != nil && ok && mark.version == versionOf(j.loc) {
+		if j.loc != nil && ok && mark.same(j.loc) {
 			r.copied[j.key] = copyMark{version: mark.version, loc: j.loc, pass: pass}
 			return nil
 		}
-		j.known = mark.version
+		j.known = mark
 		for failed == nil {
 			select {
 			case jobs <- j:
@@ -916,6 +934,7 @@ func (r *run) copyAndFence(ctx context.Context) error {
 		return err
 	}
 	r.step = "catch-up"
+	r.report(r.step, true)
 	passes, enough := r.m.CatchUpPasses, r.m.CatchUpEnough
 	if passes == 0 {
 		passes = 10
@@ -1021,9 +1040,10 @@ func (r *run) cutover(ctx context.Context) (flip, error) {
 // reclaim drops the bucket's records in from, the source of its move, in one command
 // (the bucket's record stays, fenced, as a tombstone); then the map's entry stops
 // naming from as the cell the bucket moved from; then, when blobs, it deletes the
-// blobs the final pass listed: nothing could change them since the write fence. A
-// run that resumes after the flip has no such list: the blobs are left to the source
-// cell's garbage collection, which deletes blobs no record names.
+// blobs of the source's objects as the passes last found them (the final pass read
+// the last changes, and nothing could change them since the write fence). A run that
+// resumes after the flip has no such list: the blobs are left to the source cell's
+// garbage collection, which deletes blobs no record names.
 func (r *run) reclaim(ctx context.Context, from string, blobs bool) error {
 	err := r.retry(ctx, "reclaim", func() error {
 		ix, err := r.m.Router.Index(from)

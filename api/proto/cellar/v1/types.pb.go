@@ -560,6 +560,10 @@ type Bucket struct {
 	// of listing the whole bucket. Lifting the fence (NONE) without asking to track
 	// ends it and drops the log; dropping the bucket drops it too.
 	TrackChanges bool `protobuf:"varint,6,opt,name=track_changes,json=trackChanges,proto3" json:"track_changes,omitempty"`
+	// The change sequence at which the log began: a reader that asks for changes
+	// from before it (a log ended and begun again meanwhile) is told the log is not
+	// complete for it.
+	ChangesSince uint64 `protobuf:"varint,7,opt,name=changes_since,json=changesSince,proto3" json:"changes_since,omitempty"`
 	// the bucket's tags, CORS rules and lifecycle rules (nil: none); numbered apart
 	// from the fields above.
 	Tags      []*Tag                  `protobuf:"bytes,40,rep,name=tags,proto3" json:"tags,omitempty"`
@@ -641,6 +645,13 @@ func (x *Bucket) GetTrackChanges() bool {
 		return x.TrackChanges
 	}
 	return false
+}
+
+func (x *Bucket) GetChangesSince() uint64 {
+	if x != nil {
+		return x.ChangesSince
+	}
+	return 0
 }
 
 func (x *Bucket) GetTags() []*Tag {
@@ -868,14 +879,15 @@ const file_cellar_v1_types_proto_rawDesc = "" +
 	"\tupload_id\x18\x03 \x01(\tR\buploadId\x12.\n" +
 	"\x13initiated_unix_nano\x18\x04 \x01(\x03R\x11initiatedUnixNano\x12'\n" +
 	"\x04meta\x18\x05 \x01(\v2\x13.cellar.v1.LocationR\x04meta\x12#\n" +
-	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"\xa4\x03\n" +
+	"\rchecksum_type\x18\x06 \x01(\tR\fchecksumType\"\xc9\x03\n" +
 	"\x06Bucket\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x05fence\x18\x03 \x01(\x0e2\x16.cellar.v1.BucketFenceR\x05fence\x12\x19\n" +
 	"\bmoved_to\x18\x04 \x01(\tR\amovedTo\x12\x18\n" +
 	"\adropped\x18\x05 \x01(\bR\adropped\x12#\n" +
-	"\rtrack_changes\x18\x06 \x01(\bR\ftrackChanges\x12\"\n" +
+	"\rtrack_changes\x18\x06 \x01(\bR\ftrackChanges\x12#\n" +
+	"\rchanges_since\x18\a \x01(\x04R\fchangesSince\x12\"\n" +
 	"\x04tags\x18( \x03(\v2\x0e.cellar.v1.TagR\x04tags\x120\n" +
 	"\x04cors\x18) \x01(\v2\x1c.cellar.v1.CorsConfigurationR\x04cors\x12?\n" +
 	"\tlifecycle\x18* \x01(\v2!.cellar.v1.LifecycleConfigurationR\tlifecycle\x12;\n" +
