@@ -68,6 +68,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	maxAge := cfg.UploadMaxAge
 	srv := newS3Server(h, cfg)
+	if faults != nil {
+		faults.halt = func() { srv.Close() }
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if err := srv.Serve(s3.XMLErrorListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
