@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -39,9 +38,10 @@ var lastChangeKey = []byte("m/last-change")
 
 // changeState is how a Store numbers changes and knows which are visible. A change
 // is numbered as its batch is made and is in flight until the in-memory map holds it
-// too; Changes lists only what comes before the first change in flight, so a reader
-// that looks a listed key up finds the change (and, without a group, where writes
-// run at once, a change numbered later but committed sooner waits for those before).
+// too; Changes lists only what comes before the first change in flight, and nothing
+// numbered after the moment it looks, so a reader that looks a listed key up finds
+// the change (and, without a group, where writes run at once, a change numbered later
+// but committed sooner waits for those before).
 type changeState struct {
 	mu       sync.Mutex
 	last     uint64         // the last sequence given
@@ -96,27 +96,63 @@ func (s *Store) logChange(b *pebble.Batch, bucket, key string) (done func(), err
 }
 
 // changesFrom is the sequence a change made from now on comes after. The caller
-// holds bucketMu for writing, so no change is being made.
-func (s *Store) changesFrom() uint64 {
+// holds bucketMu for writing, so no change is being made. With start (a log begins),
+// a node without a group uses up a sequence of its own, kept in b: the log's start
+// then differs from every sequence given before, so a reader of an earlier log of
+// the bucket is told apart.
+func (s *Store) changesFrom(b *pebble.Batch, start bool) (uint64, error) {
 	if s.applying != 0 {
-		return s.applying
+		return s.applying, nil // the command's own log index: no change has it
+	}
+	c := &s.changes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if start {
+		c.last++
+		if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, c.last), nil); err != nil {
+			return 0, errs.Wrap(errs.Internal, err, "index batch")
+		}
+	}
+	return c.last, nil
+}
+
+// keepLastChange adds to b, on a node without a group, the last sequence given: a
+// batch that drops a log (whose entries loadLastChange would have read) keeps it.
+// The caller holds bucketMu for writing, so no change is in flight and the count
+// is exact.
+func (s *Store) keepLastChange(b *pebble.Batch) error {
+	if s.applying != 0 {
+		return nil
 	}
 	s.changes.mu.Lock()
-	defer s.changes.mu.Unlock()
-	return s.changes.last
+	last := s.changes.last
+	s.changes.mu.Unlock()
+	if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, last), nil); err != nil {
+		return errs.Wrap(errs.Internal, err, "index batch")
+	}
+	return nil
 }
 
 // visibleUpTo is the last sequence whose changes, and every one before, are in the
-// in-memory map.
+// in-memory map (and in Pebble): no later than the last given, and before the first
+// in flight.
 func (s *Store) visibleUpTo() uint64 {
 	c := &s.changes
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	upTo := uint64(math.MaxUint64)
+	upTo := c.last
 	for seq := range c.inflight {
 		upTo = min(upTo, seq-1)
 	}
 	return upTo
+}
+
+// noteApplied raises the count to a group's applied index (at open, after a
+// snapshot's restore): the logs it holds may have entries up to there.
+func (s *Store) noteApplied(index uint64) {
+	s.changes.mu.Lock()
+	s.changes.last = max(s.changes.last, index)
+	s.changes.mu.Unlock()
 }
 
 // dropChanges adds to b the removal of bucket's change log.
@@ -199,21 +235,34 @@ func (s *Store) Changes(bucket string, after uint64, limit int) ([]Change, bool,
 	return out, false, nil
 }
 
-// loadLastChange reads the last sequence a node without a group gave a change.
+// loadLastChange reads the last sequence a node without a group gave a change: the
+// kept count, or the last sequence a log holds if that is later (batches numbered
+// N and N+1 may commit in the other order, and the count kept is then N).
 func (s *Store) loadLastChange() error {
 	s.changes.inflight = map[uint64]int{}
 	v, closer, err := s.db.Get(lastChangeKey)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
 		return fmt.Errorf("read the last change sequence: %w", err)
+	default:
+		if len(v) == 8 {
+			s.changes.last = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
 	}
-	defer closer.Close()
-	if len(v) == 8 {
-		s.changes.last = binary.BigEndian.Uint64(v)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChange}, UpperBound: []byte{prefixChange + 1}})
+	if err != nil {
+		return fmt.Errorf("read the change logs: %w", err)
 	}
-	return nil
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[1:]
+		if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
+			s.changes.last = max(s.changes.last, binary.BigEndian.Uint64(k[i+1:]))
+		}
+	}
+	return it.Error()
 }
 
 // changesResponse is Changes as the Index API answers it.

@@ -237,3 +237,68 @@ func TestChangeSequenceOfANodeWithoutAGroup(t *testing.T) {
 		t.Fatalf("once the change is in, the log lists %v", keys)
 	}
 }
+
+// On a node without a group: batches numbered N and N+1 that commit in the other
+// order leave the count right across a restart, and a log begun again starts after
+// every sequence given, so a reader of the earlier log is refused even when no
+// logged change came in between.
+func TestChangeCountOfANodeWithoutAGroupHoldsUp(t *testing.T) {
+	dir := t.TempDir()
+	s := twoBuckets(t, dir)
+	_, from, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := s.db.NewBatch(), s.db.NewBatch()
+	s.bucketMu.RLock()
+	doneFirst, err1 := s.logChange(first, "a", "first")
+	doneSecond, err2 := s.logChange(second, "a", "second")
+	s.bucketMu.RUnlock()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	for _, b := range []*pebble.Batch{second, first} { // the later number commits first
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	doneFirst()
+	doneSecond()
+	cs, _, err := s.Changes("a", from, 0)
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("changes = %v, %v; want first and second", cs, err)
+	}
+	last := cs[1].Seq
+	s.Close()
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Commit(loc("a", "third", 1), true); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := changedKeys(t, s, "a", last, 0); !slices.Equal(keys, []string{"third"}) {
+		t.Fatalf("changes after %d across a restart = %v, want [third]", last, keys)
+	}
+
+	// A reader that saw up to the last change; the log ends, an untracked write, and
+	// the log begins again.
+	_, upTo := changedKeys(t, s, "a", last, 0)
+	if _, _, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(loc("a", "untracked", 1), true); err != nil {
+		t.Fatal(err)
+	}
+	_, again, err := s.FenceBucket("a", cellarv1.BucketFence_BUCKET_FENCE_NONE, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again <= upTo {
+		t.Errorf("the log began again at %d, not after the last sequence given, %d", again, upTo)
+	}
+	if _, _, err := s.Changes("a", upTo, 0); !errs.Is(err, errs.InvalidRequest) {
+		t.Errorf("a reader of the earlier log (after %d) is not refused: %v", upTo, err)
+	}
+}

@@ -54,7 +54,7 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	if !ok {
 		return nil, 0, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
-	from := s.changesFrom()
+
 	bk := proto.Clone(old).(*cellarv1.Bucket)
 	bk.Fence, bk.MovedTo = fence, movedTo
 	if fence == cellarv1.BucketFence_BUCKET_FENCE_NONE {
@@ -63,38 +63,47 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	if fence != cellarv1.BucketFence_BUCKET_FENCE_ALL {
 		bk.Dropped = false // it serves (or takes writes) again: no longer a tombstone
 	}
-	var dropLog func(*pebble.Batch) error
-	switch {
-	case track && !bk.TrackChanges:
-		bk.TrackChanges, bk.ChangesSince = true, from
-	case !track && fence == cellarv1.BucketFence_BUCKET_FENCE_NONE && bk.TrackChanges:
-		bk.TrackChanges, bk.ChangesSince = false, 0
-		dropLog = func(b *pebble.Batch) error { return dropChanges(b, name) }
+	b := s.db.NewBatch()
+	defer b.Close()
+	start := track && !old.TrackChanges
+	from, err := s.changesFrom(b, start)
+	if err != nil {
+		return nil, 0, err
 	}
-	if err := s.putBucketWith(bk, dropLog); err != nil {
+	switch {
+	case start:
+		bk.TrackChanges, bk.ChangesSince = true, from
+	case !track && fence == cellarv1.BucketFence_BUCKET_FENCE_NONE && old.TrackChanges:
+		bk.TrackChanges, bk.ChangesSince = false, 0
+		if err := dropChanges(b, name); err != nil {
+			return nil, 0, err
+		}
+		if err := s.keepLastChange(b); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := s.putBucketIn(b, bk); err != nil {
 		return nil, 0, err
 	}
 	return bk, from, nil
 }
 
 // putBucket writes a bucket's record. The caller holds bucketMu for writing.
-func (s *Store) putBucket(bk *cellarv1.Bucket) error { return s.putBucketWith(bk, nil) }
+func (s *Store) putBucket(bk *cellarv1.Bucket) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	return s.putBucketIn(b, bk)
+}
 
-// putBucketWith is putBucket with also, if not nil, what more adds to the batch.
-func (s *Store) putBucketWith(bk *cellarv1.Bucket, more func(*pebble.Batch) error) error {
+// putBucketIn adds a bucket's record to b, which holds what else goes with it, and
+// commits b. The caller holds bucketMu for writing.
+func (s *Store) putBucketIn(b *pebble.Batch, bk *cellarv1.Bucket) error {
 	payload, err := proto.Marshal(bk)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "encode bucket")
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	if err := b.Set(bucketKey(bk.Name), seal(payload), nil); err != nil {
 		return errs.Wrap(errs.Internal, err, "index batch")
-	}
-	if more != nil {
-		if err := more(b); err != nil {
-			return err
-		}
 	}
 	if err := s.commitBatch(b); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "index write failed")
@@ -134,6 +143,9 @@ func (s *Store) DropBucket(name string) (int64, error) {
 		return 0, err
 	}
 	if err := dropChanges(b, name); err != nil {
+		return 0, err
+	}
+	if err := s.keepLastChange(b); err != nil {
 		return 0, err
 	}
 	if err := s.dropUploads(b, name); err != nil {

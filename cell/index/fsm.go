@@ -258,6 +258,7 @@ func (f fsm) Restore(rc io.ReadCloser) error {
 	}
 	s.replaceState(build.Finish(), buckets)
 	s.applied.Store(index)
+	s.noteApplied(index)
 	s.log.Info("index restored from a snapshot", "applied_index", index, "objects", s.Len())
 	return nil
 }

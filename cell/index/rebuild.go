@@ -180,6 +180,7 @@ func OpenAsync(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.noteApplied(s.AppliedIndex())
 	if err := s.loadBuckets(); err != nil {
 		db.Close()
 		return nil, err

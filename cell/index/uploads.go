@@ -47,12 +47,16 @@ const (
 	MaxParts = 10000
 )
 
-// writeAlone runs apply on a fresh batch under bucketMu (for reading; taken first, as
-// by every object write) and uploadsMu, and commits it with commitBatch (synced
-// outside a replication group).
-func (s *Store) writeAlone(apply func(b *pebble.Batch) error) error {
+// writeAlone runs apply, a write to an upload of bucket, on a fresh batch under
+// bucketMu (for reading; taken first, as by every object write) and uploadsMu, and
+// commits it with commitBatch (synced outside a replication group). A bucket whose
+// writes are fenced refuses it, checked under the lock as the fence is set.
+func (s *Store) writeAlone(bucket string, apply func(b *pebble.Batch) error) error {
 	s.bucketMu.RLock()
 	defer s.bucketMu.RUnlock()
+	if err := s.fenceErr(bucket, true); err != nil {
+		return err
+	}
 	s.uploadsMu.Lock()
 	defer s.uploadsMu.Unlock()
 	b := s.db.NewIndexedBatch()
@@ -205,7 +209,7 @@ func listParts(r pebble.Reader, uploadID string, after int32, limit int) ([]*cel
 // CreateUpload records a new multipart upload (write). u carries the bucket, key,
 // upload id, initiation time and the metadata the object will have.
 func (s *Store) CreateUpload(u *cellarv1.Upload, requireBucket bool) error {
-	return s.writeAlone(func(b *pebble.Batch) error { return s.applyCreateUpload(b, u, requireBucket) })
+	return s.writeAlone(u.GetBucket(), func(b *pebble.Batch) error { return s.applyCreateUpload(b, u, requireBucket) })
 }
 
 func (s *Store) applyCreateUpload(b *pebble.Batch, u *cellarv1.Upload, requireBucket bool) error {
@@ -226,7 +230,7 @@ func (s *Store) applyCreateUpload(b *pebble.Batch, u *cellarv1.Upload, requireBu
 // replaced, whose blob the caller reclaims. It fails with NoSuchUpload when the upload
 // is gone, and the caller then reclaims the new part's blob.
 func (s *Store) PutPart(bucket, key, uploadID string, part *cellarv1.PartLocation) (prev *cellarv1.PartLocation, err error) {
-	err = s.writeAlone(func(b *pebble.Batch) error {
+	err = s.writeAlone(bucket, func(b *pebble.Batch) error {
 		prev, err = s.applyPutPart(b, bucket, key, uploadID, part)
 		return err
 	})
@@ -327,6 +331,9 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	// (its versioning, whether its changes are logged) until the object is made.
 	s.bucketMu.RLock()
 	defer s.bucketMu.RUnlock()
+	if err := s.fenceErr(bucket, true); err != nil {
+		return nil, nil, nil, err
+	}
 	mk := mapKey(bucket, key)
 	l := s.keyLock(mk)
 	l.Lock()
@@ -667,7 +674,7 @@ func bigEndian(b []byte) uint64 {
 // AbortUpload deletes an upload and its part records (write) and returns the parts,
 // whose blobs the caller reclaims.
 func (s *Store) AbortUpload(bucket, key, uploadID string) (parts []*cellarv1.PartLocation, err error) {
-	err = s.writeAlone(func(b *pebble.Batch) error {
+	err = s.writeAlone(bucket, func(b *pebble.Batch) error {
 		parts, err = s.applyAbortUpload(b, bucket, key, uploadID)
 		return err
 	})

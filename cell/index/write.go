@@ -161,6 +161,9 @@ func (s *Store) DeleteBucket(name string) error {
 	if err := dropChanges(b, name); err != nil {
 		return err
 	}
+	if err := s.keepLastChange(b); err != nil {
+		return err
+	}
 	if err := s.commitBatch(b); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "index write failed")
 	}
