@@ -32,11 +32,6 @@ type faultWatch struct {
 	w    *faultfile.Watch
 	log  *slog.Logger
 	exit func(code int)
-	// halt, if not nil, stops the S3 server at once, before exit: a process that
-	// exits serves nothing more, and a gateway run in a process of its own gets that
-	// from os.Exit, but one run beside others (a test cluster, whose exit stops the
-	// node gracefully, leaving the gossip first) would go on answering meanwhile.
-	halt func()
 }
 
 func newFaultWatch(path string, log *slog.Logger) *faultWatch {
@@ -85,9 +80,6 @@ func (w *faultWatch) wrap(next http.Handler) http.Handler {
 		if f := w.load(); f.Poison != nil && strings.HasSuffix(r.URL.Path, "/"+f.Poison.Key) {
 			w.log.Error("POISON PILL: crashing on a request for the armed key, as a deterministic bug would",
 				"key", f.Poison.Key, "method", r.Method, "path", r.URL.Path)
-			if w.halt != nil {
-				w.halt()
-			}
 			w.exit(PoisonExitCode)
 			panic(http.ErrAbortHandler)
 		}

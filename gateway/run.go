@@ -69,7 +69,12 @@ func Run(ctx context.Context, cfg Config) error {
 	maxAge := cfg.UploadMaxAge
 	srv := newS3Server(h, cfg)
 	if faults != nil {
-		faults.halt = func() { srv.Close() }
+		// A process that exits serves nothing more. Run in a process of its own, the
+		// gateway gets that from os.Exit; run beside others (a test cluster, whose
+		// exit stops the node gracefully, leaving the gossip first) it would go on
+		// answering meanwhile: its S3 server closes at once first.
+		exit := faults.exit
+		faults.exit = func(code int) { srv.Close(); exit(code) }
 	}
 	serveErr := make(chan error, 1)
 	go func() {

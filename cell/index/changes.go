@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/internal/errs"
@@ -73,9 +72,9 @@ func (s *Store) logChange(b *pebble.Batch, bucket, key string) (done func(), err
 	seq := s.applying // in a group, the command's log index: the same on every node
 	if seq == 0 {
 		seq = c.last + 1
-		if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+		if err := setLastChange(b, seq); err != nil {
 			c.mu.Unlock()
-			return nil, errs.Wrap(errs.Internal, err, "index batch")
+			return nil, err
 		}
 	}
 	c.last = max(c.last, seq)
@@ -109,11 +108,19 @@ func (s *Store) changesFrom(b *pebble.Batch, start bool) (uint64, error) {
 	defer c.mu.Unlock()
 	if start {
 		c.last++
-		if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, c.last), nil); err != nil {
-			return 0, errs.Wrap(errs.Internal, err, "index batch")
+		if err := setLastChange(b, c.last); err != nil {
+			return 0, err
 		}
 	}
 	return c.last, nil
+}
+
+// setLastChange adds to b the count a node without a group keeps.
+func setLastChange(b *pebble.Batch, seq uint64) error {
+	if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+		return errs.Wrap(errs.Internal, err, "index batch")
+	}
+	return nil
 }
 
 // keepLastChange adds to b, on a node without a group, the last sequence given: a
@@ -127,10 +134,7 @@ func (s *Store) keepLastChange(b *pebble.Batch) error {
 	s.changes.mu.Lock()
 	last := s.changes.last
 	s.changes.mu.Unlock()
-	if err := b.Set(lastChangeKey, binary.BigEndian.AppendUint64(nil, last), nil); err != nil {
-		return errs.Wrap(errs.Internal, err, "index batch")
-	}
-	return nil
+	return setLastChange(b, last)
 }
 
 // visibleUpTo is the last sequence whose changes, and every one before, are in the
@@ -157,8 +161,7 @@ func (s *Store) noteApplied(index uint64) {
 
 // dropChanges adds to b the removal of bucket's change log.
 func dropChanges(b *pebble.Batch, bucket string) error {
-	p := changePrefix(bucket)
-	if err := b.DeleteRange(p, prefixSuccessor(p), nil); err != nil {
+	if err := deletePrefix(b, changePrefix(bucket)); err != nil {
 		return errs.Wrap(errs.Internal, err, "index batch")
 	}
 	return nil
@@ -195,11 +198,7 @@ func (s *Store) Changes(bucket string, after uint64, limit int) ([]Change, bool,
 	if err != nil {
 		return nil, false, errs.Wrap(errs.Unavailable, err, "read the bucket")
 	}
-	var bk cellarv1.Bucket
-	payload, ok := open(v)
-	if ok {
-		ok = proto.Unmarshal(payload, &bk) == nil
-	}
+	bk, ok := openBucket(v)
 	closer.Close()
 	if !ok {
 		return nil, false, errs.New(errs.Corrupt, "the record of bucket %s is damaged", bucket)

@@ -54,7 +54,6 @@ func (s *Store) FenceBucket(name string, fence cellarv1.BucketFence, movedTo str
 	if !ok {
 		return nil, 0, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
-
 	bk := proto.Clone(old).(*cellarv1.Bucket)
 	bk.Fence, bk.MovedTo = fence, movedTo
 	if fence == cellarv1.BucketFence_BUCKET_FENCE_NONE {
@@ -193,15 +192,14 @@ func (s *Store) dropUploads(b *pebble.Batch, name string) error {
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		id := string(it.Key()[len(lower):])
-		if err := b.DeleteRange(partPrefix(id), prefixSuccessor(partPrefix(id)), nil); err != nil {
+		if err := deletePrefix(b, partPrefix(string(it.Key()[len(lower):]))); err != nil {
 			return errs.Wrap(errs.Internal, err, "index batch")
 		}
 	}
 	if err := it.Error(); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "read the bucket's uploads")
 	}
-	if err := b.DeleteRange(lower, prefixSuccessor(lower), nil); err != nil {
+	if err := deletePrefix(b, lower); err != nil {
 		return errs.Wrap(errs.Internal, err, "index batch")
 	}
 	return nil

@@ -287,13 +287,12 @@ func (s *Store) loadRecord(k, v []byte, build *locmap.Builder, buckets map[strin
 		}
 		return build.Append(k[1:], payload)
 	case prefixBucket:
-		var bk cellarv1.Bucket
-		payload, ok := open(v)
-		if !ok || proto.Unmarshal(payload, &bk) != nil {
+		bk, ok := openBucket(v)
+		if !ok {
 			s.log.Error("corrupt bucket record; bucket not served", "bucket", string(k[1:]))
 			return nil
 		}
-		buckets[string(k[1:])] = &bk
+		buckets[string(k[1:])] = bk
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell/index/locmap"
@@ -260,17 +259,13 @@ func (s *Store) loadBuckets() error {
 	}
 	for it.First(); it.Valid(); it.Next() {
 		name := string(it.Key()[1:])
-		payload, ok := open(it.Value())
-		var b cellarv1.Bucket
-		if ok {
-			ok = proto.Unmarshal(payload, &b) == nil
-		}
+		b, ok := openBucket(it.Value())
 		if !ok {
 			s.log.Error("corrupt bucket record; bucket not served", "bucket", name)
 			s.rb.corrupt.Add(1)
 			continue
 		}
-		s.buckets[name] = &b
+		s.buckets[name] = b
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("rebuild buckets: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 
+	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
@@ -15,6 +16,9 @@ import (
 //
 //	'o' bucket 0x00 key  → checksummed Location (without bucket and key)
 //	'b' bucket           → checksummed Bucket
+//
+// (and uploads and their parts, 'u' and 'p', in uploads.go; a moving bucket's change
+// log, 'c', in changes.go)
 //
 // A value is a 4-byte little-endian CRC-32C of the payload, then the payload. The
 // in-memory map holds object keys without the 'o' and payloads without the checksum.
@@ -64,6 +68,25 @@ func open(v []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return v[4:], true
+}
+
+// openBucket decodes a sealed bucket record; false when it fails its checksum or
+// does not decode.
+func openBucket(v []byte) (*cellarv1.Bucket, bool) {
+	payload, ok := open(v)
+	if !ok {
+		return nil, false
+	}
+	var bk cellarv1.Bucket
+	if proto.Unmarshal(payload, &bk) != nil {
+		return nil, false
+	}
+	return &bk, true
+}
+
+// deletePrefix adds to b the removal of every key that starts with p.
+func deletePrefix(b *pebble.Batch, p []byte) error {
+	return b.DeleteRange(p, prefixSuccessor(p), nil)
 }
 
 // encodeLocation gives the map payload of loc: the Location without bucket and key,

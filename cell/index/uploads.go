@@ -342,12 +342,16 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, chosen []CompletedP
 	defer s.uploadsMu.Unlock()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	loc, unused, mk, payload, done, err := s.applyCompleteUpload(b, bucket, key, uploadID, chosen, o)
+	loc, unused, mk, payload, err := s.applyCompleteUpload(b, bucket, key, uploadID, chosen, o)
 	if errs.Is(err, errs.NoSuchUpload) {
 		if done := s.completedAs(mapKey(bucket, key), chosen); done != nil {
 			return done, nil, nil, nil // a replay of the completion that made the object
 		}
 	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done, err := s.logChange(b, bucket, key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -394,29 +398,29 @@ func (s *Store) completedAs(mk []byte, chosen []CompletedPart) *cellarv1.Locatio
 
 // applyCompleteUpload adds the completion to b and returns the object's location, the
 // unused parts, and the map key and payload to put in the location map once b commits.
-func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID string, chosen []CompletedPart, o CompleteOptions) (loc *cellarv1.Location, unused []*cellarv1.PartLocation, mk, payload []byte, done func(), err error) {
+func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID string, chosen []CompletedPart, o CompleteOptions) (loc *cellarv1.Location, unused []*cellarv1.PartLocation, mk, payload []byte, err error) {
 	if len(chosen) == 0 {
-		return nil, nil, nil, nil, nil, errs.New(errs.MalformedXML, "You must specify at least one part.")
+		return nil, nil, nil, nil, errs.New(errs.MalformedXML, "You must specify at least one part.")
 	}
 	for i, c := range chosen {
 		if c.Number < 1 || c.Number > MaxParts {
-			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive.", MaxParts)
+			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "Part number must be an integer between 1 and %d, inclusive.", MaxParts)
 		}
 		if i > 0 && c.Number <= chosen[i-1].Number {
-			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
+			return nil, nil, nil, nil, errs.New(errs.InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
 		}
 	}
 	if _, ok := s.buckets[bucket]; o.RequireBucket && !ok {
-		return nil, nil, nil, nil, nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
+		return nil, nil, nil, nil, errs.New(errs.NoSuchBucket, "The specified bucket does not exist.")
 	}
 	r := s.reader(b)
 	u, err := getUpload(r, bucket, key, uploadID)
 	if err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	all, _, err := listParts(r, uploadID, 0, 0)
 	if err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	byNumber := make(map[int32]*cellarv1.PartLocation, len(all))
 	for _, p := range all {
@@ -426,10 +430,10 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	for _, c := range chosen {
 		p := byNumber[c.Number]
 		if p == nil || normalizeETag(c.ETag) != hex.EncodeToString(p.Md5) {
-			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag (part %d).", c.Number)
+			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag (part %d).", c.Number)
 		}
 		if named, ok := o.Declared.Parts[c.Number]; ok && (named.Value != p.Checksum || alg != "" && named.Algorithm != alg) {
-			return nil, nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified checksum might not have matched the part's checksum (part %d).", c.Number)
+			return nil, nil, nil, nil, errs.New(errs.InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified checksum might not have matched the part's checksum (part %d).", c.Number)
 		}
 	}
 	loc = &cellarv1.Location{}
@@ -443,7 +447,7 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	for i, c := range chosen {
 		p := byNumber[c.Number]
 		if i < len(chosen)-1 && p.Size < o.MinPartSize {
-			return nil, nil, nil, nil, nil, errs.New(errs.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes, every part but the last needs %d.", c.Number, p.Size, o.MinPartSize)
+			return nil, nil, nil, nil, errs.New(errs.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes, every part but the last needs %d.", c.Number, p.Size, o.MinPartSize)
 		}
 		md5s.Write(p.Md5)
 		loc.Size += p.Size
@@ -454,7 +458,7 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	typ := checksumTypeOf(u)
 	loc.Checksum = multipartChecksum(loc.ChecksumAlgorithm, typ, loc.Parts)
 	if err := checkDeclared(o.Declared, alg, typ, loc.Checksum); err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if loc.Checksum == "" {
 		loc.ChecksumAlgorithm = "" // a part without a checksum: the object gets none
@@ -466,11 +470,11 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	}
 	mk = mapKey(bucket, key)
 	if err := s.checkCondition(mk, o.Condition); err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	cur, err := s.record(mk)
 	if err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	enabled := s.versioningOf(bucket, o.Versioning) == cellarv1.BucketVersioning_BUCKET_VERSIONING_ENABLED
 	if loc.VersionId = o.VersionID; enabled && loc.VersionId == "" {
@@ -478,21 +482,18 @@ func (s *Store) applyCompleteUpload(b *pebble.Batch, bucket, key, uploadID strin
 	}
 	loc, _ = stack(cur, loc, enabled)
 	if payload, err = encodeLocation(loc); err != nil {
-		return nil, nil, nil, nil, nil, errs.Wrap(errs.Internal, err, "encode location")
+		return nil, nil, nil, nil, errs.Wrap(errs.Internal, err, "encode location")
 	}
 	if err := b.Set(objectKey(mk), seal(payload), nil); err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := b.Delete(uploadKey(bucket, uploadID), nil); err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	if err := b.DeleteRange(partPrefix(uploadID), prefixSuccessor(partPrefix(uploadID)), nil); err != nil {
-		return nil, nil, nil, nil, nil, err
+	if err := deletePrefix(b, partPrefix(uploadID)); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	if done, err = s.logChange(b, bucket, key); err != nil {
-		return nil, nil, nil, nil, nil, err
-	}
-	return loc, unused, mk, payload, done, nil
+	return loc, unused, mk, payload, nil
 }
 
 // checksumTypeOf returns how an upload's object checksum is made from its parts'.
@@ -693,7 +694,7 @@ func (s *Store) applyAbortUpload(b *pebble.Batch, bucket, key, uploadID string) 
 	if err := b.Delete(uploadKey(bucket, uploadID), nil); err != nil {
 		return nil, err
 	}
-	if err := b.DeleteRange(partPrefix(uploadID), prefixSuccessor(partPrefix(uploadID)), nil); err != nil {
+	if err := deletePrefix(b, partPrefix(uploadID)); err != nil {
 		return nil, err
 	}
 	return all, nil

@@ -366,9 +366,9 @@ type run struct {
 	cp       *gateway.Copier
 	bucket   string
 	src, dst string
-	// copied is, per key, the source version last copied, the source's object as
-	// the last pass found it (what the reclaim deletes the blobs of), and the last
-	// pass that found the key in the source.
+	// copied is, per key, what the target has of the source (see copyMark): the
+	// source's objects as the last pass found them are what the reclaim deletes the
+	// blobs of.
 	copied map[string]copyMark
 	// srcFence is the fence the run has set on the bucket in the source.
 	srcFence cellarv1.BucketFence
@@ -386,19 +386,19 @@ type run struct {
 	fenced time.Time
 }
 
-// copyMark is what a run knows of a key: the version of it in the target (the
-// source's object id, or its first part's; inTarget for a copy an earlier run made),
-// the source's object, and the last pass that saw the key in the source.
+// copyMark is what a run knows of a key: the source's object the target has a copy
+// of, and the last pass that saw the key in the source. A mark without loc is a key
+// the target held when the run began: a copy of some version from an earlier run of
+// the same move, copied again if the source still has the key and deleted if not.
 type copyMark struct {
-	version string
-	loc     *cellarv1.Location
-	pass    int
+	loc  *cellarv1.Location
+	pass int
 }
 
 // same says whether the target has loc as it is: its version, with the same tags (a
 // tagging changes them and keeps the version).
 func (m copyMark) same(loc *cellarv1.Location) bool {
-	return m.loc != nil && m.version == versionOf(loc) && tagsEqual(m.loc.GetTags(), loc.GetTags())
+	return m.loc != nil && versionOf(m.loc) == versionOf(loc) && tagsEqual(m.loc.GetTags(), loc.GetTags())
 }
 
 func tagsEqual(a, b []*cellarv1.Tag) bool {
@@ -412,11 +412,6 @@ func versionOf(loc *cellarv1.Location) string {
 	}
 	return string(loc.ObjectId)
 }
-
-// inTarget marks, in run.copied, a key the target held when the run began: a copy
-// of some version from an earlier run of the same move, copied again if the source
-// still has the key and deleted if not.
-const inTarget = "\x00in-target"
 
 // MoveBucket moves bucket from cell src to cell dst (see the package doc). It resumes
 // a move of the same bucket to the same cell that stopped part way: one whose process
@@ -577,7 +572,7 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 		r.total = 0
 		clear(r.copied)
 		err := r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error {
-			r.copied[loc.Key] = copyMark{version: inTarget}
+			r.copied[loc.Key] = copyMark{}
 			return nil
 		})
 		if err != nil {
@@ -635,19 +630,7 @@ func (r *run) pass(ctx context.Context) (int, error) {
 // track asks the source's index to log the bucket's changes, under the fence the run
 // has set there, and returns the change sequence the log starts after.
 func (r *run) track(ctx context.Context) (uint64, error) {
-	ix, err := r.m.Router.Index(r.src)
-	if err != nil {
-		return 0, err
-	}
-	req := &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: r.srcFence, TrackChanges: true}
-	if r.srcFence != cellarv1.BucketFence_BUCKET_FENCE_NONE {
-		req.MovedTo = r.dst
-	}
-	resp, err := ix.FenceBucket(ctx, req)
-	if err != nil {
-		return 0, fmt.Errorf("log the changes of %s in %s: %w", r.bucket, r.src, err)
-	}
-	return resp.GetChangesFrom(), nil
+	return r.setFence(ctx, r.srcFence, true)
 }
 
 // errNotLogged says the source's change log does not hold every change since the
@@ -743,7 +726,7 @@ type copyJob struct {
 type copied struct {
 	job  copyJob
 	loc  *cellarv1.Location // the source's object (nil: the key is gone there)
-	same bool               // the target had loc's version already
+	same bool               // the target had loc as it is already
 	err  error
 }
 
@@ -820,10 +803,11 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 			}
 		case c.loc == nil:
 			gone = append(gone, c.job.key)
-		case c.same:
-			r.copied[c.job.key] = copyMark{version: versionOf(c.loc), loc: c.loc, pass: pass}
 		default:
-			r.copied[c.job.key] = copyMark{version: versionOf(c.loc), loc: c.loc, pass: pass}
+			r.copied[c.job.key] = copyMark{loc: c.loc, pass: pass}
+			if c.same {
+				return
+			}
 			r.stats.Objects++
 			r.stats.Bytes += c.loc.Size
 			r.m.Metrics.copied(c.loc.Size)
@@ -834,7 +818,7 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 	err := each(cctx, func(j copyJob) error {
 		mark, ok := r.copied[j.key]
 		if j.loc != nil && ok && mark.same(j.loc) {
-			r.copied[j.key] = copyMark{version: mark.version, loc: j.loc, pass: pass}
+			r.copied[j.key] = copyMark{loc: j.loc, pass: pass}
 			return nil
 		}
 		j.known = mark
@@ -986,17 +970,24 @@ func (r *run) setState(ctx context.Context, st cellarv1.BucketState, cellID stri
 
 // fence sets the bucket's fence in the source index.
 func (r *run) fence(ctx context.Context, f cellarv1.BucketFence) error {
+	_, err := r.setFence(ctx, f, false)
+	return err
+}
+
+// setFence sets the bucket's fence in the source index, with its changes logged from
+// now on when track (see index.Store.FenceBucket), and returns the change sequence of
+// that moment.
+func (r *run) setFence(ctx context.Context, f cellarv1.BucketFence, track bool) (uint64, error) {
 	ix, err := r.m.Router.Index(r.src)
-	if err == nil {
-		_, err = ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: f, MovedTo: r.dst})
-	}
-	if err == nil {
-		r.srcFence = f
-	}
 	if err != nil {
-		return fmt.Errorf("fence %s in %s (%s): %w", r.bucket, r.src, f, err)
+		return 0, fmt.Errorf("fence %s in %s (%s): %w", r.bucket, r.src, f, err)
 	}
-	return nil
+	resp, err := ix.FenceBucket(ctx, &cellarv1.FenceBucketRequest{Name: r.bucket, Fence: f, MovedTo: r.dst, TrackChanges: track})
+	if err != nil {
+		return 0, fmt.Errorf("fence %s in %s (%s): %w", r.bucket, r.src, f, err)
+	}
+	r.srcFence = f
+	return resp.GetChangesFrom(), nil
 }
 
 // flip says where a cutover left the map.
