@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -16,13 +17,16 @@ import (
 
 	"github.com/cellarsim/cellar/cell"
 	"github.com/cellarsim/cellar/clustertest"
+	"github.com/cellarsim/cellar/frontrouter"
 )
 
 // BenchmarkRouterOverhead measures 4 KiB GETs and PUTs through the front router against
 // the same requests straight to the gateway, with the same client in the same run, in
 // alternating rounds so that both see the same machine. It reports the throughput
 // ratio (router/direct; 1 means no cost) and the p50 and p99 latency the router adds,
-// for one client and for 16 at once.
+// for one client and for 16 at once. A third path, the same router with every request
+// forwarded by net/http's Transport, gives what the router's own transport buys
+// (net/http-throughput-ratio).
 //
 //	go test -run '^$' -bench RouterOverhead -benchtime 2000x ./frontrouter/
 func BenchmarkRouterOverhead(b *testing.B) {
@@ -36,12 +40,27 @@ func BenchmarkRouterOverhead(b *testing.B) {
 	c := clustertest.Start(b, topo)
 	rtEP, _ := c.StartRouter("127.0.0.1:0", c.Topology)
 	direct := "http://" + c.Node(cell.NodeID("", cell.RoleGateway, 0)).S3Addr
+	// The same router forwarding every request by net/http's Transport, as it did
+	// before bodiless requests went the short way: what that way buys, in the same run.
+	netRT, err := frontrouter.New(frontrouter.Options{Topology: c.Topology, Backends: []string{direct[len("http://"):]},
+		Transport: frontrouter.NewTransport()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	netLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	netSrv := &http.Server{Handler: netRT}
+	go netSrv.Serve(netLn)
+	defer netSrv.Close()
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	mk := func(ep string) *s3.Client {
 		cl := client(ep, tenants[0])
 		return s3.New(cl.Options(), func(o *s3.Options) { o.HTTPClient = &http.Client{Transport: tr} })
 	}
-	clients := map[string]*s3.Client{"direct": mk(direct), "router": mk(rtEP)}
+	clients := map[string]*s3.Client{"direct": mk(direct), "router": mk(rtEP), "router-net/http": mk("http://" + netLn.Addr().String())}
+	paths := []string{"direct", "router", "router-net/http"}
 	ctx := context.Background()
 	if _, err := clients["direct"].CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
 		b.Fatal(err)
@@ -107,13 +126,14 @@ func BenchmarkRouterOverhead(b *testing.B) {
 					took[path] += time.Since(start)
 				}
 				// A first round on each path, not counted: connections, caches.
-				round("direct", 0, 64)
-				round("router", 0, 64)
+				for _, path := range paths {
+					round(path, 0, 64)
+				}
 				lat, took = map[string][]time.Duration{}, map[string]time.Duration{}
 				b.ResetTimer()
 				const size = 50
 				for i := 0; i < b.N && !b.Failed(); i += size {
-					for _, path := range []string{"direct", "router"} {
+					for _, path := range paths {
 						round(path, i, min(i+size, b.N))
 					}
 				}
@@ -130,8 +150,12 @@ func BenchmarkRouterOverhead(b *testing.B) {
 				b.ReportMetric(ratio, "throughput-ratio")
 				b.ReportMetric(float64(q("router", .5)-q("direct", .5))/1e6, "added-p50-ms")
 				b.ReportMetric(float64(q("router", .99)-q("direct", .99))/1e6, "added-p99-ms")
-				b.Logf("%s 4KiB x%d, %d client(s): direct p50 %v p99 %v; router p50 %v p99 %v; throughput router/direct %.3f",
-					op, b.N, conc, q("direct", .5), q("direct", .99), q("router", .5), q("router", .99), ratio)
+				netRatio := took["direct"].Seconds() / took["router-net/http"].Seconds()
+				b.ReportMetric(netRatio, "net/http-throughput-ratio")
+				b.Logf("%s 4KiB x%d, %d client(s): direct p50 %v p99 %v; router p50 %v p99 %v; throughput router/direct %.3f"+
+					"; all by net/http's Transport: p50 %v p99 %v, %.3f",
+					op, b.N, conc, q("direct", .5), q("direct", .99), q("router", .5), q("router", .99), ratio,
+					q("router-net/http", .5), q("router-net/http", .99), netRatio)
 			})
 		}
 	}

@@ -39,8 +39,8 @@ type Options struct {
 	// DownFor is how long a gateway that refused a connection is tried after the
 	// others of a shard (default 1s).
 	DownFor time.Duration
-	// Transport forwards the requests (default: one made for the router, without
-	// compression, proxy or HTTP/2).
+	// Transport forwards the requests (default: NewFastTransport(), HTTP/1.1 without
+	// compression or proxy, bodiless requests without net/http's hand-offs).
 	Transport http.RoundTripper
 }
 
@@ -96,13 +96,14 @@ func New(opts Options) (*Router, error) {
 	}
 	r.tr = opts.Transport
 	if r.tr == nil {
-		r.tr = NewTransport()
+		r.tr = NewFastTransport()
 	}
 	return r, nil
 }
 
-// NewTransport is the transport a router forwards with: no proxy, no compression (a
-// response goes back byte for byte), HTTP/1.1, many idle connections per gateway.
+// NewTransport is the transport a router forwards requests with a body with: no
+// proxy, no compression (a response goes back byte for byte), HTTP/1.1, many idle
+// connections per gateway.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

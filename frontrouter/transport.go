@@ -1,0 +1,248 @@
+package frontrouter
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Transport forwards the router's requests to the gateways over HTTP/1.1.
+//
+// A request without a body (GET, HEAD, DELETE: most of what a router forwards) goes
+// the short way: the goroutine that serves the client writes it on an idle
+// connection to the gateway and reads the answer itself. net/http's Transport hands
+// each request to a writing goroutine and each answer back from a reading one; on a
+// 4 KiB GET those two hand-offs are a third of what the hop costs (see
+// docs/sharding.md, "Router overhead").
+//
+// A request with a body goes by Body (net/http's Transport by default), which gets
+// right what a body makes hard: an answer that comes before the body is sent, a
+// gateway that stops reading it, "Expect: 100-continue".
+//
+// A bodiless request that fails on a connection used before, before any byte of an
+// answer came, is sent once more on a new connection to the same gateway: the
+// gateway may have closed the connection while it was idle, and sending again a
+// request without a body that never reached it, or that it dropped unanswered, is
+// what every HTTP client does. An error on a new connection goes back to the router,
+// which tries another gateway of the shard.
+type Transport struct {
+	// Body forwards requests with a body (default: NewTransport()).
+	Body http.RoundTripper
+	// DialTimeout bounds a connection's set-up (default 2s).
+	DialTimeout time.Duration
+	// IdleTimeout drops a connection idle for longer (default 60s, under the
+	// gateways' own 2 minutes, so that the gateway is not the one to close it).
+	IdleTimeout time.Duration
+	// MaxIdle is how many idle connections are kept per gateway (default 256).
+	MaxIdle int
+
+	mu   sync.Mutex
+	idle map[string][]*gwConn
+}
+
+// gwConn is one connection to a gateway, idle or carrying one request.
+type gwConn struct {
+	nc   net.Conn
+	in   *counter // what br reads from
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	used time.Time // when it last went idle
+}
+
+// NewFastTransport returns the router's default transport: bodiless requests the
+// short way, the others by NewTransport().
+func NewFastTransport() *Transport {
+	return &Transport{Body: NewTransport()}
+}
+
+// RoundTrip sends req to req.URL.Host and returns its answer. The answer's body must
+// be read to its end and closed for the connection to be used again.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		return t.body().RoundTrip(req)
+	}
+	addr := req.URL.Host
+	for {
+		c, reused, err := t.get(req.Context(), addr)
+		if err != nil {
+			return nil, err
+		}
+		resp, answered, err := t.exchange(c, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.nc.Close()
+		if !reused || answered || req.Context().Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func (t *Transport) body() http.RoundTripper {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Body == nil {
+		t.Body = NewTransport()
+	}
+	return t.Body
+}
+
+// exchange writes req on c and reads its answer's head, skipping interim (1xx)
+// answers. answered says whether any byte of an answer came.
+func (t *Transport) exchange(c *gwConn, req *http.Request) (resp *http.Response, answered bool, err error) {
+	// The client going away ends the exchange: it unblocks the connection's reads
+	// and writes, and the connection is closed rather than kept. done reports
+	// whether that did not happen (the connection is still usable).
+	done := context.AfterFunc(req.Context(), func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	before := c.in.n
+	if err := req.Write(c.bw); err != nil {
+		done()
+		return nil, false, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		done()
+		return nil, false, err
+	}
+	for {
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			done()
+			if req.Context().Err() != nil {
+				err = req.Context().Err()
+			}
+			return nil, c.in.n > before, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		done()
+		c.nc.Close()
+		return nil, true, fmt.Errorf("router: gateway %s switched protocols, which the router does not forward", req.URL.Host)
+	}
+	resp.Body = &gwBody{t: t, c: c, addr: req.URL.Host, r: resp.Body, keep: !resp.Close, done: done}
+	return resp, true, nil
+}
+
+// counter counts the bytes read from a connection.
+type counter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// gwBody is an answer's body. Read to its end, it gives the connection back to the
+// idle set; closed before, it closes the connection.
+type gwBody struct {
+	t      *Transport
+	c      *gwConn
+	addr   string
+	r      io.ReadCloser
+	keep   bool
+	done   func() bool
+	eof    bool
+	closed bool
+}
+
+func (b *gwBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("router: read on a closed answer")
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *gwBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	usable := b.done()
+	if b.eof && b.keep && usable && b.c.br.Buffered() == 0 {
+		b.t.put(b.addr, b.c)
+	} else {
+		b.c.nc.Close()
+	}
+	return nil
+}
+
+// get returns an idle connection to addr (reused true) or a new one.
+func (t *Transport) get(ctx context.Context, addr string) (c *gwConn, reused bool, err error) {
+	idleFor := t.IdleTimeout
+	if idleFor <= 0 {
+		idleFor = 60 * time.Second
+	}
+	now := time.Now()
+	t.mu.Lock()
+	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
+		c = list[len(list)-1]
+		t.idle[addr] = list[:len(list)-1]
+		if now.Sub(c.used) < idleFor {
+			t.mu.Unlock()
+			return c, true, nil
+		}
+		c.nc.Close()
+	}
+	t.mu.Unlock()
+	dialFor := t.DialTimeout
+	if dialFor <= 0 {
+		dialFor = 2 * time.Second
+	}
+	d := net.Dialer{Timeout: dialFor, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	in := &counter{r: nc}
+	return &gwConn{nc: nc, in: in, br: bufio.NewReaderSize(in, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+}
+
+func (t *Transport) put(addr string, c *gwConn) {
+	max := t.MaxIdle
+	if max <= 0 {
+		max = 256
+	}
+	c.used = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.idle == nil {
+		t.idle = map[string][]*gwConn{}
+	}
+	if len(t.idle[addr]) >= max {
+		c.nc.Close()
+		return
+	}
+	t.idle[addr] = append(t.idle[addr], c)
+}
+
+// CloseIdleConnections closes every idle connection, of both ways.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	body := t.Body
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			c.nc.Close()
+		}
+	}
+	if ci, ok := body.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
