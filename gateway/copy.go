@@ -8,6 +8,7 @@ import (
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
+	"github.com/cellarsim/cellar/internal/errs"
 	"github.com/cellarsim/cellar/router"
 )
 
@@ -69,6 +70,13 @@ func (cp *Copier) CopyObject(ctx context.Context, src, dst string, loc *cellarv1
 	}
 	resp, err := ix.Commit(ctx, &cellarv1.CommitRequest{Location: out, RequireBucket: true})
 	if err != nil {
+		if errs.Is(err, errs.Unavailable) {
+			// The commit may have landed with only its answer lost (a leader gone, the
+			// copy cancelled): the blobs may be what the target's record points to,
+			// so they are left, as a PUT leaves them. A copy that did not land leaves
+			// them unreferenced, for the storage tier's garbage collection.
+			return nil, err
+		}
 		return fail(err)
 	}
 	if resp.Previous != nil {

@@ -31,8 +31,10 @@
 // still failing, before the map flips, the move is undone: S's fence is lifted, the
 // map entry goes back to normal in S, and what was copied to T is dropped there. From the seal (5) on, a cancel no longer
 // stops it. A move that stopped part way (its process died) is resumed by running the
-// same move again: the map entry says where it was, and a move that had flipped the
-// map has the source's records dropped. The entry of such a bucket names the source
+// same move again: the map entry says where it was, what the earlier run copied to T
+// is kept where it is still a copy of what S has (so a resumed copy goes on rather
+// than starting over), and a move that had flipped the map has the source's records
+// dropped. The entry of such a bucket names the source
 // (moved_from) until they are, so Plan of a move of it to the cell that holds it
 // plans that reclaim, and Execute runs it; a move of it elsewhere finishes it first.
 //
@@ -57,6 +59,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	cellarv1 "github.com/cellarsim/cellar/api/proto/cellar/v1"
 	"github.com/cellarsim/cellar/cell"
@@ -135,6 +138,9 @@ type Stats struct {
 	// keys they read from the source's change log instead.
 	Listed  int64 `json:"objects_listed"`
 	Changes int64 `json:"changes_read"`
+	// Kept counts the objects an earlier run of the same move had copied to the
+	// target that this run found still current in the source, and did not copy again.
+	Kept int64 `json:"objects_kept"`
 	// WritePause is how long the bucket's writes were fenced; Took the whole move.
 	WritePause time.Duration `json:"write_pause_ns"`
 	Took       time.Duration `json:"took_ns"`
@@ -388,17 +394,39 @@ type run struct {
 
 // copyMark is what a run knows of a key: the source's object the target has a copy
 // of, and the last pass that saw the key in the source. A mark without loc is a key
-// the target held when the run began: a copy of some version from an earlier run of
-// the same move, copied again if the source still has the key and deleted if not.
+// the target held when the run began (held is the target's record of it): a copy
+// from an earlier run of the same move, kept if it is a copy of what the source has
+// now, copied again if not, deleted if the source no longer has the key.
 type copyMark struct {
 	loc  *cellarv1.Location
+	held *cellarv1.Location
 	pass int
 }
 
 // same says whether the target has loc as it is: its version, with the same tags (a
 // tagging changes them and keeps the version).
 func (m copyMark) same(loc *cellarv1.Location) bool {
-	return m.loc != nil && versionOf(m.loc) == versionOf(loc) && tagsEqual(m.loc.GetTags(), loc.GetTags())
+	if m.loc == nil {
+		return m.held != nil && copyOf(m.held, loc)
+	}
+	return versionOf(m.loc) == versionOf(loc) && tagsEqual(m.loc.GetTags(), loc.GetTags())
+}
+
+// copyOf says whether the target's record c is a copy of the source's record loc: a
+// copy keeps every field of its source (size, MD5, modification time to the
+// nanosecond, metadata, tags, checksums) and differs only in its blobs' ids and
+// replicas, which are the target's own.
+func copyOf(c, loc *cellarv1.Location) bool {
+	return proto.Equal(withoutBlobs(c), withoutBlobs(loc))
+}
+
+func withoutBlobs(loc *cellarv1.Location) *cellarv1.Location {
+	out := proto.Clone(loc).(*cellarv1.Location)
+	out.ObjectId, out.Replicas = nil, nil
+	for _, p := range out.Parts {
+		p.ObjectId, p.Replicas = nil, nil
+	}
+	return out
 }
 
 func tagsEqual(a, b []*cellarv1.Tag) bool {
@@ -567,12 +595,13 @@ func (r *run) prepare(ctx context.Context, e *cellarv1.BucketEntry) error {
 	if err != nil {
 		return err
 	}
-	// What an earlier run of this move copied: copied again or deleted by the first pass.
+	// What an earlier run of this move copied: kept where it is a copy of what the
+	// source has now, copied again or deleted by the first pass otherwise.
 	return r.retry(ctx, "list the target", func() error {
 		r.total = 0
 		clear(r.copied)
 		err := r.m.eachObject(ctx, r.dst, r.bucket, func(loc *cellarv1.Location) error {
-			r.copied[loc.Key] = copyMark{}
+			r.copied[loc.Key] = copyMark{held: loc}
 			return nil
 		})
 		if err != nil {
@@ -806,6 +835,9 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 		default:
 			r.copied[c.job.key] = copyMark{loc: c.loc, pass: pass}
 			if c.same {
+				if c.job.known.loc == nil {
+					r.stats.Kept++
+				}
 				return
 			}
 			r.stats.Objects++
@@ -818,6 +850,9 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 	err := each(cctx, func(j copyJob) error {
 		mark, ok := r.copied[j.key]
 		if j.loc != nil && ok && mark.same(j.loc) {
+			if mark.loc == nil {
+				r.stats.Kept++
+			}
 			r.copied[j.key] = copyMark{loc: j.loc, pass: pass}
 			return nil
 		}

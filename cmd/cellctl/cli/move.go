@@ -211,8 +211,12 @@ func movedLine(st mover.Stats, source, target string) string {
 		return fmt.Sprintf("finished the move of %s to %s: %s dropped the %d object record%s its stopped move had left there (in %s)",
 			st.Bucket, target, source, st.Reclaimed, plural(int(st.Reclaimed)), st.Took.Round(time.Millisecond))
 	}
-	return fmt.Sprintf("moved %s to %s: %d objects (%s) in %s, writes paused %s", st.Bucket, target,
-		st.Objects, humanBytes(st.Bytes), st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
+	kept := ""
+	if st.Kept > 0 {
+		kept = fmt.Sprintf(" (%d more kept from the earlier run)", st.Kept)
+	}
+	return fmt.Sprintf("moved %s to %s: %d objects (%s)%s in %s, writes paused %s", st.Bucket, target,
+		st.Objects, humanBytes(st.Bytes), kept, st.Took.Round(time.Millisecond), st.WritePause.Round(time.Millisecond))
 }
 
 func printMoveProgress(out io.Writer, p mover.Progress) {

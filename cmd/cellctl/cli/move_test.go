@@ -42,7 +42,7 @@ func TestMoveRefusesACompose(t *testing.T) {
 }
 
 // The line of a bucket's move says what it did: a copy, or the finish of a move that
-// stopped after its flip.
+// stopped after its flip; a resumed copy says what it kept of the earlier run's.
 func TestMovedLine(t *testing.T) {
 	for _, tc := range []struct {
 		st   mover.Stats
@@ -50,6 +50,8 @@ func TestMovedLine(t *testing.T) {
 	}{
 		{mover.Stats{Bucket: "b", Objects: 3, Bytes: 2048, Took: 1500 * time.Millisecond, WritePause: 12 * time.Millisecond},
 			"moved b to cell-1: 3 objects (2.0 KiB) in 1.5s, writes paused 12ms"},
+		{mover.Stats{Bucket: "b", Objects: 3, Bytes: 2048, Kept: 997, Took: 1500 * time.Millisecond, WritePause: 12 * time.Millisecond},
+			"moved b to cell-1: 3 objects (2.0 KiB) (997 more kept from the earlier run) in 1.5s, writes paused 12ms"},
 		{mover.Stats{Bucket: "b", ReclaimOnly: true, Reclaimed: 24, Took: 40 * time.Millisecond},
 			"finished the move of b to cell-1: cell-0 dropped the 24 object records its stopped move had left there (in 40ms)"},
 	} {
