@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -25,12 +26,14 @@ import (
 // right what a body makes hard: an answer that comes before the body is sent, a
 // gateway that stops reading it, "Expect: 100-continue".
 //
-// A bodiless request that fails on a connection used before, before any byte of an
-// answer came, is sent once more on a new connection to the same gateway: the
-// gateway may have closed the connection while it was idle, and sending again a
-// request without a body that never reached it, or that it dropped unanswered, is
-// what every HTTP client does. An error on a new connection goes back to the router,
-// which tries another gateway of the shard.
+// A connection taken from the idle set is first checked (a peek that does not
+// wait) for a gateway that closed it while it was idle; such a connection is
+// dropped. Should a GET or HEAD still fail on a connection used before, before any
+// byte of an answer came, it is sent once more, on a new connection to the same
+// gateway, as net/http's Transport does. Other methods are not: a DELETE or a POST
+// the gateway may have acted on goes back to the router as an error.
+//
+// An answer's body may not be read and closed at the same time.
 type Transport struct {
 	// Body forwards requests with a body (default: NewTransport()).
 	Body http.RoundTripper
@@ -42,8 +45,9 @@ type Transport struct {
 	// MaxIdle is how many idle connections are kept per gateway (default 256).
 	MaxIdle int
 
-	mu   sync.Mutex
-	idle map[string][]*gwConn
+	mu    sync.Mutex
+	idle  map[string][]*gwConn // per gateway, in the order they went idle
+	sweep *time.Timer          // runs sweepIdle while a connection is idle
 }
 
 // gwConn is one connection to a gateway, idle or carrying one request.
@@ -68,20 +72,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.body().RoundTrip(req)
 	}
 	addr := req.URL.Host
-	for {
-		c, reused, err := t.get(req.Context(), addr)
-		if err != nil {
-			return nil, err
-		}
-		resp, answered, err := t.exchange(c, req)
-		if err == nil {
-			return resp, nil
-		}
-		c.nc.Close()
-		if !reused || answered || req.Context().Err() != nil {
-			return nil, err
-		}
+	if err := req.Context().Err(); err != nil {
+		return nil, err
 	}
+	c, reused, err := t.get(req.Context(), addr, true)
+	if err != nil {
+		return nil, err
+	}
+	resp, answered, err := t.exchange(c, req)
+	if err == nil || !reused || answered || req.Context().Err() != nil ||
+		(req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		return resp, err
+	}
+	if c, _, err = t.get(req.Context(), addr, false); err != nil {
+		return nil, err
+	}
+	resp, _, err = t.exchange(c, req)
+	return resp, err
 }
 
 func (t *Transport) body() http.RoundTripper {
@@ -103,16 +110,19 @@ func (t *Transport) exchange(c *gwConn, req *http.Request) (resp *http.Response,
 	before := c.in.n
 	if err := req.Write(c.bw); err != nil {
 		done()
+		c.nc.Close()
 		return nil, false, err
 	}
 	if err := c.bw.Flush(); err != nil {
 		done()
+		c.nc.Close()
 		return nil, false, err
 	}
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			done()
+			c.nc.Close()
 			if req.Context().Err() != nil {
 				err = req.Context().Err()
 			}
@@ -127,7 +137,9 @@ func (t *Transport) exchange(c *gwConn, req *http.Request) (resp *http.Response,
 		c.nc.Close()
 		return nil, true, fmt.Errorf("router: gateway %s switched protocols, which the router does not forward", req.URL.Host)
 	}
-	resp.Body = &gwBody{t: t, c: c, addr: req.URL.Host, r: resp.Body, keep: !resp.Close, done: done}
+	// An answer without a body (to a HEAD, a 204, a 304) is at its end already.
+	resp.Body = &gwBody{t: t, c: c, addr: req.URL.Host, r: resp.Body, keep: !resp.Close && !req.Close, done: done,
+		eof: resp.Body == http.NoBody}
 	return resp, true, nil
 }
 
@@ -181,24 +193,24 @@ func (b *gwBody) Close() error {
 	return nil
 }
 
-// get returns an idle connection to addr (reused true) or a new one.
-func (t *Transport) get(ctx context.Context, addr string) (c *gwConn, reused bool, err error) {
-	idleFor := t.IdleTimeout
-	if idleFor <= 0 {
-		idleFor = 60 * time.Second
-	}
-	now := time.Now()
-	t.mu.Lock()
-	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
+// get returns an idle connection to addr that the gateway has not closed (reused
+// true), if idle is true and there is one, or a new one.
+func (t *Transport) get(ctx context.Context, addr string, idle bool) (c *gwConn, reused bool, err error) {
+	for idle {
+		t.mu.Lock()
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
 		c = list[len(list)-1]
 		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(c.used) < idleFor {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		if alive(c.nc) {
 			return c, true, nil
 		}
 		c.nc.Close()
 	}
-	t.mu.Unlock()
 	dialFor := t.DialTimeout
 	if dialFor <= 0 {
 		dialFor = 2 * time.Second
@@ -210,6 +222,13 @@ func (t *Transport) get(ctx context.Context, addr string) (c *gwConn, reused boo
 	}
 	in := &counter{r: nc}
 	return &gwConn{nc: nc, in: in, br: bufio.NewReaderSize(in, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+}
+
+func (t *Transport) idleFor() time.Duration {
+	if t.IdleTimeout > 0 {
+		return t.IdleTimeout
+	}
+	return 60 * time.Second
 }
 
 func (t *Transport) put(addr string, c *gwConn) {
@@ -228,6 +247,45 @@ func (t *Transport) put(addr string, c *gwConn) {
 		return
 	}
 	t.idle[addr] = append(t.idle[addr], c)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.idleFor(), t.sweepIdle)
+	}
+}
+
+// sweepIdle closes the connections idle for longer than the idle timeout, and runs
+// again while any connection is idle. Each gateway's list is in the order its
+// connections went idle, so the stale ones are at its start.
+func (t *Transport) sweepIdle() {
+	idleFor := t.idleFor()
+	var stale []*gwConn
+	t.mu.Lock()
+	now := time.Now()
+	next := time.Duration(-1)
+	for addr, list := range t.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].used) >= idleFor {
+			n++
+		}
+		stale = append(stale, list[:n]...)
+		list = slices.Delete(list, 0, n)
+		if len(list) == 0 {
+			delete(t.idle, addr)
+			continue
+		}
+		t.idle[addr] = list
+		if d := idleFor - now.Sub(list[0].used); next < 0 || d < next {
+			next = d
+		}
+	}
+	if next < 0 {
+		t.sweep = nil
+	} else {
+		t.sweep.Reset(next)
+	}
+	t.mu.Unlock()
+	for _, c := range stale {
+		c.nc.Close()
+	}
 }
 
 // CloseIdleConnections closes every idle connection, of both ways.
@@ -235,6 +293,10 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
 	body := t.Body
 	t.mu.Unlock()
 	for _, list := range idle {

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/cellarsim/cellar/internal/testwait"
 )
 
 // gateway is a test HTTP server that counts the connections it accepted.
@@ -248,5 +251,147 @@ func TestFastTransportDoesNotSendAgainOnANewConnection(t *testing.T) {
 	}
 	if got.Load() != 1 {
 		t.Fatalf("the gateway got the request %d times, want 1: the router tries the next gateway, not the transport", got.Load())
+	}
+}
+
+// idleConns opens k connections to url in tr's idle set: k GETs of "/hold", which
+// the gateway answers once all k are in, so that none can share a connection.
+func idleConns(t *testing.T, tr http.RoundTripper, url string, k int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range k {
+		wg.Go(func() {
+			if _, body, err := get(t, tr, context.Background(), "GET", url+"/hold"); err != nil || body != "ok" {
+				t.Errorf("GET /hold: %q %v", body, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// holdingGateway answers "/hold" once k of them have come, and drops any other
+// request unanswered, as a gateway that crashes on it would, counting them.
+func holdingGateway(t *testing.T, k int, dropped *atomic.Int64) string {
+	var mu sync.Mutex
+	in := 0
+	all := make(chan struct{})
+	return rawGateway(t, func(_ int, c net.Conn, r *http.Request) {
+		if r.URL.Path != "/hold" {
+			dropped.Add(1)
+			c.Close()
+			return
+		}
+		mu.Lock()
+		if in++; in == k {
+			close(all)
+		}
+		mu.Unlock()
+		<-all
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+}
+
+// A request the gateway drops unanswered is sent again at most once, and only a GET
+// or a HEAD, however many idle connections there are: a DELETE or a POST the gateway
+// may have acted on is not sent again by the transport.
+func TestFastTransportSendsAgainOnlyOnceAndOnlyWhatIsSafe(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		sends  int64
+	}{{"GET", 2}, {"HEAD", 2}, {"DELETE", 1}, {"POST", 1}} {
+		t.Run(tc.method, func(t *testing.T) {
+			var dropped atomic.Int64
+			const k = 6
+			url := "http://" + holdingGateway(t, k, &dropped)
+			tr := NewFastTransport()
+			defer tr.CloseIdleConnections()
+			idleConns(t, tr, url, k)
+			req, _ := http.NewRequest(tc.method, url+"/crash?uploads", nil)
+			if _, err := tr.RoundTrip(req); err == nil {
+				t.Fatal("a request dropped unanswered gave no error")
+			}
+			if n := dropped.Load(); n != tc.sends {
+				t.Fatalf("the gateway got the request %d times, want %d", n, tc.sends)
+			}
+		})
+	}
+}
+
+// A connection the gateway closed while it was idle is found closed before a
+// request goes on it: a DELETE, which is not sent twice, still gets through.
+func TestFastTransportLeavesAConnectionTheGatewayClosed(t *testing.T) {
+	var deletes atomic.Int64
+	srv, conns := gateway(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			deletes.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	tr := NewFastTransport()
+	defer tr.CloseIdleConnections()
+	if _, _, err := get(t, tr, context.Background(), "GET", srv.URL+"/x"); err != nil {
+		t.Fatal(err)
+	}
+	srv.CloseClientConnections()
+	addr := srv.Listener.Addr().String()
+	testwait.Until(t, time.Minute, "the idle connection is seen closed", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle[addr]) == 1 && !alive(tr.idle[addr][0].nc)
+	})
+	resp, _, err := get(t, tr, context.Background(), "DELETE", srv.URL+"/x")
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE after the gateway closed the idle connection: %v %v", resp, err)
+	}
+	if deletes.Load() != 1 || conns.Load() != 2 {
+		t.Fatalf("%d DELETEs on %d connections, want 1 on 2", deletes.Load(), conns.Load())
+	}
+}
+
+// Idle connections are closed once idle for IdleTimeout, those under the one in use
+// too, whether or not requests keep coming.
+func TestFastTransportClosesConnectionsIdleTooLong(t *testing.T) {
+	var dropped atomic.Int64
+	const k = 5
+	url := "http://" + holdingGateway(t, k, &dropped)
+	tr := &Transport{IdleTimeout: 50 * time.Millisecond}
+	defer tr.CloseIdleConnections()
+	idleConns(t, tr, url, k)
+	addr := url[len("http://"):]
+	tr.mu.Lock()
+	open := len(tr.idle[addr])
+	tr.mu.Unlock()
+	if open != k {
+		t.Fatalf("%d idle connections after %d requests at once, want %d", open, k, k)
+	}
+	testwait.Until(t, time.Minute, "every idle connection closed", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle[addr]) == 0 && tr.sweep == nil
+	})
+}
+
+// An answer with no body (a HEAD's, a 204) closed without a read gives its
+// connection back.
+func TestFastTransportKeepsTheConnectionOfAnAnswerWithoutBody(t *testing.T) {
+	srv, conns := gateway(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Length", "10")
+	})
+	tr := NewFastTransport()
+	defer tr.CloseIdleConnections()
+	for _, m := range []string{"HEAD", "DELETE", "HEAD"} {
+		req, _ := http.NewRequest(m, srv.URL+"/x", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for three answers without a body, want 1", n)
 	}
 }
