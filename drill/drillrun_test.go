@@ -41,6 +41,8 @@ steps:
 func runTestDrill(t *testing.T, cells int) *Report {
 	topo := cell.DefaultTopology()
 	topo.Cells, topo.IndexNodes, topo.PlacementNodes, topo.StorageNodes = cells, 3, 1, 1
+	// CELLAR_TEST_READ_LEASE=on runs the drills with index reads under a lease.
+	topo.ReadLease = os.Getenv("CELLAR_TEST_READ_LEASE")
 	cl := clustertest.Start(t, topo)
 	var all []string
 	for _, n := range topo.Nodes() {
