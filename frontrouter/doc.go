@@ -16,7 +16,8 @@
 // Requests without a body (GET, HEAD, DELETE) go to the gateway by the router's own
 // HTTP/1.1 client (Transport), on the goroutine that serves the client: net/http's
 // Transport would hand each to a writing goroutine and its answer back from a
-// reading one, a third of what the hop costs on a small GET. Requests with a body go
+// reading one, wake-ups that are a good part of the hop on a small GET (see
+// docs/sharding.md, "Router overhead"). Requests with a body go
 // by net/http's Transport, which handles an answer that comes before the body is
 // sent.
 //

@@ -19,7 +19,7 @@ import (
 // the short way: the goroutine that serves the client writes it on an idle
 // connection to the gateway and reads the answer itself. net/http's Transport hands
 // each request to a writing goroutine and each answer back from a reading one; on a
-// 4 KiB GET those two hand-offs are a third of what the hop costs (see
+// 4 KiB GET those two hand-offs are a good part of what the hop costs (see
 // docs/sharding.md, "Router overhead").
 //
 // A request with a body goes by Body (net/http's Transport by default), which gets
