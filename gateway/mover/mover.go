@@ -120,7 +120,7 @@ type Progress struct {
 	Step    string        `json:"step"` // copy, catch-up, fence, final, cutover, reclaim, done, undone
 	Objects int64         `json:"objects_copied"`
 	Bytes   int64         `json:"bytes_copied"`
-	Total   int64         `json:"objects_planned"`
+	Total   int64         `json:"objects_planned"` // less what an earlier run copied and this one keeps
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Rates since the copy started, and the time left at that rate (0 when unknown).
 	ObjectsPerSec float64       `json:"objects_per_s"`
@@ -835,9 +835,6 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 		default:
 			r.copied[c.job.key] = copyMark{loc: c.loc, pass: pass}
 			if c.same {
-				if c.job.known.loc == nil {
-					r.stats.Kept++
-				}
 				return
 			}
 			r.stats.Objects++
@@ -850,6 +847,9 @@ func (r *run) copyObjects(ctx context.Context, pass int, each func(context.Conte
 	err := each(cctx, func(j copyJob) error {
 		mark, ok := r.copied[j.key]
 		if j.loc != nil && ok && mark.same(j.loc) {
+			// A key an earlier run copied (held) is seen only by the first
+			// pass, which lists the source: the passes that read the change log
+			// come after it.
 			if mark.loc == nil {
 				r.stats.Kept++
 			}
@@ -1283,7 +1283,8 @@ func (r *run) report(step string, now bool) {
 		return
 	}
 	r.last = time.Now()
-	p := Progress{Bucket: r.bucket, Step: step, Objects: r.stats.Objects, Bytes: r.stats.Bytes, Total: r.total, Elapsed: time.Since(r.start)}
+	// What an earlier run copied and this one keeps is not to be copied: out of the total.
+	p := Progress{Bucket: r.bucket, Step: step, Objects: r.stats.Objects, Bytes: r.stats.Bytes, Total: max(r.total-r.stats.Kept, 0), Elapsed: time.Since(r.start)}
 	if s := p.Elapsed.Seconds(); s > 0 {
 		p.ObjectsPerSec, p.BytesPerSec = float64(p.Objects)/s, float64(p.Bytes)/s
 	}
