@@ -108,25 +108,25 @@ func (t *Transport) exchange(c *gwConn, req *http.Request) (resp *http.Response,
 	// whether that did not happen (the connection is still usable).
 	done := context.AfterFunc(req.Context(), func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 	before := c.in.n
-	if err := req.Write(c.bw); err != nil {
+	// fail ends the exchange on err: the connection is closed, not kept.
+	fail := func(err error) (*http.Response, bool, error) {
 		done()
 		c.nc.Close()
-		return nil, false, err
+		if req.Context().Err() != nil {
+			err = req.Context().Err()
+		}
+		return nil, c.in.n > before, err
+	}
+	if err := req.Write(c.bw); err != nil {
+		return fail(err)
 	}
 	if err := c.bw.Flush(); err != nil {
-		done()
-		c.nc.Close()
-		return nil, false, err
+		return fail(err)
 	}
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			done()
-			c.nc.Close()
-			if req.Context().Err() != nil {
-				err = req.Context().Err()
-			}
-			return nil, c.in.n > before, err
+			return fail(err)
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
